@@ -1,0 +1,3 @@
+from eden.cli import main
+
+main()

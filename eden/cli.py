@@ -1,0 +1,184 @@
+"""eden's command line: parses, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from eden._version import __version__
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _load_model(spec: str):
+    from eden.error_models import ErrorModel
+
+    try:
+        return ErrorModel.coerce(spec)
+    except FileNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="--error-model") from None
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--error-model") from None
+
+
+def atomic_save_npy(path: Path, array, force: bool) -> None:
+    """Write an .npy file atomically; refuse to replace an existing file unless force."""
+    import numpy as np
+
+    if path.exists() and not force:
+        _fail(f"{path} exists; pass --force to overwrite it")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eden")
+def main() -> None:
+    """eden: run neural networks on emulated approximate DRAM."""
+
+
+@main.command()
+@click.argument("input_path", metavar="IN.npy", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the corrupted array (.npy).")
+@click.option("--error-model", "-m", "model_spec", required=True, metavar="SPEC|FILE.h5",
+              help='Error model: a spec like "em0:p=1e-4" or an HDF5 model file.')
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Device/draw seed.")
+@click.option("--access", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Access index (per-access persistence redraws errors for each).")
+@click.option("--base-address", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Byte address of the array in the DRAM partition.")
+@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True,
+              help="Implausible-value correction for float arrays.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def inject(input_path, output_path, model_spec, seed, access, base_address, correction, force, as_json):
+    """Flip bits of the array in IN.npy as approximate DRAM would; write OUT.npy."""
+    import numpy as np
+
+    from eden.inject import inject_
+
+    if output_path.exists() and not force:
+        _fail(f"{output_path} exists; pass --force to overwrite it")
+    model = _load_model(model_spec)
+    try:
+        array = np.load(input_path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        _fail(f"cannot read {input_path} as a .npy array: {exc}")
+    array = np.ascontiguousarray(array)
+    try:
+        log = inject_(array, model, seed=seed, access=access, base_address=base_address, correction=correction)
+    except (TypeError, ValueError) as exc:
+        _fail(f"{input_path}: {exc}")
+    atomic_save_npy(output_path, array, force)
+    summary = {
+        "input": str(input_path), "output": str(output_path), "model": str(model), "seed": seed,
+        "access": access, "dtype": str(array.dtype), "elements": int(array.size),
+        "bits": log.total_bits, "flipped_bits": log.n_bits, "words_changed": log.n_words,
+        "realized_ber": log.ber, "expected_ber": model.expected_ber(), "corrected_values": log.n_corrected,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"{output_path}: flipped {log.n_bits} of {log.total_bits} bits in {log.n_words} "
+                   f"{array.dtype} values (BER {log.ber:.3g}, model expects {model.expected_ber():.3g}); "
+                   f"corrected {log.n_corrected}; seed {seed}, access {access}, model {model}")
+
+
+@main.command()
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--ber", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-3, show_default=True,
+              help="Expected BER each error model is scaled to.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def demo(seed, ber, as_json):
+    """Inject every error model into a real layer's weights in every format, then undo."""
+    from eden.demo import run_demo
+
+    rows = run_demo(seed=seed, ber=ber)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from eden.demo import format_table
+
+    click.echo(format_table(rows))
+
+
+@main.command()
+def doctor():
+    """Print versions and backend status; check the CPU kernel against the NumPy oracle."""
+    import numpy as np
+    import torch
+
+    click.echo(f"eden {__version__}, python {sys.version.split()[0]}, torch {torch.__version__}, "
+               f"numpy {np.__version__}")
+    try:
+        import numba
+
+        click.echo(f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
+    except ImportError:
+        click.echo("numba: missing (pip install numba); the slow NumPy oracle will be used")
+    from eden.inject import inject_
+
+    x = np.random.default_rng(0).standard_normal(1 << 14).astype(np.float32)
+    y = x.copy()
+    inject_(x, "em0:p=1e-2+em3:p10=1e-2,p01=1e-3", seed=1)
+    inject_(y, "em0:p=1e-2+em3:p10=1e-2,p01=1e-3", seed=1, backend="reference")
+    same = np.array_equal(x.view(np.uint32), y.view(np.uint32))
+    click.echo(f"cpu kernel vs NumPy oracle: {'bit-identical' if same else 'MISMATCH'}")
+    if torch.cuda.is_available():
+        try:
+            z = torch.from_numpy(y.copy()).cuda()
+            w = torch.from_numpy(x.copy())
+            inject_(z, "em0:p=1e-2", seed=5)
+            inject_(w, "em0:p=1e-2", seed=5, backend="reference")
+            ok = torch.equal(z.cpu().view(torch.int32), w.view(torch.int32))
+            click.echo(f"cuda kernel vs NumPy oracle: {'bit-identical' if ok else 'MISMATCH'}")
+        except Exception as exc:  # report, do not crash: doctor is a diagnostic
+            click.echo(f"cuda: {exc}")
+    else:
+        click.echo("cuda: no GPU visible to torch (the CPU path is used)")
+    if not same:
+        sys.exit(1)
+
+
+@main.group()
+def errormodel():
+    """Inspect error models."""
+
+
+@errormodel.command("show")
+@click.argument("model", metavar="SPEC|FILE.h5")
+@click.option("--json", "as_json", is_flag=True)
+def errormodel_show(model, as_json):
+    """Print an error model (from a spec or an HDF5 file)."""
+    em = _load_model(model)
+    info = {
+        "spec": em.to_spec(), "persistence": em.persistence, "expected_ber": em.expected_ber(),
+        "components": [{"kind": c.kind, **c.params()} for c in em.components],
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{em.to_spec()}\n  persistence: {em.persistence}\n  expected BER (half ones): "
+               f"{em.expected_ber():.4g}")
+    for c in em.components:
+        params = ", ".join(f"{k}={v:g}" for k, v in c.params().items())
+        click.echo(f"  {c.kind} ({type(c).__name__}): {params}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,337 @@
+"""The injection op: one contract, CPU (numba; NumPy oracle) and CUDA backends.
+
+``inject_(tensor, model, seed)`` flips bits of a contiguous tensor in place as
+the error model says, placed in DRAM by an address map, and returns a
+``FlipLog`` that restores the tensor bit-exactly with ``undo()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from eden.address import DEFAULT_ADDRESS_MAP, AddressMap
+from eden.error_models import ErrorModel
+from eden.formats import StorageFormat, format_of
+
+CORRECTIONS = ("none", "zero", "clamp")
+BACKENDS = ("auto", "cpu", "reference", "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class Correction:
+    """Implausible-value correction applied to corrupted float values (EDEN).
+
+    A corrupted value is implausible when it is NaN, infinite or ``|x| > bound``.
+    ``zero`` sets it to 0; ``clamp`` sets it to ``sign(x) * bound`` (NaN -> 0).
+    ``bound`` defaults to max |x| of the clean tensor (computed before injection).
+    """
+
+    mode: str = "none"
+    bound: float | None = None
+
+    def __post_init__(self):
+        if self.mode not in CORRECTIONS:
+            raise ValueError(f"unknown correction {self.mode!r}; known: {', '.join(CORRECTIONS)}")
+        if self.bound is not None and not (float(self.bound) >= 0 and np.isfinite(self.bound)):
+            raise ValueError(f"correction bound must be finite and >= 0, got {self.bound!r}")
+
+    @classmethod
+    def coerce(cls, value) -> "Correction":
+        if value is None:
+            return cls("none")
+        if isinstance(value, Correction):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        raise TypeError(f"correction must be None, a mode string or a Correction, got {value!r}")
+
+
+class FlipLog:
+    """What an injection did, and how to take it back.
+
+    Attributes:
+        n_words: number of storage words changed.
+        n_bits: number of bits that differ from the original (after correction).
+        n_error_bits: number of bits the errors flipped (before correction).
+        n_corrected: number of values replaced by the correction.
+        total_bits: bits of the tensor.
+        seed, access, model, backend: how the flips were drawn.
+    """
+
+    def __init__(self, target, words, idx, mask, off, cnt, *, fmt: StorageFormat, model: ErrorModel,
+                 seed: int, access: int, backend: str, n_corrected: int = 0,
+                 n_error_bits: int | None = None):
+        self._target = target
+        self._words = words
+        self._idx, self._mask, self._off, self._cnt = idx, mask, off, cnt
+        self.format = fmt
+        self.model = model
+        self.seed = seed
+        self.access = access
+        self.backend = backend
+        self.n_corrected = n_corrected
+        self.total_bits = int(words.size) * fmt.word.itemsize * 8
+        self._undone = False
+        self._n_bits = None
+        self._n_error_bits = n_error_bits
+
+    # ------------------------------------------------------------------ queries
+    def _flat(self):
+        """(idx, mask) of all entries as NumPy arrays, sorted by word index."""
+        idx, mask, off, cnt = self._idx, self._mask, self._off, self._cnt
+        if self.backend == "cuda":
+            from eden._engine import gpu
+
+            return gpu.to_host_flat(idx, mask, off, cnt)
+        if len(cnt) == 1:
+            return idx[off[0]:off[0] + cnt[0]].astype(np.int64), mask[off[0]:off[0] + cnt[0]]
+        parts = [slice(o, o + c) for o, c in zip(off, cnt)]
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, self.format.word)
+        return (np.concatenate([idx[p] for p in parts]).astype(np.int64),
+                np.concatenate([mask[p] for p in parts]))
+
+    @property
+    def n_words(self) -> int:
+        return int(np.asarray(self._cnt).sum())
+
+    @property
+    def n_bits(self) -> int:
+        if self._n_bits is None:
+            _, mask = self._flat()
+            self._n_bits = int(np.unpackbits(mask.view(np.uint8)).sum()) if len(mask) else 0
+        return self._n_bits
+
+    @property
+    def n_error_bits(self) -> int:
+        return self.n_bits if self._n_error_bits is None else self._n_error_bits
+
+    @property
+    def ber(self) -> float:
+        """Realized bit error rate: n_bits / total_bits."""
+        return self.n_bits / self.total_bits if self.total_bits else 0.0
+
+    def word_flips(self) -> tuple[np.ndarray, np.ndarray]:
+        """(element index int64[k], xor mask[k]): which words changed and which bits."""
+        return self._flat()
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(element index, bit index) of every flipped bit, sorted; bit 0 is the LSB."""
+        idx, mask = self._flat()
+        wb = self.format.word.itemsize * 8
+        bits = np.unpackbits(mask.view(np.uint8).reshape(-1, wb // 8), axis=1, bitorder="little")
+        rows, cols = np.nonzero(bits)
+        return idx[rows], cols.astype(np.int64)
+
+    # ------------------------------------------------------------------- action
+    def undo(self) -> None:
+        """Restore the tensor bit-exactly (XOR is its own inverse). Once only."""
+        if self._undone:
+            raise RuntimeError("this FlipLog was already undone")
+        if self.backend == "cuda":
+            from eden._engine import gpu
+
+            gpu.xor_segments(self._words, self._idx, self._mask, self._off, self._cnt)
+        elif self.backend == "reference":
+            idx, mask = self._flat()
+            self._words[idx] ^= mask
+        else:
+            from eden._engine import cpu
+
+            cpu.xor_segments(self._words, self._idx, self._mask, self._off, self._cnt)
+        self._undone = True
+
+    @property
+    def undone(self) -> bool:
+        return self._undone
+
+    def __repr__(self) -> str:
+        return (f"FlipLog({self.n_bits} bits in {self.n_words} {self.format.name} words, "
+                f"BER {self.ber:.3g}, model {self.model}, seed {self.seed}, access {self.access}, "
+                f"{self.backend})")
+
+
+def _storage_view(tensor):
+    """(words view, format, target, device) for a contiguous torch tensor or NumPy array."""
+    if isinstance(tensor, np.ndarray):
+        fmt = format_of(tensor.dtype)
+        if not tensor.flags.c_contiguous:
+            raise ValueError("eden.inject_ needs a C-contiguous array; pass np.ascontiguousarray(x) "
+                             "and copy the result back")
+        if not tensor.flags.writeable:
+            raise ValueError("eden.inject_ needs a writeable array")
+        return tensor.reshape(-1).view(fmt.word), fmt, "cpu"
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        torch = None
+    if torch is not None and isinstance(tensor, torch.Tensor):
+        fmt = format_of(tensor.dtype)
+        if not tensor.is_contiguous():
+            raise ValueError("eden.inject_ needs a contiguous tensor; call .contiguous() first "
+                             "(in-place injection into a strided view is not supported)")
+        if tensor.requires_grad and tensor.is_leaf and torch.is_grad_enabled():
+            raise ValueError("eden.inject_ on a leaf tensor that requires grad: wrap the call in "
+                             "torch.no_grad() (it mutates storage in place)")
+        flat = tensor.detach().reshape(-1).view(torch.uint8)
+        if tensor.device.type == "cpu":
+            return flat.numpy().view(fmt.word), fmt, "cpu"
+        if tensor.device.type == "cuda":
+            return flat, fmt, "cuda"
+        raise ValueError(f"eden.inject_ supports CPU and CUDA tensors, got device {tensor.device}")
+    raise TypeError(f"eden.inject_ takes a torch.Tensor or numpy.ndarray, got {type(tensor).__name__}")
+
+
+def _check_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int = 0,
+            address_map: AddressMap | None = None, correction=None, backend: str = "auto") -> FlipLog:
+    """Flip bits of ``tensor`` in place as DRAM with ``model`` would; return the undo log.
+
+    Args:
+        tensor: contiguous torch tensor (CPU or CUDA) or NumPy array of float32,
+            float16, bfloat16, int32, int16, int8 or uint8 (packed int4).
+        model: an ErrorModel, a spec string (``"em0:p=1e-4"``) or an ``.h5`` path.
+        seed: device/draw seed. Same seed, model, placement and access -> same bits
+            on every backend.
+        access: access index; with ``access`` persistence each access redraws errors.
+        base_address: byte address of the tensor in the DRAM partition (must be a
+            multiple of the element size).
+        address_map: DRAM organization and mapping; default: 16 banks x 64Ki rows x 8 KiB.
+        correction: None/"none", "zero", "clamp" or a Correction (float formats only).
+        backend: "auto" (by device), "cpu" (numba), "reference" (NumPy oracle) or "cuda".
+
+    Returns:
+        FlipLog with ``n_bits``, ``positions()`` and ``undo()``.
+
+    Raises:
+        TypeError: unsupported tensor type or dtype.
+        ValueError: non-contiguous tensor, bad seed/access/address, invalid model,
+            a tensor that does not fit the DRAM partition. The tensor is untouched.
+
+    Example:
+        >>> x = torch.randn(1000)
+        >>> log = inject_(x, "em0:p=1e-3", seed=1)
+        >>> log.undo()
+    """
+    em = ErrorModel.coerce(model)
+    seed = _check_int("seed", seed)
+    access = _check_int("access", access)
+    base_address = _check_int("base_address", base_address)
+    corr = Correction.coerce(correction)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    words, fmt, device = _storage_view(tensor)
+    if corr.mode != "none" and not fmt.is_float:
+        raise ValueError(f"correction {corr.mode!r} applies to float formats, not {fmt.name}")
+    if base_address % fmt.word.itemsize:
+        raise ValueError(f"base_address {base_address} must be a multiple of the element size "
+                         f"({fmt.word.itemsize} bytes for {fmt.name})")
+    amap = address_map or DEFAULT_ADDRESS_MAP
+    if backend == "auto":
+        backend = "cuda" if device == "cuda" else ("reference" if _numba_disabled() else "cpu")
+    if (backend == "cuda") != (device == "cuda"):
+        raise ValueError(f"backend {backend!r} cannot inject into a tensor on {device}")
+    nbytes = int(words.numel()) if device == "cuda" else int(words.nbytes)
+
+    from eden._engine.plan import compile_plan
+
+    plan = compile_plan(em, word_bits=fmt.word.itemsize * 8, nbytes=nbytes, seed=seed, access=access,
+                        base_address=base_address, address_map=amap)
+    bound = None
+    if corr.mode != "none":
+        bound = corr.bound if corr.bound is not None else _clean_bound(tensor)
+    if device == "cuda":
+        from eden._engine import gpu
+
+        words, idx, mask, off, cnt = gpu.inject(plan, words, fmt)
+    elif backend == "reference":
+        from eden._engine import reference
+
+        idx, mask = reference.sample_flips(plan, words)
+        words[idx] ^= mask
+        off, cnt = np.zeros(1, np.int64), np.array([len(idx)], np.int64)
+    else:
+        from eden._engine import cpu
+
+        idx, mask, off, cnt = cpu.inject(plan, words)
+    n_corrected = 0
+    n_error_bits = None
+    if bound is not None:
+        n_error_bits = FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed,
+                               access=access, backend=backend).n_bits
+        n_corrected = _correct(words, idx, mask, off, cnt, fmt, corr.mode, bound, device)
+    return FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed, access=access,
+                   backend=backend, n_corrected=n_corrected, n_error_bits=n_error_bits)
+
+
+def _numba_disabled() -> bool:
+    return os.environ.get("EDEN_DISABLE_NUMBA", "") not in ("", "0")
+
+
+def _clean_bound(tensor) -> float:
+    """max |x| over the finite values of the clean tensor (O(n), before injection)."""
+    import torch
+
+    t = tensor if isinstance(tensor, torch.Tensor) else torch.from_numpy(np.asarray(tensor))
+    t = t.detach().float()
+    t = t[torch.isfinite(t)]
+    return float(t.abs().max()) if t.numel() else 0.0
+
+
+def _float_view(bits: np.ndarray, fmt: StorageFormat) -> np.ndarray:
+    if fmt.name == "fp32":
+        return bits.view(np.float32)
+    if fmt.name == "fp16":
+        return bits.view(np.float16).astype(np.float32)
+    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)  # bf16
+
+
+def _float_bits(values: np.ndarray, fmt: StorageFormat) -> np.ndarray:
+    if fmt.name == "fp32":
+        return values.astype(np.float32).view(np.uint32)
+    if fmt.name == "fp16":
+        return values.astype(np.float16).view(np.uint16)
+    # bf16: round-to-nearest-even from float32 (bound values are representable after rounding)
+    u = values.astype(np.float32).view(np.uint32)
+    u = u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))
+    return (u >> np.uint32(16)).astype(np.uint16)
+
+
+def _correct(words, idx, mask, off, cnt, fmt, mode, bound, device) -> int:
+    """Replace implausible corrupted values among the touched words; keep the log exact.
+
+    The log's mask of a corrected word becomes original ^ corrected, so undo()
+    still restores the original bits.
+    """
+    if device == "cuda":
+        from eden._engine import gpu
+
+        return gpu.correct(words, idx, mask, off, cnt, fmt, mode, bound)
+    sel = np.concatenate([np.arange(o, o + c) for o, c in zip(off, cnt)]) if len(cnt) else np.zeros(0, int)
+    if len(sel) == 0:
+        return 0
+    widx = idx[sel].astype(np.int64)
+    cur = words[widx]
+    vals = _float_view(cur, fmt)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(vals) | (np.abs(vals) > bound)
+    if not bad.any():
+        return 0
+    if mode == "zero":
+        new_vals = np.zeros(int(bad.sum()), np.float32)
+    else:
+        v = vals[bad]
+        new_vals = np.where(np.isnan(v), 0.0, np.sign(v) * bound).astype(np.float32)
+    new_bits = _float_bits(new_vals, fmt).astype(words.dtype)
+    old_bits = cur[bad]
+    words[widx[bad]] = new_bits
+    mask[sel[bad]] ^= (old_bits ^ new_bits)
+    return int(bad.sum())
