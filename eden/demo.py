@@ -15,7 +15,7 @@ import numpy as np
 DEMO_MODELS = {
     "em0 uniform": "em0:p=1e-3",
     "em1 weak bitlines": "em1:fraction=0.01,p=0.1",
-    "em2 weak wordlines": "em2:fraction=0.1,p=0.01",
+    "em2 weak wordlines": "em2:fraction=0.5,p=0.01",
     "em3 data-dependent": "em3:p10=1e-3,p01=1e-4",
 }
 

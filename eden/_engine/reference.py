@@ -97,7 +97,7 @@ def nested_sample(seed: int, tags: tuple[int, ...], rate: float, ctr: np.ndarray
                   stream: int) -> list[np.ndarray]:
     """Sorted positions with threshold < rate per stream; nested in ``rate``."""
     ctr = np.asarray(ctr, np.int64)
-    hits = [[] for _ in range(len(ctr))]
+    hit_s, hit_p = [], []
     if rate > 0:
         for bi, (lo, hi) in enumerate(_fixed_bands()):
             if lo >= rate:
@@ -109,9 +109,15 @@ def nested_sample(seed: int, tags: tuple[int, ...], rate: float, ctr: np.ndarray
                                            thin=True, stream=stream)
             a = min(1.0, (rate - lo) / (hi - lo))
             keep = v < np.uint64(min(TWO53, int(np.floor(a * TWO53))))
-            for si, pi in zip(s[keep], p[keep]):
-                hits[si].append(pi)
-    return [np.unique(np.array(h, np.int64)) for h in hits]
+            hit_s.append(s[keep])
+            hit_p.append(p[keep])
+    if not hit_s:
+        return [np.zeros(0, np.int64) for _ in range(len(ctr))]
+    # union per stream: unique (stream, position) pairs, then split by stream
+    key = np.unique(np.concatenate(hit_s) * np.int64(popsize) + np.concatenate(hit_p))
+    streams, pos = np.divmod(key, np.int64(popsize))
+    bounds = np.searchsorted(streams, np.arange(len(ctr) + 1))
+    return [pos[bounds[i]:bounds[i + 1]] for i in range(len(ctr))]
 
 
 def weak_bitlines(seed: int, component: int, fraction: float, groups: np.ndarray,

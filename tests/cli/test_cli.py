@@ -1,0 +1,90 @@
+"""CLI: exit codes, messages, no silent overwrite."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from eden.cli import main
+
+
+@pytest.fixture()
+def arr(tmp_path):
+    x = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+    p = tmp_path / "in.npy"
+    np.save(p, x)
+    return p, x
+
+
+def test_inject_writes_output_and_reports(arr, tmp_path):
+    inp, x = arr
+    out = tmp_path / "out.npy"
+    r = CliRunner().invoke(main, ["inject", str(inp), "-o", str(out), "-m", "em0:p=1e-2", "--seed", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    y = np.load(out)
+    flipped = int(np.unpackbits((x.view(np.uint32) ^ y.view(np.uint32)).view(np.uint8)).sum())
+    assert flipped == info["flipped_bits"] > 0
+    assert np.array_equal(np.load(inp), x)  # input file untouched
+
+
+def test_inject_same_seed_same_bits(arr, tmp_path):
+    inp, _ = arr
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"o{i}.npy"
+        assert CliRunner().invoke(main, ["inject", str(inp), "-o", str(out), "-m", "em3:p10=1e-2,p01=1e-3",
+                                         "--seed", "9"]).exit_code == 0
+        outs.append(np.load(out).view(np.uint32))
+    assert np.array_equal(*outs)
+
+
+def test_inject_refuses_overwrite_without_force(arr, tmp_path):
+    inp, _ = arr
+    out = tmp_path / "out.npy"
+    out.write_bytes(b"keep me")
+    r = CliRunner().invoke(main, ["inject", str(inp), "-o", str(out), "-m", "em0:p=1e-3"])
+    assert r.exit_code != 0 and "--force" in r.output
+    assert out.read_bytes() == b"keep me"
+    r = CliRunner().invoke(main, ["inject", str(inp), "-o", str(out), "-m", "em0:p=1e-3", "--force"])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("spec, needle", [("em0:p=2", "[0, 1]"), ("em9:p=1e-3", "unknown error model"),
+                                          ("em0:q=1e-3", "unknown parameter"), ("missing.h5", "missing.h5")])
+def test_inject_bad_model_is_usage_error(arr, tmp_path, spec, needle):
+    inp, _ = arr
+    out = tmp_path / "out.npy"
+    r = CliRunner().invoke(main, ["inject", str(inp), "-o", str(out), "-m", spec])
+    assert r.exit_code == 2 and needle in r.output
+    assert not out.exists()
+
+
+def test_inject_unsupported_dtype(tmp_path):
+    p = tmp_path / "f64.npy"
+    np.save(p, np.zeros(8))
+    r = CliRunner().invoke(main, ["inject", str(p), "-o", str(tmp_path / "o.npy"), "-m", "em0:p=0.1"])
+    assert r.exit_code == 1 and "unsupported dtype float64" in r.output
+
+
+def test_errormodel_show_json():
+    r = CliRunner().invoke(main, ["errormodel", "show", "em1:fraction=0.01,p=0.05", "--json"])
+    assert r.exit_code == 0
+    info = json.loads(r.output)
+    assert info["components"][0]["kind"] == "em1" and abs(info["expected_ber"] - 5e-4) < 1e-12
+
+
+def test_demo_restores_everything():
+    r = CliRunner().invoke(main, ["demo", "--json", "--ber", "1e-3"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert len(rows) == 24 and all(row["restored_bit_exact"] for row in rows)
+    assert all(row["flipped_bits"] > 0 for row in rows)
+    clamp = [r for r in rows if r["format"] == "fp32+clamp"]
+    assert all(r["non_finite"] == 0 for r in clamp)
+
+
+def test_doctor():
+    r = CliRunner().invoke(main, ["doctor"])
+    assert r.exit_code == 0 and "bit-identical" in r.output
