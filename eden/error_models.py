@@ -48,7 +48,8 @@ def _check_probability(owner: str, name: str, value: float) -> float:
 
 
 def _suggest(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=3)
+    close = difflib.get_close_matches(name, list(known), n=3) or [
+        k for k in known if name and (name.startswith(k) or k.startswith(name))][:3]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return f"known: {', '.join(sorted(known))}{hint}"
 

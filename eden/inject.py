@@ -329,7 +329,8 @@ def _correct(words, idx, mask, off, cnt, fmt, mode, bound, device) -> int:
         new_vals = np.zeros(int(bad.sum()), np.float32)
     else:
         v = vals[bad]
-        new_vals = np.where(np.isnan(v), 0.0, np.sign(v) * bound).astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            new_vals = np.where(np.isnan(v), 0.0, np.sign(v) * bound).astype(np.float32)
     new_bits = _float_bits(new_vals, fmt).astype(words.dtype)
     old_bits = cur[bad]
     words[widx[bad]] = new_bits

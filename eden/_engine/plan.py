@@ -228,7 +228,10 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
                 toff += len(t)
     sp_thin = np.zeros(S, np.uint8)
     for i, s in enumerate(sp):
-        sp_thin[i] = any(s["active"][c] and s["A"][c][v] < TWO53 for c in (0, 1) for v in (0, 1))
+        # Fixed maps always draw (U, V) pairs: the stream layout must not depend on the
+        # rate, or a band fully used at a higher rate would draw different cells (nesting).
+        sp_thin[i] = model.persistence == "fixed" or any(
+            s["active"][c] and s["A"][c][v] < TWO53 for c in (0, 1) for v in (0, 1))
     n_groups = len(groups)
     bl_offsets = np.zeros((max(len(bl_lists), 1), n_groups + 1), np.int64)
     cols = []
