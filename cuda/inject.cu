@@ -44,8 +44,6 @@ typedef long long i64;
 #define EDEN_PHILOX_ROUNDS 10
 // plan.py: GUIDE_BITS = 12 -> guide index u >> (53 - 12)
 #define EDEN_GUIDE_SHIFT 41
-// generator state fields kept in the scratch buffer (see GenStore)
-#define EDEN_GEN_FIELDS 6
 
 // -------------------------------------------------------- IEEE double helpers
 // Each helper is one correctly rounded IEEE operation (no FMA contraction).
@@ -295,8 +293,9 @@ __host__ __device__ __forceinline__ i64 advance(const Params& P, const Sub& q, u
 
 // Live generators of one tile, in a global scratch buffer laid out field-major
 // ([field][slot][lane], 32-bit words) so neighbouring threads access neighbouring
-// words. Stored values fit 32 bits: s < S, pos and cur < row_bits < 2^31, and a
-// generator's draw count is below 2^32 (it is the 32-bit Philox counter word).
+// words. 6 fields (gpu.py sizes the buffer with _GEN_FIELDS = 6). Stored values
+// fit 32 bits: s < S, pos and cur < row_bits < 2^31 (gpu.py checks), and a
+// generator's draw count stays far below 2^32 (about row_bits draws per row).
 struct GenStore {
     u32* base;
     i64 S;
@@ -479,40 +478,62 @@ __host__ __device__ __forceinline__ Params make_params(
         const int* guide, const long long* bl_off, const int* bl_cols, const double* ln_c,          \
         const double* inv_c, double ln2, double ln_2_53, long long t_begin, long long t_end,         \
         unsigned int* scratch
+#define EDEN_TILE_ARGS                                                                                \
+    words, row_bits, bit_lo, bit_hi, n_tiles, S, bl_stride, tile_row_id, tile_group, tile_wl, sp_key, \
+        sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off,       \
+        bl_cols, ln_c, inv_c, ln2, ln_2_53, t_begin, t_end, scratch
 #define EDEN_MAKE_PARAMS                                                                              \
     eden::make_params(row_bits, bit_lo, bit_hi, n_tiles, S, bl_stride, tile_row_id, tile_group,       \
                       tile_wl, sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_A, sp_tab,         \
                       tab_goff, tab_t, guide, bl_off, bl_cols, ln_c, inv_c, ln2, ln_2_53)
 
-// Pass 1: counts[t] = number of (word, mask) entries of tile t, for t in [t_begin, t_end).
+namespace eden {
+
+// Kernel bodies for one thread (`lane` = global thread index). Host-callable, so
+// a host build can run exactly what the kernels run, thread by thread.
 template <typename W>
-__global__ void eden_count_tiles(EDEN_TILE_PARAMS(W), long long* counts) {
-    const long long lane = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+__host__ __device__ __forceinline__ void count_tiles_body(long long lane, EDEN_TILE_PARAMS(W),
+                                                         long long* counts) {
     const long long t = t_begin + lane;
     if (t >= t_end) return;
-    const eden::Params P = EDEN_MAKE_PARAMS;
-    eden::GenStore st;
+    const Params P = EDEN_MAKE_PARAMS;
+    GenStore st;
     st.base = scratch;
     st.S = S;
-    st.stride = t_end - t_begin;
+    st.stride = t_end - t_begin;  // lanes of this launch
     st.lane = lane;
-    counts[t] = eden::run_tile<W, int, false>(P, words, t, st, (int*)0, (W*)0);
+    counts[t] = run_tile<W, int, false>(P, words, t, st, (int*)0, (W*)0);
 }
 
-// Pass 2: tile t writes its entries at offsets[t] (exclusive scan of the counts).
 template <typename W, typename I>
-__global__ void eden_emit_tiles(EDEN_TILE_PARAMS(W), const long long* offsets, I* out_idx, W* out_mask) {
-    const long long lane = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+__host__ __device__ __forceinline__ void emit_tiles_body(long long lane, EDEN_TILE_PARAMS(W),
+                                                        const long long* offsets, I* out_idx,
+                                                        W* out_mask) {
     const long long t = t_begin + lane;
     if (t >= t_end) return;
-    const eden::Params P = EDEN_MAKE_PARAMS;
-    eden::GenStore st;
+    const Params P = EDEN_MAKE_PARAMS;
+    GenStore st;
     st.base = scratch;
     st.S = S;
     st.stride = t_end - t_begin;
     st.lane = lane;
     const long long o = offsets[t];
-    eden::run_tile<W, I, true>(P, words, t, st, out_idx + o, out_mask + o);
+    run_tile<W, I, true>(P, words, t, st, out_idx + o, out_mask + o);
+}
+
+}  // namespace eden
+
+// Pass 1: counts[t] = number of (word, mask) entries of tile t, for t in [t_begin, t_end).
+template <typename W>
+__global__ void eden_count_tiles(EDEN_TILE_PARAMS(W), long long* counts) {
+    eden::count_tiles_body<W>((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_TILE_ARGS, counts);
+}
+
+// Pass 2: tile t writes its entries at offsets[t] (exclusive scan of the counts).
+template <typename W, typename I>
+__global__ void eden_emit_tiles(EDEN_TILE_PARAMS(W), const long long* offsets, I* out_idx, W* out_mask) {
+    eden::emit_tiles_body<W, I>((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_TILE_ARGS, offsets,
+                                out_idx, out_mask);
 }
 
 // words[idx[i]] ^= mask[i], i < n (indices are unique: no atomics needed).
