@@ -3,8 +3,9 @@
 One tile (row segment) at a time: the tile's sub-passes are geometric
 generators merged in position order (a k-way merge with de-duplication, so a
 bit kept by several sub-passes flips once); finished words are emitted as
-(word index, xor mask). Generation only reads the tensor; ``apply_xor``
-writes. ``cuda/inject.cu`` follows this file step by step.
+(word index, xor mask). Generation only reads the tensor; each chunk's
+words are XORed once its tiles are generated. The kernels live in
+``_cpu_kernels.py``; ``cuda/inject.cu`` follows them step by step.
 
 numba is compiled lazily on first use (``import eden`` stays light). All
 floating-point steps are separate IEEE operations (no ``fastmath``), so the
@@ -12,8 +13,6 @@ results equal the NumPy oracle bit for bit.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
