@@ -22,7 +22,6 @@ import datetime
 import errno
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from eden._io import write_with
 from eden._version import __version__
 from eden.error_models import COMPONENTS, PERSISTENCE_MODES, ErrorModel
 
@@ -93,28 +93,12 @@ def save_error_model(model: ErrorModel, path: os.PathLike | str, *,
     if not isinstance(model, ErrorModel):
         raise TypeError(f"save_error_model expects an ErrorModel, got {type(model).__name__}")
     provenance_json = _provenance_json(provenance)
-    target = Path(os.fspath(path))
-    if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "cannot write an error model over a directory", str(target))
-    if target.exists() and not overwrite:
-        raise _exists_error(target)
-    parent = target.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "directory for the error-model file does not exist", str(parent))
 
-    # Not tempfile.mkstemp: its 0600 mode would end up on the final file. Mode
-    # "x" creates the file with the usual umask-based permissions and never
-    # opens an existing one.
-    tmp = parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
-    created = False
-    try:
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "x") as f:
-            created = True
             _write_contents(f, model, provenance_json)
-        _move_into_place(tmp, target, overwrite)
-    finally:
-        if created and tmp.exists():
-            tmp.unlink()
+
+    write_with(path, write, overwrite=overwrite, what="error-model file")
 
 
 def _provenance_json(provenance: Mapping[str, Any] | None) -> str:
@@ -143,28 +127,6 @@ def _write_contents(f: h5py.File, model: ErrorModel, provenance_json: str) -> No
         g.attrs["kind"] = component.kind
         for name, value in component.params().items():
             g.create_dataset(name, data=np.float64(value))
-
-
-def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Move the finished temporary file to ``target`` atomically."""
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    # A hard link fails if the target appeared meanwhile, so no file that
-    # another process created after our existence check is ever clobbered.
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise _exists_error(target) from None
-    except OSError:  # file system without hard links: best effort
-        if target.exists():
-            raise _exists_error(target) from None
-        os.replace(tmp, target)
-
-
-def _exists_error(target: Path) -> FileExistsError:
-    return FileExistsError(errno.EEXIST, "error-model file already exists; pass overwrite=True "
-                           "(--force on the command line) to replace it", str(target))
 
 
 # --------------------------------------------------------------------- reading

@@ -1,54 +1,16 @@
-"""eden's command line: parses, calls the library, prints. No logic of its own."""
+"""`eden inject`, `eden demo`, `eden doctor`."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from eden._version import __version__
-
-
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
-
-
-def _load_model(spec: str):
-    from eden.error_models import ErrorModel
-
-    try:
-        return ErrorModel.coerce(spec)
-    except FileNotFoundError as exc:
-        raise click.BadParameter(str(exc), param_hint="--error-model") from None
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--error-model") from None
-
-
-def atomic_save_npy(path: Path, array, force: bool) -> None:
-    """Write an .npy file atomically; refuse to replace an existing file unless force."""
-    import numpy as np
-
-    if path.exists() and not force:
-        _fail(f"{path} exists; pass --force to overwrite it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="eden")
-def main() -> None:
-    """eden: run neural networks on emulated approximate DRAM."""
+from eden.cli import main
+from eden.cli._common import atomic_save_npy, fail, load_error_model
 
 
 @main.command()
@@ -73,17 +35,17 @@ def inject(input_path, output_path, model_spec, seed, access, base_address, corr
     from eden.inject import inject_
 
     if output_path.exists() and not force:
-        _fail(f"{output_path} exists; pass --force to overwrite it")
-    model = _load_model(model_spec)
+        fail(f"{output_path} exists; pass --force to overwrite it")
+    model = load_error_model(model_spec)
     try:
         array = np.load(input_path, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        _fail(f"cannot read {input_path} as a .npy array: {exc}")
+        fail(f"cannot read {input_path} as a .npy array: {exc}")
     array = np.ascontiguousarray(array)
     try:
         log = inject_(array, model, seed=seed, access=access, base_address=base_address, correction=correction)
     except (TypeError, ValueError) as exc:
-        _fail(f"{input_path}: {exc}")
+        fail(f"{input_path}: {exc}")
     atomic_save_npy(output_path, array, force)
     summary = {
         "input": str(input_path), "output": str(output_path), "model": str(model), "seed": seed,
@@ -155,30 +117,3 @@ def doctor():
         sys.exit(1)
 
 
-@main.group()
-def errormodel():
-    """Inspect error models."""
-
-
-@errormodel.command("show")
-@click.argument("model", metavar="SPEC|FILE.h5")
-@click.option("--json", "as_json", is_flag=True)
-def errormodel_show(model, as_json):
-    """Print an error model (from a spec or an HDF5 file)."""
-    em = _load_model(model)
-    info = {
-        "spec": em.to_spec(), "persistence": em.persistence, "expected_ber": em.expected_ber(),
-        "components": [{"kind": c.kind, **c.params()} for c in em.components],
-    }
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    click.echo(f"{em.to_spec()}\n  persistence: {em.persistence}\n  expected BER (half ones): "
-               f"{em.expected_ber():.4g}")
-    for c in em.components:
-        params = ", ".join(f"{k}={v:g}" for k, v in c.params().items())
-        click.echo(f"  {c.kind} ({type(c).__name__}): {params}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

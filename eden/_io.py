@@ -1,0 +1,93 @@
+"""Atomic, no-clobber output files: the one place eden writes results.
+
+Every result file (JSON reports, .npy arrays, checkpoints, HDF5) is written to a
+temporary file in the target's directory and moved into place, so a reader never
+sees a partial file and a crash never leaves one behind. An existing file is
+never replaced unless the caller passes ``overwrite=True``; without it, a file
+that appears between the check and the move is not clobbered either (hard link).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["atomic_path", "write_json", "write_text", "exists_error", "move_into_place"]
+
+
+def exists_error(target: Path, what: str = "file") -> FileExistsError:
+    return FileExistsError(errno.EEXIST, f"{what} already exists; pass overwrite=True "
+                           "(--force on the command line) to replace it", str(target))
+
+
+def move_into_place(tmp: Path, target: Path, overwrite: bool, what: str = "file") -> None:
+    """Move the finished temporary file ``tmp`` onto ``target`` atomically."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)  # fails if the target appeared meanwhile
+    except FileExistsError:
+        raise exists_error(target, what) from None
+    except OSError:  # file system without hard links: best effort
+        if target.exists():
+            raise exists_error(target, what) from None
+        os.replace(tmp, target)
+
+
+@contextmanager
+def atomic_path(path: os.PathLike | str, *, overwrite: bool = False, what: str = "file") -> Iterator[Path]:
+    """Yield a temporary path to write; on success it becomes ``path`` atomically.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false (checked before
+            and after writing).
+        FileNotFoundError: the parent directory does not exist.
+        IsADirectoryError: ``path`` is a directory.
+    """
+    target = Path(os.fspath(path))
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot write a {what} over a directory", str(target))
+    if target.exists() and not overwrite:
+        raise exists_error(target, what)
+    parent = target.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"directory for the {what} does not exist", str(parent))
+    tmp = parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    try:
+        yield tmp
+        move_into_place(tmp, target, overwrite, what)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: os.PathLike | str, data: bytes, *, overwrite: bool = False, what: str = "file") -> None:
+    with atomic_path(path, overwrite=overwrite, what=what) as tmp:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_text(path: os.PathLike | str, text: str, *, overwrite: bool = False, what: str = "file") -> None:
+    write_bytes(path, text.encode("utf-8"), overwrite=overwrite, what=what)
+
+
+def write_json(path: os.PathLike | str, obj: Any, *, overwrite: bool = False, what: str = "JSON file") -> None:
+    """Write ``obj`` as indented JSON (NaN/Inf refused) atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    write_text(path, text, overwrite=overwrite, what=what)
+
+
+def write_with(path: os.PathLike | str, writer: Callable[[Path], None], *, overwrite: bool = False,
+               what: str = "file") -> None:
+    """Call ``writer(tmp_path)`` then move the result onto ``path`` atomically."""
+    with atomic_path(path, overwrite=overwrite, what=what) as tmp:
+        writer(tmp)

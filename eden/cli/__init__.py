@@ -1,0 +1,23 @@
+"""eden's command line: parses, calls the library, prints. No logic of its own.
+
+Each command group lives in its own module of this package and registers itself on
+``main`` when imported below.
+"""
+
+from __future__ import annotations
+
+import click
+
+from eden._version import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eden")
+def main() -> None:
+    """eden: run neural networks on emulated approximate DRAM."""
+
+
+# Command modules register on ``main``; imported for that side effect, in help order.
+from eden.cli import _inject, _errormodel  # noqa: E402,F401
+
+__all__ = ["main"]
