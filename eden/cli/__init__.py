@@ -19,5 +19,6 @@ def main() -> None:
 
 # Command modules register on ``main``; imported for that side effect, in help order.
 from eden.cli import _inject, _errormodel  # noqa: E402,F401
+from eden.cli import _dnn  # noqa: E402,F401
 
 __all__ = ["main"]

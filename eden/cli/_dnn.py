@@ -1,0 +1,189 @@
+"""`eden datatypes`, `eden emulate`, `eden characterize`: DNNs on emulated approximate DRAM."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+
+from eden.cli import main
+from eden.cli._common import fail, load_error_model
+
+
+def model_options(f):
+    """--model/--weights/--data/--batch-size/--device, shared by every DNN command."""
+    options = [
+        click.option("--model", "model_spec", default="digits-lenet", show_default=True,
+                     help="Bundled model name, torchvision:NAME, or package.module:factory returning an nn.Module."),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="State dict (.pt) to load into the model."),
+        click.option("--data", "data_spec", default="digits", show_default=True,
+                     help="Bundled dataset name, or package.module:factory returning a DataLoader."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
+                     help="Evaluation batch size (bundled data only)."),
+        click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def build(model_spec, weights, data_spec, batch_size, device):
+    import torch
+
+    from eden import zoo
+
+    try:
+        model, model_id = zoo.build_model(model_spec, weights)
+        loader = zoo.build_data(data_spec, split="test", batch_size=batch_size)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        fail(str(exc))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return model.to(dev), model_id, loader, dev
+
+
+def _library_errors(f):
+    @functools.wraps(f)
+    def wrapper(*a, **k):
+        try:
+            return f(*a, **k)
+        except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
+            fail(str(exc))
+    return wrapper
+
+
+@main.command("datatypes")
+@model_options
+@click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format for the sizes.")
+@click.option("--json", "as_json", is_flag=True)
+@_library_errors
+def datatypes_cmd(model_spec, weights, data_spec, batch_size, device, fmt, as_json):
+    """List a model's data types (weights and IFMs) with their sizes."""
+    from eden.emulate import datatypes
+    from eden.quant import NumericFormat
+
+    model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+    first = next(iter(loader), None)
+    if first is None:
+        fail("the dataset yielded no batches")
+    fmt = NumericFormat.parse(fmt)
+    x = first[0].to(dev)
+    rows = [{"name": d.name, "kind": d.kind, "shape": list(d.shape), "numel": d.numel,
+             "bytes": d.size_bytes(fmt)} for d in datatypes(model, x)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{model_id}: {len(rows)} data types (IFM sizes for a batch of {x.shape[0]}), format {fmt}")
+    for r in rows:
+        click.echo(f"  {r['name']:40s} {r['kind']:6s} {str(tuple(r['shape'])):22s} {r['bytes']:>12d} B")
+
+
+def _plan_from_options(plan_path, model_spec_em, fmt, correction, select):
+    from eden.emulate import EmulationPlan
+
+    if plan_path is not None:
+        if model_spec_em is not None or select:
+            raise click.BadParameter("--plan cannot be combined with --error-model/--select", param_hint="--plan")
+        try:
+            return EmulationPlan.from_dict(json.loads(plan_path.read_text()), source=str(plan_path))
+        except json.JSONDecodeError as exc:
+            fail(f"{plan_path}: not JSON: {exc}")
+    if model_spec_em is None:
+        raise click.BadParameter("give --error-model (with --format/--correction/--select) or --plan",
+                                 param_hint="--error-model")
+    em = load_error_model(model_spec_em)
+    return EmulationPlan.uniform(em, format=fmt, correction=correction, select=list(select) or "*")
+
+
+@main.command("emulate")
+@model_options
+@click.option("--error-model", "-m", "em_spec", metavar="SPEC|FILE.h5", help="Error model for the selected data types.")
+@click.option("--format", "fmt", default="fp32", show_default=True,
+              help="Numeric format: fp32, fp16, bf16, int16, int8, int4 [:symmetric|affine,tensor|channel].")
+@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
+@click.option("--select", multiple=True, metavar="PATTERN", help="Data types to corrupt (glob; repeatable). Default: all.")
+@click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An eden-plan JSON file instead of the options above.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds 0..N-1.")
+@click.option("--json", "as_json", is_flag=True)
+@_library_errors
+def emulate_cmd(model_spec, weights, data_spec, batch_size, device, em_spec, fmt, correction, select, plan_path,
+                seeds, as_json):
+    """Evaluate a model with bit errors in its data types (mean and 95% CI over seeds)."""
+    from eden.emulate import emulate
+    from eden.evaluate import estimate, evaluate
+
+    plan = _plan_from_options(plan_path, em_spec, fmt, correction, select)
+    model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+    clean = evaluate(model, loader, device=dev)
+    values, summaries = [], []
+    for seed in range(seeds):
+        with emulate(model, plan, seed=seed) as emu:
+            values.append(evaluate(model, loader, device=dev))
+        summaries.append(emu.summary())
+    est = estimate(values)
+    bits = sum(s["bits"] for s in summaries[0].values())
+    flipped = sum(s["flipped_bits"] for summ in summaries for s in summ.values())
+    out = {"model": model_id, "plan": plan.to_dict(), "clean_accuracy": clean, "accuracy": est.to_dict(),
+           "seeds": list(range(seeds)), "datatypes": summaries[0],
+           "realized_ber": flipped / (bits * seeds) if bits else 0.0}
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"{model_id}: clean top-1 {clean * 100:.2f}%, emulated {est} (95% CI over {seeds} seeds), "
+               f"{len(summaries[0])} data types corrupted, realized BER {out['realized_ber']:.3g}")
+
+
+@main.command("characterize")
+@model_options
+@click.option("--error-model", "-m", "em_spec", default="em0:p=1e-3", show_default=True, metavar="SPEC|FILE.h5",
+              help="Error model shape; it is scaled to each BER tried.")
+@click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
+@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
+@click.option("--mode", type=click.Choice(["coarse", "fine", "both"]), default="both", show_default=True)
+@click.option("--target-drop", type=float, default=1.0, show_default=True,
+              help="Allowed accuracy drop in percentage points, in (0, 100).")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds per BER point.")
+@click.option("--criterion", type=click.Choice(["mean", "ci_low"]), default="mean", show_default=True)
+@click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True,
+              help="Bisection resolution in decades of BER.")
+@click.option("--select", multiple=True, metavar="PATTERN", help="Data types to characterize (glob). Default: all.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("tolerance.json"),
+              show_default=True, help="Tolerance file to write.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw accuracy-vs-BER curves to this PNG.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
+@_library_errors
+def characterize_cmd(model_spec, weights, data_spec, batch_size, device, em_spec, fmt, correction, mode,
+                     target_drop, seeds, criterion, resolution, select, output, plot_path, force, progress,
+                     as_json):
+    """Find the tolerable BER of a model: coarse (all data types) and per data type."""
+    from eden.characterize import characterize, plot_tolerance, save_tolerance, tolerance_table
+
+    if not (0 < target_drop < 100):
+        raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
+    for p in (output, plot_path):
+        if p is not None and p.exists() and not force:
+            fail(f"{p} exists; pass --force to overwrite it")
+    em = load_error_model(em_spec)
+    model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+    cache = output.with_name(output.name + ".partial")
+    record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode,
+                          target_drop_pp=target_drop, seeds=seeds, criterion=criterion,
+                          resolution_decades=resolution, select=list(select) or None, model_id=model_id,
+                          data_id=data_spec, cache_path=cache, progress=progress, device=dev)
+    save_tolerance(record, output, overwrite=force)
+    if cache.exists():
+        cache.unlink()
+    if plot_path is not None:
+        plot_tolerance(record, plot_path, overwrite=force)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    click.echo(tolerance_table(record))
+    click.echo(f"\nwrote {output}" + (f" and {plot_path}" if plot_path else "")
+               + f" ({record['evaluations']} evaluations)")

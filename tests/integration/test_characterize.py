@@ -1,0 +1,136 @@
+"""Characterization: search, EDEN's expected shape, resume, files, bad input (API and CLI)."""
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from eden import zoo
+from eden.characterize import characterize, load_tolerance, save_tolerance, tolerable_bers, tolerance_table
+from eden.cli import main
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return zoo.load_model("digits-lenet")
+
+
+@pytest.fixture(scope="module")
+def loader():
+    return zoo.digits_loader("test", batch_size=512)
+
+
+def _coarse(model, loader, **kw):
+    args = dict(mode="coarse", seeds=2, resolution_decades=0.5, ber_min=1e-7)
+    args.update(kw)
+    return characterize(model, loader, "em0:p=1e-3", **args)
+
+
+def test_correction_raises_fp32_tolerance_by_orders_of_magnitude(lenet, loader):
+    none = _coarse(lenet, loader, correction="none")["coarse"]
+    zero = _coarse(lenet, loader, correction="zero")["coarse"]
+    assert 0 < none["tolerable_ber"] * 30 < zero["tolerable_ber"] < 0.1
+    # the bracket is as narrow as asked and the pass/fail points bracket the answer
+    lo, hi = zero["bracket"]
+    assert lo == zero["tolerable_ber"] and hi / lo <= 10 ** 0.5 * (1 + 1e-9)
+    for p in zero["points"]:
+        assert p["passed"] == (p["mean"] >= zero_threshold(lenet, loader) - 1e-12)
+
+
+def zero_threshold(lenet, loader):
+    from eden.evaluate import evaluate
+
+    return evaluate(lenet, loader) - 0.01
+
+
+def test_fine_grained_joint_and_record(lenet, loader, tmp_path):
+    rec = characterize(lenet, loader, "em0:p=1e-3", format="int8", mode="fine", seeds=2,
+                       resolution_decades=0.5, select=["classifier.*"], model_id="digits-lenet",
+                       cache_path=tmp_path / "cache.json")
+    assert set(rec["fine"]) == {"classifier.1.weight", "classifier.1.bias", "classifier.1.ifm",
+                                "classifier.3.weight", "classifier.3.bias", "classifier.3.ifm"}
+    assert rec["joint"]["passed"] and rec["joint"]["backoff_factor"] <= 1
+    tol = tolerable_bers(rec)
+    assert set(tol) == {d["name"] for d in rec["datatypes"]}
+    sizes = {d["name"]: d["size_bytes"] for d in rec["datatypes"]}
+    assert sizes["classifier.1.weight"] == 64 * 256  # int8: one byte per weight
+    assert sizes["classifier.1.ifm"] == 256  # per sample
+    assert "classifier.1.weight" in tolerance_table(rec)
+    # resume: every point comes from the cache, the result is identical
+    again = characterize(lenet, loader, "em0:p=1e-3", format="int8", mode="fine", seeds=2,
+                         resolution_decades=0.5, select=["classifier.*"], model_id="digits-lenet",
+                         cache_path=tmp_path / "cache.json")
+    assert again["evaluations"] == 0 and again["fine"] == rec["fine"]
+    # a cache from another configuration is refused, not mixed in
+    with pytest.raises(ValueError, match="different run"):
+        characterize(lenet, loader, "em0:p=1e-3", format="int4", mode="fine", seeds=2,
+                     select=["classifier.*"], cache_path=tmp_path / "cache.json")
+    path = tmp_path / "tol.json"
+    save_tolerance(rec, path)
+    assert load_tolerance(path) == json.loads(json.dumps(rec))
+    with pytest.raises(FileExistsError):
+        save_tolerance(rec, path)
+
+
+def test_tolerance_file_checks(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"format": "eden-tolerance", "format_version": 99}))
+    with pytest.raises(ValueError, match="format_version 99"):
+        load_tolerance(p)
+    p.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable JSON"):
+        load_tolerance(p)
+
+
+@pytest.mark.parametrize("drop", [0, 100, -1, 250])
+def test_target_drop_outside_range(lenet, loader, drop):
+    with pytest.raises(ValueError, match=r"\(0, 100\)"):
+        characterize(lenet, loader, "em0:p=1e-3", target_drop_pp=drop)
+
+
+def test_empty_dataset(lenet):
+    with pytest.raises(ValueError, match="no batches"):
+        characterize(lenet, [], "em0:p=1e-3")
+
+
+@pytest.fixture()
+def factories(monkeypatch):
+    mod = types.ModuleType("eden_test_factories")
+    mod.not_a_module = lambda: "oops"
+    mod.empty_data = lambda: []
+    mod.tiny_model = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    monkeypatch.setitem(sys.modules, "eden_test_factories", mod)
+    return mod
+
+
+def test_cli_bad_inputs(factories, tmp_path):
+    r = CliRunner()
+    res = r.invoke(main, ["characterize", "--target-drop", "150", "-o", str(tmp_path / "t.json")])
+    assert res.exit_code == 2 and "(0, 100)" in res.output
+    res = r.invoke(main, ["characterize", "--model", "eden_test_factories:not_a_module", "-o", str(tmp_path / "t.json")])
+    assert res.exit_code == 1 and "not a torch.nn.Module" in res.output
+    res = r.invoke(main, ["characterize", "--model", "eden_test_factories:tiny_model",
+                          "--data", "eden_test_factories:empty_data", "-o", str(tmp_path / "t.json")])
+    assert res.exit_code == 1 and "no batches" in res.output
+    res = r.invoke(main, ["emulate", "-m", "em0:p=1e-3", "--select", "features.0.wieght"])
+    assert res.exit_code == 1 and "did you mean features.0.weight" in res.output
+    res = r.invoke(main, ["characterize", "--model", "digits-lenot"])
+    assert res.exit_code == 1 and "did you mean digits-lenet" in res.output
+    existing = tmp_path / "exists.json"
+    existing.write_text("{}")
+    res = r.invoke(main, ["characterize", "-o", str(existing)])
+    assert res.exit_code == 1 and "--force" in res.output and existing.read_text() == "{}"
+
+
+def test_cli_characterize_writes_tolerance_and_plot(tmp_path):
+    out, png = tmp_path / "tol.json", tmp_path / "tol.png"
+    res = CliRunner().invoke(main, ["characterize", "--mode", "coarse", "--seeds", "2", "--resolution", "0.5",
+                                    "--correction", "zero", "-o", str(out), "--plot", str(png), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rec = load_tolerance(out)
+    assert rec["model"]["id"] == "digits-lenet" and rec["coarse"]["tolerable_ber"] > 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "tol.json.partial").exists()

@@ -1,0 +1,183 @@
+"""DNN emulation: exact restoration, empty plans, persistence, formats, bad input."""
+
+import pytest
+import torch
+from torch import nn
+
+from eden import zoo
+from eden.emulate import DataTypeConfig, EmulationPlan, datatype_seed, datatypes, emulate
+from eden.quant import NumericFormat
+
+
+def _bits(model):
+    return {k: (v.detach().clone().view(torch.uint8) if v.is_floating_point() else v.clone())
+            for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return zoo.load_model("digits-lenet")
+
+
+@pytest.fixture(scope="module")
+def batch():
+    x, y = zoo.digits_split("test")
+    return x[:64], y[:64]
+
+
+def test_datatype_names_cover_weights_and_ifms(lenet, batch):
+    dts = {d.name: d for d in datatypes(lenet, batch[0])}
+    assert {"features.0.weight", "features.0.bias", "features.0.ifm", "classifier.3.ifm"} <= set(dts)
+    assert dts["features.0.ifm"].numel == 64 * 64 and dts["features.0.ifm"].kind == "ifm"
+    assert dts["classifier.1.weight"].size_bytes("int4") == 64 * 256 // 2
+
+
+def test_transformer_data_types_include_attention_and_norms():
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True)
+    names = {d.name for d in datatypes(nn.Sequential(nn.Embedding(50, 16), layer))}
+    assert "0.weight" in names and "0.ifm" not in names  # embedding input is indices
+    assert {"1.self_attn.in_proj_weight", "1.self_attn.ifm", "1.self_attn.out_proj.weight",
+            "1.norm1.weight", "1.linear1.ifm"} <= names
+
+
+@pytest.mark.parametrize("fmt,corr", [("fp32", "none"), ("fp32", "zero"), ("int8", "none"),
+                                      ("int4:affine,channel", "none"), ("bf16", "clamp"), ("fp16", "none")])
+@pytest.mark.parametrize("persistence", ["access", "fixed"])
+def test_parameters_bit_identical_after_exit(lenet, batch, fmt, corr, persistence):
+    before = _bits(lenet)
+    plan = EmulationPlan.uniform(f"em0:p=1e-2;persistence={persistence}", format=fmt, correction=corr)
+    with torch.inference_mode():
+        clean_out = lenet(batch[0])
+    with emulate(lenet, plan, seed=3) as emu:
+        with torch.inference_mode():
+            out1 = lenet(batch[0])
+            lenet(batch[0][:7])  # another batch size
+        assert not _same(before, _bits(lenet))  # the weights really were corrupted
+    assert emu.forwards == 2
+    assert sum(s.flipped_bits for s in emu.stats.values()) > 0
+    assert not torch.equal(out1, clean_out)
+    assert _same(before, _bits(lenet))
+
+
+def test_parameters_restored_when_body_raises(lenet, batch):
+    before = _bits(lenet)
+    with pytest.raises(RuntimeError, match="boom"):
+        with emulate(lenet, EmulationPlan.uniform("em0:p=1e-2", format="int8"), seed=1):
+            lenet(batch[0])
+            raise RuntimeError("boom")
+    assert _same(before, _bits(lenet))
+    # hooks are gone too: outputs are clean again
+    with torch.inference_mode():
+        assert torch.equal(lenet(batch[0]), lenet(batch[0]))
+
+
+def test_empty_plan_changes_no_output_bit(lenet, batch):
+    with torch.inference_mode():
+        ref = lenet(batch[0]).clone()
+    for plan in (EmulationPlan(), None, EmulationPlan.uniform(None, format="fp32")):
+        with emulate(lenet, plan, seed=9), torch.inference_mode():
+            out = lenet(batch[0])
+        assert torch.equal(out.view(torch.int32), ref.view(torch.int32))
+
+
+def test_same_seed_same_bits_different_seed_differs(lenet, batch):
+    plan = EmulationPlan.uniform("em0:p=1e-3", format="fp32", correction="zero")
+    outs = []
+    for seed in (5, 5, 6):
+        with emulate(lenet, plan, seed=seed), torch.inference_mode():
+            outs.append(lenet(batch[0]).clone())
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.equal(outs[0], outs[2])
+
+
+def _weight_after_forward(model, plan, x, n):
+    snaps = []
+    with emulate(model, plan, seed=2), torch.inference_mode():
+        for _ in range(n):
+            model(x)
+            snaps.append(model.classifier[1].weight.detach().clone())
+    return snaps
+
+
+def test_weight_persistence_access_redraws_fixed_keeps(lenet, batch):
+    x = batch[0]
+    acc = _weight_after_forward(lenet, EmulationPlan.uniform("em0:p=1e-3", select="*.weight"), x, 3)
+    assert not torch.equal(acc[0], acc[1]) and not torch.equal(acc[1], acc[2])
+    fix = _weight_after_forward(lenet, EmulationPlan.uniform("em0:p=1e-3;persistence=fixed", select="*.weight"), x, 3)
+    assert torch.equal(fix[0], fix[1]) and torch.equal(fix[1], fix[2])
+    assert not torch.equal(fix[0], lenet.classifier[1].weight)
+
+
+def test_ifm_errors_redrawn_every_forward(lenet, batch):
+    plan = EmulationPlan.uniform("em0:p=1e-2", correction="zero", select="*.ifm")
+    with emulate(lenet, plan, seed=0) as emu, torch.inference_mode():
+        a = lenet(batch[0]).clone()
+        b = lenet(batch[0]).clone()
+    assert not torch.equal(a, b)
+    assert emu.stats["features.0.ifm"].injections == 2
+    # weights untouched by an IFM-only plan
+    assert emu.stats.keys() == {d.name for d in datatypes(lenet) if d.kind == "ifm"}
+
+
+def test_int8_weight_errors_live_in_the_codes(lenet):
+    w = lenet.classifier[1].weight.detach().clone()
+    fmt = NumericFormat.parse("int8:symmetric,channel")
+    enc = fmt.encode(w, channel_axis=0)
+    plan = EmulationPlan({"classifier.1.weight": DataTypeConfig("em0:p=1e-2", fmt)})
+    with emulate(lenet, plan, seed=4):
+        got = lenet.classifier[1].weight.detach().clone()
+    # every emulated value is (code - 0) * channel scale for some int8 code
+    codes = got / enc.scale
+    assert torch.allclose(codes, codes.round(), atol=1e-3)
+    assert codes.abs().max() <= 128
+    diff = (codes.round().to(torch.int16) != enc.storage.to(torch.int16)).float().mean()
+    # P(an 8-bit code changes) = 1 - (1 - p)^8 ~ 7.7%: exact bounds not needed here, just the order
+    assert 0.04 < float(diff) < 0.12
+
+
+def test_gradients_pass_straight_through(lenet, batch):
+    x = batch[0].clone().requires_grad_(True)
+    plan = EmulationPlan.uniform("em0:p=1e-3", correction="zero")
+    with emulate(lenet, plan, seed=1):
+        loss = nn.functional.cross_entropy(lenet(x), batch[1])
+        loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert lenet.features[0].weight.grad is not None
+    lenet.zero_grad(set_to_none=True)
+
+
+def test_unknown_datatype_lists_close_matches(lenet):
+    plan = EmulationPlan({"features.0.weigth": DataTypeConfig("em0:p=1e-3")})
+    with pytest.raises(ValueError, match="did you mean features.0.weight"):
+        emulate(lenet, plan)
+    with pytest.raises(ValueError, match="matches no data type"):
+        emulate(lenet, EmulationPlan.uniform("em0:p=1e-3", select="encoder.*"))
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="float formats"):
+        DataTypeConfig("em0:p=1e-3", "int8", "zero")
+    with pytest.raises(ValueError, match="did you mean int8"):
+        NumericFormat.parse("imt8")
+    with pytest.raises(ValueError, match="unknown correction"):
+        DataTypeConfig(None, "fp32", "round")
+    with pytest.raises(TypeError, match="nn.Module"):
+        emulate(object(), EmulationPlan())
+    with pytest.raises(ValueError, match="seed"):
+        datatype_seed(-1, "x")
+
+
+def test_plan_json_roundtrip():
+    plan = EmulationPlan.uniform("em1:fraction=0.01,p=0.05", format="int4:affine", select="*.weight")
+    plan = plan.with_entry("features.0.ifm", DataTypeConfig("em0:p=1e-4", "bf16", "clamp"))
+    again = EmulationPlan.from_dict(plan.to_dict())
+    assert again == plan
+    with pytest.raises(ValueError, match="format_version"):
+        EmulationPlan.from_dict({**plan.to_dict(), "format_version": 7})
+    with pytest.raises(ValueError, match="unknown keys"):
+        EmulationPlan.from_dict({"format": "eden-plan", "format_version": 1,
+                                 "entries": [{"select": "*", "errormodel": "em0:p=1"}]})
