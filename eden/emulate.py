@@ -340,15 +340,13 @@ class _WeightState:
 
     def acquire(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
         """Encode the current clean values in the format, then inject errors."""
+        if self.cfg.correction != "none":
+            self.bound = _finite_absmax(self.param.detach())
         if not self.in_place:
             fmt = self.cfg.format
             with torch.no_grad():
                 clean = self.param.detach()
                 self.clean = fmt.encode(clean, channel_axis=0)
-                if self.cfg.correction != "none":
-                    finite = clean.float()
-                    finite = finite[torch.isfinite(finite)]
-                    self.bound = float(finite.abs().max()) if finite.numel() else 0.0
                 self.buffer = torch.empty_like(clean)
                 fmt.decode(self.clean, out=self.buffer)
             self.original = self.param.data
@@ -365,8 +363,9 @@ class _WeightState:
                 if self.log is not None:
                     self.log.undo()
                     self.log = None
+                corr = "none" if self.bound is None else _bound_correction(cfg.correction, self.bound)
                 self.log = inject_(self.param.data, cfg.error_model, self.seed, access=access,
-                                   base_address=self.base, address_map=amap, correction=cfg.correction,
+                                   base_address=self.base, address_map=amap, correction=corr,
                                    backend=backend)
                 log = self.log
             else:
@@ -389,6 +388,18 @@ class _WeightState:
             self.param.data = self.original
             self.original = None
         self.clean = self.buffer = None
+
+
+def _finite_absmax(t: torch.Tensor) -> float:
+    """max |x| over the finite values of ``t`` (one pass when all are finite)."""
+    if t.numel() == 0:
+        return 0.0
+    lo, hi = torch.aminmax(t)
+    lo, hi = float(lo), float(hi)
+    if abs(lo) != float("inf") and abs(hi) != float("inf") and lo == lo and hi == hi:
+        return max(-lo, hi, 0.0)
+    finite = t[torch.isfinite(t)]
+    return float(finite.abs().max()) if finite.numel() else 0.0
 
 
 def _bound_correction(mode: str, bound: float):
@@ -539,6 +550,8 @@ class Emulation:
         seed = datatype_seed(self.seed, name)
         stats = self.stats.get(name)
 
+        pending: list = []  # in-place logs of the current call, undone after the module ran
+
         def hook(module, args):
             inputs = _float_inputs(args)
             if not inputs:
@@ -550,42 +563,71 @@ class Emulation:
             access = self._forward_index
             replaced = {}
             for x in inputs:
-                replaced[id(x)] = self._corrupt_ifm(x, cfg, seed, access, name, stats)
+                y = self._corrupt_ifm(x, cfg, seed, access, name, stats, pending)
+                if y is not x:
+                    replaced[id(x)] = y
+            if not replaced:
+                return None
             return tuple(replaced.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in args)
 
+        def post(module, args, output):
+            while pending:
+                pending.pop().undo()
+
+        if cfg is not None:
+            self._hooks.append(self._module_of(name).register_forward_hook(post, always_call=True))
         return hook
 
+    def _module_of(self, ifm_name: str) -> nn.Module:
+        mname = ifm_name[:-len(".ifm")] if ifm_name.endswith(".ifm") else ""
+        return self.model.get_submodule(mname)
+
     def _corrupt_ifm(self, x: torch.Tensor, cfg: DataTypeConfig, seed: int, access: int, name: str,
-                     stats: DataTypeStats) -> torch.Tensor:
+                     stats: DataTypeStats, pending: list) -> torch.Tensor:
+        """The IFM as read back from DRAM.
+
+        Same-format float IFMs that no autograd graph needs are corrupted in
+        place and restored right after the module ran (no copy); the others are
+        corrupted in a copy (straight-through gradients when needed).
+        """
         fmt = cfg.format
         base = self._ifm_address(fmt.storage_bytes(x.numel()), name)
-        if cfg.error_model is None and fmt.is_float and FLOAT_FORMATS[fmt.name] == x.dtype:
+        same = fmt.is_float and FLOAT_FORMATS[fmt.name] == x.dtype
+        if cfg.error_model is None and same:
             return x  # stored as is, read back exactly
+        needs_grad = x.requires_grad and torch.is_grad_enabled()
         with torch.no_grad():
             clean = x.detach()
-            if fmt.is_float:
-                storage = clean.to(FLOAT_FORMATS[fmt.name]).contiguous()
-                if storage.data_ptr() == clean.data_ptr():
-                    storage = storage.clone()
-                enc = None
-            else:
-                enc = fmt.encode(clean, channel_axis=1)
-                storage = enc.storage
-            if cfg.error_model is not None:
-                bound = None
-                if cfg.correction != "none":
-                    finite = clean.float()
-                    finite = finite[torch.isfinite(finite)]
-                    bound = _bound_correction(cfg.correction, float(finite.abs().max()) if finite.numel() else 0.0)
-                log = inject_(storage, cfg.error_model, seed, access=access, base_address=base,
+            bound = None
+            if cfg.correction != "none" and cfg.error_model is not None:
+                bound = _bound_correction(cfg.correction, _finite_absmax(clean))
+            in_place = (same and not needs_grad and clean.is_contiguous()
+                        and not (clean.is_inference() and not torch.is_inference_mode_enabled()))
+            if in_place:
+                log = inject_(clean, cfg.error_model, seed, access=access, base_address=base,
                               address_map=self.address_map, correction=bound or "none", backend=self.backend)
+                pending.append(log)
+                y = x
+            else:
+                if same:
+                    storage, enc = clean.contiguous().clone(), None
+                elif fmt.is_float:
+                    storage, enc = clean.to(FLOAT_FORMATS[fmt.name]).contiguous(), None
+                else:
+                    enc = fmt.encode(clean, channel_axis=1)
+                    storage = enc.storage
+                log = None
+                if cfg.error_model is not None:
+                    log = inject_(storage, cfg.error_model, seed, access=access, base_address=base,
+                                  address_map=self.address_map, correction=bound or "none", backend=self.backend)
+                y = storage.reshape(clean.shape).to(x.dtype) if enc is None else fmt.decode(
+                    dataclasses.replace(enc, storage=storage))
+            if log is not None:
                 stats.injections += 1
                 stats.flipped_bits += log.n_bits
                 stats.bits += log.total_bits
                 stats.corrected_values += log.n_corrected
-            y = storage.reshape(clean.shape).to(x.dtype) if enc is None else fmt.decode(
-                dataclasses.replace(enc, storage=storage))
-        if x.requires_grad and torch.is_grad_enabled():
+        if needs_grad:
             return _StraightThrough.apply(x, y)
         return y
 
