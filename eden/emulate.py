@@ -601,7 +601,8 @@ class Emulation:
             bound = None
             if cfg.correction != "none" and cfg.error_model is not None:
                 bound = _bound_correction(cfg.correction, _finite_absmax(clean))
-            in_place = (same and not needs_grad and clean.is_contiguous()
+            # Only outside autograd: a consumer may save its input for backward.
+            in_place = (same and not torch.is_grad_enabled() and clean.is_contiguous()
                         and not (clean.is_inference() and not torch.is_inference_mode_enabled()))
             if in_place:
                 log = inject_(clean, cfg.error_model, seed, access=access, base_address=base,
