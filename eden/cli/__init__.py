@@ -19,6 +19,8 @@ def main() -> None:
 
 # Command modules register on ``main``; imported for that side effect, in help order.
 from eden.cli import _inject, _errormodel  # noqa: E402,F401
+from eden.cli import _profiles  # noqa: E402,F401
 from eden.cli import _dnn  # noqa: E402,F401
+from eden.cli import _deploy  # noqa: E402,F401
 
 __all__ = ["main"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,6 +22,117 @@ def load_error_model(spec: str, param_hint: str = "--error-model"):
         return ErrorModel.coerce(spec)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint=param_hint) from None
+
+
+# ------------------------------------------------------------------ error model or DRAM profile
+def error_model_options(f):
+    """Add ``--error-model/-m SPEC|FILE.h5``, ``--profile NAME|FILE.json`` and ``--op SPEC``.
+
+    The command receives them as ``error_model``, ``profile`` and ``op`` (strings
+    or None) and turns them into a model with :func:`resolve_error_model` (or
+    :func:`resolve_model_choice` to also know the profile and operating point).
+    None of the three is required by click: the resolver reports what is missing.
+
+    Example::
+
+        @main.command()
+        @error_model_options
+        def cmd(error_model, profile, op):
+            model = resolve_error_model(error_model, profile, op)
+    """
+    f = click.option("--op", "op", metavar="OP",
+                     help='Operating point of --profile: a name ("nominal", "vdd-1.100") or '
+                          '"vdd=1.1", "trcd=10", "vdd=1.1,trcd=10" (omitted keys: nominal).')(f)
+    f = click.option("--profile", "profile", metavar="NAME|FILE.json",
+                     help="DRAM profile (a preset from `eden profiles list` or a .json file); needs --op.")(f)
+    f = click.option("--error-model", "-m", "error_model", metavar="SPEC|FILE.h5",
+                     help='Error model: a spec like "em0:p=1e-4" or an HDF5 model file '
+                          "(or give --profile and --op instead).")(f)
+    return f
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+    """The resolved error model and, when it came from a profile, the profile and operating point."""
+
+    model: Any
+    profile: Any = None
+    op: Any = None
+    spec: str | None = None
+
+    def describe(self) -> str:
+        if self.profile is None:
+            return f"model {self.model}"
+        return f"profile {self.profile.name}, operating point {self.op.describe()}, model {self.model}"
+
+    def address_map(self):
+        """The profile's geometry as an AddressMap (None without a profile: eden's default)."""
+        if self.profile is None:
+            return None
+        from eden.address import AddressMap
+
+        return AddressMap(self.profile.organization.to_address())
+
+    def to_dict(self) -> dict:
+        d = {"model": str(self.model)}
+        if self.profile is not None:
+            d.update({"profile": self.profile.name, "profile_file": self.profile.path, "op": self.op.name,
+                      "vdd_v": self.op.vdd_v, "trcd_ns": self.op.trcd_ns, "op_ber": self.op.ber})
+        return d
+
+
+def load_profile_or_fail(profile: str, param_hint: str = "--profile", overrides=None):
+    """A DramProfile by preset name or file, or a BadParameter (exit 2) naming file and field."""
+    from eden.profiles import ProfileError, UnknownProfileError, load_profile
+
+    try:
+        return load_profile(profile, overrides)
+    except (UnknownProfileError, ProfileError) as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
+
+
+def resolve_model_choice(error_model: str | None, profile: str | None, op: str | None, *,
+                         required: bool = True) -> ModelChoice | None:
+    """The model the options of :func:`error_model_options` select.
+
+    Raises:
+        click.BadParameter (exit 2): both ``--error-model`` and ``--profile``,
+            ``--op`` without ``--profile``, ``--profile`` without ``--op`` (lists
+            the operating points), neither when ``required``, or any bad model,
+            profile or operating point (the message names file and field).
+    """
+    from eden.profiles import ProfileError
+
+    if error_model is not None and (profile is not None or op is not None):
+        raise click.BadParameter("give either --error-model/-m or --profile with --op, not both",
+                                 param_hint="--error-model")
+    if op is not None and profile is None:
+        raise click.BadParameter("--op selects an operating point of a DRAM profile: give --profile too "
+                                 "(see `eden profiles list`)", param_hint="--op")
+    if error_model is not None:
+        return ModelChoice(load_error_model(error_model), spec=error_model)
+    if profile is None:
+        if required:
+            raise click.BadParameter("give an error model: --error-model/-m SPEC|FILE.h5, or --profile NAME "
+                                     "with --op OP", param_hint="--error-model")
+        return None
+    prof = load_profile_or_fail(profile)
+    if op is None:
+        raise click.BadParameter(f"--profile {profile} needs --op; its operating points: "
+                                 f"{', '.join(prof.op_names)}", param_hint="--op")
+    try:
+        point = prof.operating_point(op)
+        model = prof.error_model(point)
+    except ProfileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--op") from None
+    return ModelChoice(model, prof, point)
+
+
+def resolve_error_model(error_model: str | None, profile: str | None, op: str | None, *,
+                        required: bool = True):
+    """The ErrorModel the options of :func:`error_model_options` select (None if not required and absent)."""
+    choice = resolve_model_choice(error_model, profile, op, required=required)
+    return None if choice is None else choice.model
 
 
 def atomic_save_npy(path: Path, array, force: bool) -> None:

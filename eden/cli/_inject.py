@@ -10,15 +10,14 @@ import click
 
 from eden._version import __version__
 from eden.cli import main
-from eden.cli._common import atomic_save_npy, fail, load_error_model
+from eden.cli._common import atomic_save_npy, error_model_options, fail, resolve_model_choice
 
 
 @main.command()
 @click.argument("input_path", metavar="IN.npy", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the corrupted array (.npy).")
-@click.option("--error-model", "-m", "model_spec", required=True, metavar="SPEC|FILE.h5",
-              help='Error model: a spec like "em0:p=1e-4" or an HDF5 model file.')
+@error_model_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Device/draw seed.")
 @click.option("--access", type=click.IntRange(min=0), default=0, show_default=True,
               help="Access index (per-access persistence redraws errors for each).")
@@ -28,22 +27,29 @@ from eden.cli._common import atomic_save_npy, fail, load_error_model
               help="Implausible-value correction for float arrays.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def inject(input_path, output_path, model_spec, seed, access, base_address, correction, force, as_json):
-    """Flip bits of the array in IN.npy as approximate DRAM would; write OUT.npy."""
+def inject(input_path, output_path, error_model, profile, op, seed, access, base_address, correction, force,
+           as_json):
+    """Flip bits of the array in IN.npy as approximate DRAM would; write OUT.npy.
+
+    The error model is --error-model/-m, or the model of a DRAM profile's
+    operating point (--profile NAME --op OP).
+    """
     import numpy as np
 
     from eden.inject import inject_
 
     if output_path.exists() and not force:
         fail(f"{output_path} exists; pass --force to overwrite it")
-    model = load_error_model(model_spec)
+    choice = resolve_model_choice(error_model, profile, op)
+    model = choice.model
     try:
         array = np.load(input_path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         fail(f"cannot read {input_path} as a .npy array: {exc}")
     array = np.ascontiguousarray(array)
     try:
-        log = inject_(array, model, seed=seed, access=access, base_address=base_address, correction=correction)
+        log = inject_(array, model, seed=seed, access=access, base_address=base_address, correction=correction,
+                      address_map=choice.address_map())
     except (TypeError, ValueError) as exc:
         fail(f"{input_path}: {exc}")
     atomic_save_npy(output_path, array, force)
@@ -53,12 +59,14 @@ def inject(input_path, output_path, model_spec, seed, access, base_address, corr
         "bits": log.total_bits, "flipped_bits": log.n_bits, "words_changed": log.n_words,
         "realized_ber": log.ber, "expected_ber": model.expected_ber(), "corrected_values": log.n_corrected,
     }
+    if choice.profile is not None:
+        summary.update({k: v for k, v in choice.to_dict().items() if k != "model"})
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(f"{output_path}: flipped {log.n_bits} of {log.total_bits} bits in {log.n_words} "
                    f"{array.dtype} values (BER {log.ber:.3g}, model expects {model.expected_ber():.3g}); "
-                   f"corrected {log.n_corrected}; seed {seed}, access {access}, model {model}")
+                   f"corrected {log.n_corrected}; seed {seed}, access {access}, {choice.describe()}")
 
 
 @main.command()

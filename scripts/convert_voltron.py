@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""Convert the public Voltron reduced-voltage DRAM data into an eden raw characterization file.
+
+Source: public data release of Chang et al., "Understanding Reduced-Voltage
+Operation in Modern DRAM Devices: Experimental Characterization, Analysis, and
+Mechanisms", SIGMETRICS 2017 (arXiv 1705.10292): DDR3L SO-DIMMs (nominal VDD
+1.35 V) of vendors A, B, C. A copy lives in ``../shared/data/voltron-ddr3l``.
+
+``dimm_faulty_cachelines.csv`` gives, per DIMM and supply voltage, only the
+percentage of 64-byte cache lines with at least one flipped bit. That is what
+is recorded, as it is: one *summary* test per (DIMM, VDD) with quantity
+``faulty_unit_fraction``, ``unit_bits = 512`` and ``vdd_v``; no per-cell or
+per-line records are invented. Fitting such a test identifies only a lower
+bound on the BER (f/512) and a uniform-equivalent BER (see ``eden errormodel
+fit``). Not given by the file and therefore not recorded: the number of lines
+tested, iterations, organization, timings, temperature, data pattern. (Every
+percentage in the file is a multiple of 100/2^25, which suggests 2^25 lines or
+an average over two 2^24-line tests; being an inference, it is noted in the
+provenance but not used.)
+
+``retention_time_profile.csv`` (bit-error counts per bank at a temperature and
+refresh interval) is not converted: it does not give the number of bits tested,
+so no rate can be derived from it.
+
+Writes ``voltron_ddr3l_faulty_lines.h5`` (tests named ``A1_vdd1.100V``).
+
+Usage::
+
+    python scripts/convert_voltron.py [--data ../shared/data/voltron-ddr3l] [--out error_models/raw] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+try:
+    import eden  # noqa: F401
+except ImportError:  # running from a source checkout without installing
+    sys.path.insert(0, str(REPO))
+
+from eden.raw import OperatingPoint, RawCharacterization, SummaryTest
+
+CITATION = ("Chang et al., \"Understanding Reduced-Voltage Operation in Modern DRAM Devices: Experimental "
+            "Characterization, Analysis, and Mechanisms\", SIGMETRICS 2017 (arXiv 1705.10292); public data "
+            "release")
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "voltron-ddr3l"
+LINE_BITS = 512
+COLUMNS = ("dimm_name", "vdd", "vendor", "error_cacheline_percent")
+
+
+def read_faulty_lines(path: Path) -> list[SummaryTest]:
+    """One summary test per CSV row; errors name the file and line."""
+    tests, seen = [], set()
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path}: expected columns {', '.join(COLUMNS)}; found {reader.fieldnames}")
+        for lineno, row in enumerate(reader, 2):
+            try:
+                vdd = float(row["vdd"])
+                percent = float(row["error_cacheline_percent"])
+            except ValueError:
+                raise ValueError(f"{path}:{lineno}: vdd and error_cacheline_percent must be numbers, got "
+                                 f"{row['vdd']!r}, {row['error_cacheline_percent']!r}") from None
+            if not 0.0 <= percent <= 100.0:
+                raise ValueError(f"{path}:{lineno}: error_cacheline_percent must be in [0, 100], got {percent}")
+            name = f"{row['dimm_name']}_vdd{vdd:.3f}V"
+            if name in seen:
+                raise ValueError(f"{path}:{lineno}: DIMM {row['dimm_name']} at {vdd} V listed twice")
+            seen.add(name)
+            tests.append(SummaryTest(
+                name, quantity="faulty_unit_fraction", value=percent / 100.0, unit_bits=LINE_BITS,
+                units_tested=None, iterations=None, data_pattern="unknown (not in the data file)",
+                operating_point=OperatingPoint(vdd_v=vdd),
+                device=f"DDR3L SO-DIMM {row['dimm_name']} (vendor {row['vendor']})"))
+    if not tests:
+        raise ValueError(f"{path}: no data rows")
+    return tests
+
+
+def convert(data: Path) -> RawCharacterization:
+    tests = read_faulty_lines(data / "dimm_faulty_cachelines.csv")
+    provenance = {
+        "source": CITATION, "file": "voltron-ddr3l/dimm_faulty_cachelines.csv",
+        "converter": "scripts/convert_voltron.py",
+        "quantity": "fraction of 64-byte cache lines with >= 1 bit error, per DIMM and supply voltage "
+                    "(error_cacheline_percent / 100); nominal VDD of DDR3L is 1.35 V",
+        "identifies": "a lower bound on the BER (f/512) and a uniform-equivalent BER only",
+        "not_recorded": "lines tested, iterations, organization, timings, temperature, data pattern",
+        "observation": "every percentage is a multiple of 100/2^25 (2^25 lines, or two 2^24-line tests "
+                       "averaged): an inference, not used",
+    }
+    return RawCharacterization(tuple(tests), None, provenance=provenance)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the voltron-ddr3l folder")
+    ap.add_argument("--out", type=Path, default=REPO / "error_models" / "raw", help="output folder")
+    ap.add_argument("--force", action="store_true", help="replace an existing file")
+    args = ap.parse_args(argv)
+    if not (args.data / "dimm_faulty_cachelines.csv").is_file():
+        ap.error(f"{args.data} does not hold dimm_faulty_cachelines.csv")
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw = convert(args.data)
+    path = args.out / "voltron_ddr3l_faulty_lines.h5"
+    raw.save(path, overwrite=args.force)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {len(raw.tests)} tests)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
