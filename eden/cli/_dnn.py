@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import fail, load_error_model
+from eden.cli._common import error_model_options, fail, resolve_error_model
 
 
 def model_options(f):
@@ -80,26 +80,20 @@ def datatypes_cmd(model_spec, weights, data_spec, batch_size, device, fmt, as_js
         click.echo(f"  {r['name']:40s} {r['kind']:6s} {str(tuple(r['shape'])):22s} {r['bytes']:>12d} B")
 
 
-def _plan_from_options(plan_path, model_spec_em, fmt, correction, select):
+def _plan_from_options(plan_path, em, fmt, correction, select):
     from eden.emulate import EmulationPlan
 
     if plan_path is not None:
-        if model_spec_em is not None or select:
-            raise click.BadParameter("--plan cannot be combined with --error-model/--select", param_hint="--plan")
         try:
             return EmulationPlan.from_dict(json.loads(plan_path.read_text()), source=str(plan_path))
         except json.JSONDecodeError as exc:
             fail(f"{plan_path}: not JSON: {exc}")
-    if model_spec_em is None:
-        raise click.BadParameter("give --error-model (with --format/--correction/--select) or --plan",
-                                 param_hint="--error-model")
-    em = load_error_model(model_spec_em)
     return EmulationPlan.uniform(em, format=fmt, correction=correction, select=list(select) or "*")
 
 
 @main.command("emulate")
 @model_options
-@click.option("--error-model", "-m", "em_spec", metavar="SPEC|FILE.h5", help="Error model for the selected data types.")
+@error_model_options
 @click.option("--format", "fmt", default="fp32", show_default=True,
               help="Numeric format: fp32, fp16, bf16, int16, int8, int4 [:symmetric|affine,tensor|channel].")
 @click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
@@ -109,13 +103,17 @@ def _plan_from_options(plan_path, model_spec_em, fmt, correction, select):
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds 0..N-1.")
 @click.option("--json", "as_json", is_flag=True)
 @_library_errors
-def emulate_cmd(model_spec, weights, data_spec, batch_size, device, em_spec, fmt, correction, select, plan_path,
-                seeds, as_json):
+def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction, select,
+                plan_path, seeds, as_json):
     """Evaluate a model with bit errors in its data types (mean and 95% CI over seeds)."""
     from eden.emulate import emulate
     from eden.evaluate import estimate, evaluate
 
-    plan = _plan_from_options(plan_path, em_spec, fmt, correction, select)
+    if plan_path is not None and (error_model or profile or op or select):
+        raise click.BadParameter("--plan cannot be combined with --error-model/--profile/--op/--select",
+                                 param_hint="--plan")
+    em = None if plan_path is not None else resolve_error_model(error_model, profile, op)
+    plan = _plan_from_options(plan_path, em, fmt, correction, select)
     model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
     clean = evaluate(model, loader, device=dev)
     values, summaries = [], []
@@ -138,8 +136,7 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, em_spec, fmt
 
 @main.command("characterize")
 @model_options
-@click.option("--error-model", "-m", "em_spec", default="em0:p=1e-3", show_default=True, metavar="SPEC|FILE.h5",
-              help="Error model shape; it is scaled to each BER tried.")
+@error_model_options
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
 @click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
 @click.option("--mode", type=click.Choice(["coarse", "fine", "both"]), default="both", show_default=True)
@@ -158,10 +155,15 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, em_spec, fmt
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
 @_library_errors
-def characterize_cmd(model_spec, weights, data_spec, batch_size, device, em_spec, fmt, correction, mode,
+def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction,
+                     mode,
                      target_drop, seeds, criterion, resolution, select, output, plot_path, force, progress,
                      as_json):
-    """Find the tolerable BER of a model: coarse (all data types) and per data type."""
+    """Find the tolerable BER of a model: coarse (all data types) and per data type.
+
+    The error model (default em0) gives the *shape* of the errors; it is scaled to
+    every BER tried. With --profile/--op, the shape of that operating point's model.
+    """
     from eden.characterize import characterize, plot_tolerance, save_tolerance, tolerance_table
 
     if not (0 < target_drop < 100):
@@ -169,7 +171,12 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, em_spec
     for p in (output, plot_path):
         if p is not None and p.exists() and not force:
             fail(f"{p} exists; pass --force to overwrite it")
-    em = load_error_model(em_spec)
+    if error_model is None and profile is None and op is None:
+        error_model = "em0:p=1e-3"
+    em = resolve_error_model(error_model, profile, op)
+    if em.expected_ber() == 0:
+        raise click.BadParameter("the error model has no errors (BER 0), so it has no shape to scale; pick an "
+                                 "operating point with errors", param_hint="--op")
     model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
     cache = output.with_name(output.name + ".partial")
     record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode,
