@@ -22,5 +22,6 @@ from eden.cli import _inject, _errormodel  # noqa: E402,F401
 from eden.cli import _profiles  # noqa: E402,F401
 from eden.cli import _dnn  # noqa: E402,F401
 from eden.cli import _deploy  # noqa: E402,F401
+from eden.cli import _run  # noqa: E402,F401
 
 __all__ = ["main"]

@@ -1,0 +1,56 @@
+"""`eden run`: the whole pipeline on a bundled default (resumable run directory)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from eden.cli import main
+from eden.cli._dnn import _library_errors
+
+
+@main.command("run")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eden-run"),
+              show_default=True, help="Where every stage's output goes; rerun to resume.")
+@click.option("--model", default="digits-lenet", show_default=True, help="Bundled model or package.module:factory.")
+@click.option("--data", default="digits", show_default=True, help="Bundled dataset or package.module:factory.")
+@click.option("--profile", default="ddr4-2400-8gb-x8", show_default=True, help="DRAM profile.")
+@click.option("--error-model", "-m", default="profile", show_default=True,
+              help='Error-model shape for characterization/retraining ("profile": the profile\'s own).')
+@click.option("--format", "fmt", default="fp32", show_default=True)
+@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="zero", show_default=True)
+@click.option("--target-drop", type=float, default=1.0, show_default=True, help="Accuracy drop allowed (pp).")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True)
+@click.option("--retrain-epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--retrain-gain", type=click.FloatRange(min=1, min_open=True), default=10.0, show_default=True,
+              help="Retrain to this multiple of the tolerable BER before retraining.")
+@click.option("--policy", type=click.Choice(["greedy", "milp"]), default="milp", show_default=True)
+@click.option("--memory-bound-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5,
+              show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--restart", is_flag=True, help="Discard an existing run directory with other settings.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_library_errors
+def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_drop, seeds, resolution,
+            retrain_epochs, retrain_gain, policy, memory_bound_fraction, seed, restart, progress, as_json):
+    """Clean accuracy -> characterize -> retrain -> characterize -> map -> validate -> report."""
+    from eden.pipeline import RunConfig, run_pipeline, summary_text
+
+    if not (0 < target_drop < 100):
+        raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
+    cfg = RunConfig(model=model, data=data, profile=profile, error_model=error_model, format=fmt,
+                    correction=correction, target_drop_pp=target_drop, seeds=seeds, resolution_decades=resolution,
+                    retrain_epochs=retrain_epochs, retrain_gain=retrain_gain, policy=policy,
+                    memory_bound_fraction=memory_bound_fraction, seed=seed)
+    log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    summary = run_pipeline(run_dir, cfg, restart=restart, progress=progress, log=log)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo("")
+        click.echo(summary_text(summary))
+        click.echo(f"\nall outputs in {run_dir}/ (summary.json, report.md, tolerance_*.json, mapping*.json, plots)")
