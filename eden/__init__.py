@@ -1,15 +1,25 @@
 """eden: run neural networks on emulated approximate DRAM.
 
 Public API (imports stay light: no CuPy, no CUDA initialisation, numba compiles
-on first injection):
+on first injection; the submodules below load on first use):
 
-Error models and DRAM placement
-    ErrorModel, AddressMap, DramOrganization
+Error models, DRAM placement and profiles
+    ErrorModel, AddressMap, DramOrganization, DramProfile, load_profile
 Injection
     inject_, FlipLog, Correction
-Storage formats
-    FORMATS, pack_int4, unpack_int4
+Storage and numeric formats
+    FORMATS, pack_int4, unpack_int4, NumericFormat
+DNN emulation and evaluation
+    emulate, EmulationPlan, DataTypeConfig, datatypes, evaluate
+Workflows
+    characterize, retrain, RetrainConfig, deploy, DeployOptions, map_datatypes, run_pipeline
+Power model
+    MemSpec (see also eden.traffic, eden.fit for fitting error models to raw data)
 """
+
+from __future__ import annotations
+
+import importlib
 
 from eden._version import __version__
 from eden.address import AddressMap, DramOrganization
@@ -17,12 +27,42 @@ from eden.error_models import ErrorModel
 from eden.formats import FORMATS, pack_int4, unpack_int4
 from eden.inject import Correction, FlipLog, inject_
 
+_LAZY = {
+    "DramProfile": "eden.profiles", "load_profile": "eden.profiles",
+    "NumericFormat": "eden.quant",
+    "emulate": "eden.emulate", "EmulationPlan": "eden.emulate", "DataTypeConfig": "eden.emulate",
+    "datatypes": "eden.emulate",
+    "evaluate": "eden.evaluate",
+    "characterize": "eden.characterize",
+    "retrain": "eden.retrain", "RetrainConfig": "eden.retrain",
+    "deploy": "eden.deploy", "DeployOptions": "eden.deploy",
+    "map_datatypes": "eden.mapping",
+    "run_pipeline": "eden.pipeline",
+    "MemSpec": "eden.power",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eden' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "__version__",
-    # error models and placement
-    "ErrorModel", "AddressMap", "DramOrganization",
+    # error models, placement, profiles
+    "ErrorModel", "AddressMap", "DramOrganization", "DramProfile", "load_profile",
     # injection
     "inject_", "FlipLog", "Correction",
     # formats
-    "FORMATS", "pack_int4", "unpack_int4",
+    "FORMATS", "pack_int4", "unpack_int4", "NumericFormat",
+    # DNN emulation
+    "emulate", "EmulationPlan", "DataTypeConfig", "datatypes", "evaluate",
+    # workflows
+    "characterize", "retrain", "RetrainConfig", "deploy", "DeployOptions", "map_datatypes", "run_pipeline",
+    # power
+    "MemSpec",
 ]
