@@ -42,7 +42,13 @@ _LAZY = {
 }
 
 
+_SUBMODULES = ("zoo", "profiles", "emulate", "characterize", "retrain", "deploy", "mapping", "power", "traffic",
+               "fit", "raw", "quant", "evaluate", "pipeline", "plots")
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES and name not in _LAZY:
+        return importlib.import_module(f"eden.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'eden' has no attribute {name!r}")
