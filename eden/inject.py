@@ -243,8 +243,11 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
 
     from eden._engine.plan import compile_plan
 
+    weak_lines = None  # the weak-line maps: the oracle's, or the equal compiled ones
+    if backend == "cpu":
+        from eden._engine import cpu as weak_lines
     plan = compile_plan(em, word_bits=fmt.word.itemsize * 8, nbytes=nbytes, seed=seed, access=access,
-                        base_address=base_address, address_map=amap)
+                        base_address=base_address, address_map=amap, weak_lines=weak_lines)
     bound = None
     if corr.mode != "none":
         bound = corr.bound if corr.bound is not None else _clean_bound(tensor)

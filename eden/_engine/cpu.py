@@ -1,23 +1,28 @@
 """Compiled CPU backend (numba): the same scheme as ``reference.py``, O(errors).
 
-One tile (row segment) at a time: the tile's sub-passes are geometric
-generators merged in position order (a k-way merge with de-duplication, so a
-bit kept by several sub-passes flips once); finished words are emitted as
-(word index, xor mask). Generation only reads the tensor; each chunk's
-words are XORed once its tiles are generated. The kernels live in
-``_cpu_kernels.py``; ``cuda/inject.cu`` follows them step by step.
+One tile (row segment) at a time: each sub-pass's draws are generated in
+vectorized batches and scanned into sorted kept positions; several sub-passes
+are merged with de-duplication (union, so a bit kept by several flips once);
+the tile's words are logged as (word index, xor mask) and XORed. Chunks of
+tiles run in parallel. The kernels live in ``_cpu_kernels.py``;
+``cuda/inject.cu`` computes the same streams.
 
 numba is compiled lazily on first use (``import eden`` stays light). All
 floating-point steps are separate IEEE operations (no ``fastmath``), so the
-results equal the NumPy oracle bit for bit.
+results equal the NumPy oracle bit for bit. The weak-line maps of em1/em2
+(``weak_bitlines``, ``weak_wordlines``) have numba versions here too, equal to
+``reference.py``'s.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from eden._engine import rng
-from eden._engine.plan import Plan
+from eden._engine.plan import (STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53,
+                               Plan, _fixed_bands)
 
 _KERNELS = None
 
@@ -27,7 +32,7 @@ def kernels():
     if _KERNELS is None:
         from eden._engine import _cpu_kernels as k
 
-        _KERNELS = (k.inject_chunks, k.xor_segments)
+        _KERNELS = k
     return _KERNELS
 
 
@@ -35,6 +40,56 @@ def _threads() -> int:
     import numba
 
     return numba.get_num_threads()
+
+
+#: Rough single-thread costs, only to choose serial or parallel execution: a
+#: parallel region on a busy machine can wait a whole scheduler time slice for
+#: its second thread, which dwarfs small jobs.
+_NS_PER_TILE_PASS = 30.0
+_NS_PER_DRAW = 20.0
+_PARALLEL_MIN_NS = 4e6
+_XOR_PARALLEL_MIN = 1 << 17
+
+
+def _rates(plan: Plan) -> np.ndarray:
+    """Each sub-pass's rate per class, float64[S, 2] (sizes draw batches and the work)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(plan.sp_active != 0, -np.expm1(plan.sp_L), 0.0)
+
+
+def _expected_draws(plan: Plan, rate: np.ndarray) -> float:
+    """Mean number of draws (candidates) over all tiles and sub-passes."""
+    total = 0.0
+    for s in range(plan.n_subpasses):
+        wl, pop = plan.sp_wl[s], plan.sp_pop[s]
+        if wl < 0 and pop < 0:
+            total += rate[s, 0] * plan.n_tiles * plan.row_bits
+            continue
+        r = rate[s, plan.tile_wlclass[wl]] if wl >= 0 else rate[s, 0]
+        if pop >= 0:
+            off = plan.bl_offsets[pop]
+            size = (off[1:] - off[:-1])[plan.tile_group]
+        else:
+            size = plan.row_bits
+        total += float(np.sum(r * size))
+    return total
+
+
+def _first_batches(plan: Plan, rate: np.ndarray, batch: int, group_draws: int):
+    """(draws prepared per tile for each sub-pass int64[S], tiles per group): a typical
+    tile's expected draws + 3 sigma, so most tiles need no second batch."""
+    S = plan.n_subpasses
+    nd0 = np.zeros(S, np.int64)
+    n_groups = max(plan.bl_offsets.shape[1] - 1, 1)
+    for s in range(S):
+        r = rate[s, 0] if plan.sp_active[s, 0] else rate[s, 1]
+        pop = plan.sp_pop[s]
+        size = plan.row_bits if pop < 0 else (plan.bl_offsets[pop, -1] - plan.bl_offsets[pop, 0]) / n_groups
+        e = size * r * 1.02
+        nd0[s] = min(int(e + 3.0 * math.sqrt(e)) + 2, batch)
+        nd0[s] += nd0[s] & 1
+    tg = int(min(max(group_draws // max(int(nd0.sum()), 1), 1), 256))
+    return nd0, tg
 
 
 def inject(plan: Plan, words: np.ndarray):
@@ -45,11 +100,17 @@ def inject(plan: Plan, words: np.ndarray):
         off[c] + cnt[c]``) says ``words[idx[i]]`` was XORed with ``mask[i]``.
         Indices are unique and increase within and across segments.
     """
-    inject_chunks, _ = kernels()
+    k = kernels()
     T = plan.n_tiles
-    n_chunks = max(1, min(T, 16 * _threads()))
-    chunk_tiles = np.linspace(0, T, n_chunks + 1).round().astype(np.int64)
     wb = plan.word_bits
+    rate = _rates(plan)
+    work_ns = (_NS_PER_TILE_PASS * T * max(plan.n_subpasses, 1)
+               + _NS_PER_DRAW * _expected_draws(plan, rate))
+    threads = _threads()
+    parallel = threads > 1 and work_ns >= _PARALLEL_MIN_NS
+    run = k.inject_chunks if parallel else k.inject_chunks_serial
+    n_chunks = max(1, min(T, 16 * threads)) if parallel else 1
+    chunk_tiles = np.linspace(0, T, n_chunks + 1).round().astype(np.int64)
     # Log capacity per chunk: mean + 10 sigma of its candidates (never more than its
     # words) plus one row; a chunk that would overflow is re-run with room for all.
     total_bits = float(plan.bit_hi - plan.bit_lo)
@@ -65,10 +126,11 @@ def inject(plan: Plan, words: np.ndarray):
     idx = np.empty(off[-1], idx_dtype)
     mask = np.empty(off[-1], words.dtype)
     cnt = np.zeros(n_chunks, np.int64)
+    nd0, tg = _first_batches(plan, rate, k.BATCH, k.GROUP_DRAWS)
     args = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.sp_key, plan.sp_thin, plan.sp_pop,
-            plan.sp_wl, plan.sp_active, plan.sp_L, plan.sp_A, plan.sp_tab, plan.tab_goff, plan.tab_t,
-            plan.tab_guide, plan.bl_offsets, plan.bl_cols, rng.LOG_LN_C, rng.LOG_INV_C)
-    inject_chunks(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
+            plan.sp_wl, plan.sp_active, plan.sp_L, rate, nd0, tg, plan.sp_A, plan.sp_tab, plan.tab_goff,
+            plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols)
+    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
     over = np.nonzero(cnt < 0)[0]
     if len(over):  # rare: re-run each overflowed (untouched) chunk with room for every word
         parts_i, parts_m = [], []
@@ -81,8 +143,8 @@ def inject(plan: Plan, words: np.ndarray):
             sub_idx = np.empty(sub_off[1], idx_dtype)
             sub_mask = np.empty(sub_off[1], words.dtype)
             sub_cnt = np.zeros(1, np.int64)
-            inject_chunks(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args,
-                          chunk_tiles[c:c + 2].copy(), sub_off, sub_idx, sub_mask, sub_cnt)
+            k.inject_chunks_serial(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args,
+                                   chunk_tiles[c:c + 2].copy(), sub_off, sub_idx, sub_mask, sub_cnt)
             if sub_cnt[0] < 0:  # pragma: no cover - capacity is the chunk's word count
                 raise RuntimeError("internal error: flip log overflow after resizing")
             cnt[c] = sub_cnt[0]
@@ -96,7 +158,46 @@ def inject(plan: Plan, words: np.ndarray):
 
 
 def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
-    """Apply (or undo: XOR is its own inverse) a segment log in parallel."""
+    """Apply (or undo: XOR is its own inverse) a segment log; in parallel when large."""
     if len(cnt) == 0:
         return
-    kernels()[1](words, idx, mask, np.ascontiguousarray(off), cnt)
+    k = kernels()
+    run = k.xor_segments if len(cnt) > 1 and int(np.sum(cnt)) >= _XOR_PARALLEL_MIN else k.xor_segments_serial
+    run(words, idx, mask, np.ascontiguousarray(off), cnt)
+
+
+# ------------------------------------------------------------ weak-line maps
+def weak_bitlines(seed: int, component: int, fraction: float, groups: np.ndarray,
+                  row_bits: int) -> list[np.ndarray]:
+    """``reference.weak_bitlines`` (same lists, bit for bit), compiled."""
+    groups = np.asarray(groups, np.int64)
+    keys, L, rate, thr = [], [], [], []
+    if fraction > 0:
+        for bi, (lo, hi) in enumerate(_fixed_bands()):
+            if lo >= fraction:
+                break
+            c = (hi - lo) / (1.0 - lo)
+            L.append(-np.inf if c >= 1.0 else float(np.log1p(-c)))
+            rate.append(c)
+            keys.append(rng.derive_key(seed, component, TAG_BITLINE, bi))
+            a = min(1.0, (fraction - lo) / (hi - lo))
+            thr.append(min(TWO53, int(np.floor(a * TWO53))))
+    if not keys:
+        return [np.zeros(0, np.int64) for _ in range(len(groups))]
+    k = kernels()
+    bitmap = np.zeros((len(groups), (row_bits + 63) // 64), np.uint64)
+    k.nested_bitmaps(np.array(keys, np.uint32).reshape(-1, 2), np.array(L, np.float64), np.array(rate, np.float64),
+                     np.array(thr, np.uint64), groups, np.int64(row_bits), np.uint32(STREAM_BITLINES), bitmap)
+    off, pos = k.bitmap_positions(bitmap, row_bits)
+    return [pos[off[i]:off[i + 1]] for i in range(len(groups))]
+
+
+def weak_wordlines(seed: int, component: int, fraction: float, row_id: np.ndarray) -> np.ndarray:
+    """``reference.weak_wordlines`` (same classes, bit for bit), compiled."""
+    k0, k1 = rng.derive_key(seed, component, TAG_WORDLINE)
+    thr = min(TWO53, int(np.floor(fraction * TWO53)))
+    row_id = np.asarray(row_id, np.int64)
+    out = np.empty(len(row_id), np.uint8)
+    kernels().weak_rows(np.uint32(k0), np.uint32(k1), row_id, np.uint32(STREAM_WORDLINES), np.uint64(thr),
+                        out)
+    return out

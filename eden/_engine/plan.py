@@ -36,7 +36,9 @@ The sampling scheme every backend implements (the NumPy oracle in
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -161,19 +163,55 @@ def tile_geometry(address_map: AddressMap, base_address: int, nbytes: int):
     return n_tiles, bit_lo, bit_hi, bank, row
 
 
-def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, access: int,
-                 base_address: int, address_map: AddressMap) -> Plan:
-    """Compile a model for one tensor placement. Host-side, O(tiles + weak bitlines)."""
-    from eden._engine import reference  # the weak-line maps reuse the oracle sampler
-
+@functools.lru_cache(maxsize=64)
+def _placement(address_map: AddressMap, base_address: int, nbytes: int, groups_needed: bool):
+    """(n_tiles, bit_lo, bit_hi, row_id, groups, tile_group) of a placement, cached: a model
+    is often injected again and again into the same tensor. The arrays are shared: read only."""
     org = address_map.organization
     n_tiles, bit_lo, bit_hi, bank, row = tile_geometry(address_map, base_address, nbytes)
     row_id = (bank * org.rows + row).astype(np.uint32)
-    if any(c.kind == "em1" for c in model.components):
+    if groups_needed:
         group_global = bank * org.subarrays + row // org.subarray_rows
         groups, tile_group = np.unique(group_global, return_inverse=True)
     else:
         groups, tile_group = np.zeros(0, np.int64), np.zeros(n_tiles, np.int64)
+    return n_tiles, bit_lo, bit_hi, row_id, groups, tile_group.astype(np.int32)
+
+
+_WEAK_BITLINES: collections.OrderedDict = collections.OrderedDict()
+_WEAK_BITLINES_MAX = 16
+
+
+def _weak_bitlines(weak_lines, seed: int, component: int, fraction: float, groups: np.ndarray,
+                   row_bits: int) -> list:
+    """weak_lines.weak_bitlines, memoized (a few recent maps; they depend on the seed and the
+    placement only, not on the access or the rates). The lists are shared: read only."""
+    key = (seed, component, fraction, row_bits, groups.tobytes())
+    lists = _WEAK_BITLINES.get(key)
+    if lists is None:
+        lists = weak_lines.weak_bitlines(seed, component, fraction, groups, row_bits)
+        _WEAK_BITLINES[key] = lists
+        while len(_WEAK_BITLINES) > _WEAK_BITLINES_MAX:
+            _WEAK_BITLINES.popitem(last=False)
+    else:
+        _WEAK_BITLINES.move_to_end(key)
+    return lists
+
+
+def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, access: int,
+                 base_address: int, address_map: AddressMap, weak_lines=None) -> Plan:
+    """Compile a model for one tensor placement. Host-side, O(tiles + weak bitlines).
+
+    ``weak_lines``: a module with ``weak_bitlines`` and ``weak_wordlines`` equal to
+    ``reference``'s (the default), e.g. the compiled ones of ``cpu``.
+    """
+    if weak_lines is None:
+        from eden._engine import reference as weak_lines  # the oracle sampler
+
+    org = address_map.organization
+    address_map.check_range(base_address, nbytes)
+    n_tiles, bit_lo, bit_hi, row_id, groups, tile_group = _placement(
+        address_map, int(base_address), int(nbytes), any(c.kind == "em1" for c in model.components))
 
     sp = []  # dicts
     bl_lists = []  # per em1 component: list of arrays per group
@@ -182,10 +220,10 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
         pop, wl = -1, -1
         if comp.kind == "em1":
             pop = len(bl_lists)
-            bl_lists.append(reference.weak_bitlines(seed, ci, comp.fraction, groups, org.row_bits))
+            bl_lists.append(_weak_bitlines(weak_lines, seed, ci, comp.fraction, groups, org.row_bits))
         if comp.kind == "em2":
             wl = len(wl_classes)
-            wl_classes.append(reference.weak_wordlines(seed, ci, comp.fraction, row_id))
+            wl_classes.append(weak_lines.weak_wordlines(seed, ci, comp.fraction, row_id))
         for pi, (kind, q) in enumerate(_parts(comp)):
             sp_pop = pop if kind == "weak_bitlines" else -1
             sp_wl = wl if kind == "all_wl" else -1
@@ -258,7 +296,7 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
 
     return Plan(
         word_bits=word_bits, row_bits=org.row_bits, n_tiles=n_tiles, bit_lo=int(bit_lo),
-        bit_hi=int(bit_hi), tile_row_id=row_id, tile_group=tile_group.astype(np.int32),
+        bit_hi=int(bit_hi), tile_row_id=row_id, tile_group=tile_group,
         tile_wlclass=tile_wl,
         sp_key=np.array([s["key"] for s in sp], np.uint32).reshape(S, 2),
         sp_thin=sp_thin,
