@@ -27,23 +27,24 @@ from eden.error_models import ErrorModel
 from eden.formats import FORMATS, pack_int4, unpack_int4
 from eden.inject import Correction, FlipLog, inject_
 
+# Functions named like their modules are imported eagerly: importing a submodule sets the
+# package attribute of the same name, which would otherwise shadow the function.
+from eden.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate  # noqa: E402
+from eden.evaluate import evaluate  # noqa: E402
+from eden.characterize import characterize  # noqa: E402
+from eden.retrain import RetrainConfig, retrain  # noqa: E402
+from eden.deploy import DeployOptions, deploy  # noqa: E402
+
 _LAZY = {
     "DramProfile": "eden.profiles", "load_profile": "eden.profiles",
     "NumericFormat": "eden.quant",
-    "emulate": "eden.emulate", "EmulationPlan": "eden.emulate", "DataTypeConfig": "eden.emulate",
-    "datatypes": "eden.emulate",
-    "evaluate": "eden.evaluate",
-    "characterize": "eden.characterize",
-    "retrain": "eden.retrain", "RetrainConfig": "eden.retrain",
-    "deploy": "eden.deploy", "DeployOptions": "eden.deploy",
     "map_datatypes": "eden.mapping",
     "run_pipeline": "eden.pipeline",
     "MemSpec": "eden.power",
 }
 
 
-_SUBMODULES = ("zoo", "profiles", "emulate", "characterize", "retrain", "deploy", "mapping", "power", "traffic",
-               "fit", "raw", "quant", "evaluate", "pipeline", "plots")
+_SUBMODULES = ("zoo", "profiles", "mapping", "power", "traffic", "fit", "raw", "quant", "pipeline", "plots")
 
 
 def __getattr__(name: str):

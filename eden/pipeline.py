@@ -67,8 +67,8 @@ class RunConfig:
             raise ValueError(f"target_drop_pp must be in (0, 100), got {self.target_drop_pp!r}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds!r}")
-        if self.retrain_epochs < 1:
-            raise ValueError(f"retrain_epochs must be >= 1, got {self.retrain_epochs!r}")
+        if self.retrain_epochs < 2:
+            raise ValueError(f"retrain_epochs must be >= 2 (a ramp and the target), got {self.retrain_epochs!r}")
         if not self.retrain_gain > 1:
             raise ValueError(f"retrain_gain must be > 1, got {self.retrain_gain!r}")
 

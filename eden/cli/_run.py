@@ -24,7 +24,7 @@ from eden.cli._dnn import _library_errors
 @click.option("--target-drop", type=float, default=1.0, show_default=True, help="Accuracy drop allowed (pp).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True)
-@click.option("--retrain-epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--retrain-epochs", type=click.IntRange(min=2), default=8, show_default=True)
 @click.option("--retrain-gain", type=click.FloatRange(min=1, min_open=True), default=10.0, show_default=True,
               help="Retrain to this multiple of the tolerable BER before retraining.")
 @click.option("--policy", type=click.Choice(["greedy", "milp"]), default="milp", show_default=True)

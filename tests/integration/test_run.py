@@ -1,0 +1,48 @@
+"""`eden run`: the whole pipeline end to end on the bundled default (small settings), and resume."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from eden.cli import main
+from eden.pipeline import STAGES, RunConfig, run_pipeline
+
+FAST = ["--seeds", "2", "--resolution", "0.5", "--retrain-epochs", "2", "--no-progress"]
+
+
+def test_run_end_to_end_and_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", "--run-dir", str(run_dir), *FAST])
+    assert res.exit_code == 0, res.output
+    for name in ("summary.json", "report.md", "tolerance_before.json", "tolerance_after.json", "mapping.json",
+                 "mapping_baseline.json", "retrained.pt", "mapping.png"):
+        assert (run_dir / name).exists(), name
+    s = json.loads((run_dir / "summary.json").read_text())
+    for key in ("without_retraining", "with_retraining"):
+        row = s[key]
+        assert 0 < row["energy_saving_fraction"] < 1
+        assert row["energy_mapped_j"] < row["energy_nominal_j"]
+        assert row["accuracy_under_mapping"]["values"] and len(row["accuracy_under_mapping"]["values"]) == 2
+    assert "energy saved vs nominal" in res.output and "EDEN (MICRO 2019)" in res.output
+
+    # resume: every stage is found finished, nothing is recomputed, the summary is the same
+    logs = []
+    again = run_pipeline(run_dir, RunConfig(seeds=2, resolution_decades=0.5, retrain_epochs=2), progress=False,
+                         log=logs.append)
+    assert sum("done, resumed" in m for m in logs) == len(STAGES)
+    assert again["with_retraining"] == s["with_retraining"]
+
+    # other settings in the same directory are refused, nothing is overwritten
+    before = (run_dir / "summary.json").read_bytes()
+    res = CliRunner().invoke(main, ["run", "--run-dir", str(run_dir), "--seeds", "3", "--no-progress"])
+    assert res.exit_code == 1 and "other settings" in res.output and "seeds" in res.output
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
+def test_run_refuses_foreign_directory(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not an eden run directory"):
+        run_pipeline(tmp_path, RunConfig(seeds=1), progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match=r"\(0, 100\)"):
+        RunConfig(target_drop_pp=0)
