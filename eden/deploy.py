@@ -312,6 +312,43 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
     }
 
 
+def record_at_target(record: dict, target_drop_pp: float) -> dict:
+    """A copy of a fine-grained tolerance record re-read for another accuracy target.
+
+    Each data type's tolerable BER becomes the highest BER among its evaluated
+    points whose mean accuracy meets the new target (0 if none); the joint check
+    is dropped (the mapping is validated by emulation instead).
+    """
+    import copy
+
+    if "fine" not in record:
+        raise ValueError("a Pareto sweep needs a fine-grained tolerance record (characterize --mode fine|both)")
+    rec = copy.deepcopy(record)
+    threshold = rec["baseline"]["clean_in_format"] - target_drop_pp / 100
+    for r in rec["fine"].values():
+        ok = [p["ber"] for p in r["points"] if p["mean"] >= threshold - 1e-12]
+        r["tolerable_ber"] = max(ok) if ok else 0.0
+    rec["joint"] = {"passed": False}
+    rec["baseline"]["threshold"] = threshold
+    rec["target_drop_pp"] = float(target_drop_pp)
+    return rec
+
+
+def pareto_sweep(record: dict, profile, targets_pp, *, options: DeployOptions = DeployOptions(), model=None,
+                 loader=None, seeds=5, device=None) -> list[dict]:
+    """Energy saving vs accuracy (validated by emulation) for several accuracy targets."""
+    out = []
+    for t in targets_pp:
+        rep = deploy(record_at_target(record, t), profile, options=options, model=model, loader=loader,
+                     seeds=seeds, device=device)
+        v = rep["validation"]
+        out.append({"target_drop_pp": float(t), "energy_saving_fraction": rep["totals"]["energy_saving_fraction"],
+                    "access_time_saving_fraction": rep["totals"]["access_time_saving_fraction"],
+                    "accuracy": v.get("accuracy"), "passed": v.get("passed"),
+                    "backoff_steps": len(v.get("backoff_steps", []))})
+    return out
+
+
 def report_table(rep: dict) -> str:
     """Readable table of a deployment report."""
     t = rep["totals"]

@@ -11,7 +11,8 @@ from the last finished one):
 4. ``tolerance_after``  characterization of the retrained model -> tolerance_after.json
 5. ``map_baseline``     mapping of the original model, validated by emulation -> mapping_baseline.json
 6. ``map_retrained``    mapping of the retrained model, validated by emulation -> mapping.json
-7. ``report``           summary.json, report.md and plots
+7. ``pareto``           energy saving vs validated accuracy for several accuracy targets -> pareto.json
+8. ``report``           summary.json, report.md and plots
 
 ``run.json`` records the settings; a run directory made with other settings is
 refused (choose another directory or pass ``restart=True`` to start it over).
@@ -31,7 +32,9 @@ import torch
 from eden._io import write_json, write_text
 from eden._version import __version__
 
-STAGES = ("clean", "tolerance_before", "retrain", "tolerance_after", "map_baseline", "map_retrained", "report")
+STAGES = ("clean", "tolerance_before", "retrain", "tolerance_after", "map_baseline", "map_retrained", "pareto",
+          "report")
+PARETO_TARGETS_PP = (0.5, 1.0, 2.0, 5.0)
 RUN_FORMAT = "eden-run"
 
 # EDEN (Koppula et al., MICRO 2019), reported averages, for context only: a different device and workload.
@@ -216,7 +219,16 @@ class Run:
         map_base = mapping("map_baseline", tol_before, model, "mapping_baseline.json")
         map_re = mapping("map_retrained", tol_after, retrained, "mapping.json")
 
-        stage(7, "report")
+        if not stage(7, "pareto"):
+            from eden.deploy import pareto_sweep
+
+            pts = pareto_sweep(tol_after, profile, PARETO_TARGETS_PP, options=opts, model=retrained, loader=loader,
+                               seeds=seeds, device=dev)
+            write_json(self.path("pareto.json"), pts, overwrite=True, what="Pareto sweep")
+            self.finish_stage("pareto", {"points": len(pts)})
+        map_re["pareto"] = json.loads(self.path("pareto.json").read_text())
+
+        stage(8, "report")
         summary = summarize(cfg, clean, tol_before, tol_after, map_base, map_re, em_label,
                             json.loads(self.path("retrain_report.json").read_text()))
         write_json(self.path("summary.json"), summary, overwrite=True, what="run summary")
@@ -260,7 +272,8 @@ def summarize(cfg, clean, tol_b, tol_a, map_b, map_r, em_label, retrain_report) 
                            "train_seconds": retrain_report.get("train_seconds")},
             "eden_published_for_context": {**EDEN_PUBLISHED, "note": "EDEN (MICRO 2019) averages on its own DNNs "
                                            "and DDR4 measurements: a different device and workload."},
-            "vdd_law": map_r.get("vdd_law"), "profile": map_r["profile"]}
+            "vdd_law": map_r.get("vdd_law"), "profile": map_r["profile"],
+            "pareto": map_r.get("pareto", [])}
 
 
 def summary_text(s: dict) -> str:
@@ -299,6 +312,11 @@ def summary_text(s: dict) -> str:
     ]
     for name, part in r["partitions"].items():
         lines.append(f"  {name:34s} -> {part}")
+    if s.get("pareto"):
+        lines += ["", "energy-accuracy tradeoff (retrained model; each mapping validated by emulation):"]
+        for pt in s["pareto"]:
+            lines.append(f"  target {pt['target_drop_pp']:>4g} pp: energy saved {pct(pt['energy_saving_fraction']):>6s}, "
+                         f"accuracy {acc(pt['accuracy'])}, target met: {pt['passed']}")
     p = s["eden_published_for_context"]
     lines += ["", f"For context only (different device and workload): EDEN (MICRO 2019) reports DRAM energy "
               f"-{p['dram_energy_saving_cpu'] * 100:.0f}% (CPU) / -{p['dram_energy_saving_gpu'] * 100:.0f}% (GPU) "

@@ -146,3 +146,17 @@ def test_cli_map_and_report(lenet, tmp_path):
     res = r.invoke(main, ["map", "--tolerance", str(tol), "--profile", "ddr4-2400-8gb-x9", "--no-validate",
                           "-o", str(tmp_path / "x.json")])
     assert res.exit_code == 2 and "ddr4-2400-8gb-x8" in res.output
+
+
+def test_record_at_target_rereads_the_fine_points(lenet):
+    from eden.deploy import record_at_target
+
+    rec = make_record(lenet, lambda d: 1e-4)
+    for r in rec["fine"].values():
+        r["points"] = [{"ber": 1e-4, "mean": 0.985}, {"ber": 1e-3, "mean": 0.980}, {"ber": 1e-2, "mean": 0.95}]
+    loose = record_at_target(rec, 5.0)
+    tight = record_at_target(rec, 0.5)
+    name = "classifier.1.weight"
+    assert loose["fine"][name]["tolerable_ber"] == 1e-2 and tight["fine"][name]["tolerable_ber"] == 1e-4
+    assert record_at_target(rec, 1.0)["fine"][name]["tolerable_ber"] == 1e-3
+    assert rec["fine"][name]["tolerable_ber"] == 1e-4  # the original is untouched
