@@ -6,21 +6,28 @@ All floating-point steps are separate IEEE operations (no ``fastmath``, no FMA
 contraction), so every value equals the NumPy oracle bit for bit.
 
 Layout of the work (the streams are those of ``plan.py``; only the order in
-which this code computes them differs from the oracle):
+which this code computes them differs from the oracle, never the values):
 
-* Per tile and sub-pass, draws are produced in *batches*: a straight loop over
-  consecutive Philox counters (no data dependence, so LLVM vectorizes Philox,
-  the 53-bit draws and the software logarithm), sized to the expected number of
-  draws left in the tile. A scalar scan then turns the batch into skips,
-  positions and acceptance decisions, in draw order, exactly as
-  ``reference.geometric_candidates`` does; it stops at the first candidate past
-  the tile. Draws computed beyond that point are discarded (no state crosses
-  tiles, so nothing depends on the batch sizes).
-* Each sub-pass writes its kept row positions (sorted); several sub-passes are
-  merged with de-duplication (union). The tile's words are then logged as
-  (word index, xor mask) and XORed at once: generation of a tile reads the
-  tensor (data-dependent acceptance) before any word of the tile changes, and
-  tiles never share a word.
+* Draws come in *batches*: straight loops over consecutive Philox counters with
+  no data dependence, so LLVM vectorizes Philox, the 53-bit draws and the
+  software logarithm (its tables are compiled-in constants; floats divide with
+  ``error_model="numpy"``, i.e. one IEEE division, no zero check). A scalar scan
+  then takes the draws in order, exactly as ``reference.geometric_candidates``,
+  and stops at the first candidate past the tile. Draws computed beyond that
+  point are discarded: no state crosses tiles, so batch sizes change nothing.
+* Low rates (``run_tiles``): tiles go in groups; the first draws of every tile
+  of a group are made at once (vectorized across tiles), so a tile whose first
+  skip leaves it costs a few nanoseconds. Candidates of the whole group are
+  listed (their words prefetched), then per tile: data-dependent acceptance,
+  union of the sub-passes' sorted lists, (word, mask) log entries; finally the
+  group's words are XORed (independent stores: their cache misses overlap).
+* High rates (``run_tiles_single``, ``run_tiles_fused``): per tile, the main
+  sub-pass's draws are batched along its stream and one branch-free loop takes
+  each skip, decides acceptance and builds the log entries, interleaving the
+  sorted kept positions of any other sub-pass; a word is XORed when the loop
+  leaves it.
+* Acceptance always reads original bits: a tile only reads its own words, before
+  they change, and tiles never share a word.
 """
 
 import math
@@ -28,6 +35,7 @@ import math
 import numba as nb
 import numpy as np
 from llvmlite import ir
+from llvmlite.binding import llvm_version_info
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
@@ -83,6 +91,10 @@ def _bits_f64(typingctx, x):
     return types.float64(x), codegen
 
 
+#: llvm.prefetch's name: typed pointers (LLVM < 15) mangle the pointer type into it.
+_PREFETCH = "llvm.prefetch.p0" if llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
+
+
 @intrinsic
 def _prefetch_w(typingctx, arr, idx):
     """Hint: arr[idx] is about to be written (llvm.prefetch; no effect on results)."""
@@ -96,7 +108,7 @@ def _prefetch_w(typingctx, arr, idx):
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
+                                            _PREFETCH)
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
         return context.get_dummy_value()
 
@@ -275,8 +287,7 @@ def accept(cpos, cv, a, b, words, tbase, wsh, wmask, A0, A1):
 
 @nb.njit(**JIT)
 def batch_size(popsize, pos, rate, bmax):
-    """Draws to generate next: the expected number left in the tile + 1 sigma, even
-    (a short second batch is cheaper than many unused draws)."""
+    """Draws to generate next: the expected number left in the tile + 3 sigma, even."""
     e = float(popsize - pos - 1) * rate * 1.02
     nd = np.int64(e + math.sqrt(e)) + 2
     nd += nd & 1
@@ -335,8 +346,8 @@ def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_
     """run_tiles for one sub-pass over all bitlines at a high rate (many draws per tile):
     per tile, batches of draws vectorized along the stream, then one scalar loop that
     takes each skip, decides acceptance and builds the (word, mask) entries, with no
-    intermediate lists and no branch on the loaded words; the tile's words are XORed
-    right after it (they are in cache)."""
+    intermediate lists and no branch on the loaded words. A word is XORed when the loop
+    leaves it (it is in cache); acceptance reads only words at or after the current one."""
     wmask = (np.int64(1) << wsh) - 1
     ubuf = np.empty(BATCH, np.uint64)
     vbuf = np.empty(BATCH, np.uint64)
@@ -368,7 +379,6 @@ def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_
         lo = max(bit_lo - tstart, 0)
         hi = min(bit_hi - tstart, row_bits)
         tbase = tstart - bit_lo
-        n_tile = n
         pos = np.int64(-1)
         acc = np.int64(0)
         j0 = np.int64(0)
@@ -411,13 +421,12 @@ def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_
                 bsh = np.uint64(tb & wmask)
                 # branch-free: on a new word, XOR and log the finished one (the log entry is
                 # written either way, kept if the word changed and kept a bit)
-                chg = np.uint64(w != cur)
-                fm = mask * chg
+                fm = mask & (np.uint64(0) - np.uint64(w != cur))  # mask if the word changed, else 0
                 words[cur] ^= fm
                 out_idx[n] = cur
                 out_mask[n] = mask
                 n += np.int64(fm != np.uint64(0))
-                mask = mask - fm
+                mask ^= fm
                 cur = w
                 if thin:
                     bit = (np.uint64(words[w]) >> bsh) & np.uint64(1)
@@ -592,13 +601,12 @@ def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_r
                     tb = tbase + np.int64(sec[si])
                     si += 1
                     w = tb >> wsh
-                    chg = np.uint64(w != cur)
-                    fm = mask * chg
+                    fm = mask & (np.uint64(0) - np.uint64(w != cur))
                     words[cur] ^= fm
                     out_idx[n] = cur
                     out_mask[n] = mask
                     n += np.int64(fm != np.uint64(0))
-                    mask = mask - fm
+                    mask ^= fm
                     cur = w
                     mask |= np.uint64(1) << np.uint64(tb & wmask)
                 if done:
@@ -608,13 +616,12 @@ def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_r
                 bsh = np.uint64(tb & wmask)
                 # branch-free: on a new word, XOR and log the finished one (the log entry
                 # is written either way, kept if the word kept a bit)
-                chg = np.uint64(w != cur)
-                fm = mask * chg
+                fm = mask & (np.uint64(0) - np.uint64(w != cur))  # mask if the word changed, else 0
                 words[cur] ^= fm
                 out_idx[n] = cur
                 out_mask[n] = mask
                 n += np.int64(fm != np.uint64(0))
-                mask = mask - fm
+                mask ^= fm
                 cur = w
                 if thin:
                     bit = (np.uint64(words[w]) >> bsh) & np.uint64(1)
@@ -710,71 +717,10 @@ def run_tiles(t_begin, t_end, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, 
                     a = o + t * nd0
                     fill(sp_thin[s] != 0, logm, sp_key[s, 0], sp_key[s, 1], rids[t], np.uint32(0), 0, nd0,
                          Lt[t], preU[a:a + nd0], preV[a:a + nd0], preG[a:a + nd0])
-        # 1. candidates of every active sub-pass and tile (sub-pass by sub-pass: its
-        #    constants stay in registers)
+        # 1. candidates of every tile and active sub-pass
         m = 0
-        for s in range(S):
-            thin = sp_thin[s] != 0
-            k0 = sp_key[s, 0]
-            k1 = sp_key[s, 1]
-            wl = sp_wl[s]
-            pop = sp_pop[s]
-            nd0 = sp_nd0[s]
-            draw_major = nd0 < TILE_MAJOR
-            cls = 0
-            K = sp_tab[s, 0, 1]
-            size = np.int64(row_bits)
-            base = np.int64(-1)
-            for tt in range(ntg):
-                t = g0 + tt
-                ca[tt * S + s] = m
-                cb[tt * S + s] = m
-                if wl >= 0:
-                    cls = np.int64(tile_wl[wl, t])
-                    K = sp_tab[s, cls, 1]
-                if sp_active[s, cls] == 0:
-                    continue
-                if pop >= 0:
-                    gidx = np.int64(tile_group[t])
-                    base = bl_off[pop, gidx]
-                    size = bl_off[pop, gidx + 1] - base
-                o = pre_off[s] + tt if draw_major else pre_off[s] + tt * nd0
-                logm = K == 0
-                if logm and not (preG[o] < float(size)):
-                    continue  # the first skip leaves the tile (most tiles at low rates)
-                if ccap - m < row_bits:  # room for a whole tile's candidates
-                    ccap = 2 * ccap
-                    cpos2 = np.empty(ccap, np.int32)
-                    cv2 = np.empty(ccap, np.uint64)
-                    cpos2[:m] = cpos[:m]
-                    cv2[:m] = cv[:m]
-                    cpos = cpos2
-                    cv = cv2
-                tstart = np.int64(t) * row_bits
-                lo = max(bit_lo - tstart, 0)
-                hi = min(bit_hi - tstart, row_bits)
-                tbase = tstart - bit_lo
-                toff = sp_tab[s, cls, 0]
-                goff = tab_goff[s, cls]
-                done, pos, acc, m = scan(thin, logm, K, toff, goff, tab_t, guide, size, base, bl_cols, lo,
-                                         hi, tbase, words, wsh, preU, preV, preG, o, ntg if draw_major else 1,
-                                         nd0, np.int64(-1), np.int64(0), cpos, cv, m)
-                j0 = nd0
-                while not done:
-                    nd = batch_size(size, pos, sp_rate[s, cls], BATCH)
-                    fill(thin, logm, k0, k1, tile_row_id[t], np.uint32(0), j0, nd, sp_L[s, cls], ubuf, vbuf,
-                         gbuf)
-                    done, pos, acc, m = scan(thin, logm, K, toff, goff, tab_t, guide, size, base, bl_cols,
-                                             lo, hi, tbase, words, wsh, ubuf, vbuf, gbuf, 0, 1, nd, pos, acc,
-                                             cpos, cv, m)
-                    j0 += nd
-                cb[tt * S + s] = m
         for tt in range(ntg):
             t = g0 + tt
-            tstart = np.int64(t) * row_bits
-            lo = max(bit_lo - tstart, 0)
-            hi = min(bit_hi - tstart, row_bits)
-            tbase = tstart - bit_lo
             for s in range(S):
                 ca[tt * S + s] = m
                 cb[tt * S + s] = m
@@ -790,14 +736,6 @@ def run_tiles(t_begin, t_end, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, 
                     gidx = np.int64(tile_group[t])
                     base = bl_off[sp_pop[s], gidx]
                     size = bl_off[sp_pop[s], gidx + 1] - base
-                if ccap - m < row_bits:  # room for a whole tile's candidates
-                    ccap = 2 * ccap
-                    cpos2 = np.empty(ccap, np.int32)
-                    cv2 = np.empty(ccap, np.uint64)
-                    cpos2[:m] = cpos[:m]
-                    cv2[:m] = cv[:m]
-                    cpos = cpos2
-                    cv = cv2
                 K = sp_tab[s, cls, 1]
                 logm = K == 0
                 nd0 = sp_nd0[s]
@@ -809,6 +747,18 @@ def run_tiles(t_begin, t_end, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, 
                     st = 1
                 if logm and not (preG[o] < float(size)):
                     continue  # the first skip leaves the tile (most tiles at low rates)
+                if ccap - m < row_bits:  # room for a whole tile's candidates
+                    ccap = 2 * ccap
+                    cpos2 = np.empty(ccap, np.int32)
+                    cv2 = np.empty(ccap, np.uint64)
+                    cpos2[:m] = cpos[:m]
+                    cv2[:m] = cv[:m]
+                    cpos = cpos2
+                    cv = cv2
+                tstart = np.int64(t) * row_bits
+                lo = max(bit_lo - tstart, 0)
+                hi = min(bit_hi - tstart, row_bits)
+                tbase = tstart - bit_lo
                 thin = sp_thin[s] != 0
                 toff = sp_tab[s, cls, 0]
                 goff = tab_goff[s, cls]
@@ -911,20 +861,31 @@ def inject_chunks_serial(words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_
         out_n[c] = n - out_off[c] if n >= 0 else -1
 
 
-@nb.njit(parallel=True, cache=True)
+#: Entries ahead whose word the XOR loops prefetch (sparse logs miss in cache and TLB).
+XOR_AHEAD = 24
+
+
+@nb.njit(inline="always", **JIT)
+def xor_range(words, idx, mask, a, b):
+    """words[idx[i]] ^= mask[i] for i in [a, b), prefetching XOR_AHEAD entries ahead."""
+    for i in range(a, b):
+        if i + XOR_AHEAD < b:
+            _prefetch_w(words, idx[i + XOR_AHEAD])
+        words[idx[i]] ^= mask[i]
+
+
+@nb.njit(parallel=True, **JIT)
 def xor_segments(words, idx, mask, off, cnt):
     """words[idx] ^= mask over the valid prefix of every segment (undo / redo)."""
     for c in nb.prange(cnt.shape[0]):
-        for i in range(off[c], off[c] + cnt[c]):
-            words[idx[i]] ^= mask[i]
+        xor_range(words, idx, mask, off[c], off[c] + cnt[c])
 
 
-@nb.njit(cache=True)
+@nb.njit(**JIT)
 def xor_segments_serial(words, idx, mask, off, cnt):
     """xor_segments on the calling thread only (small logs)."""
     for c in range(cnt.shape[0]):
-        for i in range(off[c], off[c] + cnt[c]):
-            words[idx[i]] ^= mask[i]
+        xor_range(words, idx, mask, off[c], off[c] + cnt[c])
 
 
 # ------------------------------------------------------------ weak-line maps
@@ -958,6 +919,22 @@ def nested_bitmaps(keys, L, rate, thr, ctr, popsize, stream, bitmap):
                         bitmap[i, pos >> 6] |= np.uint64(1) << np.uint64(pos & 63)
 
 
+#: De Bruijn sequence and table: the index of the lowest set bit of x is
+#: _DEBRUIJN_POS[((x & -x) * _DEBRUIJN) >> 58] (integer only).
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_POS = np.zeros(64, np.int64)
+for _i in range(64):
+    _DEBRUIJN_POS[((int(_DEBRUIJN) << _i) & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
+
+
+@nb.njit(inline="always", cache=True)
+def popcount64(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
 @nb.njit(**JIT)
 def bitmap_positions(bitmap, popsize):
     """(offsets int64[n + 1], sorted positions int64[...]) of the set bits of each row."""
@@ -966,10 +943,7 @@ def bitmap_positions(bitmap, popsize):
     for i in range(n):
         c = 0
         for w in range(bitmap.shape[1]):
-            x = bitmap[i, w]
-            while x:
-                x &= x - np.uint64(1)
-                c += 1
+            c += popcount64(bitmap[i, w])
         off[i + 1] = off[i] + c
     pos = np.empty(off[n], np.int64)
     for i in range(n):
@@ -977,8 +951,8 @@ def bitmap_positions(bitmap, popsize):
         for w in range(bitmap.shape[1]):
             x = bitmap[i, w]
             while x:
-                low = x & (~x + np.uint64(1))  # lowest set bit; its index from the exponent
-                pos[k] = w * 64 + (np.int64(_f64_bits(float(low)) >> S52) - 1023)
+                low = x & (~x + np.uint64(1))
+                pos[k] = w * 64 + _DEBRUIJN_POS[(low * _DEBRUIJN) >> np.uint64(58)]
                 k += 1
                 x ^= low
     return off, pos

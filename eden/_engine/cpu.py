@@ -1,11 +1,12 @@
 """Compiled CPU backend (numba): the same scheme as ``reference.py``, O(errors).
 
-One tile (row segment) at a time: each sub-pass's draws are generated in
-vectorized batches and scanned into sorted kept positions; several sub-passes
-are merged with de-duplication (union, so a bit kept by several flips once);
-the tile's words are logged as (word index, xor mask) and XORed. Chunks of
-tiles run in parallel. The kernels live in ``_cpu_kernels.py``;
-``cuda/inject.cu`` computes the same streams.
+Tile by tile (row segments), each sub-pass's draws are generated in vectorized
+batches and scanned in order into kept positions; several sub-passes are united
+(a bit kept by several flips once); the tile's words are logged as (word index,
+xor mask) and XORed. Large jobs run chunks of tiles on numba's threads, small
+ones on the calling thread (a parallel region costs more than they do on a busy
+machine); the bits are the same either way. The kernels and the details are in
+``_cpu_kernels.py``; ``cuda/inject.cu`` computes the same streams.
 
 numba is compiled lazily on first use (``import eden`` stays light). All
 floating-point steps are separate IEEE operations (no ``fastmath``), so the
@@ -17,6 +18,7 @@ results equal the NumPy oracle bit for bit. The weak-line maps of em1/em2
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -42,13 +44,33 @@ def _threads() -> int:
     return numba.get_num_threads()
 
 
-#: Rough single-thread costs, only to choose serial or parallel execution: a
-#: parallel region on a busy machine can wait a whole scheduler time slice for
-#: its second thread, which dwarfs small jobs.
+#: Rough single-thread costs, only to choose serial or parallel execution (results
+#: are the same either way): a parallel region waits for its slowest thread, and on
+#: a machine with no idle core that can be a whole scheduler time slice (~5 ms).
 _NS_PER_TILE_PASS = 30.0
 _NS_PER_DRAW = 20.0
 _PARALLEL_MIN_NS = 4e6
 _XOR_PARALLEL_MIN = 1 << 17
+
+
+def _runnable() -> int | None:
+    """Tasks running or ready to run right now, machine-wide (Linux), or None."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _parallel(work: float, minimum: float) -> bool:
+    """Use numba's threads for a job of this size? Only if it is large enough and, where
+    the kernel tells, another core is idle right now (runnable tasks, this thread
+    included, below the core count): on a busy machine the extra threads only make the
+    job wait for them. ``numba.set_num_threads(1)`` forces serial execution."""
+    if work < minimum or _threads() < 2:
+        return False
+    running = _runnable()
+    return running is None or running < (os.cpu_count() or 1)
 
 
 def _rates(plan: Plan) -> np.ndarray:
@@ -106,10 +128,9 @@ def inject(plan: Plan, words: np.ndarray):
     rate = _rates(plan)
     work_ns = (_NS_PER_TILE_PASS * T * max(plan.n_subpasses, 1)
                + _NS_PER_DRAW * _expected_draws(plan, rate))
-    threads = _threads()
-    parallel = threads > 1 and work_ns >= _PARALLEL_MIN_NS
+    parallel = _parallel(work_ns, _PARALLEL_MIN_NS)
     run = k.inject_chunks if parallel else k.inject_chunks_serial
-    n_chunks = max(1, min(T, 16 * threads)) if parallel else 1
+    n_chunks = max(1, min(T, 16 * _threads())) if parallel else 1
     chunk_tiles = np.linspace(0, T, n_chunks + 1).round().astype(np.int64)
     # Log capacity per chunk: mean + 10 sigma of its candidates (never more than its
     # words) plus one row; a chunk that would overflow is re-run with room for all.
@@ -162,7 +183,7 @@ def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
     if len(cnt) == 0:
         return
     k = kernels()
-    run = k.xor_segments if len(cnt) > 1 and int(np.sum(cnt)) >= _XOR_PARALLEL_MIN else k.xor_segments_serial
+    run = k.xor_segments if len(cnt) > 1 and _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN) else k.xor_segments_serial
     run(words, idx, mask, np.ascontiguousarray(off), cnt)
 
 

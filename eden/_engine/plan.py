@@ -40,6 +40,7 @@ import collections
 import dataclasses
 import functools
 import math
+import threading
 
 import numpy as np
 
@@ -179,22 +180,27 @@ def _placement(address_map: AddressMap, base_address: int, nbytes: int, groups_n
 
 
 _WEAK_BITLINES: collections.OrderedDict = collections.OrderedDict()
-_WEAK_BITLINES_MAX = 16
+_WEAK_BITLINES_BYTES = 64 << 20  # keep recent maps up to this much memory
+_WEAK_BITLINES_LOCK = threading.Lock()
 
 
 def _weak_bitlines(weak_lines, seed: int, component: int, fraction: float, groups: np.ndarray,
                    row_bits: int) -> list:
-    """weak_lines.weak_bitlines, memoized (a few recent maps; they depend on the seed and the
+    """weak_lines.weak_bitlines, memoized (recent maps; they depend on the seed and the
     placement only, not on the access or the rates). The lists are shared: read only."""
     key = (seed, component, fraction, row_bits, groups.tobytes())
-    lists = _WEAK_BITLINES.get(key)
-    if lists is None:
-        lists = weak_lines.weak_bitlines(seed, component, fraction, groups, row_bits)
-        _WEAK_BITLINES[key] = lists
-        while len(_WEAK_BITLINES) > _WEAK_BITLINES_MAX:
-            _WEAK_BITLINES.popitem(last=False)
-    else:
-        _WEAK_BITLINES.move_to_end(key)
+    with _WEAK_BITLINES_LOCK:
+        hit = _WEAK_BITLINES.get(key)
+        if hit is not None:
+            _WEAK_BITLINES.move_to_end(key)
+            return hit[0]
+    lists = weak_lines.weak_bitlines(seed, component, fraction, groups, row_bits)
+    size = sum(a.nbytes for a in lists)
+    with _WEAK_BITLINES_LOCK:
+        _WEAK_BITLINES[key] = (lists, size)
+        total = sum(v[1] for v in _WEAK_BITLINES.values())
+        while total > _WEAK_BITLINES_BYTES and _WEAK_BITLINES:
+            total -= _WEAK_BITLINES.popitem(last=False)[1][1]
     return lists
 
 
