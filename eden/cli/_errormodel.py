@@ -20,11 +20,26 @@ def errormodel():
 
 
 @errormodel.command("show")
-@click.argument("model", metavar="SPEC|FILE.h5")
+@click.argument("model", metavar="SPEC|FILE.h5", required=False)
+@click.option("--profile", metavar="NAME|FILE.json", help="Show the model of a DRAM profile's operating point (with --op).")
+@click.option("--op", metavar="OP", help="Operating point of --profile (a name, or vdd=..., trcd=...).")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def errormodel_show(model, as_json):
-    """Print an error model (from a spec or an HDF5 file)."""
-    em = load_error_model(model, param_hint="SPEC|FILE.h5")
+def errormodel_show(model, profile, op, as_json):
+    """Print an error model (from a spec, an HDF5 file, or --profile NAME --op OP)."""
+    if model is not None:
+        if profile is not None or op is not None:
+            raise click.BadParameter("give either SPEC|FILE.h5 or --profile with --op, not both", param_hint="--profile")
+        em = load_error_model(model, param_hint="SPEC|FILE.h5")
+    else:
+        from eden.cli._common import resolve_model_choice
+
+        if profile is None:
+            raise click.BadParameter("give an error model SPEC|FILE.h5, or --profile NAME with --op OP",
+                                     param_hint="SPEC|FILE.h5")
+        choice = resolve_model_choice(None, profile, op)
+        em = choice.model
+        path = choice.profile.error_model_path(choice.op)
+        model = str(path) if path is not None else em.to_spec()
     info = {
         "spec": em.to_spec(), "persistence": em.persistence, "expected_ber": em.expected_ber(),
         "components": [{"kind": c.kind, **c.params()} for c in em.components],

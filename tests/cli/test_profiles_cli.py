@@ -137,3 +137,15 @@ def test_inject_bad_op_names_the_profile_file(arr, tmp_path):
     inp, _ = arr
     r = run("inject", str(inp), "-o", str(tmp_path / "o.npy"), "--profile", DDR4, "--op", "trcd=5")
     assert r.exit_code == 2 and load_profile(DDR4).path in r.output.replace("\n", "")
+
+
+def test_errormodel_show_accepts_profile_and_op():
+    r = CliRunner()
+    res = r.invoke(main, ["errormodel", "show", "--profile", "ddr3-diva-a10", "--op", "trcd=10", "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert abs(info["expected_ber"] - 1.94e-4) < 1e-6 and {c["kind"] for c in info["components"]} == {"em1", "em2"}
+    res = r.invoke(main, ["errormodel", "show"])
+    assert res.exit_code == 2 and "--profile NAME with --op OP" in res.output
+    res = r.invoke(main, ["errormodel", "show", "em0:p=1e-3", "--profile", "ddr3-diva-a10"])
+    assert res.exit_code == 2 and "not both" in res.output
