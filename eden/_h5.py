@@ -44,8 +44,8 @@ COMPONENTS_GROUP = "components"
 _SUPPORTED = "1" if FORMAT_VERSION == 1 else f"1..{FORMAT_VERSION}"
 
 
-class ErrorModelFileError(ValueError):
-    """An HDF5 file is not a valid eden error-model file.
+class EdenFileError(ValueError):
+    """An HDF5 file is not a valid eden file of some kind (subclasses name the kind).
 
     Attributes:
         file: Path of the offending file, as given.
@@ -54,14 +54,22 @@ class ErrorModelFileError(ValueError):
         detail: What was expected and what was found.
     """
 
+    kind = "eden"
+
     def __init__(self, file: os.PathLike | str, location: str, detail: str) -> None:
         self.file = os.fspath(file)
         self.location = location
         self.detail = detail
-        super().__init__(f"invalid eden error-model file {self.file!r} at {location}: {detail}")
+        super().__init__(f"invalid {self.kind} file {self.file!r} at {location}: {detail}")
 
     def __reduce__(self):
         return (type(self), (self.file, self.location, self.detail))
+
+
+class ErrorModelFileError(EdenFileError):
+    """An HDF5 file is not a valid eden error-model file."""
+
+    kind = "eden error-model"
 
 
 # --------------------------------------------------------------------- writing

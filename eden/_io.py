@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "write_text", "exists_error", "move_into_place"]
+__all__ = ["atomic_path", "write_json", "write_text", "exists_error", "move_into_place", "read_json_record"]
 
 
 def exists_error(target: Path, what: str = "file") -> FileExistsError:
@@ -91,3 +91,30 @@ def write_with(path: os.PathLike | str, writer: Callable[[Path], None], *, overw
     """Call ``writer(tmp_path)`` then move the result onto ``path`` atomically."""
     with atomic_path(path, overwrite=overwrite, what=what) as tmp:
         writer(tmp)
+
+
+def read_json_record(path: os.PathLike | str, fmt: str, version: int, what: str,
+                     required: tuple[str, ...] = ()) -> dict:
+    """Read a versioned JSON result file and check its ``format``, ``format_version`` and fields.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unreadable JSON, another format or version, or a missing field
+            (the message names the file and what was expected).
+    """
+    path = Path(os.fspath(path))
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable JSON {what}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ValueError(f"{path}: not an eden {what} (field 'format' should be {fmt!r})")
+    if data.get("format_version") != version:
+        raise ValueError(f"{path}: {what} format_version {data.get('format_version')!r} is not supported "
+                         f"(this eden reads {version})")
+    for key in required:
+        if key not in data:
+            raise ValueError(f"{path}: {what} lacks the field {key!r}")
+    return data

@@ -34,7 +34,7 @@ from typing import Any
 
 from torch import nn
 
-from eden._io import write_json
+from eden._io import read_json_record, write_json
 from eden._version import __version__
 from eden.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate
 from eden.error_models import ErrorModel
@@ -339,24 +339,9 @@ def save_tolerance(record: dict, path: str | Path, *, overwrite: bool = False) -
 
 
 def load_tolerance(path: str | Path) -> dict:
-    """Read and check a tolerance file (format and version)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable JSON tolerance file: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != TOLERANCE_FORMAT:
-        raise ValueError(f"{path}: not an eden tolerance file (field 'format' should be {TOLERANCE_FORMAT!r})")
-    if data.get("format_version") != TOLERANCE_VERSION:
-        raise ValueError(f"{path}: tolerance format_version {data.get('format_version')!r} is not supported "
-                         f"(this eden reads {TOLERANCE_VERSION})")
-    for key in ("model", "datatypes", "error_model", "format_spec"):
-        if key not in data:
-            raise ValueError(f"{path}: tolerance file lacks the field {key!r}")
-    return data
-
+    """Read and check a tolerance file (format, version, required fields)."""
+    return read_json_record(path, TOLERANCE_FORMAT, TOLERANCE_VERSION, "tolerance file",
+                            ("model", "datatypes", "error_model", "format_spec"))
 
 def tolerance_table(record: dict) -> str:
     """Readable table of a tolerance record."""

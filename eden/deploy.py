@@ -264,12 +264,13 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
     nominal_rep = reports[nominal_name]
     rows, e_nom, e_map, t_nom, t_map = [], 0.0, 0.0, 0.0, 0.0
     sizes = {d["name"]: d for d in record["datatypes"]}
+    energies = {name: {d.name: d for d in rep.data_types} for name, rep in reports.items()}
     for dt in result.problem.demands:
         part = result.assignment[dt.name]
         p = by_part[part]
         rep = reports[part]
-        d_nom = next(x for x in nominal_rep.data_types if x.name == dt.name)
-        d_op = next(x for x in rep.data_types if x.name == dt.name)
+        d_nom = energies[nominal_name][dt.name]
+        d_op = energies[part][dt.name]
         en = d_nom.nominal.total.total
         eo = en if p.nominal else d_op.operating.total.total
         tn, to = rep.latency.per_data_type[dt.name]
@@ -293,7 +294,7 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
         "tolerance": {"error_model": record["error_model"], "format": record["format_spec"],
                       "correction": record["correction"], "target_drop_pp": record["target_drop_pp"],
                       "source": options.tolerance},
-        "options": dataclasses.asdict(options), "law": nominal_rep.law if hasattr(nominal_rep, "law") else "",
+        "options": dataclasses.asdict(options), "law": nominal_rep.law,
         "vdd_law": f"IDD(V) = IDD_nominal * (V / V_nominal) ** {options.alpha:g} (VDD domain); VPP unchanged",
         "access_model": options.access_model.to_dict(),
         "partitions": [dataclasses.asdict(p) for p in parts],
@@ -385,19 +386,8 @@ def report_table(rep: dict) -> str:
 
 
 def load_report(path) -> dict:
-    import json
-    from pathlib import Path
+    """Read and check a deployment report (format, version)."""
+    from eden._io import read_json_record
 
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable JSON deployment report: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
-        raise ValueError(f"{path}: not an eden deployment report (field 'format' should be {REPORT_FORMAT!r})")
-    if data.get("format_version") != REPORT_VERSION:
-        raise ValueError(f"{path}: deployment report format_version {data.get('format_version')!r} not supported")
-    return data
+    return read_json_record(path, REPORT_FORMAT, REPORT_VERSION, "deployment report", ("datatypes", "totals"))
 

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import h5py
 import numpy as np
 
-from eden._h5 import _as_str, _describe, _describe_node, _is_integer, _provenance_json
+from eden._h5 import EdenFileError, _as_str, _describe, _describe_node, _is_integer, _provenance_json
 from eden._io import write_with
 from eden._version import __version__
 from eden.address import DramOrganization
@@ -87,24 +87,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ORG_FIELDS = ("banks", "rows", "row_bytes", "bus_width_bits")
 
 
-class RawFileError(ValueError):
-    """An HDF5 file is not a valid eden raw characterization file.
+class RawFileError(EdenFileError):
+    """An HDF5 file is not a valid eden raw characterization file (file, location, detail)."""
 
-    Attributes:
-        file: Path of the offending file, as given.
-        location: Where inside the file the problem is (an HDF5 path, with the
-            attribute name when the problem is an attribute).
-        detail: What was expected and what was found.
-    """
-
-    def __init__(self, file: os.PathLike | str, location: str, detail: str) -> None:
-        self.file = os.fspath(file)
-        self.location = location
-        self.detail = detail
-        super().__init__(f"invalid eden raw characterization file {self.file!r} at {location}: {detail}")
-
-    def __reduce__(self):
-        return (type(self), (self.file, self.location, self.detail))
+    kind = "eden raw characterization"
 
 
 class _FieldError(ValueError):
