@@ -126,13 +126,14 @@ class Characterizer:
     progress: bool = False
     cache: _EvalCache | None = None
     device: Any = None
+    reference: float | None = None  # accuracy the drop is counted from (default: the baseline)
 
     def __post_init__(self):
         self.names = [d.name for d in datatypes(self.model)]
         self.max_ber = min(0.5, self.error_model.scaled(1e18).expected_ber() * (1 - 1e-9))
         self.n_evals = 0
         self.baseline = self.evaluate_plan(self._plan({}), seeds=(0,)).mean
-        self.threshold = self.baseline - self.target_drop
+        self.threshold = (self.baseline if self.reference is None else self.reference) - self.target_drop
 
     # ---------------------------------------------------------------- plans
     def _plan(self, bers: dict[str, float]) -> EmulationPlan:
@@ -247,7 +248,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
                  seeds: Sequence[int] | int = 5, metric: Metric | str = "top1", criterion: str = "mean",
                  resolution_decades: float = 0.1, ber_min: float = 1e-9, select: Sequence[str] | None = None,
                  model_id: str = "model", data_id: str = "data", example_input=None,
-                 cache_path: str | Path | None = None, progress: bool = False, device=None) -> dict:
+                 cache_path: str | Path | None = None, progress: bool = False, device=None,
+                 reference_accuracy: float | None = None) -> dict:
     """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop.
 
     Args:
@@ -268,6 +270,10 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         example_input: a batch to measure IFM sizes (default: first batch of loader).
         cache_path: JSON file of evaluated points, to resume an interrupted run.
         progress: progress bar.
+        reference_accuracy: the accuracy (in [0, 1]) the target drop counts
+            from; default: the model's own accuracy in the format without bit
+            errors. Give the original model's accuracy to characterize a
+            retrained model against it (EDEN's baseline).
 
     Returns:
         The tolerance record (see :func:`save_tolerance`; ``format`` "eden-tolerance").
@@ -284,6 +290,9 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         raise ValueError(f"resolution_decades must be > 0, got {resolution_decades!r}")
     if not (0 < ber_min < 0.5):
         raise ValueError(f"ber_min must be in (0, 0.5), got {ber_min!r}")
+    if reference_accuracy is not None and not (isinstance(reference_accuracy, (int, float))
+                                               and 0 < reference_accuracy <= 1):
+        raise ValueError(f"reference_accuracy must be an accuracy in (0, 1], got {reference_accuracy!r}")
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("characterize needs at least one seed")
@@ -305,7 +314,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
               "data": data_id}
     cache = _EvalCache(Path(cache_path) if cache_path else None, header)
     ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
-                       resolution_decades, ber_min, progress, cache, device)
+                       resolution_decades, ber_min, progress, cache, device,
+                       None if reference_accuracy is None else float(reference_accuracy))
     body = ch.run(mode, select)
     fp32_clean = evaluate(model, loader, metric, device=device)
     record = {
@@ -317,7 +327,9 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         "metric": header["metric"], "criterion": criterion, "target_drop_pp": float(target_drop_pp),
         "error_model": em.to_spec(), "format_spec": str(fmt), "correction": correction, "seeds": list(seeds),
         "resolution_decades": resolution_decades, "ber_range": [ber_min, ch.max_ber],
-        "baseline": {"clean_fp32": fp32_clean, "clean_in_format": ch.baseline, "threshold": ch.threshold},
+        "baseline": {"clean_fp32": fp32_clean, "clean_in_format": ch.baseline, "threshold": ch.threshold,
+                     "reference": ch.baseline if ch.reference is None else ch.reference,
+                     "reference_source": "clean_in_format" if ch.reference is None else "given"},
         "datatypes": [_dt_record(d, fmt, batch) for d in dts],
         "evaluations": ch.n_evals,
         **body,
@@ -343,6 +355,13 @@ def load_tolerance(path: str | Path) -> dict:
     return read_json_record(path, TOLERANCE_FORMAT, TOLERANCE_VERSION, "tolerance file",
                             ("model", "datatypes", "error_model", "format_spec"))
 
+
+def _reference_note(baseline: dict) -> str:
+    if baseline.get("reference_source") != "given":
+        return ""
+    return f" from the reference accuracy {baseline['reference'] * 100:.2f}%"
+
+
 def tolerance_table(record: dict) -> str:
     """Readable table of a tolerance record."""
     lines = []
@@ -350,7 +369,8 @@ def tolerance_table(record: dict) -> str:
     lines.append(f"model {record['model']['id']}  error model {record['error_model']}  format "
                  f"{record['format_spec']}  correction {record['correction']}")
     lines.append(f"clean accuracy {b['clean_fp32'] * 100:.2f}% (fp32), {b['clean_in_format'] * 100:.2f}% in "
-                 f"format; target: mean >= {b['threshold'] * 100:.2f}% ({record['target_drop_pp']:g} pp drop), "
+                 f"format; target: mean >= {b['threshold'] * 100:.2f}% ({record['target_drop_pp']:g} pp drop"
+                 f"{_reference_note(b)}), "
                  f"{len(record['seeds'])} seeds per point")
     if "coarse" in record:
         c = record["coarse"]

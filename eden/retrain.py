@@ -78,6 +78,7 @@ REPORT_VERSION = 1
 SCHEDULES = ("geometric", "linear", "step", "constant")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("cosine", "constant")
+TOLERANCE_BASELINES = ("own", "original")
 _GAIN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]\s*$")
 
 
@@ -335,6 +336,11 @@ class ToleranceCheck:
         resolution_decades: bisection resolution in log10 BER.
         ber_min: lowest BER tried.
         criterion: "mean" or "ci_low" (see :mod:`eden.characterize`).
+        baseline: what the target drop after retraining counts from: "own" (the
+            retrained model's accuracy in the format without errors; the
+            default, stricter when retraining raised the clean accuracy) or
+            "original" (the model's before retraining, as EDEN counts it).
+            Before retraining both are the same.
     """
 
     seeds: int | tuple[int, ...] = 5
@@ -342,6 +348,7 @@ class ToleranceCheck:
     resolution_decades: float = 0.1
     ber_min: float = 1e-9
     criterion: str = "mean"
+    baseline: str = "own"
 
     def __post_init__(self):
         seeds = tuple(range(self.seeds)) if isinstance(self.seeds, int) else tuple(int(s) for s in self.seeds)
@@ -354,10 +361,16 @@ class ToleranceCheck:
             raise ValueError(f"resolution_decades must be > 0, got {self.resolution_decades!r}")
         if not (isinstance(self.ber_min, (int, float)) and 0 < self.ber_min < 0.5):
             raise ValueError(f"ber_min must be in (0, 0.5), got {self.ber_min!r}")
+        if self.baseline not in TOLERANCE_BASELINES:
+            raise ValueError(f"unknown tolerance baseline {self.baseline!r}; known: {', '.join(TOLERANCE_BASELINES)}")
 
     def measure(self, model: nn.Module, loader: Iterable, config: RetrainConfig, *, model_id: str,
-                data_id: str, device=None, progress: bool = False) -> dict:
-        """The coarse tolerance record of ``model`` for the config's error model, format and correction."""
+                data_id: str, device=None, progress: bool = False, reference: float | None = None) -> dict:
+        """The coarse tolerance record of ``model`` for the config's error model, format and correction.
+
+        ``reference``: the accuracy the target drop counts from (default: the
+        model's own accuracy in the format without errors).
+        """
         from eden.characterize import characterize
 
         select = None if config.select == ("*",) else list(config.select)
@@ -365,7 +378,8 @@ class ToleranceCheck:
                             correction=config.correction, mode="coarse", target_drop_pp=self.target_drop_pp,
                             seeds=self.seeds, criterion=self.criterion,
                             resolution_decades=self.resolution_decades, ber_min=self.ber_min, select=select,
-                            model_id=model_id, data_id=data_id, progress=progress, device=device)
+                            model_id=model_id, data_id=data_id, progress=progress, device=device,
+                            reference_accuracy=reference)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -695,8 +709,11 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
     if dist.rank == 0:
         clean_after = evaluate(model, eval_loader, device=device)
         if tolerance is not None:
+            reference = None
+            if tolerance.baseline == "original" and tol_before is not None:
+                reference = tol_before["baseline"]["clean_in_format"]
             tol_after = tolerance.measure(model, eval_loader, config, model_id=model_id, data_id=data_id,
-                                          device=device, progress=progress)
+                                          device=device, progress=progress, reference=reference)
     report = _report(model_id, data_id, train_data_id or data_id, len(dataset), config, tolerance, curriculum,
                      dist.world, fp_before, fingerprint(model), clean_before, clean_after, tol_before, tol_after,
                      history, train_seconds) if dist.rank == 0 else None

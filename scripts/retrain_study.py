@@ -106,6 +106,10 @@ def job_retrain(args):
                   data_id="digits", train_data_id="digits:train")
     rep = out.report
     rep["accuracy_at_target"] = _at_ber(out.model, loader, cfg, rep["curriculum"]["target_ber"], s)
+    # EDEN's criterion too: the drop counted from the original model's clean accuracy
+    rec = _tolerance(s).measure(out.model, loader, cfg, model_id=model_name, data_id="digits",
+                                reference=before["baseline"]["clean_in_format"])
+    rep["tolerance_vs_original"] = {"tolerable_ber": rec["coarse"]["tolerable_ber"], "baseline": rec["baseline"]}
     return (model_name, storage, schedule, seed), rep, time.time() - t
 
 
@@ -140,8 +144,8 @@ def _log_ci(values: list[float]) -> tuple[float, float, float]:
 def summarize(before: dict, runs: dict, s: Settings, models, storages, schedules, seeds) -> tuple[str, list[dict]]:
     rows, lines = [], []
     lines.append("| model | storage | retraining | target BER | clean acc. (%) | tolerable BER | gain | "
-                 "acc. at target BER (%) |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+                 "gain vs original | acc. at target BER (%) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for m in models:
         for st in storages:
             b = before[(m, st)]
@@ -150,7 +154,7 @@ def summarize(before: dict, runs: dict, s: Settings, models, storages, schedules
             target = reps[schedules[0]][0]["curriculum"]["target_ber"]
             clean_b = reps[schedules[0]][0]["clean_accuracy"]["before"]
             acc_b = _ci(b["accuracy_at_target"])
-            lines.append(f"| {m} | {st} | none (shipped) | {target:.2g} | {clean_b * 100:.2f} | {tb:.3g} | 1 | "
+            lines.append(f"| {m} | {st} | none (shipped) | {target:.2g} | {clean_b * 100:.2f} | {tb:.3g} | 1 | 1 | "
                          f"{_pm(acc_b)} |")
             rows.append({"model": m, "storage": st, "retraining": "none", "tolerable_ber": tb, "clean": clean_b})
             for sc in schedules:
@@ -158,17 +162,22 @@ def summarize(before: dict, runs: dict, s: Settings, models, storages, schedules
                 clean = _ci([r["clean_accuracy"]["after"] for r in rr])
                 tols = [r["tolerance"]["after"]["tolerable_ber"] for r in rr]
                 g, lo, hi = _log_ci(tols)
+                tols_o = [r["tolerance_vs_original"]["tolerable_ber"] for r in rr]
+                go = _log_ci(tols_o)[0]
+                gains_o = [t / tb if tb > 0 else float("nan") for t in tols_o]
+                orig_txt = (f"{go / tb:.1f}x ({', '.join(f'{x:.1f}' for x in gains_o)})" if tb > 0 else "n/a")
                 at = _ci([v for r in rr for v in r["accuracy_at_target"]])
                 gains = [t / tb if tb > 0 else float("nan") for t in tols]
                 label = f"{sc} ({s.epochs} ep.)"
                 tol_txt = f"{g:.3g} [{lo:.2g}, {hi:.2g}]" if len(tols) > 1 else f"{g:.3g}"
                 lines.append(f"| {m} | {st} | {label} | {target:.2g} | {_pm(clean)} | {tol_txt} | "
-                             f"{g / tb:.1f}x ({', '.join(f'{x:.1f}' for x in gains)}) | {_pm(at)} |"
+                             f"{g / tb:.1f}x ({', '.join(f'{x:.1f}' for x in gains)}) | {orig_txt} | {_pm(at)} |"
                              if tb > 0 else f"| {m} | {st} | {label} | {target:.2g} | {_pm(clean)} | {tol_txt} | "
-                             f"n/a | {_pm(at)} |")
+                             f"n/a | n/a | {_pm(at)} |")
                 rows.append({"model": m, "storage": st, "retraining": sc, "target_ber": target,
                              "clean_after": [r["clean_accuracy"]["after"] for r in rr], "tolerable_after": tols,
                              "gains": gains, "geo_mean_gain": g / tb if tb > 0 else None,
+                             "tolerable_vs_original": tols_o, "gains_vs_original": gains_o,
                              "clean_drop_pp": [r["clean_accuracy"]["drop_pp"] for r in rr],
                              "accuracy_at_target": [r["accuracy_at_target"] for r in rr]})
     return "\n".join(lines), rows
@@ -186,10 +195,10 @@ def main(argv=None) -> int:
     p.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--error-model", default="em0:p=1e-3")
     p.add_argument("--target", default="10x", help="target BER: a number, '<k>x' or 'model'")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--ramp-epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tolerance-seeds", type=int, default=5)
     p.add_argument("--resolution", type=float, default=0.1)
     p.add_argument("--ber-min", type=float, default=1e-7)
@@ -266,12 +275,14 @@ tolerable BER of the shipped model), {s.epochs} epochs, Adam with peak learning 
 the first {s.ramp_epochs if s.ramp_epochs is not None else s.epochs // 2} epochs, then the target; constant = the
 target from the first epoch. Both see the same data order and the same per-batch error seeds. Tolerable BER: coarse
 characterization (all weights and IFMs at one BER), mean accuracy over device seeds 0..{s.tolerance_seeds - 1} on the
-360 test digits at least the model's own clean accuracy in the same format minus {s.target_drop:g} pp, bisection to
+359 test digits at least the model's own clean accuracy in the same format minus {s.target_drop:g} pp, bisection to
 {s.resolution:g} decades, floor {s.ber_min:g}.
 
 Columns: *clean acc.*: top-1 without errors after retraining (mean ± 95% CI over the training seeds);
-*tolerable BER*: geometric mean over training seeds [95% CI, Student t in log10]; *gain*: that over the
-shipped model's tolerable BER (per seed in parentheses); *acc. at target BER*: accuracy with errors at the target
+*tolerable BER*: geometric mean over training seeds [95% CI, Student t in log10], with the 1 pp drop counted from the
+retrained model's own clean accuracy (the strict criterion); *gain*: that over the shipped model's tolerable BER (per
+seed in parentheses); *gain vs original*: the same with the drop counted from the shipped model's clean accuracy
+(EDEN's baseline; it credits retraining with any clean accuracy it added); *acc. at target BER*: accuracy with errors at the target
 BER, mean ± 95% CI over all (training seed, device seed) pairs; for the shipped model over device seeds.
 
 {table}

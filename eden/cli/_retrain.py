@@ -101,6 +101,9 @@ def _init_distributed(device: str | None):
                    "format, correction, seeds, target drop, resolution) instead of measuring it again.")
 @click.option("--target-drop", type=float, default=1.0, show_default=True,
               help="Allowed accuracy drop (percentage points) defining the tolerable BER.")
+@click.option("--tolerance-baseline", type=click.Choice(["own", "original"]), default="own", show_default=True,
+              help="What the drop after retraining counts from: the retrained model's own clean accuracy, or "
+                   "the original model's (EDEN's baseline).")
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True,
               help="Tolerance search resolution in decades of BER.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("retrained.pt"),
@@ -117,7 +120,7 @@ def _init_distributed(device: str | None):
 def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, train_spec, fmt,
                 correction, select, target_ber, schedule, start_ber, ramp_epochs, steps, epochs, optimizer, lr,
                 lr_schedule, weight_decay, freeze_norm_stats, clip_grad_norm, train_batch_size, seed, tolerance,
-                tolerance_seeds, before_path, target_drop, resolution, output, report_path, checkpoint, resume,
+                tolerance_seeds, before_path, target_drop, tolerance_baseline, resolution, output, report_path, checkpoint, resume,
                 force, progress, as_json):
     """Retrain a model with bit errors in its forward pass so that it tolerates a higher BER.
 
@@ -149,7 +152,8 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
                                lr_schedule=lr_schedule, weight_decay=weight_decay,
                                freeze_norm_stats=freeze_norm_stats, clip_grad_norm=clip_grad_norm,
                                batch_size=train_batch_size, seed=seed)
-        check = ToleranceCheck(seeds=tolerance_seeds, target_drop_pp=target_drop, resolution_decades=resolution)
+        check = ToleranceCheck(seeds=tolerance_seeds, target_drop_pp=target_drop, resolution_decades=resolution,
+                               baseline=tolerance_baseline)
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc)) from None
     if checkpoint.exists() and not (resume or force):

@@ -46,6 +46,24 @@ def zero_threshold(lenet, loader):
     return evaluate(lenet, loader) - 0.01
 
 
+def test_reference_accuracy_moves_the_threshold(lenet, loader):
+    own = _coarse(lenet, loader, format="int8")
+    clean = own["baseline"]["clean_in_format"]
+    assert own["baseline"]["reference_source"] == "clean_in_format" and own["baseline"]["reference"] == clean
+    # a reference 3 pp below the model's own accuracy: the threshold follows it, and a
+    # looser threshold can only keep or raise the tolerable BER (same seeds, same points)
+    ref = _coarse(lenet, loader, format="int8", reference_accuracy=clean - 0.03)
+    b = ref["baseline"]
+    assert b["reference_source"] == "given" and b["threshold"] == pytest.approx(clean - 0.04)
+    assert b["clean_in_format"] == clean
+    assert ref["coarse"]["tolerable_ber"] > own["coarse"]["tolerable_ber"]
+    for p in ref["coarse"]["points"]:
+        assert p["passed"] == (p["mean"] >= b["threshold"] - 1e-12)
+    assert "from the reference accuracy" in tolerance_table(ref)
+    with pytest.raises(ValueError, match="reference_accuracy"):
+        _coarse(lenet, loader, reference_accuracy=1.5)
+
+
 def test_fine_grained_joint_and_record(lenet, loader, tmp_path):
     rec = characterize(lenet, loader, "em0:p=1e-3", format="int8", mode="fine", seeds=2,
                        resolution_decades=0.5, select=["classifier.*"], model_id="digits-lenet",

@@ -180,7 +180,10 @@ def test_retraining_raises_accuracy_at_the_trained_ber(test_loader):
                 before=record)
     with pytest.raises(ValueError, match="does not match this run: seeds"):
         retrain(model, train, test_loader, cfg, tolerance=dataclasses.replace(check, seeds=2), before=record)
-    out = retrain(model, train, test_loader, cfg, tolerance=check, before=record, model_id="digits-lenet")
+    with pytest.raises(ValueError, match="unknown tolerance baseline"):
+        dataclasses.replace(check, baseline="shipped")
+    out = retrain(model, train, test_loader, cfg, tolerance=dataclasses.replace(check, baseline="original"),
+                  before=record, model_id="digits-lenet")
     after = at_ber(out.model)
     assert after.mean > before.mean + 0.03, (before, after)
     rep = out.report
@@ -189,6 +192,10 @@ def test_retraining_raises_accuracy_at_the_trained_ber(test_loader):
     tol = rep["tolerance"]
     assert tol["before"]["tolerable_ber"] == record["coarse"]["tolerable_ber"] > 0
     assert tol["after"]["tolerable_ber"] > 0
+    # the drop after retraining counts from the original model's clean accuracy
+    ref = tol["after"]["baseline"]
+    assert ref["reference_source"] == "given" and ref["reference"] == record["baseline"]["clean_in_format"]
+    assert ref["threshold"] == pytest.approx(record["baseline"]["threshold"])
     assert tol["gain"] == pytest.approx(tol["after"]["tolerable_ber"] / tol["before"]["tolerable_ber"])
     assert rep["model"]["fingerprint_before"] != rep["model"]["fingerprint_after"]
     assert "tolerable BER" in retrain_table(rep)
