@@ -53,7 +53,7 @@ from torch import nn
 
 from eden.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.error_models import ErrorModel
-from eden.inject import CORRECTIONS, inject_
+from eden.inject import CORRECTIONS, finite_absmax, inject_
 from eden.quant import FLOAT_FORMATS, Encoded, NumericFormat
 
 __all__ = ["DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
@@ -341,7 +341,7 @@ class _WeightState:
     def acquire(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
         """Encode the current clean values in the format, then inject errors."""
         if self.cfg.correction != "none":
-            self.bound = _finite_absmax(self.param.detach())
+            self.bound = finite_absmax(self.param.detach())
         if not self.in_place:
             fmt = self.cfg.format
             with torch.no_grad():
@@ -388,18 +388,6 @@ class _WeightState:
             self.param.data = self.original
             self.original = None
         self.clean = self.buffer = None
-
-
-def _finite_absmax(t: torch.Tensor) -> float:
-    """max |x| over the finite values of ``t`` (one pass when all are finite)."""
-    if t.numel() == 0:
-        return 0.0
-    lo, hi = torch.aminmax(t)
-    lo, hi = float(lo), float(hi)
-    if abs(lo) != float("inf") and abs(hi) != float("inf") and lo == lo and hi == hi:
-        return max(-lo, hi, 0.0)
-    finite = t[torch.isfinite(t)]
-    return float(finite.abs().max()) if finite.numel() else 0.0
 
 
 def _bound_correction(mode: str, bound: float):
@@ -600,7 +588,7 @@ class Emulation:
             clean = x.detach()
             bound = None
             if cfg.correction != "none" and cfg.error_model is not None:
-                bound = _bound_correction(cfg.correction, _finite_absmax(clean))
+                bound = _bound_correction(cfg.correction, finite_absmax(clean))
             # Only outside autograd: a consumer may save its input for backward.
             in_place = (same and not torch.is_grad_enabled() and clean.is_contiguous()
                         and not (clean.is_inference() and not torch.is_inference_mode_enabled()))

@@ -8,6 +8,7 @@ the error model says, placed in DRAM by an address map, and returns a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -250,7 +251,7 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
                         base_address=base_address, address_map=amap, weak_lines=weak_lines)
     bound = None
     if corr.mode != "none":
-        bound = corr.bound if corr.bound is not None else _clean_bound(tensor)
+        bound = corr.bound if corr.bound is not None else finite_absmax(tensor)
     if device == "cuda":
         from eden._engine import gpu
 
@@ -279,14 +280,30 @@ def _numba_disabled() -> bool:
     return os.environ.get("EDEN_DISABLE_NUMBA", "") not in ("", "0")
 
 
-def _clean_bound(tensor) -> float:
-    """max |x| over the finite values of the clean tensor (O(n), before injection)."""
+def finite_absmax(tensor) -> float:
+    """max |x| over the finite values of a float tensor or array (0.0 when none is finite).
+
+    One read pass when every value is finite. CPU float32/float64 data is
+    reduced by NumPy in the calling thread: torch's reductions hand each call
+    to its intra-op thread pool, which costs more than the pass itself for the
+    many mid-sized feature maps of an emulated forward on a busy machine.
+    """
     import torch
 
-    t = tensor if isinstance(tensor, torch.Tensor) else torch.from_numpy(np.asarray(tensor))
-    t = t.detach().float()
-    t = t[torch.isfinite(t)]
-    return float(t.abs().max()) if t.numel() else 0.0
+    t = tensor if isinstance(tensor, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(tensor))
+    t = t.detach()
+    if t.numel() == 0:
+        return 0.0
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous():
+        a = t.reshape(-1).numpy()
+        lo, hi = float(a.min()), float(a.max())
+    else:
+        lo_t, hi_t = torch.aminmax(t)
+        lo, hi = float(lo_t), float(hi_t)
+    if math.isfinite(lo) and math.isfinite(hi):
+        return max(-lo, hi, 0.0)
+    finite = t[torch.isfinite(t)]
+    return float(finite.abs().max()) if finite.numel() else 0.0
 
 
 def _float_view(bits: np.ndarray, fmt: StorageFormat) -> np.ndarray:

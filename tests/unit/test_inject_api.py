@@ -104,3 +104,20 @@ def test_at_ber_scales_shape():
     em = ErrorModel.from_spec("em1:fraction=0.01,p=0.1").at_ber(1e-4)
     assert abs(em.expected_ber() - 1e-4) < 1e-12
     assert em.components[0].fraction == 0.01
+
+
+def test_finite_absmax_skips_non_finite_values_on_every_path():
+    from eden.inject import finite_absmax
+
+    x = torch.tensor([1.0, -3.0, 2.0])
+    assert finite_absmax(x) == 3.0
+    assert finite_absmax(x.double()) == 3.0
+    assert finite_absmax(x.half()) == 3.0  # the torch path
+    assert finite_absmax(torch.tensor([[1.0, -2.0], [6.0, 4.0]]).t()) == 6.0  # not contiguous
+    assert finite_absmax(torch.tensor([1.0, float("nan"), -5.0, float("inf"), -float("inf")])) == 5.0
+    assert finite_absmax(torch.tensor([float("nan"), float("inf")])) == 0.0
+    assert finite_absmax(torch.zeros(0)) == 0.0
+    assert finite_absmax(np.array([0.5, -2.5], np.float32)) == 2.5
+    with torch.inference_mode():
+        y = torch.tensor([0.25, -0.75]) * 2
+    assert finite_absmax(y) == 1.5
