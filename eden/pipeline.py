@@ -54,10 +54,11 @@ class RunConfig:
     target_drop_pp: float = 1.0
     seeds: int = 5
     resolution_decades: float = 0.1
-    retrain_epochs: int = 8
+    retrain_epochs: int = 60
     retrain_gain: float = 10.0
     retrain_schedule: str = "geometric"
-    retrain_lr: float = 1e-3
+    retrain_lr: float = 3e-3
+    retrain_batch_size: int = 32
     policy: str = "milp"
     inference_batch: int = 1
     memory_bound_fraction: float = 0.5
@@ -74,6 +75,8 @@ class RunConfig:
             raise ValueError(f"retrain_epochs must be >= 2 (a ramp and the target), got {self.retrain_epochs!r}")
         if not self.retrain_gain > 1:
             raise ValueError(f"retrain_gain must be > 1, got {self.retrain_gain!r}")
+        if self.retrain_batch_size < 1:
+            raise ValueError(f"retrain_batch_size must be >= 1, got {self.retrain_batch_size!r}")
 
 
 def shape_model(cfg: RunConfig, profile):
@@ -194,7 +197,7 @@ class Run:
                                  "retraining has no curriculum to start from")
             rcfg = RetrainConfig(error_model=em, target_ber=target, format=cfg.format, correction=cfg.correction,
                                  epochs=cfg.retrain_epochs, schedule=cfg.retrain_schedule, lr=cfg.retrain_lr,
-                                 seed=cfg.seed)
+                                 batch_size=cfg.retrain_batch_size, seed=cfg.seed)
             train = zoo.build_data(cfg.data, "train", 64)
             res = retrain(retrained, train, loader, rcfg, tolerance=None, checkpoint=self.path("retrain.ckpt"),
                           resume=True, model_id=model_id, data_id=cfg.data, progress=self.progress, device=dev)

@@ -24,7 +24,9 @@ from eden.cli._dnn import _library_errors
 @click.option("--target-drop", type=float, default=1.0, show_default=True, help="Accuracy drop allowed (pp).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True)
-@click.option("--retrain-epochs", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--retrain-epochs", type=click.IntRange(min=2), default=60, show_default=True)
+@click.option("--retrain-batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Training samples per retraining batch.")
 @click.option("--retrain-gain", type=click.FloatRange(min=1, min_open=True), default=10.0, show_default=True,
               help="Retrain to this multiple of the tolerable BER before retraining.")
 @click.option("--policy", type=click.Choice(["greedy", "milp"]), default="milp", show_default=True)
@@ -36,7 +38,8 @@ from eden.cli._dnn import _library_errors
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_library_errors
 def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_drop, seeds, resolution,
-            retrain_epochs, retrain_gain, policy, memory_bound_fraction, seed, restart, progress, as_json):
+            retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, seed, restart, progress,
+            as_json):
     """Clean accuracy -> characterize -> retrain -> characterize -> map -> validate -> report."""
     from eden.pipeline import RunConfig, run_pipeline, summary_text
 
@@ -44,8 +47,8 @@ def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
     cfg = RunConfig(model=model, data=data, profile=profile, error_model=error_model, format=fmt,
                     correction=correction, target_drop_pp=target_drop, seeds=seeds, resolution_decades=resolution,
-                    retrain_epochs=retrain_epochs, retrain_gain=retrain_gain, policy=policy,
-                    memory_bound_fraction=memory_bound_fraction, seed=seed)
+                    retrain_epochs=retrain_epochs, retrain_batch_size=retrain_batch_size, retrain_gain=retrain_gain,
+                    policy=policy, memory_bound_fraction=memory_bound_fraction, seed=seed)
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     summary = run_pipeline(run_dir, cfg, restart=restart, progress=progress, log=log)
     if as_json:

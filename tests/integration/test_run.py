@@ -46,3 +46,5 @@ def test_run_refuses_foreign_directory(tmp_path):
         run_pipeline(tmp_path, RunConfig(seeds=1), progress=False, log=lambda m: None)
     with pytest.raises(ValueError, match=r"\(0, 100\)"):
         RunConfig(target_drop_pp=0)
+    with pytest.raises(ValueError, match="retrain_batch_size"):
+        RunConfig(retrain_batch_size=0)
