@@ -120,8 +120,8 @@ def _init_distributed(device: str | None):
 def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, train_spec, fmt,
                 correction, select, target_ber, schedule, start_ber, ramp_epochs, steps, epochs, optimizer, lr,
                 lr_schedule, weight_decay, freeze_norm_stats, clip_grad_norm, train_batch_size, seed, tolerance,
-                tolerance_seeds, before_path, target_drop, tolerance_baseline, resolution, output, report_path, checkpoint, resume,
-                force, progress, as_json):
+                tolerance_seeds, before_path, target_drop, tolerance_baseline, resolution, output, report_path,
+                checkpoint, resume, force, progress, as_json):
     """Retrain a model with bit errors in its forward pass so that it tolerates a higher BER.
 
     The BER rises over the epochs (curriculum) to --target-ber; errors go into
