@@ -53,7 +53,7 @@ from torch import nn
 
 from eden.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.error_models import ErrorModel
-from eden.inject import CORRECTIONS, finite_absmax, inject_
+from eden.inject import CORRECTIONS, finite_range, inject_
 from eden.quant import FLOAT_FORMATS, Encoded, NumericFormat
 
 __all__ = ["DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
@@ -336,12 +336,12 @@ class _WeightState:
         self.original = None  # the parameter's own tensor, while a decoded buffer stands in
         self.clean: Encoded | None = None
         self.buffer: torch.Tensor | None = None
-        self.bound = None
+        self.bound = None  # the clean values' (min, max): their plausible range
 
     def acquire(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
         """Encode the current clean values in the format, then inject errors."""
         if self.cfg.correction != "none":
-            self.bound = finite_absmax(self.param.detach())
+            self.bound = finite_range(self.param.detach())
         if not self.in_place:
             fmt = self.cfg.format
             with torch.no_grad():
@@ -390,10 +390,10 @@ class _WeightState:
         self.clean = self.buffer = None
 
 
-def _bound_correction(mode: str, bound: float):
+def _bound_correction(mode: str, plausible: tuple[float, float]):
     from eden.inject import Correction
 
-    return Correction(mode, bound)
+    return Correction(mode, plausible)
 
 
 class Emulation:
@@ -588,7 +588,7 @@ class Emulation:
             clean = x.detach()
             bound = None
             if cfg.correction != "none" and cfg.error_model is not None:
-                bound = _bound_correction(cfg.correction, finite_absmax(clean))
+                bound = _bound_correction(cfg.correction, finite_range(clean))
             # Only outside autograd: a consumer may save its input for backward.
             in_place = (same and not torch.is_grad_enabled() and clean.is_contiguous()
                         and not (clean.is_inference() and not torch.is_inference_mode_enabled()))

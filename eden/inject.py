@@ -25,19 +25,37 @@ BACKENDS = ("auto", "cpu", "reference", "cuda")
 class Correction:
     """Implausible-value correction applied to corrupted float values (EDEN).
 
-    A corrupted value is implausible when it is NaN, infinite or ``|x| > bound``.
-    ``zero`` sets it to 0; ``clamp`` sets it to ``sign(x) * bound`` (NaN -> 0).
-    ``bound`` defaults to max |x| of the clean tensor (computed before injection).
+    A corrupted value is implausible when it is NaN, infinite or outside the
+    data type's plausible range ``[low, high]``. ``zero`` sets it to 0; ``clamp``
+    sets it to the nearer end of the range (NaN -> 0 clamped into the range).
+
+    ``plausible``: the range, as ``(low, high)`` or one number ``b`` meaning
+    ``(-b, b)``; default: the clean tensor's own range, min and max over its
+    finite values (computed before injection). So a value of a non-negative data
+    type (a ReLU output, an image) whose sign bit flipped is implausible.
     """
 
     mode: str = "none"
-    bound: float | None = None
+    plausible: float | tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.mode not in CORRECTIONS:
             raise ValueError(f"unknown correction {self.mode!r}; known: {', '.join(CORRECTIONS)}")
-        if self.bound is not None and not (float(self.bound) >= 0 and np.isfinite(self.bound)):
-            raise ValueError(f"correction bound must be finite and >= 0, got {self.bound!r}")
+        r = self.plausible
+        if r is None:
+            return
+        if isinstance(r, (int, float, np.floating, np.integer)) and not isinstance(r, bool):
+            if not (float(r) >= 0 and math.isfinite(float(r))):
+                raise ValueError(f"correction bound must be finite and >= 0, got {r!r}")
+            r = (-float(r), float(r))
+        elif isinstance(r, (tuple, list)) and len(r) == 2:
+            lo, hi = (float(v) for v in r)
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ValueError(f"plausible range must be finite with low <= high, got {self.plausible!r}")
+            r = (lo, hi)
+        else:
+            raise TypeError(f"plausible must be None, a bound b >= 0 or a (low, high) pair, got {r!r}")
+        object.__setattr__(self, "plausible", r)
 
     @classmethod
     def coerce(cls, value) -> "Correction":
@@ -249,9 +267,9 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
         from eden._engine import cpu as weak_lines
     plan = compile_plan(em, word_bits=fmt.word.itemsize * 8, nbytes=nbytes, seed=seed, access=access,
                         base_address=base_address, address_map=amap, weak_lines=weak_lines)
-    bound = None
+    plausible = None
     if corr.mode != "none":
-        bound = corr.bound if corr.bound is not None else finite_absmax(tensor)
+        plausible = corr.plausible if corr.plausible is not None else finite_range(tensor)
     if device == "cuda":
         from eden._engine import gpu
 
@@ -268,10 +286,10 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
         idx, mask, off, cnt = cpu.inject(plan, words)
     n_corrected = 0
     n_error_bits = None
-    if bound is not None:
+    if plausible is not None:
         n_error_bits = FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed,
                                access=access, backend=backend).n_bits
-        n_corrected = _correct(words, idx, mask, off, cnt, fmt, corr.mode, bound, device)
+        n_corrected = _correct(words, idx, mask, off, cnt, fmt, corr.mode, plausible, device)
     return FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed, access=access,
                    backend=backend, n_corrected=n_corrected, n_error_bits=n_error_bits)
 
@@ -280,8 +298,8 @@ def _numba_disabled() -> bool:
     return os.environ.get("EDEN_DISABLE_NUMBA", "") not in ("", "0")
 
 
-def finite_absmax(tensor) -> float:
-    """max |x| over the finite values of a float tensor or array (0.0 when none is finite).
+def finite_range(tensor) -> tuple[float, float]:
+    """(min, max) over the finite values of a float tensor or array ((0.0, 0.0) when none is).
 
     One read pass when every value is finite. CPU float32/float64 data is
     reduced by NumPy in the calling thread: torch's reductions hand each call
@@ -293,7 +311,7 @@ def finite_absmax(tensor) -> float:
     t = tensor if isinstance(tensor, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(tensor))
     t = t.detach()
     if t.numel() == 0:
-        return 0.0
+        return 0.0, 0.0
     if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous():
         a = t.reshape(-1).numpy()
         lo, hi = float(a.min()), float(a.max())
@@ -301,9 +319,12 @@ def finite_absmax(tensor) -> float:
         lo_t, hi_t = torch.aminmax(t)
         lo, hi = float(lo_t), float(hi_t)
     if math.isfinite(lo) and math.isfinite(hi):
-        return max(-lo, hi, 0.0)
+        return lo, hi
     finite = t[torch.isfinite(t)]
-    return float(finite.abs().max()) if finite.numel() else 0.0
+    if not finite.numel():
+        return 0.0, 0.0
+    lo_t, hi_t = torch.aminmax(finite)
+    return float(lo_t), float(hi_t)
 
 
 def _float_view(bits: np.ndarray, fmt: StorageFormat) -> np.ndarray:
@@ -325,16 +346,17 @@ def _float_bits(values: np.ndarray, fmt: StorageFormat) -> np.ndarray:
     return (u >> np.uint32(16)).astype(np.uint16)
 
 
-def _correct(words, idx, mask, off, cnt, fmt, mode, bound, device) -> int:
+def _correct(words, idx, mask, off, cnt, fmt, mode, plausible, device) -> int:
     """Replace implausible corrupted values among the touched words; keep the log exact.
 
-    The log's mask of a corrected word becomes original ^ corrected, so undo()
-    still restores the original bits.
+    ``plausible`` is the (low, high) range. The log's mask of a corrected word
+    becomes original ^ corrected, so undo() still restores the original bits.
     """
+    low, high = (np.float32(v) for v in plausible)  # compared in float32 (values are fp32/fp16/bf16)
     if device == "cuda":
         from eden._engine import gpu
 
-        return gpu.correct(words, idx, mask, off, cnt, fmt, mode, bound)
+        return gpu.correct(words, idx, mask, off, cnt, fmt, mode, low, high)
     sel = np.concatenate([np.arange(o, o + c) for o, c in zip(off, cnt)]) if len(cnt) else np.zeros(0, int)
     if len(sel) == 0:
         return 0
@@ -342,15 +364,15 @@ def _correct(words, idx, mask, off, cnt, fmt, mode, bound, device) -> int:
     cur = words[widx]
     vals = _float_view(cur, fmt)
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(vals) | (np.abs(vals) > bound)
+        bad = ~np.isfinite(vals) | (vals < low) | (vals > high)
     if not bad.any():
         return 0
     if mode == "zero":
         new_vals = np.zeros(int(bad.sum()), np.float32)
-    else:
+    else:  # clamp: +inf and values above the range -> high, -inf and below -> low, NaN -> 0 clamped
         v = vals[bad]
-        with np.errstate(invalid="ignore"):
-            new_vals = np.where(np.isnan(v), 0.0, np.sign(v) * bound).astype(np.float32)
+        nan_to = min(max(np.float32(0), low), high)
+        new_vals = np.where(np.isnan(v), nan_to, np.where(v > high, high, low)).astype(np.float32)
     new_bits = _float_bits(new_vals, fmt).astype(words.dtype)
     old_bits = cur[bad]
     words[widx[bad]] = new_bits

@@ -222,24 +222,23 @@ def to_host_flat(idx, mask, off, cnt):
     return i.astype(np.int64), m
 
 
-def correct(words, idx, mask, off, cnt, fmt, mode, bound) -> int:
+def correct(words, idx, mask, off, cnt, fmt, mode, low, high) -> int:
     """``eden.inject._correct`` on the device: same values, same log update.
 
-    Implausible (NaN, infinite or ``|x| > bound``) corrupted values among the
-    touched words become 0 (``zero``) or ``sign(x) * bound`` (``clamp``, NaN -> 0);
-    their log masks become original ^ corrected so ``undo()`` stays exact.
+    Implausible (NaN, infinite or outside [low, high], float32 bounds)
+    corrupted values among the touched words become 0 (``zero``) or the nearer
+    end of the range (``clamp``; NaN -> 0 clamped into the range); their log
+    masks become original ^ corrected so ``undo()`` stays exact.
     """
     from eden.inject import _float_bits
 
     wdt = np.dtype(words.dtype)
-    # The comparison precision NumPy uses on the CPU path (float32 for a Python
-    # float bound); compared in double here, which is exact for both.
-    cmp_dt = np.result_type(np.zeros(1, np.float32), bound)
-    with np.errstate(over="ignore"):
-        b_cmp = float(np.asarray(bound).astype(cmp_dt))
-        b32 = np.float32(bound)
-    # Replacement bits: 0, +bound and -bound in the format (host-side, as the CPU path).
-    zero_bits, pos_bits, neg_bits = (int(x) for x in _float_bits(np.array([0.0, b32, -b32], np.float32), fmt))
+    # The CPU path compares float32 values with float32 bounds; in double here, exact for both.
+    lo_cmp, hi_cmp = float(np.float32(low)), float(np.float32(high))
+    nan_to = min(max(np.float32(0), np.float32(low)), np.float32(high))
+    # Replacement bits: 0, high, low and the NaN value in the format (host-side, as the CPU path).
+    zero_bits, high_bits, low_bits, nan_bits = (int(x) for x in _float_bits(
+        np.array([0.0, high, low, nan_to], np.float32), fmt))
     device_id = _device_of(words)
     with _on_device(device_id) as cupy:
         sel_idx = _segments(cupy, idx, off, cnt)
@@ -259,7 +258,7 @@ def correct(words, idx, mask, off, cnt, fmt, mode, bound) -> int:
         else:
             raise ValueError(f"correction applies to float formats, not {fmt.name}")
         v64 = vals.astype(np.float64)
-        bad = ~cupy.isfinite(v64) | (cupy.abs(v64) > b_cmp)
+        bad = ~cupy.isfinite(v64) | (v64 < lo_cmp) | (v64 > hi_cmp)
         sel = cupy.nonzero(bad)[0]
         n_bad = int(sel.size)
         if n_bad == 0:
@@ -267,10 +266,10 @@ def correct(words, idx, mask, off, cnt, fmt, mode, bound) -> int:
         vb = v64[sel]
         if mode == "zero":
             new_bits = cupy.full(n_bad, zero_bits, dtype=wdt)
-        else:  # clamp: sign(x) * bound, NaN -> 0 (bad values are never 0)
-            new_bits = cupy.full(n_bad, neg_bits, dtype=wdt)
-            new_bits[vb > 0] = pos_bits
-            new_bits[cupy.isnan(vb)] = zero_bits
+        else:  # clamp: above the range (or +inf) -> high, below (or -inf) -> low, NaN -> nan_to
+            new_bits = cupy.full(n_bad, low_bits, dtype=wdt)
+            new_bits[vb > hi_cmp] = high_bits
+            new_bits[cupy.isnan(vb)] = nan_bits
         old_bits = cur[sel]
         words[widx[sel]] = new_bits
         mpos = pos[sel]

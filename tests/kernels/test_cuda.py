@@ -121,7 +121,7 @@ def test_large_tensor_matches_cpu(spec):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
                          ids=lambda d: str(d).replace("torch.", ""))
 @pytest.mark.parametrize("mode", ["zero", "clamp"])
-@pytest.mark.parametrize("bound", [None, 0.75])
+@pytest.mark.parametrize("bound", [None, 0.75, (-0.25, 0.5)], ids=["own-range", "symmetric", "range"])
 def test_correction_matches_cpu(dtype, mode, bound):
     x = _data(dtype, 20000)
     corr = eden.Correction(mode, bound)

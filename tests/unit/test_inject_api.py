@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from eden import AddressMap, DramOrganization, ErrorModel, inject_
+from eden import AddressMap, Correction, DramOrganization, ErrorModel, inject_
 
 
 def _raw(t):
@@ -69,9 +69,9 @@ def test_correction_only_for_floats():
 def test_correction_removes_implausible_values_and_undo_is_exact():
     x = torch.randn(1 << 16)
     before = _raw(x)
-    bound = float(x.abs().max())
+    lo, hi = float(x.min()), float(x.max())
     log = inject_(x, "em0:p=0.01", seed=2, correction="zero")
-    assert torch.isfinite(x).all() and float(x.abs().max()) <= bound
+    assert torch.isfinite(x).all() and lo <= float(x.min()) and float(x.max()) <= hi
     assert log.n_corrected > 0 and log.n_error_bits > 0
     log.undo()
     assert torch.equal(_raw(x), before)
@@ -79,14 +79,44 @@ def test_correction_removes_implausible_values_and_undo_is_exact():
         log.undo()
 
 
-def test_clamp_keeps_sign_and_bound():
+def test_clamp_keeps_values_in_the_plausible_range():
     x = torch.randn(1 << 16)
     clean = x.clone()
     inject_(x, "em0:p=0.02", seed=4, correction="clamp")
-    bound = float(clean.abs().max())
-    assert torch.isfinite(x).all() and float(x.abs().max()) <= bound
+    assert torch.isfinite(x).all() and float(x.min()) >= float(clean.min()) and float(x.max()) <= float(clean.max())
     changed = x != clean
     assert changed.any()
+    # the ends of the range are where clamped values went
+    assert (x == clean.max()).sum() > 1 and (x == clean.min()).sum() > 1
+
+
+@pytest.mark.parametrize("mode", ["zero", "clamp"])
+def test_sign_flips_of_a_non_negative_tensor_are_implausible(mode):
+    """A ReLU output's range is [0, max]: a flipped sign bit makes a value implausible."""
+    x = torch.rand(1 << 16) + 0.5  # in [0.5, 1.5): every sign flip leaves the range
+    clean = x.clone()
+    log = inject_(x, "em0:p=0.01", seed=6, correction=mode)
+    assert float(x.min()) >= (0.0 if mode == "zero" else float(clean.min())) and float(x.max()) <= float(clean.max())
+    el, bit = log.positions()  # positions that differ after correction
+    sign_flipped = (clean.view(torch.int32) ^ x.view(torch.int32)) < 0
+    assert not sign_flipped.any()
+    # the errors did hit sign bits: about 1/32 of 0.01 * 2^16 * 32 = 655 of them; all were corrected
+    assert log.n_corrected >= 600
+    # a symmetric range given explicitly lets sign flips through (|x| stays below the bound)
+    y = clean.clone()
+    inject_(y, "em0:p=0.01", seed=6, correction=Correction(mode, float(clean.abs().max())))
+    assert (y < 0).sum() > 500
+
+
+def test_plausible_range_checks():
+    assert Correction("zero", 2.0).plausible == (-2.0, 2.0)
+    assert Correction("clamp", (0, 3)).plausible == (0.0, 3.0)
+    with pytest.raises(ValueError, match="low <= high"):
+        Correction("zero", (3.0, 1.0))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        Correction("zero", -1.0)
+    with pytest.raises(TypeError, match="plausible must be"):
+        Correction("zero", "wide")
 
 
 def test_log_positions_match_the_change():
@@ -106,18 +136,18 @@ def test_at_ber_scales_shape():
     assert em.components[0].fraction == 0.01
 
 
-def test_finite_absmax_skips_non_finite_values_on_every_path():
-    from eden.inject import finite_absmax
+def test_finite_range_skips_non_finite_values_on_every_path():
+    from eden.inject import finite_range
 
     x = torch.tensor([1.0, -3.0, 2.0])
-    assert finite_absmax(x) == 3.0
-    assert finite_absmax(x.double()) == 3.0
-    assert finite_absmax(x.half()) == 3.0  # the torch path
-    assert finite_absmax(torch.tensor([[1.0, -2.0], [6.0, 4.0]]).t()) == 6.0  # not contiguous
-    assert finite_absmax(torch.tensor([1.0, float("nan"), -5.0, float("inf"), -float("inf")])) == 5.0
-    assert finite_absmax(torch.tensor([float("nan"), float("inf")])) == 0.0
-    assert finite_absmax(torch.zeros(0)) == 0.0
-    assert finite_absmax(np.array([0.5, -2.5], np.float32)) == 2.5
+    assert finite_range(x) == (-3.0, 2.0)
+    assert finite_range(x.double()) == (-3.0, 2.0)
+    assert finite_range(x.half()) == (-3.0, 2.0)  # the torch path
+    assert finite_range(torch.tensor([[1.0, -2.0], [6.0, 4.0]]).t()) == (-2.0, 6.0)  # not contiguous
+    assert finite_range(torch.tensor([1.0, float("nan"), -5.0, float("inf"), -float("inf")])) == (-5.0, 1.0)
+    assert finite_range(torch.tensor([float("nan"), float("inf")])) == (0.0, 0.0)
+    assert finite_range(torch.zeros(0)) == (0.0, 0.0)
+    assert finite_range(np.array([0.5, 2.5], np.float32)) == (0.5, 2.5)
     with torch.inference_mode():
-        y = torch.tensor([0.25, -0.75]) * 2
-    assert finite_absmax(y) == 1.5
+        y = torch.tensor([0.25, 0.75]) * 2
+    assert finite_range(y) == (0.5, 1.5)
