@@ -346,13 +346,20 @@ def _float_bits(values: np.ndarray, fmt: StorageFormat) -> np.ndarray:
     return (u >> np.uint32(16)).astype(np.uint16)
 
 
+_FORMAT_MAX = {"fp32": float(np.finfo(np.float32).max), "fp16": 65504.0,
+               "bf16": float(np.array([0x7F7F0000], np.uint32).view(np.float32)[0])}
+
+
 def _correct(words, idx, mask, off, cnt, fmt, mode, plausible, device) -> int:
     """Replace implausible corrupted values among the touched words; keep the log exact.
 
     ``plausible`` is the (low, high) range. The log's mask of a corrected word
     becomes original ^ corrected, so undo() still restores the original bits.
     """
-    low, high = (np.float32(v) for v in plausible)  # compared in float32 (values are fp32/fp16/bf16)
+    # Compared in float32 (the values are fp32/fp16/bf16); an end beyond the format's largest
+    # finite value is pulled in to it (a clamp must not write an infinity).
+    fmax = _FORMAT_MAX[fmt.name]
+    low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
     if device == "cuda":
         from eden._engine import gpu
 

@@ -75,7 +75,8 @@ class RunConfig:
             raise ValueError(f"retrain_epochs must be >= 2 (a ramp and the target), got {self.retrain_epochs!r}")
         if not self.retrain_gain > 1:
             raise ValueError(f"retrain_gain must be > 1, got {self.retrain_gain!r}")
-        if self.retrain_batch_size < 1:
+        bs = self.retrain_batch_size
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
             raise ValueError(f"retrain_batch_size must be >= 1, got {self.retrain_batch_size!r}")
 
 

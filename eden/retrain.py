@@ -484,6 +484,9 @@ def _check_before(record: dict, fingerprint: str, config: RetrainConfig, toleran
     if not isinstance(record, dict) or record.get("format") != "eden-tolerance" or "coarse" not in record:
         raise ValueError("the tolerance record before retraining must be a coarse eden tolerance record "
                          "(characterize(..., mode='coarse'))")
+    if record.get("baseline", {}).get("reference_source", "clean_in_format") != "clean_in_format":
+        raise ValueError("the tolerance record before retraining must count the drop from the model's own clean "
+                         "accuracy (it was characterized with a given reference_accuracy)")
     want = {"model fingerprint": (record["model"].get("fingerprint"), fingerprint),
             "error_model": (record.get("error_model"), config.error_model.to_spec()),
             "format": (record.get("format_spec"), str(config.format)),
@@ -611,7 +614,9 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
     model.to(device)
     ckpt_path = None if checkpoint is None else Path(checkpoint)
     # What a checkpoint must agree on to be resumed: the settings and the tolerance measurement.
-    config_dict = {**config.to_dict(), "tolerance": None if tolerance is None else tolerance.to_dict()}
+    # (the tolerance baseline only matters after training: a run may resume with another)
+    config_dict = {**config.to_dict(), "tolerance": None if tolerance is None else
+                   {k: v for k, v in tolerance.to_dict().items() if k != "baseline"}}
     fp_before = fingerprint(model)
     EmulationPlan.uniform(None, select=list(config.select)).resolve(model)  # bad select fails now
     if before is not None:
@@ -648,6 +653,10 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
             tolerable = None if tol_before is None else tol_before["coarse"]["tolerable_ber"]
             error = None
             try:
+                if tolerance is not None and tolerance.baseline == "original" and not (
+                        0 < tol_before["baseline"]["clean_in_format"] <= 1):
+                    raise ValueError("tolerance baseline 'original': the model before retraining has no accuracy "
+                                     "to count the drop from")
                 target = config.resolve_target(tolerable)
             except ValueError as exc:
                 error = exc

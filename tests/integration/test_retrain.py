@@ -178,6 +178,9 @@ def test_retraining_raises_accuracy_at_the_trained_ber(test_loader):
     with pytest.raises(ValueError, match="does not match this run: correction 'zero' .expected 'clamp'"):
         retrain(model, train, test_loader, dataclasses.replace(cfg, correction="clamp"), tolerance=check,
                 before=record)
+    given = {**record, "baseline": {**record["baseline"], "reference_source": "given"}}
+    with pytest.raises(ValueError, match="own clean accuracy"):
+        retrain(model, train, test_loader, cfg, tolerance=check, before=given)
     with pytest.raises(ValueError, match="does not match this run: seeds"):
         retrain(model, train, test_loader, cfg, tolerance=dataclasses.replace(check, seeds=2), before=record)
     with pytest.raises(ValueError, match="unknown tolerance baseline"):

@@ -108,6 +108,15 @@ def test_sign_flips_of_a_non_negative_tensor_are_implausible(mode):
     assert (y < 0).sum() > 500
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=lambda d: str(d).replace("torch.", ""))
+def test_a_range_wider_than_the_format_clamps_to_finite_values(dtype):
+    x = torch.randn(1 << 14).to(dtype)
+    log = inject_(x, "em0:p=0.02", seed=3, correction=Correction("clamp", (-1e39, 1e39)))
+    assert log.n_corrected > 0 and torch.isfinite(x.float()).all()
+    log.undo()
+
+
 def test_plausible_range_checks():
     assert Correction("zero", 2.0).plausible == (-2.0, 2.0)
     assert Correction("clamp", (0, 3)).plausible == (0.0, 3.0)
