@@ -82,7 +82,7 @@ class FlipLog:
 
     def __init__(self, target, words, idx, mask, off, cnt, *, fmt: StorageFormat, model: ErrorModel,
                  seed: int, access: int, backend: str, n_corrected: int = 0,
-                 n_error_bits: int | None = None):
+                 error_bits_delta: int = 0):
         self._target = target
         self._words = words
         self._idx, self._mask, self._off, self._cnt = idx, mask, off, cnt
@@ -95,7 +95,7 @@ class FlipLog:
         self.total_bits = int(words.size) * fmt.word.itemsize * 8
         self._undone = False
         self._n_bits = None
-        self._n_error_bits = n_error_bits
+        self._error_bits_delta = int(error_bits_delta)
 
     # ------------------------------------------------------------------ queries
     def _flat(self):
@@ -121,12 +121,13 @@ class FlipLog:
     def n_bits(self) -> int:
         if self._n_bits is None:
             _, mask = self._flat()
-            self._n_bits = int(np.unpackbits(mask.view(np.uint8)).sum()) if len(mask) else 0
+            self._n_bits = popcount(mask)
         return self._n_bits
 
     @property
     def n_error_bits(self) -> int:
-        return self.n_bits if self._n_error_bits is None else self._n_error_bits
+        # the correction kept the difference its replacements made to the bit count
+        return self.n_bits + self._error_bits_delta
 
     @property
     def ber(self) -> float:
@@ -284,14 +285,11 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
         from eden._engine import cpu
 
         idx, mask, off, cnt = cpu.inject(plan, words)
-    n_corrected = 0
-    n_error_bits = None
+    n_corrected = delta = 0
     if plausible is not None:
-        n_error_bits = FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed,
-                               access=access, backend=backend).n_bits
-        n_corrected = _correct(words, idx, mask, off, cnt, fmt, corr.mode, plausible, device)
+        n_corrected, delta = _correct(words, idx, mask, off, cnt, fmt, corr.mode, plausible, device)
     return FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed, access=access,
-                   backend=backend, n_corrected=n_corrected, n_error_bits=n_error_bits)
+                   backend=backend, n_corrected=n_corrected, error_bits_delta=delta)
 
 
 def _numba_disabled() -> bool:
@@ -346,15 +344,27 @@ def _float_bits(values: np.ndarray, fmt: StorageFormat) -> np.ndarray:
     return (u >> np.uint32(16)).astype(np.uint16)
 
 
+def popcount(words: np.ndarray) -> int:
+    """Set bits in an array of unsigned words."""
+    if len(words) == 0:
+        return 0
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
+        return int(np.bitwise_count(words).sum(dtype=np.int64))
+    return int(np.unpackbits(np.ascontiguousarray(words).view(np.uint8)).sum())
+
+
 _FORMAT_MAX = {"fp32": float(np.finfo(np.float32).max), "fp16": 65504.0,
                "bf16": float(np.array([0x7F7F0000], np.uint32).view(np.float32)[0])}
 
 
-def _correct(words, idx, mask, off, cnt, fmt, mode, plausible, device) -> int:
+def _correct(words, idx, mask, off, cnt, fmt, mode, plausible, device) -> tuple[int, int]:
     """Replace implausible corrupted values among the touched words; keep the log exact.
 
     ``plausible`` is the (low, high) range. The log's mask of a corrected word
     becomes original ^ corrected, so undo() still restores the original bits.
+
+    Returns:
+        (values corrected, bits the errors flipped minus bits that differ now).
     """
     # Compared in float32 (the values are fp32/fp16/bf16); an end beyond the format's largest
     # finite value is pulled in to it (a clamp must not write an infinity).
@@ -366,14 +376,14 @@ def _correct(words, idx, mask, off, cnt, fmt, mode, plausible, device) -> int:
         return gpu.correct(words, idx, mask, off, cnt, fmt, mode, low, high)
     sel = np.concatenate([np.arange(o, o + c) for o, c in zip(off, cnt)]) if len(cnt) else np.zeros(0, int)
     if len(sel) == 0:
-        return 0
+        return 0, 0
     widx = idx[sel].astype(np.int64)
     cur = words[widx]
     vals = _float_view(cur, fmt)
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(vals) | (vals < low) | (vals > high)
     if not bad.any():
-        return 0
+        return 0, 0
     if mode == "zero":
         new_vals = np.zeros(int(bad.sum()), np.float32)
     else:  # clamp: +inf and values above the range -> high, -inf and below -> low, NaN -> 0 clamped
@@ -383,5 +393,6 @@ def _correct(words, idx, mask, off, cnt, fmt, mode, plausible, device) -> int:
     new_bits = _float_bits(new_vals, fmt).astype(words.dtype)
     old_bits = cur[bad]
     words[widx[bad]] = new_bits
+    before = popcount(mask[sel[bad]])
     mask[sel[bad]] ^= (old_bits ^ new_bits)
-    return int(bad.sum())
+    return int(bad.sum()), before - popcount(mask[sel[bad]])

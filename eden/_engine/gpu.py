@@ -222,15 +222,16 @@ def to_host_flat(idx, mask, off, cnt):
     return i.astype(np.int64), m
 
 
-def correct(words, idx, mask, off, cnt, fmt, mode, low, high) -> int:
+def correct(words, idx, mask, off, cnt, fmt, mode, low, high) -> tuple[int, int]:
     """``eden.inject._correct`` on the device: same values, same log update.
 
     Implausible (NaN, infinite or outside [low, high], float32 bounds)
     corrupted values among the touched words become 0 (``zero``) or the nearer
     end of the range (``clamp``; NaN -> 0 clamped into the range); their log
-    masks become original ^ corrected so ``undo()`` stays exact.
+    masks become original ^ corrected so ``undo()`` stays exact. Returns (values
+    corrected, bits the errors flipped minus bits that differ now), as the CPU path.
     """
-    from eden.inject import _float_bits
+    from eden.inject import _float_bits, popcount
 
     wdt = np.dtype(words.dtype)
     # The CPU path compares float32 values with float32 bounds; in double here, exact for both.
@@ -243,7 +244,7 @@ def correct(words, idx, mask, off, cnt, fmt, mode, low, high) -> int:
     with _on_device(device_id) as cupy:
         sel_idx = _segments(cupy, idx, off, cnt)
         if sel_idx.size == 0:
-            return 0
+            return 0, 0
         # entry positions in the log arrays (for the mask update)
         pos = cupy.concatenate([cupy.arange(o, o + c, dtype=np.int64) for o, c in
                                 zip(np.asarray(off).tolist(), np.asarray(cnt).tolist())])
@@ -262,7 +263,7 @@ def correct(words, idx, mask, off, cnt, fmt, mode, low, high) -> int:
         sel = cupy.nonzero(bad)[0]
         n_bad = int(sel.size)
         if n_bad == 0:
-            return 0
+            return 0, 0
         vb = v64[sel]
         if mode == "zero":
             new_bits = cupy.full(n_bad, zero_bits, dtype=wdt)
@@ -273,5 +274,7 @@ def correct(words, idx, mask, off, cnt, fmt, mode, low, high) -> int:
         old_bits = cur[sel]
         words[widx[sel]] = new_bits
         mpos = pos[sel]
+        before = popcount(cupy.asnumpy(mask[mpos]))
         mask[mpos] = mask[mpos] ^ (old_bits ^ new_bits)
-    return n_bad
+        delta = before - popcount(cupy.asnumpy(mask[mpos]))
+    return n_bad, delta

@@ -130,7 +130,7 @@ def test_correction_matches_cpu(dtype, mode, bound):
     lg = eden.inject_(xg, "em0:p=2e-3", 5, correction=corr, base_address=BASE)
     lc = eden.inject_(xc, "em0:p=2e-3", 5, correction=corr, base_address=BASE, backend="cpu")
     assert lc.n_corrected > 0
-    assert lg.n_corrected == lc.n_corrected
+    assert lg.n_corrected == lc.n_corrected and lg.n_error_bits == lc.n_error_bits
     assert np.array_equal(_bits(xg), _bits(xc))
     gi, gm = lg.word_flips()
     ci, cm = lc.word_flips()

@@ -73,6 +73,10 @@ def test_correction_removes_implausible_values_and_undo_is_exact():
     log = inject_(x, "em0:p=0.01", seed=2, correction="zero")
     assert torch.isfinite(x).all() and lo <= float(x.min()) and float(x.max()) <= hi
     assert log.n_corrected > 0 and log.n_error_bits > 0
+    # the errors flipped exactly the bits the same draw flips without correction
+    y = before.clone().view(torch.float32)
+    plain = inject_(y, "em0:p=0.01", seed=2)
+    assert log.n_error_bits == plain.n_bits != log.n_bits
     log.undo()
     assert torch.equal(_raw(x), before)
     with pytest.raises(RuntimeError, match="already undone"):
