@@ -38,7 +38,7 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def digits_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed ``"train"`` (1,437) or ``"test"`` (360) split, stratified by nothing, seeded."""
+    """The fixed ``"train"`` (1,438) or ``"test"`` (359) split, stratified by nothing, seeded."""
     if split not in ("train", "test"):
         raise ValueError(f"digits split must be 'train' or 'test', got {split!r}")
     x, y = digits_arrays()
