@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import hashlib
 import math
 import os
@@ -711,6 +712,12 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
         finally:
             if bar is not None:
                 bar.close()
+            if net is not model:
+                # Drop the DDP wrapper now: its reducer holds the process group and gloo work
+                # objects, whose threads aborted the process ("terminate called without an
+                # active exception") when they were left to interpreter shutdown.
+                net = None
+                gc.collect()
     model.eval()
     train_seconds = time.time() - started
 

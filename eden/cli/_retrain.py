@@ -167,6 +167,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
                                      param_hint="--tolerance-before")
         before = load_tolerance(before_path)
     rank, device = _init_distributed(device)
+    finished = False  # this rank's part is done (rank 0: outputs written)
     try:
         model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
         train_data, train_id = _train_dataset(train_spec, data_spec)
@@ -179,12 +180,14 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
                        "continue", err=True)
             raise click.exceptions.Exit(130) from None
         if rank != 0:
+            finished = True
             return
         report = result.report
         if choice is not None:
             report["error_model_source"] = choice.to_dict()
         save_weights(result.model, output, overwrite=force)
         save_report(report, report_path, overwrite=force)
+        finished = True
         if as_json:
             click.echo(json.dumps(report, indent=2))
             return
@@ -194,4 +197,6 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
         import torch
 
         if torch.distributed.is_available() and torch.distributed.is_initialized():
+            if finished:
+                torch.distributed.barrier()  # leave together: rank 0 has written the outputs
             torch.distributed.destroy_process_group()
