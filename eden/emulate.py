@@ -53,7 +53,7 @@ from torch import nn
 
 from eden.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.error_models import ErrorModel
-from eden.inject import CORRECTIONS, finite_range, inject_
+from eden.inject import CORRECTIONS, Correction, finite_range, inject_
 from eden.quant import FLOAT_FORMATS, Encoded, NumericFormat
 
 __all__ = ["DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
@@ -336,12 +336,12 @@ class _WeightState:
         self.original = None  # the parameter's own tensor, while a decoded buffer stands in
         self.clean: Encoded | None = None
         self.buffer: torch.Tensor | None = None
-        self.bound = None  # the clean values' (min, max): their plausible range
+        self.correction: Correction | str = "none"  # with the clean values' (min, max) range
 
     def acquire(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
         """Encode the current clean values in the format, then inject errors."""
         if self.cfg.correction != "none":
-            self.bound = finite_range(self.param.detach())
+            self.correction = Correction(self.cfg.correction, finite_range(self.param.detach()))
         if not self.in_place:
             fmt = self.cfg.format
             with torch.no_grad():
@@ -363,16 +363,14 @@ class _WeightState:
                 if self.log is not None:
                     self.log.undo()
                     self.log = None
-                corr = "none" if self.bound is None else _bound_correction(cfg.correction, self.bound)
                 self.log = inject_(self.param.data, cfg.error_model, self.seed, access=access,
-                                   base_address=self.base, address_map=amap, correction=corr,
+                                   base_address=self.base, address_map=amap, correction=self.correction,
                                    backend=backend)
                 log = self.log
             else:
                 storage = self.clean.storage.clone()
-                corr = "none" if self.bound is None else _bound_correction(cfg.correction, self.bound)
                 log = inject_(storage, cfg.error_model, self.seed, access=access, base_address=self.base,
-                              address_map=amap, correction=corr, backend=backend)
+                              address_map=amap, correction=self.correction, backend=backend)
                 cfg.format.decode(dataclasses.replace(self.clean, storage=storage), out=self.buffer)
         stats.injections += 1
         stats.flipped_bits += log.n_bits
@@ -388,12 +386,6 @@ class _WeightState:
             self.param.data = self.original
             self.original = None
         self.clean = self.buffer = None
-
-
-def _bound_correction(mode: str, plausible: tuple[float, float]):
-    from eden.inject import Correction
-
-    return Correction(mode, plausible)
 
 
 class Emulation:
@@ -586,15 +578,15 @@ class Emulation:
         needs_grad = x.requires_grad and torch.is_grad_enabled()
         with torch.no_grad():
             clean = x.detach()
-            bound = None
+            corr: Correction | str = "none"
             if cfg.correction != "none" and cfg.error_model is not None:
-                bound = _bound_correction(cfg.correction, finite_range(clean))
+                corr = Correction(cfg.correction, finite_range(clean))
             # Only outside autograd: a consumer may save its input for backward.
             in_place = (same and not torch.is_grad_enabled() and clean.is_contiguous()
                         and not (clean.is_inference() and not torch.is_inference_mode_enabled()))
             if in_place:
                 log = inject_(clean, cfg.error_model, seed, access=access, base_address=base,
-                              address_map=self.address_map, correction=bound or "none", backend=self.backend)
+                              address_map=self.address_map, correction=corr, backend=self.backend)
                 pending.append(log)
                 y = x
             else:
@@ -608,7 +600,7 @@ class Emulation:
                 log = None
                 if cfg.error_model is not None:
                     log = inject_(storage, cfg.error_model, seed, access=access, base_address=base,
-                                  address_map=self.address_map, correction=bound or "none", backend=self.backend)
+                                  address_map=self.address_map, correction=corr, backend=self.backend)
                 y = storage.reshape(clean.shape).to(x.dtype) if enc is None else fmt.decode(
                     dataclasses.replace(enc, storage=storage))
             if log is not None:
