@@ -53,6 +53,13 @@ _PARALLEL_MIN_NS = 4e6
 _XOR_PARALLEL_MIN = 1 << 17
 
 
+def _thread_state(stat: bytes) -> bytes:
+    """The state letter of a /proc/<pid>/task/<tid>/stat line. It follows the command
+    name, which is in parentheses and may itself hold spaces and parentheses."""
+    end = stat.rindex(b")")
+    return stat[end + 2:end + 3]
+
+
 def _runnable() -> int | None:
     """Tasks of other processes running or ready to run right now (Linux), or None.
 
@@ -69,12 +76,9 @@ def _runnable() -> int | None:
         for tid in os.listdir("/proc/self/task"):
             try:
                 with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:  # the thread ended
+                    own += _thread_state(f.read()) == b"R"
+            except (OSError, ValueError):  # the thread ended
                 continue
-            # the state follows the command name, which is in parentheses and may hold spaces
-            if stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R":
-                own += 1
     except OSError:
         return total - 1
     return max(total - max(own, 1), 0)

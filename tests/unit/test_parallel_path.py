@@ -35,3 +35,40 @@ def test_parallel_equals_oracle(monkeypatch, spec, dtype, base, force):
     assert log.n_bits > 0
     log.undo()
     assert np.array_equal(got.view(np.uint8), x.view(np.uint8))
+
+
+def test_thread_state_reads_past_the_command_name():
+    # the command name may hold spaces and parentheses; the state follows the last ')'
+    assert cpu._thread_state(b"123 (python) R 1 123 123 0 -1") == b"R"
+    assert cpu._thread_state(b"124 (numba) S (x) R) S 1 2") == b"S"
+
+
+def test_runnable_does_not_count_this_process_s_own_running_threads():
+    import hashlib
+    import threading
+
+    if cpu._runnable() is None:
+        pytest.skip("no /proc/loadavg")
+    stop = threading.Event()
+    data = bytes(1 << 20)
+
+    def spin():  # a thread of ours that stays runnable (like an OpenMP worker that spins);
+        while not stop.is_set():  # hashlib releases the GIL on large inputs
+            hashlib.sha256(data).digest()
+
+    def machine_total():
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+
+    threads = [threading.Thread(target=spin) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        samples = [(machine_total(), cpu._runnable()) for _ in range(50)]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    # at some moment _runnable left out at least 3 runnable threads of ours (the spinners
+    # and the caller) from the machine's count; whatever else runs on the machine
+    assert max(total - others for total, others in samples) >= 3
