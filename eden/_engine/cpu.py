@@ -51,6 +51,13 @@ _NS_PER_TILE_PASS = 30.0
 _NS_PER_DRAW = 20.0
 _PARALLEL_MIN_NS = 4e6
 _XOR_PARALLEL_MIN = 1 << 17
+#: From this size on, parallel whatever the load: chunks are handed out dynamically,
+#: so a busy core only delays one chunk, and such a job ran as fast in parallel as
+#: serially next to a busy process (em3 at 1e-2 on 2^26 words, 2 cores: 474 vs 543 ms)
+#: but twice as fast without one. Below it, a parallel job next to a busy process took
+#: 1.5x its serial time (em0 at 1e-4: 21 vs 13 ms), so there the load decides.
+_PARALLEL_ALWAYS_NS = 4e7
+_XOR_PARALLEL_ALWAYS = 1 << 21
 
 
 def _thread_state(stat: bytes) -> bytes:
@@ -84,16 +91,27 @@ def _runnable() -> int | None:
     return max(total - max(own, 1), 0)
 
 
-def _parallel(work: float, minimum: float) -> bool:
-    """Use numba's threads for a job of this size? Only if it is large enough and, where
-    the kernel tells, another core is idle right now (other processes' runnable tasks
-    below the cores left besides the calling thread's): on a busy machine the extra
-    threads only make the job wait for them. ``numba.set_num_threads(1)`` forces serial
-    execution."""
+def _parallel(work: float, minimum: float, always: float) -> bool:
+    """Use numba's threads for a job of this size? Only if it is large enough and, for
+    jobs below ``always``, if the kernel tells that another core is idle right now
+    (other processes' runnable tasks below the cores left besides the calling
+    thread's): on a busy machine the extra threads only make a short job wait for
+    them. ``numba.set_num_threads(1)`` forces serial execution."""
     if work < minimum or _threads() < 2:
         return False
+    if work >= always:
+        return True
     others = _runnable()
     return others is None or others < (os.cpu_count() or 1) - 1
+
+
+def _dynamic_chunks():
+    """Parallel loops hand out one iteration (a chunk of tiles or a log segment) at a
+    time, to whichever thread is free: a thread that the OS delays holds up one chunk,
+    not its static share (with 2 threads: half of the job)."""
+    import numba
+
+    return numba.parallel_chunksize(1)
 
 
 def _rates(plan: Plan) -> np.ndarray:
@@ -153,7 +171,7 @@ def inject(plan: Plan, words: np.ndarray):
     rate = _rates(plan)
     work_ns = (_NS_PER_TILE_PASS * T * max(plan.n_subpasses, 1)
                + _NS_PER_DRAW * _expected_draws(plan, rate))
-    parallel = _parallel(work_ns, _PARALLEL_MIN_NS)
+    parallel = _parallel(work_ns, _PARALLEL_MIN_NS, _PARALLEL_ALWAYS_NS)
     run = k.inject_chunks if parallel else k.inject_chunks_serial
     n_chunks = max(1, min(T, 16 * _threads())) if parallel else 1
     chunk_tiles = np.linspace(0, T, n_chunks + 1).round().astype(np.int64)
@@ -176,7 +194,8 @@ def inject(plan: Plan, words: np.ndarray):
     args = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.sp_key, plan.sp_thin, plan.sp_pop,
             plan.sp_wl, plan.sp_active, plan.sp_L, rate, nd0, tg, plan.sp_A, plan.sp_tab, plan.tab_goff,
             plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols)
-    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
+    with _dynamic_chunks():
+        run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
     over = np.nonzero(cnt < 0)[0]
     if len(over):  # rare: re-run each overflowed (untouched) chunk with room for every word
         parts_i, parts_m = [], []
@@ -208,8 +227,10 @@ def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
     if len(cnt) == 0:
         return
     k = kernels()
-    run = k.xor_segments if len(cnt) > 1 and _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN) else k.xor_segments_serial
-    run(words, idx, mask, np.ascontiguousarray(off), cnt)
+    parallel = len(cnt) > 1 and _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
+    run = k.xor_segments if parallel else k.xor_segments_serial
+    with _dynamic_chunks():
+        run(words, idx, mask, np.ascontiguousarray(off), cnt)
 
 
 # ------------------------------------------------------------ weak-line maps

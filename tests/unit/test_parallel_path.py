@@ -22,7 +22,7 @@ CASES = [
 @pytest.mark.parametrize("spec,dtype,base", CASES)
 @pytest.mark.parametrize("force", ["parallel", "serial"])
 def test_parallel_equals_oracle(monkeypatch, spec, dtype, base, force):
-    monkeypatch.setattr(cpu, "_parallel", lambda work, minimum: force == "parallel")
+    monkeypatch.setattr(cpu, "_parallel", lambda work, minimum, always: force == "parallel")
     rng = np.random.default_rng(7)
     x = rng.integers(0, 256, size=(1 << 18) * np.dtype(dtype).itemsize, dtype=np.uint8).view(dtype)
     if np.dtype(dtype).kind == "f":
