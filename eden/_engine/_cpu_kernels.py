@@ -919,30 +919,20 @@ def nested_bitmaps(keys, L, rate, thr, ctr, popsize, stream, bitmap):
                         bitmap[i, pos >> 6] |= np.uint64(1) << np.uint64(pos & 63)
 
 
-def _bit_intrinsic(llvm_name: str, doc: str):
-    """A uint64 -> int64 LLVM bit-counting intrinsic (ctpop, cttz: one instruction on
-    x86-64 with popcnt/bmi, a short sequence elsewhere; exact either way)."""
-
-    @intrinsic
-    def impl(typingctx, x):
-        if not (isinstance(x, types.Integer) and x.bitwidth == 64):
-            return None
-
-        def codegen(context, builder, signature, args):
-            i64 = ir.IntType(64)
-            extra = [ir.IntType(1)] if llvm_name == "llvm.cttz.i64" else []
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64] + extra), llvm_name)
-            call_args = [args[0]] + ([ir.Constant(ir.IntType(1), 0)] if extra else [])
-            return builder.call(fn, call_args)
-
-        return types.int64(x), codegen
-
-    impl.__doc__ = doc
-    return impl
+#: De Bruijn sequence and table: the index of the lowest set bit of x is
+#: _DEBRUIJN_POS[((x & -x) * _DEBRUIJN) >> 58] (integer only).
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_POS = np.zeros(64, np.int64)
+for _i in range(64):
+    _DEBRUIJN_POS[((int(_DEBRUIJN) << _i) & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
 
 
-_popcount = _bit_intrinsic("llvm.ctpop.i64", "Number of set bits of a 64-bit integer.")
-_lowest_bit = _bit_intrinsic("llvm.cttz.i64", "Index of the lowest set bit (64 for 0).")
+@nb.njit(inline="always", cache=True)
+def popcount64(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
 @nb.njit(**JIT)
@@ -953,7 +943,7 @@ def bitmap_positions(bitmap, popsize):
     for i in range(n):
         c = 0
         for w in range(bitmap.shape[1]):
-            c += _popcount(bitmap[i, w])
+            c += popcount64(bitmap[i, w])
         off[i + 1] = off[i] + c
     pos = np.empty(off[n], np.int64)
     for i in range(n):
@@ -961,9 +951,10 @@ def bitmap_positions(bitmap, popsize):
         for w in range(bitmap.shape[1]):
             x = bitmap[i, w]
             while x:
-                pos[k] = w * 64 + _lowest_bit(x)
+                low = x & (~x + np.uint64(1))
+                pos[k] = w * 64 + _DEBRUIJN_POS[(low * _DEBRUIJN) >> np.uint64(58)]
                 k += 1
-                x &= x - np.uint64(1)
+                x ^= low
     return off, pos
 
 
