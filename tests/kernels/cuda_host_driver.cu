@@ -14,6 +14,11 @@ extern "C" void eden_host_emit_##SUF(EDEN_TILE_PARAMS(WT), const long long* offs
                                      WT* mask) {                                                       \
     for (long long lane = 0; lane < t_end - t_begin; ++lane)                                           \
         eden::emit_tiles_body<WT, long long>(lane, EDEN_TILE_ARGS, offsets, idx, mask);                \
+}                                                                                                      \
+extern "C" void eden_host_emit_##SUF##_i32(EDEN_TILE_PARAMS(WT), const long long* offsets, int* idx,   \
+                                           WT* mask) {                                                 \
+    for (long long lane = 0; lane < t_end - t_begin; ++lane)                                           \
+        eden::emit_tiles_body<WT, int>(lane, EDEN_TILE_ARGS, offsets, idx, mask);                      \
 }
 EDEN_HOST_ENTRY(u8, unsigned char)
 EDEN_HOST_ENTRY(u16, unsigned short)

@@ -3,10 +3,12 @@
 No GPU needed, only nvcc (on PATH on the CI machine). ``cuda_host_driver.cu``
 runs the kernels' per-thread bodies lane by lane on the CPU, with the launch's
 lane -> tile mapping and generator scratch layout, and this test feeds them the
-arguments that ``eden/_engine/gpu.py`` passes to the kernels. What it cannot
-check is what only a GPU runs: the launch itself, CuPy/DLPack plumbing and the
-device's __dmul_rn-style intrinsics (IEEE round-to-nearest, like the host's
-operators); ``test_cuda.py`` covers those where a GPU is present.
+arguments that ``eden/_engine/gpu.py`` passes to the kernels. The last test runs
+``gpu.py`` itself (inject, correction, log readback, undo) with NumPy standing in
+for CuPy and these host kernels for its RawKernels, against the CPU backend. What
+this cannot check is what only a GPU runs: the launch itself, the CuPy/DLPack
+plumbing and the device's __dmul_rn-style intrinsics (IEEE round-to-nearest, like
+the host's operators); ``test_cuda.py`` covers those where a GPU is present.
 """
 
 import ctypes
@@ -159,3 +161,107 @@ def test_detects_a_wrong_key(lib):
     plan.sp_key[0, 0] ^= 1
     hi, _ = host_flips(lib, plan, words)
     assert not np.array_equal(hi, ri.astype(np.int64))
+
+
+# --------------------------------------------------- gpu.py's glue, on the host
+class _HostCupy:
+    """Just enough of CuPy for eden/_engine/gpu.py, on NumPy arrays: anything not
+    defined here is NumPy's function of the same name."""
+
+    class cuda:  # noqa: N801 (CuPy's name)
+        @staticmethod
+        def get_current_stream():
+            return _HostCupy._Stream()
+
+    class _Stream:
+        def synchronize(self):
+            pass
+
+    @staticmethod
+    def asnumpy(a, stream=None):
+        return np.asarray(a)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def _host_kernel(lib, name):
+    """A callable like a CuPy RawKernel: (grid, block, args) -> runs the kernel body."""
+    if name.startswith("eden_xor_segments"):
+        def xor(grid, block, args):
+            words, idx, mask, n = args
+            words[idx[:int(n)]] ^= mask[:int(n)]  # unique indices
+        return xor
+    kind = "count" if name.startswith("eden_count_tiles") else "emit"
+    w_ct = name[name.index("<") + 1:].split(",")[0].rstrip(">").strip()
+    suffix = {"unsigned char": "u8", "unsigned short": "u16", "unsigned int": "u32"}[w_ct]
+    if kind == "emit" and name.rstrip(">").endswith(" int"):
+        suffix += "_i32"
+    fn = getattr(lib, f"eden_host_{kind}_{suffix}")
+
+    def run(grid, block, args):
+        assert grid[0] * block[0] >= int(args[28]) - int(args[27])  # every tile gets a thread
+        conv = []
+        for a in args:
+            if isinstance(a, np.ndarray):
+                conv.append(_ptr(a))
+            elif isinstance(a, np.floating):
+                conv.append(ctypes.c_double(float(a)))
+            else:
+                conv.append(ctypes.c_longlong(int(a)))
+        fn(*conv)
+    return run
+
+
+@pytest.fixture
+def host_gpu(lib, monkeypatch):
+    """eden._engine.gpu with its kernels run on the host (argument lists, batches,
+    scan, XOR and correction exactly as gpu.py builds them)."""
+    import contextlib
+
+    from eden._engine import gpu
+
+    fake = _HostCupy()
+    monkeypatch.setattr(gpu, "_on_device", lambda device_id: contextlib.nullcontext(fake))
+    monkeypatch.setattr(gpu, "_as_cupy", lambda cupy, tensor: tensor.numpy())
+    monkeypatch.setattr(gpu, "_kernel", lambda device_id, name: _host_kernel(lib, name))
+    monkeypatch.setattr(gpu, "_device_of", lambda arr: 0)
+    return gpu
+
+
+@pytest.mark.parametrize("scratch_bytes", [None, 64], ids=["one-launch", "many-launches"])
+@pytest.mark.parametrize("name", ["em0", "em1", "em3", "composite"])
+def test_gpu_module_glue_matches_cpu_backend(host_gpu, monkeypatch, name, scratch_bytes):
+    """gpu.inject and gpu.correct, with the kernels on the host, give the CPU backend's
+    tensor, log and correction counts (float32 with zero correction, float16 with clamp)."""
+    import torch
+
+    from eden.formats import format_of
+    from eden.inject import Correction, finite_range, inject_
+
+    if scratch_bytes is not None:
+        monkeypatch.setattr(host_gpu, "_SCRATCH_BYTES", scratch_bytes)
+    for dtype, mode in ((torch.float32, "zero"), (torch.float16, "clamp")):
+        x = (torch.randn(20000, generator=torch.Generator().manual_seed(5)) * 3).to(dtype)
+        ref = x.clone()
+        log = inject_(ref, SPECS[name], seed=7, access=2, base_address=8192 + 64, backend="cpu",
+                      correction=mode)
+        fmt = format_of(x.dtype)
+        flat = x.view(torch.uint8)
+        plan = compile_plan(ErrorModel.from_spec(SPECS[name]), word_bits=fmt.word.itemsize * 8,
+                            nbytes=x.numel() * x.element_size(), seed=7, access=2, base_address=8192 + 64,
+                            address_map=DEFAULT_ADDRESS_MAP)
+        if scratch_bytes is not None:  # launches of 1-2 tiles each
+            assert plan.n_tiles > max(1, scratch_bytes // (4 * 6 * plan.n_subpasses))
+        low, high = finite_range(x)
+        words, idx, mask, off, cnt = host_gpu.inject(plan, flat, fmt)
+        with np.errstate(invalid="ignore"):  # NumPy (not CuPy) warns when casting NaN
+            n_bad, delta = host_gpu.correct(words, idx, mask, off, cnt, fmt, mode, low, high)
+        assert torch.equal(x.view(torch.uint8), ref.view(torch.uint8)), (name, dtype)
+        gi, gm = host_gpu.to_host_flat(idx, mask, off, cnt)
+        ri, rm = log.word_flips()
+        assert np.array_equal(gi, ri) and np.array_equal(gm, rm), (name, dtype)
+        assert (n_bad, delta) == (log.n_corrected, log.n_error_bits - log.n_bits), (name, dtype)
+        assert len(gi) > 0
+        host_gpu.xor_segments(words, idx, mask, off, cnt)  # undo
+        assert torch.equal(x, (torch.randn(20000, generator=torch.Generator().manual_seed(5)) * 3).to(dtype))
