@@ -55,6 +55,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -696,6 +697,7 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
             from tqdm.auto import tqdm
 
             bar = tqdm(total=config.epochs, initial=epoch, desc="retrain", unit="epoch")
+        warned = bool(_diverged_epochs(history, clean_before))  # a resumed run warned already
         try:
             while epoch < config.epochs:
                 record = _train_epoch(net, model, dataset, eval_loader, config, curriculum, optimizer, shuffle,
@@ -703,6 +705,13 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
                 history.append(record)
                 epoch += 1
                 save(epoch)
+                if not warned and dist.rank == 0 and _diverged_epochs(history[-1:], clean_before):
+                    warned = True
+                    warnings.warn(
+                        f"retraining diverged: after epoch {epoch} (BER {record['ber']:.3g}) the clean validation "
+                        f"accuracy is {record['val_clean'] * 100:.1f}%, more than {DIVERGED_PP:g} points below "
+                        f"the {clean_before * 100:.1f}% before retraining (loss {record['loss']}); a lower --lr, "
+                        f"a longer ramp or a lower target usually avoid this", RetrainDivergedWarning, stacklevel=2)
                 if bar is not None:
                     bar.update(1)
                     loss = "n/a" if record["loss"] is None else f"{record['loss']:.3f}"
@@ -811,6 +820,23 @@ def _train_epoch(net, model, dataset, eval_loader, config: RetrainConfig, curric
 
 
 # ----------------------------------------------------------------------- report
+#: An epoch whose clean validation accuracy is this many points below the accuracy
+#: before retraining counts as diverged (warned once, listed in the report).
+DIVERGED_PP = 20.0
+
+
+class RetrainDivergedWarning(UserWarning):
+    """Retraining destroyed the model's clean accuracy (see ``DIVERGED_PP``)."""
+
+
+def _diverged_epochs(history, clean_before) -> list[int]:
+    """Epochs (1-based) whose clean validation accuracy fell DIVERGED_PP below clean_before."""
+    if clean_before is None:
+        return []
+    return [h["epoch"] + 1 for h in history
+            if h.get("val_clean") is not None and (clean_before - h["val_clean"]) * 100 > DIVERGED_PP]
+
+
 def _report(model_id, data_id, train_data_id, n_train, config, tolerance, curriculum, world, fp_before, fp_after,
             clean_before, clean_after, tol_before, tol_after, history, seconds) -> dict:
     def tol(rec):
@@ -837,7 +863,8 @@ def _report(model_id, data_id, train_data_id, n_train, config, tolerance, curric
             "settings": tolerance.to_dict(), "error_model": config.error_model.to_spec(),
             "format": str(config.format), "correction": config.correction,
             "before": before, "after": after, "gain": gain},
-        "history": history, "train_seconds": seconds,
+        "history": history, "diverged_epochs": _diverged_epochs(history, clean_before),
+        "train_seconds": seconds,
     }
     if tolerance is not None:
         report["checks"] = {"clean_drop_within_target": drop_pp <= tolerance.target_drop_pp + 1e-9,
@@ -889,4 +916,8 @@ def retrain_table(report: dict) -> str:
         gain = f"{t['gain']:.1f}x" if t["gain"] is not None else "n/a"
         lines.append(f"tolerable BER ({t['settings']['target_drop_pp']:g} pp drop, {len(t['settings']['seeds'])} "
                      f"seeds): {b:.3g} before, {a:.3g} after: {gain}")
+    diverged = report.get("diverged_epochs")
+    if diverged:
+        lines.append(f"warning: diverged: clean accuracy more than {DIVERGED_PP:g} points below the start after "
+                     f"epoch(s) {', '.join(map(str, diverged))}")
     return "\n".join(lines)

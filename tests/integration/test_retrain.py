@@ -346,3 +346,27 @@ def test_resume_after_sigkill_gives_the_same_weights(tiny):
     ra, rb = json.loads((tmp / "full.json").read_text()), json.loads((tmp / "part.json").read_text())
     assert [h["loss"] for h in ra["history"]] == [h["loss"] for h in rb["history"]]
     assert ra["model"]["fingerprint_after"] == rb["model"]["fingerprint_after"]
+
+
+def test_a_run_that_destroys_the_clean_accuracy_warns_and_says_so_in_the_report(test_loader):
+    """Retraining can diverge (e.g. far too high a learning rate, or frozen batch-norm
+    statistics at a high BER): a warning names the epoch, and the report lists it."""
+    from eden.retrain import DIVERGED_PP, RetrainDivergedWarning
+
+    train = _train_subset(256)
+    cfg = RetrainConfig("em0:p=1e-3", target_ber=1e-3, format="fp32", correction="zero", epochs=2,
+                        schedule="constant", lr=50.0, optimizer="sgd", batch_size=64)
+    model = zoo.load_model("digits-lenet")
+    with pytest.warns(RetrainDivergedWarning, match=r"retraining diverged: after epoch 1 .* more than 20 points"):
+        out = retrain(model, train, test_loader, cfg, tolerance=None)
+    rep = out.report
+    before = rep["clean_accuracy"]["before"]
+    assert rep["diverged_epochs"] == [h["epoch"] + 1 for h in rep["history"]
+                                      if (before - h["val_clean"]) * 100 > DIVERGED_PP]
+    assert rep["diverged_epochs"][0] == 1
+    assert "warning: diverged" in retrain_table(rep)
+    # a sane run: no warning (the test suite turns warnings into errors), nothing listed
+    sane = retrain(zoo.load_model("digits-lenet"), train, test_loader,
+                   dataclasses.replace(cfg, lr=1e-3, optimizer="adam"), tolerance=None)
+    assert sane.report["diverged_epochs"] == []
+    assert "diverged" not in retrain_table(sane.report)
