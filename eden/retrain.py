@@ -697,7 +697,6 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
             from tqdm.auto import tqdm
 
             bar = tqdm(total=config.epochs, initial=epoch, desc="retrain", unit="epoch")
-        warned = bool(_diverged_epochs(history, clean_before))  # a resumed run warned already
         try:
             while epoch < config.epochs:
                 record = _train_epoch(net, model, dataset, eval_loader, config, curriculum, optimizer, shuffle,
@@ -705,13 +704,6 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
                 history.append(record)
                 epoch += 1
                 save(epoch)
-                if not warned and dist.rank == 0 and _diverged_epochs(history[-1:], clean_before):
-                    warned = True
-                    warnings.warn(
-                        f"retraining diverged: after epoch {epoch} (BER {record['ber']:.3g}) the clean validation "
-                        f"accuracy is {record['val_clean'] * 100:.1f}%, more than {DIVERGED_PP:g} points below "
-                        f"the {clean_before * 100:.1f}% before retraining (loss {record['loss']}); a lower --lr, "
-                        f"a longer ramp or a lower target usually avoid this", RetrainDivergedWarning, stacklevel=2)
                 if bar is not None:
                     bar.update(1)
                     loss = "n/a" if record["loss"] is None else f"{record['loss']:.3f}"
@@ -743,6 +735,15 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
                      dist.world, fp_before, fingerprint(model), clean_before, clean_after, tol_before, tol_after,
                      history, train_seconds) if dist.rank == 0 else None
     report = dist.broadcast(report)
+    diverged = report["diverged_epochs"]
+    if diverged and dist.rank == 0:  # after the last collective: an error here cannot hang other ranks
+        h = report["history"][diverged[0] - 1]
+        loss = "n/a" if h["loss"] is None else f"{h['loss']:.3g}"
+        warnings.warn(
+            f"retraining diverged: after epoch {diverged[0]} (BER {h['ber']:.3g}, loss {loss}) the clean "
+            f"validation accuracy was {h['val_clean'] * 100:.1f}%, more than {DIVERGED_PP:g} points below the "
+            f"{clean_before * 100:.1f}% before retraining ({len(diverged)} such epoch(s)); a lower --lr, a "
+            f"longer ramp or a lower target usually avoid this", RetrainDivergedWarning, stacklevel=2)
     return RetrainResult(model, report)
 
 

@@ -287,7 +287,7 @@ def accept(cpos, cv, a, b, words, tbase, wsh, wmask, A0, A1):
 
 @nb.njit(**JIT)
 def batch_size(popsize, pos, rate, bmax):
-    """Draws to generate next: the expected number left in the tile + 3 sigma, even."""
+    """Draws to generate next: the expected number left in the tile + 1 sigma + 2, even."""
     e = float(popsize - pos - 1) * rate * 1.02
     nd = np.int64(e + math.sqrt(e)) + 2
     nd += nd & 1

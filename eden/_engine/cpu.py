@@ -51,11 +51,12 @@ _NS_PER_TILE_PASS = 30.0
 _NS_PER_DRAW = 20.0
 _PARALLEL_MIN_NS = 4e6
 _XOR_PARALLEL_MIN = 1 << 17
-#: From this size on, parallel whatever the load: chunks are handed out dynamically,
-#: so a busy core only delays one chunk, and such a job ran as fast in parallel as
-#: serially next to a busy process (em3 at 1e-2 on 2^26 words, 2 cores: 474 vs 543 ms)
-#: but twice as fast without one. Below it, a parallel job next to a busy process took
-#: 1.5x its serial time (em0 at 1e-4: 21 vs 13 ms), so there the load decides.
+#: From this size on, parallel whatever the load: measured on 2 cores next to one busy
+#: process, such a job took as long in parallel as serially (em3 at 1e-2 on 2^26 words:
+#: 541 vs 543 ms), and without one half as long (314 vs 526 ms). Below it, a parallel
+#: job next to a busy process took 1.5x its serial time (em0 at 1e-4: 19-21 vs 13 ms),
+#: so there the load decides. (numba's OpenMP and workqueue layers split a prange
+#: statically, so a delayed thread holds up its whole share.)
 _PARALLEL_ALWAYS_NS = 4e7
 _XOR_PARALLEL_ALWAYS = 1 << 21
 
@@ -78,6 +79,9 @@ def _runnable() -> int | None:
             total = int(f.read().split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
+    ncpu = os.cpu_count() or 1
+    if total - 1 < ncpu - 1:
+        return total - 1  # idle enough even if no thread of ours runs: skip the per-thread scan
     own = 0
     try:
         for tid in os.listdir("/proc/self/task"):
@@ -103,15 +107,6 @@ def _parallel(work: float, minimum: float, always: float) -> bool:
         return True
     others = _runnable()
     return others is None or others < (os.cpu_count() or 1) - 1
-
-
-def _dynamic_chunks():
-    """Parallel loops hand out one iteration (a chunk of tiles or a log segment) at a
-    time, to whichever thread is free: a thread that the OS delays holds up one chunk,
-    not its static share (with 2 threads: half of the job)."""
-    import numba
-
-    return numba.parallel_chunksize(1)
 
 
 def _rates(plan: Plan) -> np.ndarray:
@@ -194,8 +189,7 @@ def inject(plan: Plan, words: np.ndarray):
     args = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.sp_key, plan.sp_thin, plan.sp_pop,
             plan.sp_wl, plan.sp_active, plan.sp_L, rate, nd0, tg, plan.sp_A, plan.sp_tab, plan.tab_goff,
             plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols)
-    with _dynamic_chunks():
-        run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
+    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
     over = np.nonzero(cnt < 0)[0]
     if len(over):  # rare: re-run each overflowed (untouched) chunk with room for every word
         parts_i, parts_m = [], []
@@ -229,8 +223,7 @@ def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
     k = kernels()
     parallel = len(cnt) > 1 and _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
     run = k.xor_segments if parallel else k.xor_segments_serial
-    with _dynamic_chunks():
-        run(words, idx, mask, np.ascontiguousarray(off), cnt)
+    run(words, idx, mask, np.ascontiguousarray(off), cnt)
 
 
 # ------------------------------------------------------------ weak-line maps

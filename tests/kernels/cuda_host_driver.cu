@@ -10,6 +10,9 @@ extern "C" void eden_host_count_##SUF(EDEN_TILE_PARAMS(WT), long long* counts) {
     for (long long lane = 0; lane < t_end - t_begin; ++lane)                                           \
         eden::count_tiles_body<WT>(lane, EDEN_TILE_ARGS, counts);                                      \
 }                                                                                                      \
+extern "C" void eden_host_count_lane_##SUF(long long lane, EDEN_TILE_PARAMS(WT), long long* counts) {   \
+    eden::count_tiles_body<WT>(lane, EDEN_TILE_ARGS, counts);                                          \
+}                                                                                                      \
 extern "C" void eden_host_emit_##SUF(EDEN_TILE_PARAMS(WT), const long long* offsets, long long* idx,   \
                                      WT* mask) {                                                       \
     for (long long lane = 0; lane < t_end - t_begin; ++lane)                                           \

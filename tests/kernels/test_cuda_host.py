@@ -76,6 +76,7 @@ def host_flips(lib, plan, words: np.ndarray, batch: int | None = None):
     batch = batch or T
     launches = [(b, min(T, b + batch)) for b in range(0, T, batch)]
     scratch = np.zeros(GEN_FIELDS * S * batch, np.uint32)
+    assert scratch.size >= GEN_FIELDS * S * batch  # the layout gpu.py allocates
     count = getattr(lib, f"eden_host_count_{SUFFIX[wb]}")
     emit = getattr(lib, f"eden_host_emit_{SUFFIX[wb]}")
     counts = np.zeros(T, np.int64)
@@ -150,6 +151,48 @@ def test_launch_batches_and_small_rows_match_oracle(lib):
         assert np.array_equal(hm, rm), batch
 
 
+def test_each_lane_touches_only_its_own_scratch_slots(lib):
+    """On a GPU the lanes of a launch run at once: lane l may only use scratch words
+    (f * S + i) * stride + l (gpu.py sizes the buffer for exactly that). Run lane by lane
+    on poisoned scratch and check each lane's footprint."""
+    model = ErrorModel.from_spec(SPECS["composite"])
+    words = _words(np.uint32, 40000, seed=2)
+    plan = compile_plan(model, word_bits=32, nbytes=words.nbytes, seed=7, access=2, base_address=1000,
+                        address_map=DEFAULT_ADDRESS_MAP)
+    T, S = plan.n_tiles, plan.n_subpasses
+    assert S >= 3 and T >= 4
+    L, D = ctypes.c_longlong, ctypes.c_double
+    keep = []
+
+    def arr(a, dt):
+        b = np.ascontiguousarray(a, dtype=dt)
+        keep.append(b)
+        return _ptr(b)
+
+    common = [_ptr(words), L(plan.row_bits), L(plan.bit_lo), L(plan.bit_hi), L(plan.tile_wlclass.shape[1]),
+              L(S), L(plan.bl_offsets.shape[1]),
+              arr(plan.tile_row_id, np.uint32), arr(plan.tile_group, np.int32), arr(plan.tile_wlclass, np.uint8),
+              arr(plan.sp_key, np.uint32), arr(plan.sp_thin, np.uint8), arr(plan.sp_pop, np.int32),
+              arr(plan.sp_wl, np.int32), arr(plan.sp_active, np.uint8), arr(plan.sp_L, np.float64),
+              arr(plan.sp_A, np.uint64), arr(plan.sp_tab, np.int64), arr(plan.tab_goff, np.int64),
+              arr(plan.tab_t, np.uint64), arr(plan.tab_guide, np.int32), arr(plan.bl_offsets, np.int64),
+              arr(plan.bl_cols, np.int32), arr(rng.LOG_LN_C, np.float64), arr(rng.LOG_INV_C, np.float64),
+              D(rng.LN2), D(rng.LN_2_53)]
+    b0, b1 = 1, T  # a launch that does not start at tile 0
+    stride = b1 - b0
+    poison = np.uint32(0xDEADBEEF)
+    counts = np.zeros(T, np.int64)
+    used_any = False
+    for lane in range(stride):
+        scratch = np.full(GEN_FIELDS * S * stride, poison, np.uint32)
+        lib.eden_host_count_lane_u32(L(lane), *common, L(b0), L(b1), _ptr(scratch), _ptr(counts))
+        touched = np.nonzero(scratch != poison)[0]
+        own = {(f * S + i) * stride + lane for f in range(GEN_FIELDS) for i in range(S)}
+        assert set(touched.tolist()) <= own, (lane, sorted(set(touched.tolist()) - own)[:5])
+        used_any |= len(touched) > 0
+    assert used_any  # the tiles kept generators in scratch (else this proves nothing)
+
+
 def test_detects_a_wrong_key(lib):
     """The comparison is sharp: one changed sub-pass key changes the kernel's entries."""
     model = ErrorModel.from_spec("em0:p=1e-2")
@@ -200,7 +243,9 @@ def _host_kernel(lib, name):
     fn = getattr(lib, f"eden_host_{kind}_{suffix}")
 
     def run(grid, block, args):
-        assert grid[0] * block[0] >= int(args[28]) - int(args[27])  # every tile gets a thread
+        lanes = int(args[28]) - int(args[27])
+        assert grid[0] * block[0] >= lanes  # every tile gets a thread
+        assert args[29].size >= GEN_FIELDS * int(args[5]) * lanes  # scratch as the kernels index it
         conv = []
         for a in args:
             if isinstance(a, np.ndarray):
