@@ -85,7 +85,8 @@ def _init_distributed(device: str | None):
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--freeze-norm-stats/--update-norm-stats", default=False, show_default=True,
-              help="Keep batch-norm layers in eval mode (trained running statistics) while retraining.")
+              help="Keep batch-norm layers in eval mode (trained running statistics) while retraining; "
+                   "errors then pass unnormalized and training can diverge at high BERs.")
 @click.option("--clip-grad-norm", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Rescale each batch's gradients to at most this norm (default: no clipping).")
 @click.option("--train-batch-size", type=click.IntRange(min=1), default=128, show_default=True,
