@@ -49,6 +49,26 @@ def _ptr(a: np.ndarray):
     return a.ctypes.data_as(ctypes.c_void_p)
 
 
+def _tile_args(plan, words: np.ndarray, keep: list) -> list:
+    """The kernels' EDEN_TILE_PARAMS up to ln_2_53 (before t_begin, t_end, scratch), as
+    gpu.py builds them, as ctypes values; the arrays they point into go to ``keep``."""
+    def arr(a, dt):
+        b = np.ascontiguousarray(a, dtype=dt)
+        keep.append(b)
+        return _ptr(b)
+
+    L, D = ctypes.c_longlong, ctypes.c_double
+    return [_ptr(words), L(plan.row_bits), L(plan.bit_lo), L(plan.bit_hi), L(plan.tile_wlclass.shape[1]),
+            L(plan.n_subpasses), L(plan.bl_offsets.shape[1]),
+            arr(plan.tile_row_id, np.uint32), arr(plan.tile_group, np.int32), arr(plan.tile_wlclass, np.uint8),
+            arr(plan.sp_key, np.uint32), arr(plan.sp_thin, np.uint8), arr(plan.sp_pop, np.int32),
+            arr(plan.sp_wl, np.int32), arr(plan.sp_active, np.uint8), arr(plan.sp_L, np.float64),
+            arr(plan.sp_A, np.uint64), arr(plan.sp_tab, np.int64), arr(plan.tab_goff, np.int64),
+            arr(plan.tab_t, np.uint64), arr(plan.tab_guide, np.int32), arr(plan.bl_offsets, np.int64),
+            arr(plan.bl_cols, np.int32), arr(rng.LOG_LN_C, np.float64), arr(rng.LOG_INV_C, np.float64),
+            D(rng.LN2), D(rng.LN_2_53)]
+
+
 def host_flips(lib, plan, words: np.ndarray, batch: int | None = None):
     """(word index int64[k], xor mask[k]) from the kernel bodies, as gpu.inject launches them
     (tiles in launches of ``batch``; count, exclusive scan, emit)."""
@@ -57,26 +77,11 @@ def host_flips(lib, plan, words: np.ndarray, batch: int | None = None):
     if T == 0 or S == 0:
         return np.zeros(0, np.int64), np.zeros(0, words.dtype)
     keep = []  # the arrays must outlive the calls
-
-    def arr(a, dt):
-        b = np.ascontiguousarray(a, dtype=dt)
-        keep.append(b)
-        return _ptr(b)
-
-    L, D, P = ctypes.c_longlong, ctypes.c_double, ctypes.c_void_p
-    common = [_ptr(words), L(plan.row_bits), L(plan.bit_lo), L(plan.bit_hi), L(plan.tile_wlclass.shape[1]),
-              L(S), L(plan.bl_offsets.shape[1]),
-              arr(plan.tile_row_id, np.uint32), arr(plan.tile_group, np.int32), arr(plan.tile_wlclass, np.uint8),
-              arr(plan.sp_key, np.uint32), arr(plan.sp_thin, np.uint8), arr(plan.sp_pop, np.int32),
-              arr(plan.sp_wl, np.int32), arr(plan.sp_active, np.uint8), arr(plan.sp_L, np.float64),
-              arr(plan.sp_A, np.uint64), arr(plan.sp_tab, np.int64), arr(plan.tab_goff, np.int64),
-              arr(plan.tab_t, np.uint64), arr(plan.tab_guide, np.int32), arr(plan.bl_offsets, np.int64),
-              arr(plan.bl_cols, np.int32), arr(rng.LOG_LN_C, np.float64), arr(rng.LOG_INV_C, np.float64),
-              D(rng.LN2), D(rng.LN_2_53)]
+    common = _tile_args(plan, words, keep)
+    L = ctypes.c_longlong
     batch = batch or T
     launches = [(b, min(T, b + batch)) for b in range(0, T, batch)]
     scratch = np.zeros(GEN_FIELDS * S * batch, np.uint32)
-    assert scratch.size >= GEN_FIELDS * S * batch  # the layout gpu.py allocates
     count = getattr(lib, f"eden_host_count_{SUFFIX[wb]}")
     emit = getattr(lib, f"eden_host_emit_{SUFFIX[wb]}")
     counts = np.zeros(T, np.int64)
@@ -161,23 +166,9 @@ def test_each_lane_touches_only_its_own_scratch_slots(lib):
                         address_map=DEFAULT_ADDRESS_MAP)
     T, S = plan.n_tiles, plan.n_subpasses
     assert S >= 3 and T >= 4
-    L, D = ctypes.c_longlong, ctypes.c_double
-    keep = []
-
-    def arr(a, dt):
-        b = np.ascontiguousarray(a, dtype=dt)
-        keep.append(b)
-        return _ptr(b)
-
-    common = [_ptr(words), L(plan.row_bits), L(plan.bit_lo), L(plan.bit_hi), L(plan.tile_wlclass.shape[1]),
-              L(S), L(plan.bl_offsets.shape[1]),
-              arr(plan.tile_row_id, np.uint32), arr(plan.tile_group, np.int32), arr(plan.tile_wlclass, np.uint8),
-              arr(plan.sp_key, np.uint32), arr(plan.sp_thin, np.uint8), arr(plan.sp_pop, np.int32),
-              arr(plan.sp_wl, np.int32), arr(plan.sp_active, np.uint8), arr(plan.sp_L, np.float64),
-              arr(plan.sp_A, np.uint64), arr(plan.sp_tab, np.int64), arr(plan.tab_goff, np.int64),
-              arr(plan.tab_t, np.uint64), arr(plan.tab_guide, np.int32), arr(plan.bl_offsets, np.int64),
-              arr(plan.bl_cols, np.int32), arr(rng.LOG_LN_C, np.float64), arr(rng.LOG_INV_C, np.float64),
-              D(rng.LN2), D(rng.LN_2_53)]
+    L = ctypes.c_longlong
+    keep = []  # the arrays must outlive the calls
+    common = _tile_args(plan, words, keep)
     b0, b1 = 1, T  # a launch that does not start at tile 0
     stride = b1 - b0
     poison = np.uint32(0xDEADBEEF)
