@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 BEGIN, END = "<!-- retrain-study:begin -->", "<!-- retrain-study:end -->"
-STORAGE = {"fp32-zero": ("fp32", "zero"), "int8": ("int8", "none")}
+STORAGE = {"fp32-zero": ("fp32", "zero"), "fp32-clamp": ("fp32", "clamp"), "int8": ("int8", "none")}
 
 
 @dataclasses.dataclass(frozen=True)
