@@ -113,7 +113,7 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
                 prev = ifm_shapes.get(_name)
                 # A module called several times per forward pass stores each call's input.
                 total = n + (prev[1] if prev else 0)
-                ifm_shapes[_name] = (shapes[0] if len(shapes) == 1 else (sum(map(_numel, shapes)),), total)
+                ifm_shapes[_name] = (shapes[0] if len(shapes) == 1 else (n,), total)
             hooks.append(mod.register_forward_pre_hook(hook))
         try:
             with torch.no_grad():
@@ -133,13 +133,6 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
             shape, n = ifm_shapes.get(name, ((), 0))
             out.append(DataType(name, "ifm", mname, None, n, shape))
     return out
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
 
 
 def _ifm_modules(model: nn.Module):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 
 import torch
 
@@ -169,7 +170,7 @@ class NumericFormat:
         if self.is_float:
             vals = enc.storage.reshape(enc.shape).to(enc.dtype)
         else:
-            codes = _unpack_int4(enc.storage, _numel(enc.shape)) if self.name == "int4" else enc.storage
+            codes = _unpack_int4(enc.storage, math.prod(map(int, enc.shape))) if self.name == "int4" else enc.storage
             q = codes.reshape(enc.shape).float()
             if enc.zero_point is not None:
                 q = q - enc.zero_point
@@ -178,13 +179,6 @@ class NumericFormat:
             return vals
         out.copy_(vals)
         return out
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
 
 
 def _pack_int4(codes: torch.Tensor) -> torch.Tensor:

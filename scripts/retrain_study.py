@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 BEGIN, END = "<!-- retrain-study:begin -->", "<!-- retrain-study:end -->"
+_OPT_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD (momentum 0.9)"}
 STORAGE = {"fp32-zero": ("fp32", "zero"), "fp32-clamp": ("fp32", "clamp"), "int8": ("int8", "none")}
 
 
@@ -45,6 +46,8 @@ class Settings:
     ramp_epochs: int | None
     lr: float
     batch_size: int
+    optimizer: str
+    weight_decay: float
     tolerance_seeds: int
     resolution: float
     ber_min: float
@@ -70,7 +73,8 @@ def _config(s: Settings, storage: str, schedule: str, seed: int):
     fmt, corr = STORAGE[storage]
     return RetrainConfig(s.error_model, target_ber=s.target, format=fmt, correction=corr, epochs=s.epochs,
                          schedule=schedule, ramp_epochs=None if schedule == "constant" else s.ramp_epochs,
-                         lr=s.lr, batch_size=s.batch_size, seed=seed)
+                         lr=s.lr, batch_size=s.batch_size, optimizer=s.optimizer, weight_decay=s.weight_decay,
+                         seed=seed)
 
 
 def job_before(args):
@@ -199,6 +203,8 @@ def main(argv=None) -> int:
     p.add_argument("--ramp-epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--tolerance-seeds", type=int, default=5)
     p.add_argument("--resolution", type=float, default=0.1)
     p.add_argument("--ber-min", type=float, default=1e-7)
@@ -208,7 +214,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", dest="json_path", type=Path, default=None, help="also write every report here")
     p.add_argument("--force", action="store_true", help="replace an existing results section / JSON file")
     a = p.parse_args(argv)
-    s = Settings(a.error_model, a.target, a.epochs, a.ramp_epochs, a.lr, a.batch_size, a.tolerance_seeds,
+    s = Settings(a.error_model, a.target, a.epochs, a.ramp_epochs, a.lr, a.batch_size, a.optimizer, a.weight_decay,
+                 a.tolerance_seeds,
                  a.resolution, a.ber_min, a.target_drop)
     if a.output.exists() and BEGIN not in a.output.read_text():
         p.error(f"{a.output} has no {BEGIN} ... {END} section to fill")
@@ -270,7 +277,7 @@ Produced by `{cmd}` in {elapsed / 60:.1f} minutes ({a.jobs} parallel jobs, one t
 2-core machine; torch {torch.__version__}, Python {platform.python_version()}).
 
 Settings: error model `{s.error_model}` (uniform, redrawn every access), target BER `{s.target}` (times the
-tolerable BER of the shipped model), {s.epochs} epochs, Adam with peak learning rate {s.lr:g} and cosine decay,
+tolerable BER of the shipped model), {s.epochs} epochs, {_OPT_NAMES[s.optimizer]}{f" (weight decay {s.weight_decay:g})" if s.weight_decay else ""} with peak learning rate {s.lr:g} and cosine decay,
 {s.batch_size} samples per batch, training seeds {seeds}. Curricular = `geometric` schedule from target/100 over
 the first {s.ramp_epochs if s.ramp_epochs is not None else s.epochs // 2} epochs, then the target; constant = the
 target from the first epoch. Both see the same data order and the same per-batch error seeds. Tolerable BER: coarse
