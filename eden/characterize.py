@@ -210,6 +210,8 @@ class Characterizer:
             raise ValueError(f"unknown characterization mode {mode!r}; known: {', '.join(MODES)}")
         names = self.names if select is None else EmulationPlan.uniform(None, select=select).resolve(self.names)
         names = list(names)
+        if not names:
+            raise ValueError(f"select {list(select)} leaves no data type of the model to characterize")
         out: dict[str, Any] = {}
         if self.progress:
             from tqdm.auto import tqdm

@@ -203,13 +203,32 @@ def _is_pattern(key: str) -> bool:
     return any(c in key for c in "*?[")
 
 
+def selection(select: str | Iterable[str]) -> tuple[str, ...]:
+    """Data-type selection keys in order: names or glob patterns, ``!`` before one
+    takes its matches out again. A selection of exclusions only starts from every
+    data type (``"!stem.0.ifm"`` = all but the input).
+
+    Raises:
+        ValueError: an empty selection, or an empty or non-string key.
+    """
+    keys = (select,) if isinstance(select, str) else tuple(select)
+    if not keys or not all(isinstance(k, str) and k.lstrip("!") and not k.startswith("!!") for k in keys):
+        raise ValueError(f"select must be non-empty data-type names or patterns (each may start with one '!' "
+                         f"to leave its matches out), got {select!r}")
+    if all(k.startswith("!") for k in keys):
+        keys = ("*",) + keys
+    return keys
+
+
 @dataclasses.dataclass(frozen=True)
 class EmulationPlan:
     """Data-type name or glob pattern -> DataTypeConfig; later entries win.
 
-    Exact names must exist in the model and patterns must match at least one
-    data type (checked by :meth:`resolve`), so a typo never silently leaves a
-    data type exact.
+    A key ``!NAME`` or ``!PATTERN`` takes the data types it matches out of the
+    plan again (their config is ignored): ``("*", "!stem.0.ifm")`` is every data
+    type but the network input. Exact names must exist in the model and patterns
+    must match at least one data type (checked by :meth:`resolve`), so a typo
+    never silently leaves a data type exact.
     """
 
     entries: tuple[tuple[str, DataTypeConfig], ...] = ()
@@ -231,8 +250,7 @@ class EmulationPlan:
         """The same config for every data type matching ``select`` (pattern(s) or names)."""
         cfg = DataTypeConfig(None if error_model is None else ErrorModel.coerce(error_model),
                              NumericFormat.parse(format), correction)
-        keys = [select] if isinstance(select, str) else list(select)
-        return cls(tuple((k, cfg) for k in keys))
+        return cls(tuple((k, cfg) for k in selection(select)))
 
     def with_entry(self, key: str, cfg: DataTypeConfig) -> "EmulationPlan":
         return EmulationPlan(self.entries + ((key, cfg),))
@@ -250,20 +268,25 @@ class EmulationPlan:
         known = set(names)
         out: dict[str, DataTypeConfig] = {}
         for key, cfg in self.entries:
-            if _is_pattern(key):
-                hits = [n for n in names if fnmatch.fnmatchcase(n, key)]
+            drop = key.startswith("!")
+            pat = key[1:] if drop else key
+            if _is_pattern(pat):
+                hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
                 if not hits:
                     raise ValueError(f"plan pattern {key!r} matches no data type of the model; data types "
                                      f"look like {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
             else:
-                if key not in known:
-                    close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+                if pat not in known:
+                    close = difflib.get_close_matches(pat, names, n=3, cutoff=0.5)
                     hint = f"; did you mean {', '.join(close)}?" if close else ""
-                    raise ValueError(f"unknown data type {key!r} in plan{hint} (the model has {len(names)} "
+                    raise ValueError(f"unknown data type {pat!r} in plan{hint} (the model has {len(names)} "
                                      "data types: see `eden datatypes`)")
-                hits = [key]
+                hits = [pat]
             for n in hits:
-                out[n] = cfg
+                if drop:
+                    out.pop(n, None)
+                else:
+                    out[n] = cfg
         return {n: out[n] for n in names if n in out}
 
     def to_dict(self) -> dict:

@@ -65,7 +65,7 @@ from torch import nn
 
 from eden._io import write_json, write_with
 from eden._version import __version__
-from eden.emulate import DataTypeConfig, EmulationPlan, emulate
+from eden.emulate import DataTypeConfig, EmulationPlan, emulate, selection
 from eden.error_models import ErrorModel
 from eden.evaluate import evaluate
 from eden.quant import NumericFormat
@@ -219,7 +219,8 @@ class RetrainConfig:
         format: numeric format of every data type (e.g. "fp32", "int8").
         correction: implausible-value correction ("none", "zero", "clamp"; float formats).
         select: data-type names/patterns that get errors (the others are stored
-            in the format without errors); default all.
+            in the format without errors); default all. ``"!KEY"`` takes KEY's
+            matches out again: ``"!stem.0.ifm"`` is everything but the input.
         epochs, schedule, start_ber, ramp_epochs, steps: the :class:`Curriculum`.
         optimizer: "adam", "adamw" or "sgd" (momentum 0.9).
         lr: peak learning rate; ``lr_schedule`` "cosine" decays it to 0 over the
@@ -259,10 +260,7 @@ class RetrainConfig:
         object.__setattr__(self, "error_model", ErrorModel.coerce(self.error_model))
         object.__setattr__(self, "format", NumericFormat.parse(self.format))
         DataTypeConfig(None, self.format, self.correction)  # validates the combination
-        sel = (self.select,) if isinstance(self.select, str) else tuple(self.select)
-        if not sel or not all(isinstance(s, str) and s for s in sel):
-            raise ValueError(f"select must be non-empty data-type names or patterns, got {self.select!r}")
-        object.__setattr__(self, "select", sel)
+        object.__setattr__(self, "select", selection(self.select))
         t = self.target_ber
         if isinstance(t, str):
             m = _GAIN.match(t)
@@ -317,9 +315,10 @@ class RetrainConfig:
 
     def plan(self, ber: float) -> EmulationPlan:
         """Every data type in the format; the selected ones with errors at ``ber``."""
-        entries = [("*", DataTypeConfig(None, self.format, self.correction))]
-        em = self.error_model.at_ber(ber)
-        entries += [(s, DataTypeConfig(em, self.format, self.correction)) for s in self.select]
+        clean = DataTypeConfig(None, self.format, self.correction)
+        bad = DataTypeConfig(self.error_model.at_ber(ber), self.format, self.correction)
+        # a data type taken out of the selection ("!key") is still stored in the format
+        entries = [("*", clean)] + [(s[1:], clean) if s.startswith("!") else (s, bad) for s in self.select]
         return EmulationPlan(tuple(entries))
 
     def to_dict(self) -> dict:
@@ -620,7 +619,8 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
     config_dict = {**config.to_dict(), "tolerance": None if tolerance is None else
                    {k: v for k, v in tolerance.to_dict().items() if k != "baseline"}}
     fp_before = fingerprint(model)
-    EmulationPlan.uniform(None, select=list(config.select)).resolve(model)  # bad select fails now
+    if not EmulationPlan.uniform(None, select=config.select).resolve(model):  # bad select fails now
+        raise ValueError(f"select {list(config.select)} leaves no data type of the model to corrupt")
     if before is not None:
         _check_before(before, fp_before, config, tolerance)
 

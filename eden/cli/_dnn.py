@@ -97,7 +97,9 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
 @click.option("--format", "fmt", default="fp32", show_default=True,
               help="Numeric format: fp32, fp16, bf16, int16, int8, int4 [:symmetric|affine,tensor|channel].")
 @click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
-@click.option("--select", multiple=True, metavar="PATTERN", help="Data types to corrupt (glob; repeatable). Default: all.")
+@click.option("--select", multiple=True, metavar="PATTERN",
+              help="Data types to corrupt (glob; repeatable; a leading '!' leaves matches out, e.g. "
+                   "'!stem.0.ifm': all but the input). Default: all.")
 @click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An eden-plan JSON file instead of the options above.")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds 0..N-1.")
@@ -146,7 +148,8 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--criterion", type=click.Choice(["mean", "ci_low"]), default="mean", show_default=True)
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True,
               help="Bisection resolution in decades of BER.")
-@click.option("--select", multiple=True, metavar="PATTERN", help="Data types to characterize (glob). Default: all.")
+@click.option("--select", multiple=True, metavar="PATTERN",
+              help="Data types to characterize (glob; repeatable; a leading '!' leaves matches out). Default: all.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("tolerance.json"),
               show_default=True, help="Tolerance file to write.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

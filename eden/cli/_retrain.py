@@ -69,7 +69,8 @@ def _init_distributed(device: str | None):
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
 @click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
 @click.option("--select", multiple=True, metavar="PATTERN",
-              help="Data types with errors (glob; repeatable). Default: all.")
+              help="Data types with errors (glob; repeatable; a leading '!' leaves matches out, e.g. "
+                   "'!stem.0.ifm': all but the input). Default: all.")
 @click.option("--target-ber", default="10x", show_default=True, metavar="BER|<k>x|model",
               help="Final BER: a number in (0, 0.5], k times the tolerable BER before retraining, or the error "
                    "model's own BER (e.g. the --profile/--op operating point).")

@@ -91,6 +91,8 @@ def test_fine_grained_joint_and_record(lenet, loader, tmp_path):
     assert load_tolerance(path) == json.loads(json.dumps(rec))
     with pytest.raises(FileExistsError):
         save_tolerance(rec, path)
+    with pytest.raises(ValueError, match="leaves no data type of the model to characterize"):
+        characterize(lenet, loader, "em0:p=1e-3", format="int8", mode="fine", select=["classifier.*", "!*"])
 
 
 def test_tolerance_file_checks(tmp_path):

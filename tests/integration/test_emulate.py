@@ -181,3 +181,28 @@ def test_plan_json_roundtrip():
     with pytest.raises(ValueError, match="unknown keys"):
         EmulationPlan.from_dict({"format": "eden-plan", "format_version": 1,
                                  "entries": [{"select": "*", "errormodel": "em0:p=1"}]})
+
+
+def test_a_leading_bang_leaves_data_types_out(lenet, batch):
+    names = [d.name for d in datatypes(lenet, batch[0])]
+    cfg = DataTypeConfig("em0:p=1e-3")
+    every_but_input = EmulationPlan.uniform(cfg.error_model, select="!features.0.ifm").resolve(names)
+    assert list(every_but_input) == [n for n in names if n != "features.0.ifm"]
+    # in order: later keys win, so a name taken out can be put back
+    plan = EmulationPlan((("*.weight", cfg), ("!features.*", cfg), ("features.2.weight", cfg)))
+    assert set(plan.resolve(names)) == {n for n in names if n.endswith(".weight")
+                                        and not n.startswith("features.")} | {"features.2.weight"}
+    with torch.no_grad():
+        before = _bits(lenet)
+        with emulate(lenet, EmulationPlan.uniform("em0:p=0.5", select="!*.weight")):
+            assert _same({k: v for k, v in _bits(lenet).items() if k.endswith(".weight")},
+                         {k: v for k, v in before.items() if k.endswith(".weight")})
+            assert not _same(_bits(lenet), before)  # the biases did get errors
+        assert _same(_bits(lenet), before)
+    with pytest.raises(ValueError, match="did you mean features.0.ifm"):
+        EmulationPlan.uniform(cfg.error_model, select="!features.0.imf").resolve(names)
+    with pytest.raises(ValueError, match="'!encoder.\\*' matches no data type"):
+        EmulationPlan.uniform(cfg.error_model, select=["*", "!encoder.*"]).resolve(names)
+    for bad in ("!", "!!x", "", []):
+        with pytest.raises(ValueError, match="select must be non-empty"):
+            EmulationPlan.uniform(cfg.error_model, select=bad)

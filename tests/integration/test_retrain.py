@@ -115,6 +115,19 @@ def test_config_checks_and_relative_targets():
     assert derive_seed(0, "train", 0, 0, 1) != derive_seed(0, "train", 0, 1, 1)
 
 
+def test_a_data_type_left_out_of_the_selection_is_stored_in_the_format_without_errors(test_loader):
+    cfg = RetrainConfig("em0:p=1e-3", target_ber=1e-2, format="int8", select="!features.0.ifm", epochs=2)
+    assert cfg.select == ("*", "!features.0.ifm")
+    model = zoo.load_model("digits-lenet")
+    resolved = cfg.plan(1e-2).resolve(model)
+    assert len(resolved) == 15 and resolved["features.0.ifm"].format == cfg.format
+    assert resolved["features.0.ifm"].error_model is None
+    assert all(c.error_model is not None for n, c in resolved.items() if n != "features.0.ifm")
+    with pytest.raises(ValueError, match="leaves no data type of the model to corrupt"):
+        retrain(model, test_loader.dataset, test_loader, RetrainConfig("em0:p=1e-3", target_ber=1e-2, select=("*", "!*"), epochs=2),
+                tolerance=None)
+
+
 # --------------------------------------------------------------- training loop
 @pytest.mark.parametrize("fmt, correction", [("fp32", "zero"), ("int8", "none")])
 def test_updates_are_straight_through_to_the_clean_weights(test_loader, fmt, correction):
