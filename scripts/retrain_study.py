@@ -194,7 +194,7 @@ def _pm(mh: tuple[float, float]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["digits-lenet", "digits-resnet"])
-    p.add_argument("--storage", nargs="+", default=list(STORAGE), choices=list(STORAGE))
+    p.add_argument("--storage", nargs="+", default=["fp32-zero", "int8"], choices=list(STORAGE))
     p.add_argument("--schedules", nargs="+", default=["geometric", "constant"])
     p.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--error-model", default="em0:p=1e-3")
