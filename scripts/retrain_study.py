@@ -52,6 +52,7 @@ class Settings:
     resolution: float
     ber_min: float
     target_drop: float
+    spare_input: bool = False
 
 
 def _setup():
@@ -67,11 +68,39 @@ def _tolerance(s: Settings):
                           ber_min=s.ber_min)
 
 
-def _config(s: Settings, storage: str, schedule: str, seed: int):
+def _input_ifm(model) -> str:
+    """The data type that holds the network input: the IFM of the first leaf module called
+    on the input tensor itself."""
+    import torch
+
+    from eden import zoo
+    from eden.emulate import datatypes
+
+    x = zoo.digits_split("test")[0][:1]
+    names = {d.name for d in datatypes(model, x)}
+    hits = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, n=n: hits.append(n) if args and args[0] is x else None)
+             for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    found = [f"{n}.ifm" for n in hits if f"{n}.ifm" in names]
+    if not found:
+        raise ValueError(f"no data type of {type(model).__name__} holds the network input")
+    return found[0]
+
+
+def _config(s: Settings, storage: str, schedule: str, seed: int, model=None):
+    """The retraining settings; with --spare-input (needs the model) every data type but the input gets errors."""
     from eden.retrain import RetrainConfig
 
     fmt, corr = STORAGE[storage]
-    return RetrainConfig(s.error_model, target_ber=s.target, format=fmt, correction=corr, epochs=s.epochs,
+    select = ("!" + _input_ifm(model),) if s.spare_input and model is not None else ("*",)
+    return RetrainConfig(s.error_model, target_ber=s.target, format=fmt, correction=corr, select=select,
+                         epochs=s.epochs,
                          schedule=schedule, ramp_epochs=None if schedule == "constant" else s.ramp_epochs,
                          lr=s.lr, batch_size=s.batch_size, optimizer=s.optimizer, weight_decay=s.weight_decay,
                          seed=seed)
@@ -86,7 +115,7 @@ def job_before(args):
     model = zoo.load_model(model_name)
     loader = zoo.digits_loader("test", batch_size=512)
     t = time.time()
-    cfg = _config(s, storage, "geometric", 0)
+    cfg = _config(s, storage, "geometric", 0, model)
     rec = _tolerance(s).measure(model, loader, cfg, model_id=model_name, data_id="digits")
     target = cfg.resolve_target(rec["coarse"]["tolerable_ber"])
     rec["accuracy_at_target"] = _at_ber(model, loader, cfg, target, s)
@@ -105,7 +134,7 @@ def job_retrain(args):
     loader = zoo.digits_loader("test", batch_size=512)
     train = torch.utils.data.TensorDataset(*zoo.digits_split("train"))
     t = time.time()
-    cfg = _config(s, storage, schedule, seed)
+    cfg = _config(s, storage, schedule, seed, model)
     out = retrain(model, train, loader, cfg, tolerance=_tolerance(s), before=before, model_id=model_name,
                   data_id="digits", train_data_id="digits:train")
     rep = out.report
@@ -209,6 +238,9 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=float, default=0.1)
     p.add_argument("--ber-min", type=float, default=1e-7)
     p.add_argument("--target-drop", type=float, default=1.0)
+    p.add_argument("--spare-input", action="store_true",
+                   help="leave the network input out of the corrupted data types (stored in the format without "
+                        "errors), before and after retraining")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--output", type=Path, default=REPO / "docs" / "retraining.md")
     p.add_argument("--json", dest="json_path", type=Path, default=None, help="also write every report here")
@@ -216,7 +248,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     s = Settings(a.error_model, a.target, a.epochs, a.ramp_epochs, a.lr, a.batch_size, a.optimizer, a.weight_decay,
                  a.tolerance_seeds,
-                 a.resolution, a.ber_min, a.target_drop)
+                 a.resolution, a.ber_min, a.target_drop, a.spare_input)
     if a.output.exists() and BEGIN not in a.output.read_text():
         p.error(f"{a.output} has no {BEGIN} ... {END} section to fill")
     if a.output.exists() and not a.force:
@@ -272,16 +304,19 @@ def _section(table: str, s: Settings, a, cmd: str, elapsed: float) -> str:
     import torch
 
     seeds = ", ".join(map(str, a.train_seeds))
+    opt = _OPT_NAMES[s.optimizer] + (f" (weight decay {s.weight_decay:g})" if s.weight_decay else "")
+    scope = ("every weight and IFM but the network input (stored in the format without errors, before and after "
+             "retraining)" if s.spare_input else "all weights and IFMs")
     return f"""
 Produced by `{cmd}` in {elapsed / 60:.1f} minutes ({a.jobs} parallel jobs, one torch thread each, on a shared
 2-core machine; torch {torch.__version__}, Python {platform.python_version()}).
 
 Settings: error model `{s.error_model}` (uniform, redrawn every access), target BER `{s.target}` (times the
-tolerable BER of the shipped model), {s.epochs} epochs, {_OPT_NAMES[s.optimizer]}{f" (weight decay {s.weight_decay:g})" if s.weight_decay else ""} with peak learning rate {s.lr:g} and cosine decay,
+tolerable BER of the shipped model), {s.epochs} epochs, {opt} with peak learning rate {s.lr:g} and cosine decay,
 {s.batch_size} samples per batch, training seeds {seeds}. Curricular = `geometric` schedule from target/100 over
 the first {s.ramp_epochs if s.ramp_epochs is not None else s.epochs // 2} epochs, then the target; constant = the
 target from the first epoch. Both see the same data order and the same per-batch error seeds. Tolerable BER: coarse
-characterization (all weights and IFMs at one BER), mean accuracy over device seeds 0..{s.tolerance_seeds - 1} on the
+characterization ({scope} at one BER), mean accuracy over device seeds 0..{s.tolerance_seeds - 1} on the
 359 test digits at least the model's own clean accuracy in the same format minus {s.target_drop:g} pp, bisection to
 {s.resolution:g} decades, floor {s.ber_min:g}.
 
