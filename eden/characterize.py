@@ -36,7 +36,7 @@ from torch import nn
 
 from eden._io import read_json_record, write_json
 from eden._version import __version__
-from eden.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate
+from eden.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate, selection
 from eden.error_models import ErrorModel
 from eden.evaluate import Estimate, Metric, estimate, evaluate
 from eden.quant import NumericFormat
@@ -211,7 +211,9 @@ class Characterizer:
         names = self.names if select is None else EmulationPlan.uniform(None, select=select).resolve(self.names)
         names = list(names)
         if not names:
-            raise ValueError(f"select {list(select)} leaves no data type of the model to characterize")
+            what = "the model has no data types" if select is None else \
+                f"select {list(selection(select))} leaves no data type of the model"
+            raise ValueError(f"{what} to characterize")
         out: dict[str, Any] = {}
         if self.progress:
             from tqdm.auto import tqdm
@@ -329,6 +331,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         "metric": header["metric"], "criterion": criterion, "target_drop_pp": float(target_drop_pp),
         "error_model": em.to_spec(), "format_spec": str(fmt), "correction": correction, "seeds": list(seeds),
         "resolution_decades": resolution_decades, "ber_range": [ber_min, ch.max_ber],
+        "select": ["*"] if select is None else list(selection(select)),
         "baseline": {"clean_fp32": fp32_clean, "clean_in_format": ch.baseline, "threshold": ch.threshold,
                      "reference": ch.baseline if ch.reference is None else ch.reference,
                      "reference_source": "clean_in_format" if ch.reference is None else "given"},

@@ -205,8 +205,8 @@ def _is_pattern(key: str) -> bool:
 
 def selection(select: str | Iterable[str]) -> tuple[str, ...]:
     """Data-type selection keys in order: names or glob patterns, ``!`` before one
-    takes its matches out again. A selection of exclusions only starts from every
-    data type (``"!stem.0.ifm"`` = all but the input).
+    takes its matches out again. A selection that starts with an exclusion starts
+    from every data type (``"!stem.0.ifm"`` = all but the input).
 
     Raises:
         ValueError: an empty selection, or an empty or non-string key.
@@ -215,7 +215,7 @@ def selection(select: str | Iterable[str]) -> tuple[str, ...]:
     if not keys or not all(isinstance(k, str) and k.lstrip("!") and not k.startswith("!!") for k in keys):
         raise ValueError(f"select must be non-empty data-type names or patterns (each may start with one '!' "
                          f"to leave its matches out), got {select!r}")
-    if all(k.startswith("!") for k in keys):
+    if keys[0].startswith("!"):
         keys = ("*",) + keys
     return keys
 
@@ -239,6 +239,11 @@ class EmulationPlan:
         for key, cfg in entries:
             if not isinstance(key, str) or not key:
                 raise TypeError(f"plan keys are data-type names or glob patterns, got {key!r}")
+            if not key.lstrip("!") or key.startswith("!!"):
+                raise ValueError(f"plan key {key!r}: expected a data-type name or glob pattern after one '!'")
+            if key.startswith("!") and not fixed:
+                raise ValueError(f"plan key {key!r} comes first: there is nothing before it to take out (put "
+                                 "'*' or other keys before it)")
             if not isinstance(cfg, DataTypeConfig):
                 cfg = DataTypeConfig.from_dict(cfg, where=f"plan entry {key!r}")
             fixed.append((key, cfg))
@@ -279,8 +284,8 @@ class EmulationPlan:
                 if pat not in known:
                     close = difflib.get_close_matches(pat, names, n=3, cutoff=0.5)
                     hint = f"; did you mean {', '.join(close)}?" if close else ""
-                    raise ValueError(f"unknown data type {pat!r} in plan{hint} (the model has {len(names)} "
-                                     "data types: see `eden datatypes`)")
+                    raise ValueError(f"unknown data type {pat!r} in plan key {key!r}{hint} (the model has "
+                                     f"{len(names)} data types: see `eden datatypes`)")
                 hits = [pat]
             for n in hits:
                 if drop:

@@ -496,7 +496,8 @@ def _check_before(record: dict, fingerprint: str, config: RetrainConfig, toleran
             "seeds": (tuple(record.get("seeds", ())), tolerance.seeds),
             "criterion": (record.get("criterion"), tolerance.criterion),
             "resolution_decades": (record.get("resolution_decades"), tolerance.resolution_decades),
-            "ber_min": (record.get("ber_range", [None])[0], tolerance.ber_min)}
+            "ber_min": (record.get("ber_range", [None])[0], tolerance.ber_min),
+            "select": (record.get("select", ["*"]), list(config.select))}
     bad = [f"{k} {got!r} (expected {exp!r})" for k, (got, exp) in want.items() if got != exp]
     if bad:
         raise ValueError(f"the tolerance record before retraining does not match this run: {'; '.join(bad)}")

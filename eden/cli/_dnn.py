@@ -117,6 +117,8 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
     em = None if plan_path is not None else resolve_error_model(error_model, profile, op)
     plan = _plan_from_options(plan_path, em, fmt, correction, select)
     model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+    if plan.entries and not plan.resolve(model):
+        fail("the plan leaves no data type of the model to corrupt (see `eden datatypes`)")
     clean = evaluate(model, loader, device=dev)
     values, summaries = [], []
     for seed in range(seeds):

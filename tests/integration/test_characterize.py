@@ -71,6 +71,7 @@ def test_fine_grained_joint_and_record(lenet, loader, tmp_path):
     assert set(rec["fine"]) == {"classifier.1.weight", "classifier.1.bias", "classifier.1.ifm",
                                 "classifier.3.weight", "classifier.3.bias", "classifier.3.ifm"}
     assert rec["joint"]["passed"] and rec["joint"]["backoff_factor"] <= 1
+    assert rec["select"] == ["classifier.*"]
     tol = tolerable_bers(rec)
     assert set(tol) == {d["name"] for d in rec["datatypes"]}
     sizes = {d["name"]: d["size_bytes"] for d in rec["datatypes"]}

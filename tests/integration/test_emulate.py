@@ -199,10 +199,21 @@ def test_a_leading_bang_leaves_data_types_out(lenet, batch):
                          {k: v for k, v in before.items() if k.endswith(".weight")})
             assert not _same(_bits(lenet), before)  # the biases did get errors
         assert _same(_bits(lenet), before)
-    with pytest.raises(ValueError, match="did you mean features.0.ifm"):
+    with pytest.raises(ValueError, match="'features.0.imf' in plan key '!features.0.imf'; did you mean features.0.ifm"):
         EmulationPlan.uniform(cfg.error_model, select="!features.0.imf").resolve(names)
     with pytest.raises(ValueError, match="'!encoder.\\*' matches no data type"):
         EmulationPlan.uniform(cfg.error_model, select=["*", "!encoder.*"]).resolve(names)
     for bad in ("!", "!!x", "", []):
         with pytest.raises(ValueError, match="select must be non-empty"):
             EmulationPlan.uniform(cfg.error_model, select=bad)
+    # a selection that starts by leaving something out starts from every data type
+    assert list(EmulationPlan.uniform(None, select=["!features.0.ifm", "features.*"]).resolve(names)) == names
+    assert "features.0.ifm" not in EmulationPlan.uniform(None, select=["!features.0.ifm", "!classifier.*"]).resolve(
+        names)
+    # a hand-made or loaded plan cannot start with an exclusion (there is nothing to take out)
+    for entries in ((("!features.0.ifm", cfg),), (("*", cfg), ("!!x", cfg)), (("*", cfg), ("!", cfg))):
+        with pytest.raises(ValueError, match="plan key"):
+            EmulationPlan(entries)
+    with pytest.raises(ValueError, match="nothing before it"):
+        EmulationPlan.from_dict({"format": "eden-plan", "format_version": 1,
+                                 "entries": [{"select": "!features.0.ifm", "error_model": "em0:p=1e-3"}]})

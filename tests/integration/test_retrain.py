@@ -17,9 +17,10 @@ from click.testing import CliRunner
 
 from eden import zoo
 from eden.cli import main
-from eden.emulate import emulate
+from eden.emulate import EmulationPlan, emulate
 from eden.evaluate import estimate, evaluate
-from eden.retrain import (Curriculum, RetrainConfig, ToleranceCheck, derive_seed, load_checkpoint, retrain,
+from eden.retrain import (Curriculum, RetrainConfig, ToleranceCheck, _check_before, derive_seed, load_checkpoint,
+                          retrain,
                           retrain_table)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +124,21 @@ def test_a_data_type_left_out_of_the_selection_is_stored_in_the_format_without_e
     assert len(resolved) == 15 and resolved["features.0.ifm"].format == cfg.format
     assert resolved["features.0.ifm"].error_model is None
     assert all(c.error_model is not None for n, c in resolved.items() if n != "features.0.ifm")
+    # the plan's errors fall exactly on the data types the selection resolves to
+    for sel in (("!features.0.ifm",), ("*.weight", "!features.*", "features.2.weight"), ("classifier.*",)):
+        c = RetrainConfig("em0:p=1e-3", target_ber=1e-2, select=sel, epochs=2)
+        assert ({n for n, d in c.plan(1e-2).resolve(model).items() if d.error_model is not None}
+                == set(EmulationPlan.uniform(None, select=c.select).resolve(model)))
+    # a tolerance measured with another selection is not a valid "before"
+    tol = ToleranceCheck(seeds=2)
+    every = RetrainConfig("em0:p=1e-3", target_ber="10x", epochs=2)
+    record = {"format": "eden-tolerance", "coarse": {}, "model": {"fingerprint": "fp"},
+              "error_model": every.error_model.to_spec(), "format_spec": str(every.format),
+              "correction": every.correction, "target_drop_pp": tol.target_drop_pp, "seeds": list(tol.seeds),
+              "criterion": tol.criterion, "resolution_decades": tol.resolution_decades, "ber_range": [tol.ber_min, 0.5]}
+    _check_before(record, "fp", every, tol)
+    with pytest.raises(ValueError, match=r"select \['\*'\] \(expected \['\*', '!features.0.ifm'\]\)"):
+        _check_before(record, "fp", dataclasses.replace(every, select=("!features.0.ifm",)), tol)
     with pytest.raises(ValueError, match="leaves no data type of the model to corrupt"):
         retrain(model, test_loader.dataset, test_loader, RetrainConfig("em0:p=1e-3", target_ber=1e-2, select=("*", "!*"), epochs=2),
                 tolerance=None)
