@@ -140,7 +140,8 @@ def test_a_data_type_left_out_of_the_selection_is_stored_in_the_format_without_e
     with pytest.raises(ValueError, match=r"select \['\*'\] \(expected \['\*', '!features.0.ifm'\]\)"):
         _check_before(record, "fp", dataclasses.replace(every, select=("!features.0.ifm",)), tol)
     with pytest.raises(ValueError, match="leaves no data type of the model to corrupt"):
-        retrain(model, test_loader.dataset, test_loader, RetrainConfig("em0:p=1e-3", target_ber=1e-2, select=("*", "!*"), epochs=2),
+        retrain(model, test_loader.dataset, test_loader,
+                RetrainConfig("em0:p=1e-3", target_ber=1e-2, select=("*", "!*"), epochs=2),
                 tolerance=None)
 
 
