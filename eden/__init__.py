@@ -1,8 +1,11 @@
 """eden: run neural networks on emulated approximate DRAM.
 
-Public API (imports stay light: no CuPy, no CUDA initialisation, numba compiles
-on first injection; the submodules below load on first use):
+Public API. Everything loads on first use, so ``import eden`` imports neither torch, CuPy nor
+numba, and the DRAM side (``eden.dram``, ``eden.power``, ``eden.workflows.mapping``) works
+without torch installed.
 
+Errors
+    EdenError (root), EdenFileError, EdenConfigError, EdenDataError, EdenInfeasibleError
 Error models, DRAM placement and profiles
     ErrorModel, AddressMap, DramOrganization, DramProfile, load_profile
 Injection
@@ -14,52 +17,66 @@ DNN emulation and evaluation
 Workflows
     characterize, retrain, RetrainConfig, deploy, DeployOptions, map_datatypes, run_pipeline
 Power model
-    MemSpec (see also eden.traffic, eden.fit for fitting error models to raw data)
+    MemSpec
+
+Layers (imports go down only; ``tests/unit/test_layers.py`` enforces it): ``cli`` ->
+``workflows`` -> ``nn`` -> ``dram``, ``power`` -> ``engine`` -> ``errormodels``, ``formats`` ->
+``core``. See ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from eden._version import __version__
-from eden.address import AddressMap, DramOrganization
-from eden.error_models import ErrorModel
-from eden.formats import FORMATS, pack_int4, unpack_int4
-from eden.inject import Correction, FlipLog, inject_
-
-# Functions named like their modules are imported eagerly: importing a submodule sets the
-# package attribute of the same name, which would otherwise shadow the function.
-from eden.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate  # noqa: E402
-from eden.evaluate import evaluate  # noqa: E402
-from eden.characterize import characterize  # noqa: E402
-from eden.retrain import RetrainConfig, retrain  # noqa: E402
-from eden.deploy import DeployOptions, deploy  # noqa: E402
+from eden.errors import EdenConfigError, EdenDataError, EdenError, EdenFileError, EdenInfeasibleError
 
 _LAZY = {
-    "DramProfile": "eden.profiles", "load_profile": "eden.profiles",
-    "NumericFormat": "eden.quant",
-    "map_datatypes": "eden.mapping",
-    "run_pipeline": "eden.pipeline",
-    "MemSpec": "eden.power",
+    "ErrorModel": "eden.errormodels.model",
+    "AddressMap": "eden.dram.address", "DramOrganization": "eden.dram.address",
+    "DramProfile": "eden.dram.profiles", "load_profile": "eden.dram.profiles",
+    "inject_": "eden.engine.ops", "FlipLog": "eden.engine.ops", "Correction": "eden.engine.ops",
+    "FORMATS": "eden.formats.storage", "pack_int4": "eden.formats.storage", "unpack_int4": "eden.formats.storage",
+    "NumericFormat": "eden.nn.quant",
+    "emulate": "eden.nn.emulate", "EmulationPlan": "eden.nn.emulate", "DataTypeConfig": "eden.nn.emulate",
+    "datatypes": "eden.nn.emulate", "evaluate": "eden.nn.evaluate",
+    "characterize": "eden.workflows.characterize",
+    "retrain": "eden.workflows.retrain", "RetrainConfig": "eden.workflows.retrain",
+    "deploy": "eden.workflows.deploy", "DeployOptions": "eden.workflows.deploy",
+    "map_datatypes": "eden.workflows.mapping",
+    "run_pipeline": "eden.workflows.pipeline",
+    "MemSpec": "eden.power.memspec",
+}
+
+# Modules reachable as ``eden.<name>`` (``eden.zoo.load_model`` in the README's API).
+_MODULES = {
+    "zoo": "eden.nn.zoo", "quant": "eden.nn.quant",
+    "profiles": "eden.dram.profiles", "raw": "eden.dram.raw", "fit": "eden.dram.fit",
+    "traffic": "eden.power.traffic", "mapping": "eden.workflows.mapping",
+    "pipeline": "eden.workflows.pipeline", "plots": "eden.workflows.plots",
 }
 
 
-_SUBMODULES = ("zoo", "profiles", "mapping", "power", "traffic", "fit", "raw", "quant", "pipeline", "plots")
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES and name not in _LAZY:
-        return importlib.import_module(f"eden.{name}")
-    module = _LAZY.get(name)
-    if module is None:
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
         raise AttributeError(f"module 'eden' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))
+
+
 __all__ = [
     "__version__",
+    # errors
+    "EdenError", "EdenFileError", "EdenConfigError", "EdenDataError", "EdenInfeasibleError",
     # error models, placement, profiles
     "ErrorModel", "AddressMap", "DramOrganization", "DramProfile", "load_profile",
     # injection

@@ -19,7 +19,7 @@ import time
 import torch
 from torch import nn
 
-from eden.emulate import EmulationPlan, datatypes, emulate
+from eden.nn.emulate import EmulationPlan, datatypes, emulate
 
 
 class BasicBlock(nn.Module):

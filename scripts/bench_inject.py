@@ -163,7 +163,7 @@ def main() -> None:
         # reads and writes its word; clone() reads and writes every byte once. Timed over
         # 20 kernel runs (an even number: the tensor ends unchanged), without undo()'s
         # per-call host overhead.
-        from eden._engine import gpu
+        from eden.engine.backends import cuda as gpu
 
         idx_bytes = 4 if n < 2**31 else 8
         print("XOR kernel bandwidth at 1e-2 (target >= 70% of clone's):")

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from eden.mapping import DataTypeDemand, MappingInfeasibleError, Partition, map_datatypes
+from eden.workflows.mapping import DataTypeDemand, MappingInfeasibleError, Partition, map_datatypes
 
 
 def random_instance(rng: np.random.Generator, max_d: int, max_p: int):
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--max-datatypes", type=int, default=50)
     ap.add_argument("--max-partitions", type=int, default=8)
     args = ap.parse_args()
-    logging.getLogger("eden.mapping").setLevel(logging.ERROR)  # fallbacks are expected here
+    logging.getLogger("eden.workflows.mapping").setLevel(logging.ERROR)  # fallbacks are expected here
     rng = np.random.default_rng(args.seed)
     gaps, lost, kinds, t_milp, t_greedy, t_milp_big = [], [], [], [], [], []
     n_both_infeasible = n_greedy_fail = n_fallback = 0

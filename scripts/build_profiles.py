@@ -37,9 +37,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from eden import _io
-from eden._h5 import read_metadata
-from eden.error_models import ErrorModel
+from eden.core import io as _io
+from eden.errormodels.h5 import read_metadata
+from eden.errormodels.model import ErrorModel
 
 PROFILES_DIR = REPO / "dram_profiles"
 MODELS_DIR = REPO / "error_models"
@@ -691,7 +691,7 @@ def build(data: Path, force: bool) -> list[str]:
         _io.write_text(path, text, overwrite=True)
         log.append(f"wrote {path.relative_to(REPO)}")
 
-    from eden.profiles import load_profile
+    from eden.dram.profiles import load_profile
 
     for prof in profiles:  # what we wrote must load, and every model must match its BER
         load_profile(prof["name"]).check_error_models()
@@ -701,7 +701,7 @@ def build(data: Path, force: bool) -> list[str]:
 # ----------------------------------------------------------------------------- table
 def profile_table() -> str:
     """Markdown table: BER per operating point of every shipped profile next to its measured figure."""
-    from eden.profiles import list_presets, load_profile
+    from eden.dram.profiles import list_presets, load_profile
 
     lines = ["| profile | operating point | VDD [V] | tRCD [ns] | BER (model) | measured BER | measured figure "
              "| source |",

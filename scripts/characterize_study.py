@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from eden import zoo
-from eden._io import write_text
-from eden.characterize import characterize, save_tolerance, tolerance_table
+from eden.nn import zoo
+from eden.core.io import write_text
+from eden.workflows.characterize import characterize, save_tolerance, tolerance_table
 
 SHAPES = {
     "em0 uniform": "em0:p=1e-3",

@@ -52,8 +52,8 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(REPO))
 
-from eden.address import DramOrganization
-from eden.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.dram.address import DramOrganization
+from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
 
 CLOCK_NS = 2.5
 """Controller clock period of the testing platform (ns): 1 cycle = 2.5 ns."""

@@ -42,7 +42,7 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(REPO))
 
-from eden.raw import OperatingPoint, RawCharacterization, SummaryTest
+from eden.dram.raw import OperatingPoint, RawCharacterization, SummaryTest
 
 CITATION = ("Chang et al., \"Understanding Reduced-Voltage Operation in Modern DRAM Devices: Experimental "
             "Characterization, Analysis, and Mechanisms\", SIGMETRICS 2017 (arXiv 1705.10292); public data "

@@ -3,7 +3,7 @@
 
 Reads ``error_models/raw/diva_ddr3_A10.h5`` (made by ``scripts/convert_diva.py``;
 regenerated from ``--data`` into a temporary folder if absent), fits every
-identifiable model to each tRCD of DIMM A-10 with ``eden.fit.fit`` (the same as
+identifiable model to each tRCD of DIMM A-10 with ``eden.dram.fit.fit`` (the same as
 ``eden errormodel fit``), and writes
 
 * ``error_models/diva_ddr3_A10_trcd12.5ns.h5`` and ``..._trcd10.0ns.h5``: from the
@@ -40,9 +40,9 @@ except ImportError:  # running from a source checkout without installing
 
 import convert_diva
 
-from eden._io import write_text
-from eden.fit import CI_METHOD, fit, save_fit
-from eden.raw import load_raw
+from eden.core.io import write_text
+from eden.dram.fit import CI_METHOD, fit, save_fit
+from eden.dram.raw import load_raw
 
 FITS = (  # (test in the raw file, tRCD in ns)
     ("trcd12.5ns", 12.5),
@@ -105,7 +105,7 @@ def render(results, raw_path: Path, facts, summaries) -> str:
            "All rates are **per bit per sweep** (bit-trials = 2 x 2^33). The upstream README quotes BERs per "
            "test (errors / 2^33), twice these. The 2 sweeps are counted as iterations because the record "
            "order shows them and because of the saturated timings: " + saturation + ".", "",
-           "Method (`eden.fit`): maximum likelihood for each model the data identify; selection by "
+           "Method (`eden.dram.fit`): maximum likelihood for each model the data identify; selection by "
            "BIC = k ln n - 2 ln L with n = bit-trials; 99% intervals: " + CI_METHOD + ". Goodness of fit: "
            "observed vs fitted (Monte Carlo, seed recorded in each file's `/fit` report) number of rows "
            "(per bank) and column units (per bank, subarray, 64-byte line) by errors they hold; Pearson "

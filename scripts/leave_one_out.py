@@ -38,10 +38,10 @@ def main() -> None:
 
     import torch
 
-    from eden import zoo
-    from eden.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate
-    from eden.error_models import ErrorModel
-    from eden.evaluate import evaluate
+    from eden.nn import zoo
+    from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate
+    from eden.errormodels.model import ErrorModel
+    from eden.nn.evaluate import evaluate
 
     model, _ = zoo.build_model(args.model, args.weights)
     model.eval()

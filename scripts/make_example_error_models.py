@@ -24,8 +24,8 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(REPO))
 
-from eden import _h5  # noqa: E402
-from eden.error_models import ErrorModel  # noqa: E402
+from eden.errormodels import h5 as _h5  # noqa: E402
+from eden.errormodels.model import ErrorModel  # noqa: E402
 
 NOTE = ("Illustrative example shipped with eden; parameters are round numbers chosen to "
         "demonstrate the model kind, NOT fitted to measured DRAM data.")

@@ -62,7 +62,7 @@ def _setup():
 
 
 def _tolerance(s: Settings):
-    from eden.retrain import ToleranceCheck
+    from eden.workflows.retrain import ToleranceCheck
 
     return ToleranceCheck(seeds=s.tolerance_seeds, target_drop_pp=s.target_drop, resolution_decades=s.resolution,
                           ber_min=s.ber_min)
@@ -73,8 +73,8 @@ def _input_ifm(model) -> str:
     on the input tensor itself."""
     import torch
 
-    from eden import zoo
-    from eden.emulate import datatypes
+    from eden.nn import zoo
+    from eden.nn.emulate import datatypes
 
     x = zoo.digits_split("test")[0][:1]
     names = {d.name for d in datatypes(model, x)}
@@ -95,7 +95,7 @@ def _input_ifm(model) -> str:
 
 def _config(s: Settings, storage: str, schedule: str, seed: int, model=None):
     """The retraining settings; with --spare-input (needs the model) every data type but the input gets errors."""
-    from eden.retrain import RetrainConfig
+    from eden.workflows.retrain import RetrainConfig
 
     fmt, corr = STORAGE[storage]
     select = ("!" + _input_ifm(model),) if s.spare_input and model is not None else ("*",)
@@ -110,7 +110,7 @@ def job_before(args):
     """Tolerance record and accuracy at BERs of the shipped model."""
     model_name, storage, s = args
     _setup()
-    from eden import zoo
+    from eden.nn import zoo
 
     model = zoo.load_model(model_name)
     loader = zoo.digits_loader("test", batch_size=512)
@@ -127,8 +127,8 @@ def job_retrain(args):
     _setup()
     import torch
 
-    from eden import zoo
-    from eden.retrain import retrain
+    from eden.nn import zoo
+    from eden.workflows.retrain import retrain
 
     model = zoo.load_model(model_name)
     loader = zoo.digits_loader("test", batch_size=512)
@@ -147,8 +147,8 @@ def job_retrain(args):
 
 
 def _at_ber(model, loader, cfg, ber, s: Settings) -> list[float]:
-    from eden.emulate import emulate
-    from eden.evaluate import evaluate
+    from eden.nn.emulate import emulate
+    from eden.nn.evaluate import evaluate
 
     plan = cfg.plan(ber)
     vals = []
@@ -160,7 +160,7 @@ def _at_ber(model, loader, cfg, ber, s: Settings) -> list[float]:
 
 # ------------------------------------------------------------------------- summary
 def _ci(values: list[float]) -> tuple[float, float]:
-    from eden.evaluate import estimate
+    from eden.nn.evaluate import estimate
 
     e = estimate(values)
     return e.mean, e.half_width
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     cmd = "python scripts/retrain_study.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None
                                                                                  else sys.argv[1:]))
     section = _section(table, s, a, cmd, elapsed)
-    from eden._io import write_json, write_text
+    from eden.core.io import write_json, write_text
 
     text = a.output.read_text() if a.output.exists() else f"# Retraining\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)

@@ -19,9 +19,9 @@ import zipfile
 import numpy as np
 import torch
 
-from eden import zoo
-from eden._io import write_with
-from eden.evaluate import evaluate
+from eden.nn import zoo
+from eden.core.io import write_with
+from eden.nn.evaluate import evaluate
 
 
 def extract_digits(wheel: str) -> None:

@@ -16,7 +16,7 @@ def fail(message: str) -> None:
 
 def load_error_model(spec: str, param_hint: str = "--error-model"):
     """An ErrorModel from a spec string or an HDF5 file, or a BadParameter (exit 2)."""
-    from eden.error_models import ErrorModel
+    from eden.errormodels.model import ErrorModel
 
     try:
         return ErrorModel.coerce(spec)
@@ -69,7 +69,7 @@ class ModelChoice:
         """The profile's geometry as an AddressMap (None without a profile: eden's default)."""
         if self.profile is None:
             return None
-        from eden.address import AddressMap
+        from eden.dram.address import AddressMap
 
         return AddressMap(self.profile.organization.to_address())
 
@@ -83,7 +83,7 @@ class ModelChoice:
 
 def load_profile_or_fail(profile: str, param_hint: str = "--profile", overrides=None):
     """A DramProfile by preset name or file, or a BadParameter (exit 2) naming file and field."""
-    from eden.profiles import ProfileError, UnknownProfileError, load_profile
+    from eden.dram.profiles import ProfileError, UnknownProfileError, load_profile
 
     try:
         return load_profile(profile, overrides)
@@ -101,7 +101,7 @@ def resolve_model_choice(error_model: str | None, profile: str | None, op: str |
             the operating points), neither when ``required``, or any bad model,
             profile or operating point (the message names file and field).
     """
-    from eden.profiles import ProfileError
+    from eden.dram.profiles import ProfileError
 
     if error_model is not None and (profile is not None or op is not None):
         raise click.BadParameter("give either --error-model/-m or --profile with --op, not both",
@@ -139,7 +139,7 @@ def atomic_save_npy(path: Path, array, force: bool) -> None:
     """Write an .npy file atomically; refuse to replace an existing file unless force."""
     import numpy as np
 
-    from eden._io import write_with
+    from eden.core.io import write_with
 
     def write(tmp: Path) -> None:
         with open(tmp, "xb") as fh:

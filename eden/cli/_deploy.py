@@ -41,7 +41,7 @@ def deploy_options(f):
 
 def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks, objective,
                  tolerance_source):
-    from eden.deploy import DeployOptions
+    from eden.workflows.deploy import DeployOptions
 
     return DeployOptions(policy=policy, batch_size=inference_batch, alpha=alpha,
                          memory_bound_fraction=memory_bound_fraction, hit_rate=hit_rate,
@@ -49,7 +49,7 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 
 
 def load_profile_or_fail(name):
-    from eden.profiles import load_profile
+    from eden.dram.profiles import load_profile
 
     try:
         return load_profile(name)
@@ -79,9 +79,9 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
             partition_banks, objective, tolerance_source, validate, model_spec, weights, data_spec, batch_size, device, seeds,
             output, force, as_json):
     """Map each data type to the most aggressive DRAM partition it tolerates; report energy/latency."""
-    from eden._io import write_json
-    from eden.characterize import load_tolerance
-    from eden.deploy import deploy, report_table
+    from eden.core.io import write_json
+    from eden.workflows.characterize import load_tolerance
+    from eden.workflows.deploy import deploy, report_table
 
     if output.exists() and not force:
         fail(f"{output} exists; pass --force to overwrite it")
@@ -108,7 +108,7 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
 @_library_errors
 def report_cmd(report_path, as_json, as_csv, plot_path, force):
     """Show a mapping report as a table, JSON, CSV or plot."""
-    from eden.deploy import load_report, report_table
+    from eden.workflows.deploy import load_report, report_table
 
     rep = load_report(report_path)
     if as_json and as_csv:
@@ -127,7 +127,7 @@ def report_cmd(report_path, as_json, as_csv, plot_path, force):
     else:
         click.echo(report_table(rep))
     if plot_path is not None:
-        from eden.plots import plot_deployment
+        from eden.workflows.plots import plot_deployment
 
         plot_deployment(rep, plot_path, overwrite=force)
         if not (as_json or as_csv):

@@ -33,7 +33,7 @@ def model_options(f):
 def build(model_spec, weights, data_spec, batch_size, device):
     import torch
 
-    from eden import zoo
+    from eden.nn import zoo
 
     try:
         model, model_id = zoo.build_model(model_spec, weights)
@@ -61,8 +61,8 @@ def _library_errors(f):
 @_library_errors
 def datatypes_cmd(model_spec, weights, data_spec, batch_size, device, fmt, as_json):
     """List a model's data types (weights and IFMs) with their sizes."""
-    from eden.emulate import datatypes
-    from eden.quant import NumericFormat
+    from eden.nn.emulate import datatypes
+    from eden.nn.quant import NumericFormat
 
     model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
     first = next(iter(loader), None)
@@ -81,7 +81,7 @@ def datatypes_cmd(model_spec, weights, data_spec, batch_size, device, fmt, as_js
 
 
 def _plan_from_options(plan_path, em, fmt, correction, select):
-    from eden.emulate import EmulationPlan
+    from eden.nn.emulate import EmulationPlan
 
     if plan_path is not None:
         try:
@@ -108,8 +108,8 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
 def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction, select,
                 plan_path, seeds, as_json):
     """Evaluate a model with bit errors in its data types (mean and 95% CI over seeds)."""
-    from eden.emulate import emulate
-    from eden.evaluate import estimate, evaluate
+    from eden.nn.emulate import emulate
+    from eden.nn.evaluate import estimate, evaluate
 
     if plan_path is not None and (error_model or profile or op or select):
         raise click.BadParameter("--plan cannot be combined with --error-model/--profile/--op/--select",
@@ -169,7 +169,7 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
     The error model (default em0) gives the *shape* of the errors; it is scaled to
     every BER tried. With --profile/--op, the shape of that operating point's model.
     """
-    from eden.characterize import characterize, plot_tolerance, save_tolerance, tolerance_table
+    from eden.workflows.characterize import characterize, plot_tolerance, save_tolerance, tolerance_table
 
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")

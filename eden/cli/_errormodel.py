@@ -11,7 +11,7 @@ import click
 from eden.cli import main
 from eden.cli._common import fail, load_error_model
 
-_FIT_MODELS = ("em0", "em1", "em2", "em3", "em1+em2")  # == eden.fit.MODELS (kept literal: lean import)
+_FIT_MODELS = ("em0", "em1", "em2", "em3", "em1+em2")  # == eden.dram.fit.MODELS (kept literal: lean import)
 
 
 @main.group()
@@ -45,8 +45,8 @@ def errormodel_show(model, profile, op, as_json):
         "components": [{"kind": c.kind, **c.params()} for c in em.components],
     }
     if model.endswith((".h5", ".hdf5")):
-        from eden import _h5
-        from eden.fit import read_fit_report
+        from eden.errormodels import h5 as _h5
+        from eden.dram.fit import read_fit_report
 
         info["provenance"] = _h5.read_metadata(model)["provenance"]
         report = read_fit_report(model)
@@ -100,8 +100,8 @@ def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence,
     (confidence intervals, goodness of fit, what the data cannot identify) in
     the file's /fit group.
     """
-    from eden.fit import FitError, fit, save_fit
-    from eden.raw import RawFileError, load_raw
+    from eden.dram.fit import FitError, fit, save_fit
+    from eden.dram.raw import RawFileError, load_raw
 
     if output.exists() and not force:
         fail(f"{output} exists; pass --force to overwrite it")

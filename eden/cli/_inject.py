@@ -36,7 +36,7 @@ def inject(input_path, output_path, error_model, profile, op, seed, access, base
     """
     import numpy as np
 
-    from eden.inject import inject_
+    from eden.engine.ops import inject_
 
     if output_path.exists() and not force:
         fail(f"{output_path} exists; pass --force to overwrite it")
@@ -76,13 +76,13 @@ def inject(input_path, output_path, error_model, profile, op, seed, access, base
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def demo(seed, ber, as_json):
     """Inject every error model into a real layer's weights in every format, then undo."""
-    from eden.demo import run_demo
+    from eden.workflows.demo import run_demo
 
     rows = run_demo(seed=seed, ber=ber)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from eden.demo import format_table
+    from eden.workflows.demo import format_table
 
     click.echo(format_table(rows))
 
@@ -101,7 +101,7 @@ def doctor():
         click.echo(f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
     except ImportError:
         click.echo("numba: missing (pip install numba); the slow NumPy oracle will be used")
-    from eden.inject import inject_
+    from eden.engine.ops import inject_
 
     x = np.random.default_rng(0).standard_normal(1 << 14).astype(np.float32)
     y = x.copy()

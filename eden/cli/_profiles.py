@@ -17,7 +17,7 @@ def profiles():
 
 
 def _op_rows(prof, with_models: bool) -> list[list[str]]:
-    from eden.profiles import ProfileError
+    from eden.dram.profiles import ProfileError
 
     rows = [["NAME", "VDD[V]", "tRCD[ns]", "BER", "MEASURED BER", "SOURCE"] + (["MODEL"] if with_models else [])]
     for op in prof.operating_points:
@@ -47,7 +47,7 @@ def _wrap(text: str, indent: str = "  ") -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
 def profiles_list(as_json):
     """List the DRAM profiles eden ships (presets)."""
-    from eden.profiles import ProfileError, list_presets, load_profile
+    from eden.dram.profiles import ProfileError, list_presets, load_profile
 
     entries, bad = [], []
     for name in list_presets():

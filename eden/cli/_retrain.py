@@ -28,7 +28,7 @@ def _parse_target(value: str):
 
 
 def _train_dataset(train_spec: str | None, data_spec: str):
-    from eden import zoo
+    from eden.nn import zoo
 
     spec = train_spec if train_spec is not None else data_spec
     if spec in zoo.DATASETS:
@@ -132,7 +132,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
     resumable (--resume). Run data-parallel with
     `torchrun --nproc_per_node N -m eden retrain ...`.
     """
-    from eden.retrain import RetrainConfig, ToleranceCheck, retrain, retrain_table, save_report, save_weights
+    from eden.workflows.retrain import RetrainConfig, ToleranceCheck, retrain, retrain_table, save_report, save_weights
 
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
@@ -162,7 +162,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
         fail(f"checkpoint {checkpoint} exists; pass --resume to continue it or --force to start over")
     before = None
     if before_path is not None:
-        from eden.characterize import load_tolerance
+        from eden.workflows.characterize import load_tolerance
 
         if not tolerance:
             raise click.BadParameter("needs --tolerance (it is the measurement before)",

@@ -41,7 +41,7 @@ def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_
             retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, seed, restart, progress,
             as_json):
     """Clean accuracy -> characterize -> retrain -> characterize -> map -> validate -> report."""
-    from eden.pipeline import RunConfig, run_pipeline, summary_text
+    from eden.workflows.pipeline import RunConfig, run_pipeline, summary_text
 
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from eden.cli import main
-from eden.profiles import list_presets, load_profile
+from eden.dram.profiles import list_presets, load_profile
 
 DDR4 = "ddr4-2400-8gb-x8"
 
@@ -93,8 +93,8 @@ def test_inject_with_profile_and_op(arr, tmp_path):
 
 
 def test_inject_with_profile_uses_its_model_and_geometry(arr, tmp_path):
-    from eden.address import AddressMap
-    from eden.inject import inject_
+    from eden.dram.address import AddressMap
+    from eden.engine.ops import inject_
 
     inp, _ = arr
     prof = load_profile("ddr3l-vendor-c")

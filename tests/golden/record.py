@@ -103,7 +103,7 @@ def emulation() -> dict:
     import torch
 
     import eden
-    from eden import zoo
+    from eden.nn import zoo
 
     model = zoo.load_model("digits-lenet")
     x, _ = zoo.digits_split("test")
@@ -128,7 +128,7 @@ def characterization() -> dict:
     import torch
 
     import eden
-    from eden import zoo
+    from eden.nn import zoo
 
     model = zoo.load_model("digits-lenet")
     x, y = zoo.digits_split("test")
@@ -141,8 +141,8 @@ def characterization() -> dict:
 
 
 def fits() -> dict:
-    from eden.fit import fit
-    from eden.raw import load_raw
+    from eden.dram.fit import fit
+    from eden.dram.raw import load_raw
 
     out = {}
     diva = load_raw(ROOT / "error_models/raw/diva_ddr3_A10.h5")
@@ -154,15 +154,15 @@ def fits() -> dict:
 
 
 def profiles() -> dict:
-    from eden.profiles import list_presets, load_profile
+    from eden.dram.profiles import list_presets, load_profile
 
     return {name: _json_digest(load_profile(name).to_dict()) for name in list_presets()}
 
 
 def power() -> dict:
-    from eden.deploy import memspec_of
-    from eden.power import background_powers, command_energies
-    from eden.profiles import list_presets, load_profile
+    from eden.workflows.deploy import memspec_of
+    from eden.power.memspec import background_powers, command_energies
+    from eden.dram.profiles import list_presets, load_profile
 
     out = {}
     for name in list_presets():
@@ -177,8 +177,8 @@ def power() -> dict:
 
 
 def mapping(record: dict) -> dict:
-    from eden.deploy import DeployOptions, deploy
-    from eden.profiles import load_profile
+    from eden.workflows.deploy import DeployOptions, deploy
+    from eden.dram.profiles import load_profile
 
     out = {}
     for prof in ("ddr4-2400-8gb-x8", "ddr3l-vendor-c", "ddr3-diva-a10"):

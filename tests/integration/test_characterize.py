@@ -8,8 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from eden import zoo
-from eden.characterize import characterize, load_tolerance, save_tolerance, tolerable_bers, tolerance_table
+from eden.nn import zoo
+from eden.workflows.characterize import characterize, load_tolerance, save_tolerance, tolerable_bers, tolerance_table
 from eden.cli import main
 
 
@@ -41,7 +41,7 @@ def test_correction_raises_fp32_tolerance_by_orders_of_magnitude(lenet, loader):
 
 
 def zero_threshold(lenet, loader):
-    from eden.evaluate import evaluate
+    from eden.nn.evaluate import evaluate
 
     return evaluate(lenet, loader) - 0.01
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from eden import zoo
+from eden.nn import zoo
 from eden.cli import main
-from eden.deploy import DeployOptions, deploy, partitions_from_profile
-from eden.emulate import datatypes
-from eden.mapping import MappingInfeasibleError, Partition
-from eden.profiles import load_profile
+from eden.workflows.deploy import DeployOptions, deploy, partitions_from_profile
+from eden.nn.emulate import datatypes
+from eden.workflows.mapping import MappingInfeasibleError, Partition
+from eden.dram.profiles import load_profile
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_cli_map_and_report(lenet, tmp_path):
 
 
 def test_record_at_target_rereads_the_fine_points(lenet):
-    from eden.deploy import record_at_target
+    from eden.workflows.deploy import record_at_target
 
     rec = make_record(lenet, lambda d: 1e-4)
     for r in rec["fine"].values():

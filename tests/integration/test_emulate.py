@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from eden import zoo
-from eden.emulate import DataTypeConfig, EmulationPlan, datatype_seed, datatypes, emulate
-from eden.quant import NumericFormat
+from eden.nn import zoo
+from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatype_seed, datatypes, emulate
+from eden.nn.quant import NumericFormat
 
 
 def _bits(model):

@@ -15,11 +15,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from eden import zoo
+from eden.nn import zoo
 from eden.cli import main
-from eden.emulate import EmulationPlan, emulate
-from eden.evaluate import estimate, evaluate
-from eden.retrain import (Curriculum, RetrainConfig, ToleranceCheck, _check_before, derive_seed, load_checkpoint,
+from eden.nn.emulate import EmulationPlan, emulate
+from eden.nn.evaluate import estimate, evaluate
+from eden.workflows.retrain import (Curriculum, RetrainConfig, ToleranceCheck, _check_before, derive_seed, load_checkpoint,
                           retrain,
                           retrain_table)
 
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = """
 import torch
 from torch import nn
-from eden import zoo
+from eden.nn import zoo
 
 
 def train():
@@ -381,7 +381,7 @@ def test_resume_after_sigkill_gives_the_same_weights(tiny):
 def test_a_run_that_destroys_the_clean_accuracy_warns_and_says_so_in_the_report(test_loader):
     """Retraining can diverge (e.g. far too high a learning rate, or frozen batch-norm
     statistics at a high BER): a warning names the epoch, and the report lists it."""
-    from eden.retrain import DIVERGED_PP, RetrainDivergedWarning
+    from eden.workflows.retrain import DIVERGED_PP, RetrainDivergedWarning
 
     train = _train_subset(256)
     cfg = RetrainConfig("em0:p=1e-3", target_ber=1e-3, format="fp32", correction="zero", epochs=2,

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 TINY = """
 import torch
-from eden import zoo
+from eden.nn import zoo
 
 
 def train():

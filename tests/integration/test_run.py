@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from eden.cli import main
-from eden.pipeline import STAGES, RunConfig, run_pipeline
+from eden.workflows.pipeline import STAGES, RunConfig, run_pipeline
 
 FAST = ["--seeds", "2", "--resolution", "0.5", "--retrain-epochs", "2", "--no-progress"]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import eden
-from eden.address import AddressMap, DramOrganization
+from eden.dram.address import AddressMap, DramOrganization
 
 pytestmark = pytest.mark.gpu
 

@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 
 from eden import ErrorModel
-from eden._engine import reference, rng
-from eden._engine.plan import compile_plan
-from eden.address import AddressMap, DramOrganization
-from eden.inject import DEFAULT_ADDRESS_MAP
-from eden.resources import resource_dir
+from eden.engine import rng
+from eden.engine.backends import reference
+from eden.engine.plan import compile_plan
+from eden.dram.address import AddressMap, DramOrganization
+from eden.engine.ops import DEFAULT_ADDRESS_MAP
+from eden.core.resources import resource_dir
 
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
@@ -251,11 +252,11 @@ def _host_kernel(lib, name):
 
 @pytest.fixture
 def host_gpu(lib, monkeypatch):
-    """eden._engine.gpu with its kernels run on the host (argument lists, batches,
+    """eden.engine.backends.cuda with its kernels run on the host (argument lists, batches,
     scan, XOR and correction exactly as gpu.py builds them)."""
     import contextlib
 
-    from eden._engine import gpu
+    from eden.engine.backends import cuda as gpu
 
     fake = _HostCupy()
     monkeypatch.setattr(gpu, "_on_device", lambda device_id: contextlib.nullcontext(fake))
@@ -272,8 +273,8 @@ def test_gpu_module_glue_matches_cpu_backend(host_gpu, monkeypatch, name, scratc
     tensor, log and correction counts (float32 with zero correction, float16 with clamp)."""
     import torch
 
-    from eden.formats import format_of
-    from eden.inject import Correction, finite_range, inject_
+    from eden.formats.storage import format_of
+    from eden.engine.ops import Correction, finite_range, inject_
 
     if scratch_bytes is not None:
         monkeypatch.setattr(host_gpu, "_SCRATCH_BYTES", scratch_bytes)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from eden.resources import resource_dir
+from eden.core.resources import resource_dir
 
 NVCC = shutil.which("nvcc")
 SOURCES = sorted(resource_dir("cuda").glob("*.cu"))

@@ -15,9 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
-from eden.address import AddressMap, DramOrganization
-from eden.error_models import ErrorModel
-from eden.fit import (
+from eden.dram.address import AddressMap, DramOrganization
+from eden.errormodels.model import ErrorModel
+from eden.dram.fit import (
     FitError,
     fit,
     fit_test,
@@ -25,7 +25,7 @@ from eden.fit import (
     save_fit,
     simulate_records,
 )
-from eden.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
 
 ORG = DramOrganization(banks=4, rows=1024, row_bytes=4096, subarray_rows=512)
 BITS = ORG.banks * ORG.rows * ORG.row_bits

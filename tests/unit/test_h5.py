@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from eden import _h5
-from eden.error_models import (DataDependent, ErrorModel, Uniform, WeakBitlines,
+from eden.errormodels import h5 as _h5
+from eden.errormodels.model import (DataDependent, ErrorModel, Uniform, WeakBitlines,
                                WeakWordlines)
-from eden.resources import resource_dir
+from eden.core.resources import resource_dir
 
 ALL_KINDS = [
     Uniform(p=1e-4),

@@ -150,7 +150,7 @@ def test_at_ber_scales_shape():
 
 
 def test_finite_range_skips_non_finite_values_on_every_path():
-    from eden.inject import finite_range
+    from eden.engine.ops import finite_range
 
     x = torch.tensor([1.0, -3.0, 2.0])
     assert finite_range(x) == (-3.0, 2.0)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from eden.mapping import (
+from eden.workflows.mapping import (
     MAPPING_POLICIES, DataTypeDemand, MappingInfeasibleError, MappingProblem, Partition,
     map_datatypes, register_policy, validate_and_backoff,
 )
@@ -148,7 +148,7 @@ def solve_both(sizes, tols, parts, cost):
 
 @pytest.fixture(autouse=True)
 def _quiet_fallback_log(caplog):
-    caplog.set_level(logging.ERROR, logger="eden.mapping")
+    caplog.set_level(logging.ERROR, logger="eden.workflows.mapping")
 
 
 def test_random_instances_milp_never_worse_and_all_constraints_hold():
@@ -282,7 +282,7 @@ def test_greedy_packing_failure_that_milp_solves():
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_target_no_partition_can_meet_falls_back_to_nominal(policy, caplog):
-    caplog.set_level(logging.WARNING, logger="eden.mapping")
+    caplog.set_level(logging.WARNING, logger="eden.workflows.mapping")
     parts = [Partition("low", 1e-6, None), Partition("high", 1e-4, None)]
     dts = [DataTypeDemand("picky", 64, 1e-9), DataTypeDemand("ok", 64, 1e-5)]
     res = map_datatypes(dts, parts, np.array([[1.0, 0.5, 2.0], [1.0, 0.5, 2.0]]), policy=policy)
@@ -426,7 +426,7 @@ def test_bad_policy_output_is_rejected(monkeypatch):
 def test_empty_and_options(policy):
     res = map_datatypes([], [Partition("p", 0.1, 5)], np.ones((0, 2)), policy=policy)
     assert res.assignment == {} and res.total_cost == 0.0
-    assert json.loads(json.dumps(res.to_dict()))["format"] == "eden.mapping"
+    assert json.loads(json.dumps(res.to_dict()))["format"] == "eden.workflows.mapping"
     if policy == "milp":
         res = map_datatypes([DataTypeDemand("a", 1, 1.0)], [Partition("p", 0.1)], np.array([[1.0, 2.0]]),
                             policy="milp", time_limit_s=10.0)

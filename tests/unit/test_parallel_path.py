@@ -7,8 +7,8 @@ load; the tests' tensors are small, so without forcing it only the serial path r
 import numpy as np
 import pytest
 
-from eden._engine import cpu
-from eden.inject import inject_
+from eden.engine.backends import cpu
+from eden.engine.ops import inject_
 
 CASES = [
     ("em0:p=1e-2", np.float32, 0),

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from eden.power import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, VoltageDomain, active_standby_power,
+from eden.power.memspec import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, VoltageDomain, active_standby_power,
                         background_powers, command_energies, ns_to_cycles)
 
 REL = 1e-9

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from eden.error_models import ErrorModel
-from eden.profiles import (FORMAT, NOMINAL, DramProfile, OperatingPoint, ProfileError, UnknownProfileError,
+from eden.errormodels.model import ErrorModel
+from eden.dram.profiles import (FORMAT, NOMINAL, DramProfile, OperatingPoint, ProfileError, UnknownProfileError,
                            list_presets, load_profile, parse_op_spec, preset_path)
 
 PRESETS = list_presets()
@@ -137,7 +137,7 @@ def test_diva_points_and_spread():
 
 
 def test_memspec_fields_feed_the_power_model():
-    from eden.power import MemSpec
+    from eden.power.memspec import MemSpec
 
     for name in PRESETS:
         prof = load_profile(name)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from eden.quant import NumericFormat
+from eden.nn.quant import NumericFormat
 
 
 @pytest.fixture()

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from eden.address import DramOrganization
-from eden.raw import (
+from eden.dram.address import DramOrganization
+from eden.dram.raw import (
     FORMAT,
     OperatingPoint,
     RawCharacterization,

@@ -21,8 +21,8 @@ import torch
 
 import eden
 from eden import AddressMap, DramOrganization, ErrorModel, inject_
-from eden._engine import reference
-from eden._engine.plan import compile_plan
+from eden.engine.backends import reference
+from eden.engine.plan import compile_plan
 
 ALPHA = 1e-3
 BITS = 2 ** 24                       # >= 1e7 bits per statistical tensor

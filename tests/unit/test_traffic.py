@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 
-from eden.address import AddressMap, DramOrganization
-from eden.power import MemSpec, background_powers, command_energies
-from eden.traffic import (AccessModel, CommandCounts, DataTypeTraffic, RowBufferPolicy, command_counts,
+from eden.dram.address import AddressMap, DramOrganization
+from eden.power.memspec import MemSpec, background_powers, command_energies
+from eden.power.traffic import (AccessModel, CommandCounts, DataTypeTraffic, RowBufferPolicy, command_counts,
                           energy_report, inference_traffic, latency_report)
 
 REL = 1e-9

@@ -1,0 +1,263 @@
+"""Compiled CPU backend (numba): the same scheme as ``reference.py``, O(errors).
+
+Tile by tile (row segments), each sub-pass's draws are generated in vectorized
+batches and scanned in order into kept positions; several sub-passes are united
+(a bit kept by several flips once); the tile's words are logged as (word index,
+xor mask) and XORed. Large jobs run chunks of tiles on numba's threads, small
+ones on the calling thread (a parallel region costs more than they do on a busy
+machine); the bits are the same either way. The kernels and the details are in
+``_cpu_kernels.py``; ``cuda/inject.cu`` computes the same streams.
+
+numba is compiled lazily on first use (``import eden`` stays light). All
+floating-point steps are separate IEEE operations (no ``fastmath``), so the
+results equal the NumPy oracle bit for bit. The weak-line maps of em1/em2
+(``weak_bitlines``, ``weak_wordlines``) have numba versions here too, equal to
+``reference.py``'s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from eden.engine import rng
+from eden.engine.plan import (STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53,
+                               Plan, _fixed_bands)
+
+_KERNELS = None
+
+
+def kernels():
+    global _KERNELS
+    if _KERNELS is None:
+        from eden.engine.backends import _cpu_kernels as k
+
+        _KERNELS = k
+    return _KERNELS
+
+
+def _threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+#: Rough single-thread costs, only to choose serial or parallel execution (results
+#: are the same either way): a parallel region waits for its slowest thread, and on
+#: a machine with no idle core that can be a whole scheduler time slice (~5 ms).
+_NS_PER_TILE_PASS = 30.0
+_NS_PER_DRAW = 20.0
+_PARALLEL_MIN_NS = 4e6
+_XOR_PARALLEL_MIN = 1 << 17
+#: From this size on, parallel whatever the load: measured on 2 cores next to one busy
+#: process, such a job took as long in parallel as serially (em3 at 1e-2 on 2^26 words:
+#: 541 vs 543 ms), and without one half as long (314 vs 526 ms). Below it, a parallel
+#: job next to a busy process took 1.5x its serial time (em0 at 1e-4: 19-21 vs 13 ms),
+#: so there the load decides. (numba's OpenMP and workqueue layers split a prange
+#: statically, so a delayed thread holds up its whole share.)
+_PARALLEL_ALWAYS_NS = 4e7
+_XOR_PARALLEL_ALWAYS = 1 << 21
+
+
+def _thread_state(stat: bytes) -> bytes:
+    """The state letter of a /proc/<pid>/task/<tid>/stat line. It follows the command
+    name, which is in parentheses and may itself hold spaces and parentheses."""
+    end = stat.rindex(b")")
+    return stat[end + 2:end + 3]
+
+
+def _runnable() -> int | None:
+    """Tasks of other processes running or ready to run right now (Linux), or None.
+
+    Machine-wide runnable tasks (``/proc/loadavg``) minus this process's own runnable
+    threads: numba's OpenMP workers spin for a while after a parallel region, and
+    counting them would make the next job look like it shares the machine."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            total = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    ncpu = os.cpu_count() or 1
+    if total - 1 < ncpu - 1:
+        return total - 1  # idle enough even if no thread of ours runs: skip the per-thread scan
+    own = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                    own += _thread_state(f.read()) == b"R"
+            except (OSError, ValueError):  # the thread ended
+                continue
+    except OSError:
+        return total - 1
+    return max(total - max(own, 1), 0)
+
+
+def _parallel(work: float, minimum: float, always: float) -> bool:
+    """Use numba's threads for a job of this size? Only if it is large enough and, for
+    jobs below ``always``, if the kernel tells that another core is idle right now
+    (other processes' runnable tasks below the cores left besides the calling
+    thread's): on a busy machine the extra threads only make a short job wait for
+    them. ``numba.set_num_threads(1)`` forces serial execution."""
+    if work < minimum or _threads() < 2:
+        return False
+    if work >= always:
+        return True
+    others = _runnable()
+    return others is None or others < (os.cpu_count() or 1) - 1
+
+
+def _rates(plan: Plan) -> np.ndarray:
+    """Each sub-pass's rate per class, float64[S, 2] (sizes draw batches and the work)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(plan.sp_active != 0, -np.expm1(plan.sp_L), 0.0)
+
+
+def _expected_draws(plan: Plan, rate: np.ndarray) -> float:
+    """Mean number of draws (candidates) over all tiles and sub-passes."""
+    total = 0.0
+    for s in range(plan.n_subpasses):
+        wl, pop = plan.sp_wl[s], plan.sp_pop[s]
+        if wl < 0 and pop < 0:
+            total += rate[s, 0] * plan.n_tiles * plan.row_bits
+            continue
+        r = rate[s, plan.tile_wlclass[wl]] if wl >= 0 else rate[s, 0]
+        if pop >= 0:
+            off = plan.bl_offsets[pop]
+            size = (off[1:] - off[:-1])[plan.tile_group]
+        else:
+            size = plan.row_bits
+        total += float(np.sum(r * size))
+    return total
+
+
+def _first_batches(plan: Plan, rate: np.ndarray, batch: int, group_draws: int):
+    """(draws prepared per tile for each sub-pass int64[S], tiles per group): a typical
+    tile's expected draws + 1 sigma. Draws past a tile's end are computed and thrown
+    away, so a wide margin costs more than the second batch that about one tile in six
+    then needs (3 sigma was 15-25% slower at p = 1e-4, measured)."""
+    S = plan.n_subpasses
+    nd0 = np.zeros(S, np.int64)
+    n_groups = max(plan.bl_offsets.shape[1] - 1, 1)
+    for s in range(S):
+        r = rate[s, 0] if plan.sp_active[s, 0] else rate[s, 1]
+        pop = plan.sp_pop[s]
+        size = plan.row_bits if pop < 0 else (plan.bl_offsets[pop, -1] - plan.bl_offsets[pop, 0]) / n_groups
+        e = size * r * 1.02
+        nd0[s] = min(int(e + math.sqrt(e)) + 2, batch)
+        nd0[s] += nd0[s] & 1
+    tg = int(min(max(group_draws // max(int(nd0.sum()), 1), 1), 256))
+    return nd0, tg
+
+
+def inject(plan: Plan, words: np.ndarray):
+    """Flip ``words`` in place per ``plan``; returns the log as segments.
+
+    Returns:
+        (idx, mask, off, cnt): entry ``i`` of segment ``c`` (``off[c] <= i <
+        off[c] + cnt[c]``) says ``words[idx[i]]`` was XORed with ``mask[i]``.
+        Indices are unique and increase within and across segments.
+    """
+    k = kernels()
+    T = plan.n_tiles
+    wb = plan.word_bits
+    rate = _rates(plan)
+    work_ns = (_NS_PER_TILE_PASS * T * max(plan.n_subpasses, 1)
+               + _NS_PER_DRAW * _expected_draws(plan, rate))
+    parallel = _parallel(work_ns, _PARALLEL_MIN_NS, _PARALLEL_ALWAYS_NS)
+    run = k.inject_chunks if parallel else k.inject_chunks_serial
+    n_chunks = max(1, min(T, 16 * _threads())) if parallel else 1
+    chunk_tiles = np.linspace(0, T, n_chunks + 1).round().astype(np.int64)
+    # Log capacity per chunk: mean + 10 sigma of its candidates (never more than its
+    # words) plus one row; a chunk that would overflow is re-run with room for all.
+    total_bits = float(plan.bit_hi - plan.bit_lo)
+    first = np.maximum(chunk_tiles[:-1] * plan.row_bits, plan.bit_lo)
+    last = np.minimum(chunk_tiles[1:] * plan.row_bits, plan.bit_hi)
+    chunk_words = (last - first) // wb + 2
+    mu = plan.expected_candidates * (last - first) / max(total_bits, 1.0)
+    row_words = plan.row_bits // wb + 2
+    cap = (np.minimum(chunk_words, np.ceil(mu + 10.0 * np.sqrt(mu) + 64)) + row_words).astype(np.int64)
+    off = np.zeros(n_chunks + 1, np.int64)
+    np.cumsum(cap, out=off[1:])
+    idx_dtype = np.int32 if len(words) < 2**31 else np.int64
+    idx = np.empty(off[-1], idx_dtype)
+    mask = np.empty(off[-1], words.dtype)
+    cnt = np.zeros(n_chunks, np.int64)
+    nd0, tg = _first_batches(plan, rate, k.BATCH, k.GROUP_DRAWS)
+    args = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.sp_key, plan.sp_thin, plan.sp_pop,
+            plan.sp_wl, plan.sp_active, plan.sp_L, rate, nd0, tg, plan.sp_A, plan.sp_tab, plan.tab_goff,
+            plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols)
+    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
+    over = np.nonzero(cnt < 0)[0]
+    if len(over):  # rare: re-run each overflowed (untouched) chunk with room for every word
+        parts_i, parts_m = [], []
+        for c in range(n_chunks):
+            if cnt[c] >= 0:
+                parts_i.append(idx[off[c]:off[c] + cnt[c]])
+                parts_m.append(mask[off[c]:off[c] + cnt[c]])
+                continue
+            sub_off = np.array([0, chunk_words[c] + row_words], np.int64)
+            sub_idx = np.empty(sub_off[1], idx_dtype)
+            sub_mask = np.empty(sub_off[1], words.dtype)
+            sub_cnt = np.zeros(1, np.int64)
+            k.inject_chunks_serial(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args,
+                                   chunk_tiles[c:c + 2].copy(), sub_off, sub_idx, sub_mask, sub_cnt)
+            if sub_cnt[0] < 0:  # pragma: no cover - capacity is the chunk's word count
+                raise RuntimeError("internal error: flip log overflow after resizing")
+            cnt[c] = sub_cnt[0]
+            parts_i.append(sub_idx[:cnt[c]])
+            parts_m.append(sub_mask[:cnt[c]])
+        idx = np.concatenate(parts_i)
+        mask = np.concatenate(parts_m)
+        off = np.zeros(n_chunks + 1, np.int64)
+        np.cumsum(cnt, out=off[1:])
+    return idx, mask, off[:-1], cnt
+
+
+def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
+    """Apply (or undo: XOR is its own inverse) a segment log; in parallel when large."""
+    if len(cnt) == 0:
+        return
+    k = kernels()
+    parallel = len(cnt) > 1 and _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
+    run = k.xor_segments if parallel else k.xor_segments_serial
+    run(words, idx, mask, np.ascontiguousarray(off), cnt)
+
+
+# ------------------------------------------------------------ weak-line maps
+def weak_bitlines(seed: int, component: int, fraction: float, groups: np.ndarray,
+                  row_bits: int) -> list[np.ndarray]:
+    """``reference.weak_bitlines`` (same lists, bit for bit), compiled."""
+    groups = np.asarray(groups, np.int64)
+    keys, L, rate, thr = [], [], [], []
+    if fraction > 0:
+        for bi, (lo, hi) in enumerate(_fixed_bands()):
+            if lo >= fraction:
+                break
+            c = (hi - lo) / (1.0 - lo)
+            L.append(-np.inf if c >= 1.0 else float(np.log1p(-c)))
+            rate.append(c)
+            keys.append(rng.derive_key(seed, component, TAG_BITLINE, bi))
+            a = min(1.0, (fraction - lo) / (hi - lo))
+            thr.append(min(TWO53, int(np.floor(a * TWO53))))
+    if not keys:
+        return [np.zeros(0, np.int64) for _ in range(len(groups))]
+    k = kernels()
+    bitmap = np.zeros((len(groups), (row_bits + 63) // 64), np.uint64)
+    k.nested_bitmaps(np.array(keys, np.uint32).reshape(-1, 2), np.array(L, np.float64), np.array(rate, np.float64),
+                     np.array(thr, np.uint64), groups, np.int64(row_bits), np.uint32(STREAM_BITLINES), bitmap)
+    off, pos = k.bitmap_positions(bitmap, row_bits)
+    return [pos[off[i]:off[i + 1]] for i in range(len(groups))]
+
+
+def weak_wordlines(seed: int, component: int, fraction: float, row_id: np.ndarray) -> np.ndarray:
+    """``reference.weak_wordlines`` (same classes, bit for bit), compiled."""
+    k0, k1 = rng.derive_key(seed, component, TAG_WORDLINE)
+    thr = min(TWO53, int(np.floor(fraction * TWO53)))
+    row_id = np.asarray(row_id, np.int64)
+    out = np.empty(len(row_id), np.uint8)
+    kernels().weak_rows(np.uint32(k0), np.uint32(k1), row_id, np.uint32(STREAM_WORDLINES), np.uint64(thr),
+                        out)
+    return out

@@ -1,0 +1,317 @@
+"""Compile (error model, tensor placement, seed, access) into a backend-neutral plan.
+
+The sampling scheme every backend implements (the NumPy oracle in
+``reference.py`` is the executable specification):
+
+* A *tile* is the part of one DRAM row that the tensor occupies. Rows are
+  identified by ``row_id = bank * rows + row``.
+* Each error-model component becomes one or more *sub-passes*. A sub-pass
+  walks a *population* of positions of each row, either all ``row_bits``
+  bitlines (``pop = -1``) or the sorted list of weak bitlines of the row's
+  subarray for em1 component ``m`` (``pop = m``), with i.i.d. geometric skips
+  at rate ``c[cls]``, where ``cls`` is the row's weak-wordline class for em2
+  component ``wl`` (0 when ``wl = -1``). Draw ``j`` of a sub-pass in a row
+  uses Philox counter ``(j, row_id, 0, 0)`` under the sub-pass key when
+  ``thin`` (53-bit U from words 0-1, 53-bit V from words 2-3), else counter
+  ``(j // 2, row_id, 0, 0)`` with U from words 0-1 (j even) or 2-3 (j odd).
+  Skip ``G``: for ``c < 2^-10``, ``G = floor(max(ln U / L, 0))`` with
+  ``L = log1p(-c)`` (software log, ``rng.ln_u53``). For ``c >= 2^-10`` (the
+  table method) ``G`` = number of thresholds ``t_k = floor((1-c)^k 2^53)``,
+  ``k = 1..K``, above the 53-bit draw, found through a 4096-entry guide table;
+  if all ``K`` are above it (probability <= 1/64), ``K`` is added and another
+  draw is taken (memorylessness). Integer-only, so exact and fast. The
+  candidate is at population index ``prev + G + 1``; the last draw's V decides
+  acceptance.
+* A candidate that lands in the tensor is kept iff ``V < A[cls, stored bit]``
+  (always when not ``thin``). A bit flips iff some sub-pass keeps it (union).
+* ``access`` persistence: one sub-pass per component part, keyed by
+  ``(seed, access, component, part)``, rate ``max_v q``, acceptance ``q_v / max``.
+* ``fixed`` persistence: each part is split into dyadic bands
+  ``(0, 2^-24], (2^-24, 2^-23], ..., (1/2, 1]`` keyed by
+  ``(seed, component, part, band)``; band rate ``(hi - lo) / (1 - lo)`` over all
+  cells; acceptance ``(q_v - lo) / (hi - lo)`` clipped to [0, 1]. A cell's
+  first band gives it a threshold uniform in that band, so the set of failing
+  cells grows monotonically with ``q`` (nested maps).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import math
+import threading
+
+import numpy as np
+
+from eden.dram.address import AddressMap
+from eden.errormodels.model import ErrorModel
+from eden.engine import rng
+
+TAG_ACCESS = 1
+TAG_FIXED = 2
+TAG_BITLINE = 3
+TAG_WORDLINE = 4
+STREAM_CELLS = 0
+STREAM_BITLINES = 1
+STREAM_WORDLINES = 2
+#: Lowest dyadic band edge of fixed (nested) maps: (0, 2^-24] is one band.
+FIXED_MIN_EXP = 24
+TWO53 = 1 << 53
+
+
+@dataclasses.dataclass
+class Plan:
+    """Everything a backend needs, as plain arrays (shapes in comments)."""
+
+    word_bits: int
+    row_bits: int
+    n_tiles: int
+    bit_lo: int                     # tensor start, in bits from tile 0's row start
+    bit_hi: int                     # tensor end (exclusive), same origin
+    tile_row_id: np.ndarray         # uint32[n_tiles]
+    tile_group: np.ndarray          # int32[n_tiles]: (bank, subarray) group of the tile
+    tile_wlclass: np.ndarray        # uint8[n_wl, n_tiles]: weak-wordline class per em2 component
+    sp_key: np.ndarray              # uint32[S, 2]
+    sp_thin: np.ndarray             # uint8[S]
+    sp_pop: np.ndarray              # int32[S]: -1 = all bitlines, m = weak-bitline list m
+    sp_wl: np.ndarray               # int32[S]: -1 = no wordline classes, m = em2 component m
+    sp_active: np.ndarray           # uint8[S, 2]
+    sp_L: np.ndarray                # float64[S, 2]: log1p(-c) per class
+    sp_A: np.ndarray                # uint64[S, 2, 2]: acceptance thresholds [class, stored bit]
+    sp_tab: np.ndarray              # int64[S, 2, 2]: (offset, K) of the skip table; K = 0: log method
+    tab_t: np.ndarray               # uint64[...]: concatenated thresholds t_1..t_K
+    tab_guide: np.ndarray           # int32[...]: 4096 guide entries per table
+    tab_goff: np.ndarray            # int64[S, 2]: offset of each table's guide entries
+    bl_offsets: np.ndarray          # int64[n_bl, n_groups + 1]
+    bl_cols: np.ndarray             # int32[...]: concatenated sorted weak bitlines
+    expected_candidates: float      # upper bound on the mean number of kept candidates
+
+    @property
+    def n_subpasses(self) -> int:
+        return len(self.sp_thin)
+
+
+def _parts(component) -> list[tuple[str, tuple[tuple[float, float], tuple[float, float]]]]:
+    """A component's sub-pass parts: (population kind, q[class][stored])."""
+    k = component.kind
+    if k == "em0":
+        q = (component.p, component.p)
+        return [("all", (q, q))]
+    if k == "em1":
+        pe, pw = component.p_else, component.p
+        extra = 0.0 if pe >= 1.0 else (pw - pe) / (1.0 - pe)
+        return [("all", ((pe, pe), (pe, pe))), ("weak_bitlines", ((extra, extra), (extra, extra)))]
+    if k == "em2":
+        pe, pw = component.p_else, component.p
+        return [("all_wl", ((pe, pe), (pw, pw)))]
+    if k == "em3":
+        q = (component.p01, component.p10)
+        return [("all", (q, q))]
+    raise ValueError(f"no sampling rule for component kind {k!r}")
+
+
+TABLE_MIN_RATE = 2.0 ** -10
+GUIDE_BITS = 12
+
+
+def skip_table(c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds t_k = floor((1-c)^k 2^53), k = 1..K with (1-c)^K <= 1/64, and the guide.
+
+    ``guide[b]`` = number of k with ``t_k >= (b + 1) << 41``: every draw in bucket
+    ``b`` lies below those thresholds.
+    """
+    if c >= 1.0:
+        t = np.zeros(1, np.uint64)
+    else:
+        L = math.log1p(-c)
+        K = max(1, math.ceil(math.log(64.0) / -L))
+        k = np.arange(1, K + 1, dtype=np.float64)
+        t = np.floor(np.exp(k * L) * float(TWO53)).astype(np.uint64)
+    edges = (np.arange(1, (1 << GUIDE_BITS) + 1, dtype=np.uint64) << np.uint64(53 - GUIDE_BITS))
+    # t is non-increasing: count of t_k >= edge via searchsorted on the reversed array
+    rev = t[::-1]
+    guide = (len(t) - np.searchsorted(rev, edges, side="left")).astype(np.int32)
+    return t, guide
+
+
+def _threshold(a: float) -> int:
+    """Integer acceptance threshold: accept iff V53 < floor(a * 2**53)."""
+    a = min(max(a, 0.0), 1.0)
+    return min(TWO53, int(math.floor(a * TWO53)))
+
+
+def _log1m(c: float) -> float:
+    return -math.inf if c >= 1.0 else math.log1p(-c)
+
+
+def _fixed_bands():
+    edges = [0.0] + [2.0 ** -e for e in range(FIXED_MIN_EXP, 0, -1)] + [1.0]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def tile_geometry(address_map: AddressMap, base_address: int, nbytes: int):
+    """First chunk, tile count, [bit_lo, bit_hi) and per-tile bank/row arrays."""
+    org = address_map.organization
+    address_map.check_range(base_address, nbytes)
+    first_chunk = base_address // org.row_bytes
+    last_chunk = (base_address + nbytes - 1) // org.row_bytes
+    n_tiles = int(last_chunk - first_chunk + 1)
+    bit_lo = (base_address - first_chunk * org.row_bytes) * 8
+    bit_hi = bit_lo + nbytes * 8
+    chunks = np.arange(first_chunk, last_chunk + 1, dtype=np.int64)
+    bank, row = address_map.chunk_to_bank_row(chunks)
+    return n_tiles, bit_lo, bit_hi, bank, row
+
+
+@functools.lru_cache(maxsize=64)
+def _placement(address_map: AddressMap, base_address: int, nbytes: int, groups_needed: bool):
+    """(n_tiles, bit_lo, bit_hi, row_id, groups, tile_group) of a placement, cached: a model
+    is often injected again and again into the same tensor. The arrays are shared: read only."""
+    org = address_map.organization
+    n_tiles, bit_lo, bit_hi, bank, row = tile_geometry(address_map, base_address, nbytes)
+    row_id = (bank * org.rows + row).astype(np.uint32)
+    if groups_needed:
+        group_global = bank * org.subarrays + row // org.subarray_rows
+        groups, tile_group = np.unique(group_global, return_inverse=True)
+    else:
+        groups, tile_group = np.zeros(0, np.int64), np.zeros(n_tiles, np.int64)
+    return n_tiles, bit_lo, bit_hi, row_id, groups, tile_group.astype(np.int32)
+
+
+_WEAK_BITLINES: collections.OrderedDict = collections.OrderedDict()
+_WEAK_BITLINES_BYTES = 64 << 20  # keep recent maps up to this much memory
+_WEAK_BITLINES_LOCK = threading.Lock()
+
+
+def _weak_bitlines(weak_lines, seed: int, component: int, fraction: float, groups: np.ndarray,
+                   row_bits: int) -> list:
+    """weak_lines.weak_bitlines, memoized (recent maps; they depend on the seed and the
+    placement only, not on the access or the rates). The lists are shared: read only."""
+    key = (seed, component, fraction, row_bits, groups.tobytes())
+    with _WEAK_BITLINES_LOCK:
+        hit = _WEAK_BITLINES.get(key)
+        if hit is not None:
+            _WEAK_BITLINES.move_to_end(key)
+            return hit[0]
+    lists = weak_lines.weak_bitlines(seed, component, fraction, groups, row_bits)
+    size = sum(a.nbytes for a in lists)
+    with _WEAK_BITLINES_LOCK:
+        _WEAK_BITLINES[key] = (lists, size)
+        total = sum(v[1] for v in _WEAK_BITLINES.values())
+        while total > _WEAK_BITLINES_BYTES and _WEAK_BITLINES:
+            total -= _WEAK_BITLINES.popitem(last=False)[1][1]
+    return lists
+
+
+def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, access: int,
+                 base_address: int, address_map: AddressMap, weak_lines=None) -> Plan:
+    """Compile a model for one tensor placement. Host-side, O(tiles + weak bitlines).
+
+    ``weak_lines``: a module with ``weak_bitlines`` and ``weak_wordlines`` equal to
+    ``reference``'s (the default), e.g. the compiled ones of ``cpu``.
+    """
+    if weak_lines is None:
+        from eden.engine.backends import reference as weak_lines  # the oracle sampler
+
+    org = address_map.organization
+    address_map.check_range(base_address, nbytes)
+    n_tiles, bit_lo, bit_hi, row_id, groups, tile_group = _placement(
+        address_map, int(base_address), int(nbytes), any(c.kind == "em1" for c in model.components))
+
+    sp = []  # dicts
+    bl_lists = []  # per em1 component: list of arrays per group
+    wl_classes = []  # per em2 component: uint8[n_tiles]
+    for ci, comp in enumerate(model.components):
+        pop, wl = -1, -1
+        if comp.kind == "em1":
+            pop = len(bl_lists)
+            bl_lists.append(_weak_bitlines(weak_lines, seed, ci, comp.fraction, groups, org.row_bits))
+        if comp.kind == "em2":
+            wl = len(wl_classes)
+            wl_classes.append(weak_lines.weak_wordlines(seed, ci, comp.fraction, row_id))
+        for pi, (kind, q) in enumerate(_parts(comp)):
+            sp_pop = pop if kind == "weak_bitlines" else -1
+            sp_wl = wl if kind == "all_wl" else -1
+            qmax = [max(q[c]) for c in (0, 1)]
+            if max(qmax) <= 0.0:
+                continue
+            if model.persistence == "access":
+                key = rng.derive_key(seed, access, ci, pi, TAG_ACCESS)
+                active = [qm > 0.0 for qm in qmax]
+                L = [_log1m(qm) if qm > 0 else 0.0 for qm in qmax]
+                A = [[_threshold(q[c][v] / qmax[c]) if qmax[c] > 0 else 0 for v in (0, 1)] for c in (0, 1)]
+                sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
+                               rate=[qm if a else 0.0 for qm, a in zip(qmax, active)]))
+            else:
+                for bi, (lo, hi) in enumerate(_fixed_bands()):
+                    if lo >= max(qmax):
+                        break
+                    c = (hi - lo) / (1.0 - lo)
+                    key = rng.derive_key(seed, ci, pi, bi, TAG_FIXED)
+                    active = [lo < qm for qm in qmax]
+                    L = [_log1m(c) if a else 0.0 for a in active]
+                    A = [[_threshold((q[cl][v] - lo) / (hi - lo)) if active[cl] else 0 for v in (0, 1)]
+                         for cl in (0, 1)]
+                    sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
+                                   rate=[c if a else 0.0 for a in active]))
+
+    S = len(sp)
+    sp_tab = np.zeros((S, 2, 2), np.int64)
+    tab_goff = np.zeros((S, 2), np.int64)
+    tabs, guides, toff = [], [], 0
+    for i, s in enumerate(sp):
+        for cl in (0, 1):
+            c = s["rate"][cl]
+            if s["active"][cl] and c >= TABLE_MIN_RATE:
+                t, guide = skip_table(c)
+                sp_tab[i, cl] = (toff, len(t))
+                tab_goff[i, cl] = len(guides) * (1 << GUIDE_BITS)
+                tabs.append(t)
+                guides.append(guide)
+                toff += len(t)
+    sp_thin = np.zeros(S, np.uint8)
+    for i, s in enumerate(sp):
+        # Fixed maps always draw (U, V) pairs: the stream layout must not depend on the
+        # rate, or a band fully used at a higher rate would draw different cells (nesting).
+        sp_thin[i] = model.persistence == "fixed" or any(
+            s["active"][c] and s["A"][c][v] < TWO53 for c in (0, 1) for v in (0, 1))
+    n_groups = len(groups)
+    bl_offsets = np.zeros((max(len(bl_lists), 1), n_groups + 1), np.int64)
+    cols = []
+    start = 0
+    for m, lists in enumerate(bl_lists):
+        for g, arr in enumerate(lists):
+            bl_offsets[m, g] = start
+            cols.append(arr)
+            start += len(arr)
+        bl_offsets[m, n_groups] = start
+    bl_cols = np.concatenate(cols).astype(np.int32) if cols else np.zeros(0, np.int32)
+    tile_wl = np.stack(wl_classes).astype(np.uint8) if wl_classes else np.zeros((1, n_tiles), np.uint8)
+
+    # Upper bound on kept candidates (for output buffers): every sub-pass at its
+    # highest class rate over its whole population.
+    bits = float(nbytes) * 8
+    expected = 0.0
+    for s in sp:
+        pop_frac = 1.0
+        if s["pop"] >= 0:
+            comp_lists = bl_lists[s["pop"]]
+            pop_frac = sum(len(a) for a in comp_lists) / max(n_groups * org.row_bits, 1)
+        expected += max(s["rate"]) * bits * pop_frac
+
+    return Plan(
+        word_bits=word_bits, row_bits=org.row_bits, n_tiles=n_tiles, bit_lo=int(bit_lo),
+        bit_hi=int(bit_hi), tile_row_id=row_id, tile_group=tile_group,
+        tile_wlclass=tile_wl,
+        sp_key=np.array([s["key"] for s in sp], np.uint32).reshape(S, 2),
+        sp_thin=sp_thin,
+        sp_pop=np.array([s["pop"] for s in sp], np.int32),
+        sp_wl=np.array([s["wl"] for s in sp], np.int32),
+        sp_active=np.array([s["active"] for s in sp], np.uint8).reshape(S, 2),
+        sp_L=np.array([s["L"] for s in sp], np.float64).reshape(S, 2),
+        sp_A=np.array([s["A"] for s in sp], np.uint64).reshape(S, 2, 2),
+        sp_tab=sp_tab, tab_t=np.concatenate(tabs) if tabs else np.zeros(1, np.uint64),
+        tab_guide=np.concatenate(guides) if guides else np.zeros(1, np.int32), tab_goff=tab_goff,
+        bl_offsets=bl_offsets, bl_cols=bl_cols, expected_candidates=expected,
+    )

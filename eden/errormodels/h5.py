@@ -1,0 +1,331 @@
+"""The one reader and writer of eden's HDF5 error-model files.
+
+Layout (format version 1; full description in ``docs/formats.md``)::
+
+    /                      attrs: format="eden.error_model", format_version=1,
+                                  persistence, eden_version, created_utc,
+                                  provenance (JSON), spec (informational)
+    /components/0          attr kind="em0".."em3"
+    /components/0/<param>  scalar float64 dataset, one per parameter
+    /components/1 ...
+
+Writes are atomic (temporary file in the target directory, then
+``os.replace``) and never overwrite an existing file unless asked to. Loading
+validates everything and raises :class:`ErrorModelFileError` with a message that
+names the file, the HDF5 path inside it, what was expected and what was found.
+Root members other than ``/components`` (e.g. a future ``/fit``) are ignored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from eden.core.io import write_with
+from eden.errors import EdenFileError
+from eden._version import __version__
+from eden.errormodels.model import COMPONENTS, PERSISTENCE_MODES, ErrorModel
+
+FORMAT = "eden.error_model"
+"""Value of the root ``format`` attribute of every eden error-model file."""
+
+FORMAT_VERSION = 1
+"""Layout version this module writes; it reads versions 1..FORMAT_VERSION."""
+
+COMPONENTS_GROUP = "components"
+
+_SUPPORTED = "1" if FORMAT_VERSION == 1 else f"1..{FORMAT_VERSION}"
+
+
+class ErrorModelFileError(EdenFileError):
+    """An HDF5 file is not a valid eden error-model file."""
+
+    kind = "eden error-model"
+
+
+# --------------------------------------------------------------------- writing
+def save_error_model(model: ErrorModel, path: os.PathLike | str, *,
+                     provenance: Mapping[str, Any] | None = None,
+                     overwrite: bool = False) -> None:
+    """Write ``model`` to ``path`` in the eden error-model HDF5 layout.
+
+    The file is written to a temporary file in the same directory and moved
+    into place with ``os.replace``, so readers never see a partial file and a
+    failed write leaves neither a temporary file nor a changed target behind.
+
+    Args:
+        model: The error model to store.
+        path: Destination file (conventionally ``*.h5``).
+        provenance: JSON-serialisable mapping describing where the model came
+            from (measurement, fit, "illustrative example", ...). Stored as a
+            JSON string in the root ``provenance`` attribute; ``{}`` if None.
+        overwrite: Replace an existing file at ``path``. Without it an
+            existing file is left untouched.
+
+    Raises:
+        TypeError: ``model`` is not an ErrorModel, or ``provenance`` is not a
+            JSON-serialisable mapping.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        IsADirectoryError: ``path`` is a directory.
+        FileNotFoundError: The directory of ``path`` does not exist.
+    """
+    if not isinstance(model, ErrorModel):
+        raise TypeError(f"save_error_model expects an ErrorModel, got {type(model).__name__}")
+    provenance_json = _provenance_json(provenance)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "x") as f:
+            _write_contents(f, model, provenance_json)
+
+    write_with(path, write, overwrite=overwrite, what="error-model file")
+
+
+def _provenance_json(provenance: Mapping[str, Any] | None) -> str:
+    if provenance is None:
+        provenance = {}
+    if not isinstance(provenance, Mapping):
+        raise TypeError(f"provenance must be a mapping (dict), got {type(provenance).__name__}")
+    try:
+        return json.dumps(dict(provenance), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"provenance must be JSON-serialisable: {exc}") from None
+
+
+def _write_contents(f: h5py.File, model: ErrorModel, provenance_json: str) -> None:
+    """Fill an open, empty HDF5 file with the version-1 layout."""
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+    f.attrs["persistence"] = model.persistence
+    f.attrs["eden_version"] = __version__
+    f.attrs["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    f.attrs["provenance"] = provenance_json
+    f.attrs["spec"] = model.to_spec()
+    comps = f.create_group(COMPONENTS_GROUP)
+    for i, component in enumerate(model.components):
+        g = comps.create_group(str(i))
+        g.attrs["kind"] = component.kind
+        for name, value in component.params().items():
+            g.create_dataset(name, data=np.float64(value))
+
+
+# --------------------------------------------------------------------- reading
+def load_error_model(path: os.PathLike | str) -> ErrorModel:
+    """Read and validate an error model written by :func:`save_error_model`.
+
+    Args:
+        path: The HDF5 file.
+
+    Returns:
+        The stored ErrorModel.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ErrorModelFileError: The file is not a readable HDF5 file or is not a
+            valid eden error-model file; the message names the file, the HDF5
+            path inside it, what was expected and what was found.
+    """
+    with _open(path) as f:
+        _check_header(f, path)
+        persistence = _read_persistence(f, path)
+        components = _read_components(f, path)
+    try:
+        return ErrorModel(tuple(components), persistence)
+    except (TypeError, ValueError) as exc:
+        raise ErrorModelFileError(path, "/", f"expected a valid error model; {exc}") from None
+
+
+def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
+    """Root metadata of a valid error-model file, for display and bookkeeping.
+
+    Args:
+        path: The HDF5 file.
+
+    Returns:
+        A dict with ``format_version`` (int), ``persistence``, ``eden_version``,
+        ``created_utc``, ``spec`` (str, None when absent) and ``provenance``
+        (the decoded JSON object).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ErrorModelFileError: As for :func:`load_error_model`, or when
+            ``provenance`` is not a JSON object.
+    """
+    load_error_model(path)  # full validation first
+    with _open(path) as f:
+        meta: dict[str, Any] = {"format_version": int(f.attrs["format_version"])}
+        for name in ("persistence", "eden_version", "created_utc", "spec"):
+            meta[name] = _as_str(f.attrs.get(name))
+        raw = f.attrs.get("provenance")
+        text = _as_str(raw)
+        if raw is None:
+            meta["provenance"] = {}
+        else:
+            try:
+                meta["provenance"] = json.loads(text) if text is not None else None
+            except json.JSONDecodeError as exc:
+                raise ErrorModelFileError(path, "/ (attribute 'provenance')",
+                                          f"expected a JSON object; found invalid JSON ({exc})") from None
+            if not isinstance(meta["provenance"], dict):
+                raise ErrorModelFileError(path, "/ (attribute 'provenance')",
+                                          f"expected a JSON object; found {_describe(raw)}")
+    return meta
+
+
+def _open(path: os.PathLike | str) -> h5py.File:
+    p = Path(os.fspath(path))
+    if not p.exists():
+        raise FileNotFoundError(errno.ENOENT, "error-model file not found", str(p))
+    try:
+        return h5py.File(p, "r")
+    except OSError as exc:
+        raise ErrorModelFileError(path, "/", f"expected an HDF5 file; found a file h5py cannot open "
+                                  f"(not HDF5, or truncated): {exc}") from None
+
+
+def _attr_location(h5path: str, name: str) -> str:
+    return f"{h5path} (attribute {name!r})"
+
+
+def _check_header(f: h5py.File, path) -> None:
+    loc = _attr_location("/", "format")
+    if "format" not in f.attrs:
+        raise ErrorModelFileError(path, loc, f"expected {FORMAT!r}; found no such attribute "
+                                  "(not an eden error-model file)")
+    fmt = _as_str(f.attrs["format"])
+    if fmt != FORMAT:
+        raise ErrorModelFileError(path, loc, f"expected {FORMAT!r}; found {_describe(f.attrs['format'])}")
+
+    loc = _attr_location("/", "format_version")
+    if "format_version" not in f.attrs:
+        raise ErrorModelFileError(path, loc, f"expected an integer format version {_SUPPORTED}; "
+                                  "found no such attribute")
+    raw = f.attrs["format_version"]
+    if not _is_integer(raw):
+        raise ErrorModelFileError(path, loc, f"expected an integer format version {_SUPPORTED}; "
+                                  f"found {_describe(raw)}")
+    version = int(raw)
+    if version > FORMAT_VERSION:
+        raise ErrorModelFileError(path, loc, f"expected format version {_SUPPORTED} (eden "
+                                  f"{__version__}); found {version}, written by a newer eden: upgrade "
+                                  "eden to read this file")
+    if version < 1:
+        raise ErrorModelFileError(path, loc, f"expected format version {_SUPPORTED}; "
+                                  f"found unsupported version {version}")
+
+
+def _read_persistence(f: h5py.File, path) -> str:
+    loc = _attr_location("/", "persistence")
+    expected = f"one of {', '.join(repr(m) for m in PERSISTENCE_MODES)}"
+    if "persistence" not in f.attrs:
+        raise ErrorModelFileError(path, loc, f"expected {expected}; found no such attribute")
+    value = _as_str(f.attrs["persistence"])
+    if value not in PERSISTENCE_MODES:
+        raise ErrorModelFileError(path, loc, f"expected {expected}; found {_describe(f.attrs['persistence'])}")
+    return value
+
+
+def _read_components(f: h5py.File, path) -> list:
+    loc = f"/{COMPONENTS_GROUP}"
+    group = f.get(COMPONENTS_GROUP)
+    if group is None:
+        raise ErrorModelFileError(path, loc, "expected a group of components; found nothing")
+    if not isinstance(group, h5py.Group):
+        raise ErrorModelFileError(path, loc, f"expected a group of components; found {_describe_node(group)}")
+    names = list(group.keys())
+    if not names:
+        raise ErrorModelFileError(path, loc, "expected at least one component (subgroup '0'); found none")
+    expected_names = [str(i) for i in range(len(names))]
+    if sorted(names, key=_name_sort_key) != expected_names:
+        shown = ", ".join(sorted(names, key=_name_sort_key))
+        raise ErrorModelFileError(path, loc, f"expected consecutive component groups named "
+                                  f"{', '.join(expected_names)}; found {shown}")
+    return [_read_component(group[name], f"{loc}/{name}", path) for name in expected_names]
+
+
+def _name_sort_key(name: str):
+    return (0, int(name), name) if name.isdigit() else (1, 0, name)
+
+
+def _read_component(node, loc: str, path):
+    if not isinstance(node, h5py.Group):
+        raise ErrorModelFileError(path, loc, f"expected a component group; found {_describe_node(node)}")
+    kind_loc = _attr_location(loc, "kind")
+    known = ", ".join(sorted(COMPONENTS))
+    if "kind" not in node.attrs:
+        raise ErrorModelFileError(path, kind_loc, f"expected a component kind (one of {known}); "
+                                  "found no such attribute")
+    kind = _as_str(node.attrs["kind"])
+    if kind not in COMPONENTS:
+        raise ErrorModelFileError(path, kind_loc, f"expected a component kind (one of {known}); "
+                                  f"found {_describe(node.attrs['kind'])}")
+    cls = COMPONENTS[kind]
+    expected = cls.param_names()
+    for name in node.keys():
+        if name not in expected:
+            raise ErrorModelFileError(path, f"{loc}/{name}", f"expected only the {kind} parameters "
+                                      f"{', '.join(expected)}; found unexpected member {name!r}")
+    params = {}
+    for name in expected:
+        ploc = f"{loc}/{name}"
+        if name not in node:
+            raise ErrorModelFileError(path, ploc, f"expected a scalar float64 dataset for {kind} parameter "
+                                      f"{name!r}; found nothing")
+        params[name] = _read_scalar(node[name], ploc, path)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ErrorModelFileError(path, loc, f"expected valid {kind} parameters; {exc}") from None
+
+
+def _read_scalar(node, loc: str, path) -> float:
+    if not isinstance(node, h5py.Dataset):
+        raise ErrorModelFileError(path, loc, f"expected a scalar number dataset; found {_describe_node(node)}")
+    if node.shape != () or node.dtype.kind not in "fiu":
+        raise ErrorModelFileError(path, loc, "expected a scalar number dataset (shape (), float64); found "
+                                  f"{_describe_node(node)}")
+    return float(node[()])
+
+
+# ---------------------------------------------------------------- utilities
+def _as_str(value) -> str | None:
+    """An attribute value as str (h5py may return bytes for fixed-length strings)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, np.bytes_)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _describe(value) -> str:
+    """Short, readable description of an attribute value for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = _as_str(value)
+    if text is not None:
+        return repr(text)
+    if isinstance(value, np.generic):
+        value = value.item()
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _describe_node(node) -> str:
+    if isinstance(node, h5py.Dataset):
+        return f"a dataset of shape {node.shape} and dtype {node.dtype}"
+    if isinstance(node, h5py.Group):
+        return "a group"
+    return f"a {type(node).__name__}"

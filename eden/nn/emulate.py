@@ -1,0 +1,659 @@
+"""DNN emulation: run a PyTorch model with approximate-DRAM errors in its data types.
+
+A *data type* (EDEN's term) is one tensor role in the network:
+
+* ``<module>.<param>`` for every parameter a module owns directly
+  (``features.0.weight``, ``features.0.bias``, ``attn.in_proj_weight``, a norm's
+  affine ``weight``...);
+* ``<module>.ifm``: the input feature map of every module that owns parameters
+  (except embeddings, whose inputs are indices), i.e. its floating-point
+  positional inputs as they are read back from DRAM.
+
+An :class:`EmulationPlan` gives data types (by exact name or glob pattern) a
+numeric format, an error model and a correction; unlisted data types stay exact.
+``with emulate(model, plan, seed=s): ...`` then runs the model as if each data
+type were stored in approximate DRAM:
+
+* Weights are corrupted in place and restored bit-exactly on exit (also when
+  the body raises). When the plan's format is the parameter's own dtype, bits
+  are flipped in the parameter itself and undone with the injection log (no
+  copy of the model); for other formats (e.g. int8 of an fp32 model) the
+  parameter temporarily points at a decoded buffer while the original tensor
+  object is kept aside untouched.
+* Weight errors follow the error model's persistence: ``fixed`` weak cells are
+  drawn once per device seed; ``access`` errors are redrawn for every forward
+  pass of the model (every batch).
+* IFM errors are drawn for every forward pass (access index = forward count).
+  Gradients pass straight through the corruption (for retraining).
+
+Placement: data types are laid out in one DRAM address space in model order,
+each starting on a row boundary; weights first, then IFMs (re-laid out every
+forward pass in call order; the IFM region is reused cyclically, as activation
+buffers are). Every data type draws from its own random stream: the data-type
+seed is derived from the emulation seed and the data type's name.
+
+Example:
+    >>> plan = EmulationPlan.uniform("em0:p=1e-4", format="int8", select="*.weight")
+    >>> with emulate(model, plan, seed=3) as emu:
+    ...     acc = evaluate(model, loader)
+    >>> emu.stats["features.0.weight"].flipped_bits
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
+from eden.errormodels.model import ErrorModel
+from eden.engine.ops import CORRECTIONS, Correction, finite_range, inject_
+from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat
+
+__all__ = ["DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
+           "datatype_seed"]
+
+_NO_IFM = (nn.Embedding, nn.EmbeddingBag)
+
+
+# --------------------------------------------------------------------- data types
+@dataclasses.dataclass(frozen=True)
+class DataType:
+    """One data type of a model.
+
+    Attributes:
+        name: ``module.param`` or ``module.ifm``.
+        kind: ``"weight"`` (any parameter) or ``"ifm"``.
+        module: qualified module name ("" for the root).
+        param: parameter attribute name (None for IFMs).
+        numel: number of values (IFMs: per forward pass of the measured batch,
+            0 when not measured).
+        shape: tensor shape (IFMs: of the measured batch; () when not measured).
+    """
+
+    name: str
+    kind: str
+    module: str
+    param: str | None
+    numel: int
+    shape: tuple[int, ...]
+
+    def size_bytes(self, fmt: NumericFormat | str = "fp32") -> int:
+        """Bytes in DRAM in the given numeric format."""
+        return NumericFormat.parse(fmt).storage_bytes(self.numel)
+
+
+def _qual(module_name: str, leaf: str) -> str:
+    return f"{module_name}.{leaf}" if module_name else leaf
+
+
+def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
+    """All data types of ``model`` in model order (each module's params, then its IFM).
+
+    Args:
+        model: the network.
+        example_input: when given, one forward pass (no grad) measures the IFM
+            shapes; pass a batch of the size you will run.
+    """
+    ifm_shapes: dict[str, tuple[int, ...]] = {}
+    if example_input is not None:
+        hooks = []
+        for mname, mod in _ifm_modules(model):
+            def hook(m, args, _name=_qual(mname, "ifm")):
+                n, shapes = 0, []
+                for t in _float_inputs(args):
+                    n += t.numel()
+                    shapes.append(tuple(t.shape))
+                prev = ifm_shapes.get(_name)
+                # A module called several times per forward pass stores each call's input.
+                total = n + (prev[1] if prev else 0)
+                ifm_shapes[_name] = (shapes[0] if len(shapes) == 1 else (n,), total)
+            hooks.append(mod.register_forward_pre_hook(hook))
+        try:
+            with torch.no_grad():
+                model(example_input)
+        finally:
+            for h in hooks:
+                h.remove()
+    out = []
+    for mname, mod in model.named_modules():
+        params = list(mod.named_parameters(recurse=False))
+        if not params:
+            continue
+        for pname, p in params:
+            out.append(DataType(_qual(mname, pname), "weight", mname, pname, p.numel(), tuple(p.shape)))
+        if not isinstance(mod, _NO_IFM):
+            name = _qual(mname, "ifm")
+            shape, n = ifm_shapes.get(name, ((), 0))
+            out.append(DataType(name, "ifm", mname, None, n, shape))
+    return out
+
+
+def _ifm_modules(model: nn.Module):
+    for mname, mod in model.named_modules():
+        if not isinstance(mod, _NO_IFM) and next(mod.parameters(recurse=False), None) is not None:
+            yield mname, mod
+
+
+def _float_inputs(args) -> list[torch.Tensor]:
+    seen, out = set(), []
+    for a in args:
+        if isinstance(a, torch.Tensor) and torch.is_floating_point(a) and id(a) not in seen:
+            seen.add(id(a))
+            out.append(a)
+    return out
+
+
+def datatype_seed(seed: int, name: str) -> int:
+    """The injection seed of one data type: a 63-bit hash of (emulation seed, name)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    digest = hashlib.blake2b(f"{seed}\x00{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+# ---------------------------------------------------------------------------- plan
+@dataclasses.dataclass(frozen=True)
+class DataTypeConfig:
+    """How one data type is stored: numeric format, error model, correction.
+
+    ``error_model=None`` stores the data type in the format without errors
+    (quantization only).
+    """
+
+    error_model: ErrorModel | None = None
+    format: NumericFormat = NumericFormat("fp32")
+    correction: str = "none"
+
+    def __post_init__(self):
+        if self.error_model is not None and not isinstance(self.error_model, ErrorModel):
+            object.__setattr__(self, "error_model", ErrorModel.coerce(self.error_model))
+        if not isinstance(self.format, NumericFormat):
+            object.__setattr__(self, "format", NumericFormat.parse(self.format))
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"unknown correction {self.correction!r}; known: {', '.join(CORRECTIONS)}")
+        if self.correction != "none" and not self.format.is_float:
+            raise ValueError(f"correction {self.correction!r} applies to float formats, not {self.format}; "
+                             "integer codes cannot leave their range")
+
+    def to_dict(self) -> dict:
+        return {"error_model": None if self.error_model is None else self.error_model.to_spec(),
+                "format": str(self.format), "correction": self.correction}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = "plan entry") -> "DataTypeConfig":
+        if not isinstance(d, Mapping):
+            raise TypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
+        unknown = set(d) - {"error_model", "format", "correction"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: error_model, format, correction")
+        try:
+            return cls(d.get("error_model"), d.get("format", "fp32"), d.get("correction", "none"))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+
+
+def _is_pattern(key: str) -> bool:
+    return any(c in key for c in "*?[")
+
+
+def selection(select: str | Iterable[str]) -> tuple[str, ...]:
+    """Data-type selection keys in order: names or glob patterns, ``!`` before one
+    takes its matches out again. A selection that starts with an exclusion starts
+    from every data type (``"!stem.0.ifm"`` = all but the input).
+
+    Raises:
+        ValueError: an empty selection, or an empty or non-string key.
+    """
+    keys = (select,) if isinstance(select, str) else tuple(select)
+    if not keys or not all(isinstance(k, str) and k.lstrip("!") and not k.startswith("!!") for k in keys):
+        raise ValueError(f"select must be non-empty data-type names or patterns (each may start with one '!' "
+                         f"to leave its matches out), got {select!r}")
+    if keys[0].startswith("!"):
+        keys = ("*",) + keys
+    return keys
+
+
+@dataclasses.dataclass(frozen=True)
+class EmulationPlan:
+    """Data-type name or glob pattern -> DataTypeConfig; later entries win.
+
+    A key ``!NAME`` or ``!PATTERN`` takes the data types it matches out of the
+    plan again (their config is ignored): ``("*", "!stem.0.ifm")`` is every data
+    type but the network input. Exact names must exist in the model and patterns
+    must match at least one data type (checked by :meth:`resolve`), so a typo
+    never silently leaves a data type exact.
+    """
+
+    entries: tuple[tuple[str, DataTypeConfig], ...] = ()
+
+    def __post_init__(self):
+        entries = self.entries.items() if isinstance(self.entries, Mapping) else self.entries
+        fixed = []
+        for key, cfg in entries:
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"plan keys are data-type names or glob patterns, got {key!r}")
+            if not key.lstrip("!") or key.startswith("!!"):
+                raise ValueError(f"plan key {key!r}: expected a data-type name or glob pattern after one '!'")
+            if key.startswith("!") and not fixed:
+                raise ValueError(f"plan key {key!r} comes first: there is nothing before it to take out (put "
+                                 "'*' or other keys before it)")
+            if not isinstance(cfg, DataTypeConfig):
+                cfg = DataTypeConfig.from_dict(cfg, where=f"plan entry {key!r}")
+            fixed.append((key, cfg))
+        object.__setattr__(self, "entries", tuple(fixed))
+
+    @classmethod
+    def uniform(cls, error_model, *, format: str | NumericFormat = "fp32", correction: str = "none",
+                select: str | Iterable[str] = "*") -> "EmulationPlan":
+        """The same config for every data type matching ``select`` (pattern(s) or names)."""
+        cfg = DataTypeConfig(None if error_model is None else ErrorModel.coerce(error_model),
+                             NumericFormat.parse(format), correction)
+        return cls(tuple((k, cfg) for k in selection(select)))
+
+    def with_entry(self, key: str, cfg: DataTypeConfig) -> "EmulationPlan":
+        return EmulationPlan(self.entries + ((key, cfg),))
+
+    def resolve(self, names: Iterable[str] | nn.Module) -> dict[str, DataTypeConfig]:
+        """Config per data-type name (only the listed ones).
+
+        Raises:
+            ValueError: an exact name that is not a data type of the model (with
+                close matches), or a pattern that matches none.
+        """
+        if isinstance(names, nn.Module):
+            names = [d.name for d in datatypes(names)]
+        names = list(names)
+        known = set(names)
+        out: dict[str, DataTypeConfig] = {}
+        for key, cfg in self.entries:
+            drop = key.startswith("!")
+            pat = key[1:] if drop else key
+            if _is_pattern(pat):
+                hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
+                if not hits:
+                    raise ValueError(f"plan pattern {key!r} matches no data type of the model; data types "
+                                     f"look like {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
+            else:
+                if pat not in known:
+                    close = difflib.get_close_matches(pat, names, n=3, cutoff=0.5)
+                    hint = f"; did you mean {', '.join(close)}?" if close else ""
+                    raise ValueError(f"unknown data type {pat!r} in plan key {key!r}{hint} (the model has "
+                                     f"{len(names)} data types: see `eden datatypes`)")
+                hits = [pat]
+            for n in hits:
+                if drop:
+                    out.pop(n, None)
+                else:
+                    out[n] = cfg
+        return {n: out[n] for n in names if n in out}
+
+    def to_dict(self) -> dict:
+        return {"format": "eden-plan", "format_version": 1,
+                "entries": [{"select": k, **cfg.to_dict()} for k, cfg in self.entries]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, source: str = "plan") -> "EmulationPlan":
+        if not isinstance(d, Mapping) or d.get("format") != "eden-plan":
+            raise ValueError(f"{source}: not an eden plan (expected format 'eden-plan')")
+        if d.get("format_version") != 1:
+            raise ValueError(f"{source}: unsupported plan format_version {d.get('format_version')!r} "
+                             "(this eden reads 1)")
+        entries = []
+        for i, e in enumerate(d.get("entries", [])):
+            if not isinstance(e, Mapping) or "select" not in e:
+                raise ValueError(f"{source}: entries[{i}] needs a 'select' name or pattern")
+            rest = {k: v for k, v in e.items() if k != "select"}
+            entries.append((e["select"], DataTypeConfig.from_dict(rest, where=f"{source}: entries[{i}]")))
+        return cls(tuple(entries))
+
+
+# ----------------------------------------------------------------------- stats
+@dataclasses.dataclass
+class DataTypeStats:
+    """What the errors did to one data type during an emulation."""
+
+    injections: int = 0
+    flipped_bits: int = 0
+    bits: int = 0
+    corrected_values: int = 0
+
+    @property
+    def ber(self) -> float:
+        return self.flipped_bits / self.bits if self.bits else 0.0
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the corrupted tensor; backward: the gradient goes to the clean one."""
+
+    @staticmethod
+    def forward(ctx, clean, corrupted):
+        return corrupted
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def _align(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+# ------------------------------------------------------------------- emulation
+class _WeightState:
+    """One emulated parameter: how to corrupt it and how to put it back."""
+
+    def __init__(self, name: str, param: nn.Parameter, cfg: DataTypeConfig, seed: int, base: int):
+        self.name, self.param, self.cfg, self.seed, self.base = name, param, cfg, seed, base
+        fmt = cfg.format
+        self.in_place = fmt.is_float and FLOAT_FORMATS[fmt.name] == param.dtype
+        self.log = None
+        self.original = None  # the parameter's own tensor, while a decoded buffer stands in
+        self.clean: Encoded | None = None
+        self.buffer: torch.Tensor | None = None
+        self.correction: Correction | str = "none"  # with the clean values' (min, max) range
+
+    def acquire(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
+        """Encode the current clean values in the format, then inject errors."""
+        if self.cfg.correction != "none":
+            self.correction = Correction(self.cfg.correction, finite_range(self.param.detach()))
+        if not self.in_place:
+            fmt = self.cfg.format
+            with torch.no_grad():
+                clean = self.param.detach()
+                self.clean = fmt.encode(clean, channel_axis=0)
+                self.buffer = torch.empty_like(clean)
+                fmt.decode(self.clean, out=self.buffer)
+            self.original = self.param.data
+            self.param.data = self.buffer
+        self.inject(access, amap, stats, backend)
+
+    def inject(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
+        """(Re)draw errors for ``access`` on the clean encoded values."""
+        cfg = self.cfg
+        if cfg.error_model is None:
+            return
+        with torch.no_grad():
+            if self.in_place:
+                if self.log is not None:
+                    self.log.undo()
+                    self.log = None
+                self.log = inject_(self.param.data, cfg.error_model, self.seed, access=access,
+                                   base_address=self.base, address_map=amap, correction=self.correction,
+                                   backend=backend)
+                log = self.log
+            else:
+                storage = self.clean.storage.clone()
+                log = inject_(storage, cfg.error_model, self.seed, access=access, base_address=self.base,
+                              address_map=amap, correction=self.correction, backend=backend)
+                cfg.format.decode(dataclasses.replace(self.clean, storage=storage), out=self.buffer)
+        stats.injections += 1
+        stats.flipped_bits += log.n_bits
+        stats.bits += log.total_bits
+        stats.corrected_values += log.n_corrected
+
+    def release(self) -> None:
+        """Put the original parameter back bit-exactly."""
+        if self.log is not None:
+            self.log.undo()
+            self.log = None
+        if self.original is not None:
+            self.param.data = self.original
+            self.original = None
+        self.clean = self.buffer = None
+
+
+class Emulation:
+    """A model running on emulated approximate DRAM (use :func:`emulate`).
+
+    Attributes:
+        configs: data-type name -> DataTypeConfig actually applied.
+        stats: data-type name -> DataTypeStats (bits flipped so far).
+        forwards: forward passes of the model run so far.
+    """
+
+    def __init__(self, model: nn.Module, plan: EmulationPlan | Mapping | None, *, seed: int = 0,
+                 address_map: AddressMap | None = None, backend: str = "auto"):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"emulate needs a torch.nn.Module, got {type(model).__name__}")
+        if plan is None:
+            plan = EmulationPlan()
+        elif not isinstance(plan, EmulationPlan):
+            plan = EmulationPlan(plan)
+        self.model, self.plan, self.seed = model, plan, seed
+        datatype_seed(seed, "")  # validates the seed
+        self.address_map = address_map or DEFAULT_ADDRESS_MAP
+        self.backend = backend
+        self.datatypes = datatypes(model)
+        self.configs = plan.resolve([d.name for d in self.datatypes])
+        self.stats = {name: DataTypeStats() for name in self.configs}
+        self.forwards = 0
+        self._weights: list[_WeightState] = []
+        self._hooks: list = []
+        self._active = False
+        self._weights_dirty = False
+        self._drawn_for = -1
+        self._forward_index = 0
+        self._ifm_cursor = 0
+        self._ifm_region = (0, 0)
+
+    # ------------------------------------------------------------------ set up
+    def _layout_weights(self) -> int:
+        row = self.address_map.organization.row_bytes
+        addr = 0
+        modules = dict(self.model.named_modules())
+        for dt in self.datatypes:  # every weight gets a place, listed or not: placement
+            if dt.kind != "weight":  # does not depend on the plan
+                continue
+            cfg = self.configs.get(dt.name)
+            fmt = cfg.format if cfg is not None else NumericFormat("fp32")
+            if cfg is not None:
+                param = getattr(modules[dt.module], dt.param)
+                self._weights.append(_WeightState(dt.name, param, cfg, datatype_seed(self.seed, dt.name), addr))
+            addr = _align(addr + fmt.storage_bytes(dt.numel), row)
+        cap = self.address_map.organization.capacity_bytes
+        if addr > cap:
+            raise ValueError(f"the model's emulated weights need {addr} bytes of DRAM (row-aligned) but the "
+                             f"address map's device holds {cap} bytes; use a larger DramOrganization")
+        return addr
+
+    def __enter__(self) -> "Emulation":
+        if self._active:
+            raise RuntimeError("this Emulation is already active")
+        weights_end = self._layout_weights()
+        self._ifm_region = (weights_end, self.address_map.organization.capacity_bytes)
+        try:
+            self._hooks.append(self.model.register_forward_pre_hook(self._root_hook, prepend=True))
+            for mname, mod in _ifm_modules(self.model):
+                name = _qual(mname, "ifm")
+                # Unlisted IFMs still take their place in DRAM (plan-independent layout).
+                self._hooks.append(mod.register_forward_pre_hook(self._ifm_hook(name, self.configs.get(name))))
+            self._acquire_weights()
+        except BaseException:
+            self._teardown()
+            raise
+        self._active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._teardown()
+
+    def _teardown(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+        errors = []
+        for w in reversed(self._weights):
+            try:
+                w.release()
+            except Exception as e:  # keep restoring the others
+                errors.append(e)
+        self._weights.clear()
+        self._active = False
+        if errors:
+            raise errors[0]
+
+    # ---------------------------------------------------------------- injection
+    def _access(self, w: _WeightState) -> int:
+        return self.forwards if w.cfg.error_model.persistence == "access" else 0
+
+    def _acquire_weights(self) -> None:
+        for w in self._weights:
+            w.acquire(self._access(w) if w.cfg.error_model is not None else 0, self.address_map,
+                      self.stats[w.name], self.backend)
+        self._weights_dirty = True
+        self._drawn_for = self.forwards
+
+    def clear_weights(self) -> None:
+        """Put every parameter back to its clean value now (e.g. before an optimizer step).
+
+        The next forward pass re-encodes the (possibly updated) clean values and
+        injects again: redrawn errors for ``access`` persistence, the same weak
+        cells for ``fixed``.
+        """
+        for w in self._weights:
+            w.release()
+        self._weights_dirty = False
+
+    def _root_hook(self, module, args):
+        k = self.forwards
+        if not self._weights_dirty:
+            self._acquire_weights()
+        elif self._drawn_for != k:
+            for w in self._weights:
+                if w.cfg.error_model is not None and w.cfg.error_model.persistence == "access":
+                    w.inject(k, self.address_map, self.stats[w.name], self.backend)
+            self._drawn_for = k
+        self._ifm_cursor = self._ifm_region[0]
+        self._forward_index = k
+        self.forwards += 1
+        return None
+
+    def _ifm_address(self, nbytes: int, name: str) -> int:
+        start, end = self._ifm_region
+        row = self.address_map.organization.row_bytes
+        if nbytes > end - start:
+            raise ValueError(f"{name}: an IFM of {nbytes} bytes does not fit the {end - start} bytes of DRAM left "
+                             "after the weights; use a larger DramOrganization or a smaller batch")
+        if self._ifm_cursor + nbytes > end:
+            self._ifm_cursor = start  # activation buffers are reused
+        addr = self._ifm_cursor
+        self._ifm_cursor = _align(addr + nbytes, row)
+        return addr
+
+    def _ifm_hook(self, name: str, cfg: DataTypeConfig | None):
+        seed = datatype_seed(self.seed, name)
+        stats = self.stats.get(name)
+
+        pending: list = []  # in-place logs of the current call, undone after the module ran
+
+        def hook(module, args):
+            inputs = _float_inputs(args)
+            if not inputs:
+                return None
+            if cfg is None:
+                for x in inputs:
+                    self._ifm_address(x.numel() * x.element_size(), name)
+                return None
+            access = self._forward_index
+            replaced = {}
+            for x in inputs:
+                y = self._corrupt_ifm(x, cfg, seed, access, name, stats, pending)
+                if y is not x:
+                    replaced[id(x)] = y
+            if not replaced:
+                return None
+            return tuple(replaced.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in args)
+
+        def post(module, args, output):
+            while pending:
+                pending.pop().undo()
+
+        if cfg is not None:
+            self._hooks.append(self._module_of(name).register_forward_hook(post, always_call=True))
+        return hook
+
+    def _module_of(self, ifm_name: str) -> nn.Module:
+        mname = ifm_name[:-len(".ifm")] if ifm_name.endswith(".ifm") else ""
+        return self.model.get_submodule(mname)
+
+    def _corrupt_ifm(self, x: torch.Tensor, cfg: DataTypeConfig, seed: int, access: int, name: str,
+                     stats: DataTypeStats, pending: list) -> torch.Tensor:
+        """The IFM as read back from DRAM.
+
+        Same-format float IFMs that no autograd graph needs are corrupted in
+        place and restored right after the module ran (no copy); the others are
+        corrupted in a copy (straight-through gradients when needed).
+        """
+        fmt = cfg.format
+        base = self._ifm_address(fmt.storage_bytes(x.numel()), name)
+        same = fmt.is_float and FLOAT_FORMATS[fmt.name] == x.dtype
+        if cfg.error_model is None and same:
+            return x  # stored as is, read back exactly
+        needs_grad = x.requires_grad and torch.is_grad_enabled()
+        with torch.no_grad():
+            clean = x.detach()
+            corr: Correction | str = "none"
+            if cfg.correction != "none" and cfg.error_model is not None:
+                corr = Correction(cfg.correction, finite_range(clean))
+            # Only outside autograd: a consumer may save its input for backward.
+            in_place = (same and not torch.is_grad_enabled() and clean.is_contiguous()
+                        and not (clean.is_inference() and not torch.is_inference_mode_enabled()))
+            if in_place:
+                log = inject_(clean, cfg.error_model, seed, access=access, base_address=base,
+                              address_map=self.address_map, correction=corr, backend=self.backend)
+                pending.append(log)
+                y = x
+            else:
+                if same:
+                    storage, enc = clean.contiguous().clone(), None
+                elif fmt.is_float:
+                    storage, enc = clean.to(FLOAT_FORMATS[fmt.name]).contiguous(), None
+                else:
+                    enc = fmt.encode(clean, channel_axis=1)
+                    storage = enc.storage
+                log = None
+                if cfg.error_model is not None:
+                    log = inject_(storage, cfg.error_model, seed, access=access, base_address=base,
+                                  address_map=self.address_map, correction=corr, backend=self.backend)
+                y = storage.reshape(clean.shape).to(x.dtype) if enc is None else fmt.decode(
+                    dataclasses.replace(enc, storage=storage))
+            if log is not None:
+                stats.injections += 1
+                stats.flipped_bits += log.n_bits
+                stats.bits += log.total_bits
+                stats.corrected_values += log.n_corrected
+        if needs_grad:
+            return _StraightThrough.apply(x, y)
+        return y
+
+    def summary(self) -> dict[str, dict]:
+        return {n: {"format": str(self.configs[n].format),
+                    "error_model": None if self.configs[n].error_model is None else str(self.configs[n].error_model),
+                    "correction": self.configs[n].correction, "injections": s.injections,
+                    "flipped_bits": s.flipped_bits, "bits": s.bits, "realized_ber": s.ber}
+                for n, s in self.stats.items()}
+
+
+def emulate(model: nn.Module, plan: EmulationPlan | Mapping | None, *, seed: int = 0,
+            address_map: AddressMap | None = None, backend: str = "auto") -> Emulation:
+    """Context manager: run ``model`` with the plan's errors; restore it exactly on exit.
+
+    Args:
+        model: any torch.nn.Module (CPU or CUDA; eval or train mode).
+        plan: EmulationPlan (or a mapping name/pattern -> DataTypeConfig).
+        seed: device seed; every data type derives its own stream from it.
+        address_map: DRAM organization and mapping (default 16 banks x 64Ki rows x 8 KiB).
+        backend: injection backend ("auto": by tensor device).
+
+    Raises:
+        ValueError: unknown data-type names or patterns in the plan (with close
+            matches), a model that does not fit the DRAM device.
+    """
+    return Emulation(model, plan, seed=seed, address_map=address_map, backend=backend)

@@ -1,0 +1,257 @@
+"""eden's bundled models and data: small, real, and available offline.
+
+The default workload is a LeNet-style CNN on the 8x8 handwritten digits of
+``eden/assets/digits.npz`` (1,797 images, UCI; see ``eden/assets/README.md``).
+A second architecture, a small ResNet with batch norm, uses the same data.
+Trained weights ship in ``eden/assets/zoo/``; ``scripts/train_zoo.py`` rebuilds
+them deterministically in well under a minute on 2 CPU cores.
+
+Example:
+    >>> model = eden.zoo.load_model("digits-lenet")
+    >>> loader = eden.zoo.digits_loader("test", batch_size=128)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import importlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SPLIT_SEED = 20191012  # EDEN's MICRO 2019 date; fixes the train/test split forever
+TEST_FRACTION = 0.2
+
+
+# ------------------------------------------------------------------------- data
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images float32 [1797, 1, 8, 8] in [0, 1], labels int64 [1797])."""
+    with np.load(ASSETS / "digits.npz") as z:
+        images, labels = z["images"], z["labels"]
+    return (images.astype(np.float32) / 16.0)[:, None], labels.astype(np.int64)
+
+
+def digits_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed ``"train"`` (1,438) or ``"test"`` (359) split, stratified by nothing, seeded."""
+    if split not in ("train", "test"):
+        raise ValueError(f"digits split must be 'train' or 'test', got {split!r}")
+    x, y = digits_arrays()
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    n_test = int(round(TEST_FRACTION * len(y)))
+    idx = order[:n_test] if split == "test" else order[n_test:]
+    return torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+
+
+def digits_loader(split: str = "test", batch_size: int = 128, shuffle: bool = False,
+                  seed: int = 0) -> torch.utils.data.DataLoader:
+    """A DataLoader over a digits split (shuffling, if asked, is seeded)."""
+    x, y = digits_split(split)
+    gen = torch.Generator().manual_seed(seed) if shuffle else None
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size,
+                                       shuffle=shuffle, generator=gen)
+
+
+# ----------------------------------------------------------------------- models
+class DigitsLeNet(nn.Module):
+    """LeNet-style CNN for 1x8x8 digits: 3 conv + 2 fully connected layers (~40k weights)."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class DigitsResNet(nn.Module):
+    """A small ResNet (stem + 3 basic blocks, batch norm) for 1x8x8 digits."""
+
+    def __init__(self, num_classes: int = 10, width: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU())
+        self.layer1 = _BasicBlock(width, width, 1)
+        self.layer2 = _BasicBlock(width, 2 * width, 2)
+        self.layer3 = _BasicBlock(2 * width, 4 * width, 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    factory: Callable[[], nn.Module]
+    weights: str
+    data: str
+    epochs: int
+    lr: float
+    description: str
+
+
+MODELS: dict[str, ZooEntry] = {e.name: e for e in (
+    ZooEntry("digits-lenet", DigitsLeNet, "digits-lenet.pt", "digits", 40, 3e-3,
+             "LeNet-style CNN on the bundled 8x8 digits (default)"),
+    ZooEntry("digits-resnet", DigitsResNet, "digits-resnet.pt", "digits", 30, 3e-3,
+             "small ResNet with batch norm on the bundled 8x8 digits"),
+)}
+DATASETS = {"digits": digits_loader}
+
+
+def _unknown(kind: str, name: str, known) -> ValueError:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ValueError(f"unknown {kind} {name!r}{hint}; bundled: {', '.join(known)}")
+
+
+def weights_path(name: str) -> Path:
+    if name not in MODELS:
+        raise _unknown("model", name, MODELS)
+    return ASSETS / "zoo" / MODELS[name].weights
+
+
+def load_model(name: str = "digits-lenet", weights: str | Path | None = None) -> nn.Module:
+    """A bundled model with its shipped trained weights (or ``weights``), in eval mode."""
+    if name not in MODELS:
+        raise _unknown("model", name, MODELS)
+    model = MODELS[name].factory()
+    path = Path(weights) if weights is not None else weights_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"weights for {name} not found at {path}; rebuild them with "
+                                f"'python scripts/train_zoo.py {name}'")
+    load_weights(model, path)
+    return model.eval()
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict (or a checkpoint with a 'model' entry) into ``model``, strictly."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read weights file {path}: {exc}") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"weights file {path} does not fit {type(model).__name__}: {first}") from None
+
+
+def train(model: nn.Module, loader, *, epochs: int, lr: float, seed: int = 0) -> nn.Module:
+    """Plain Adam + cross-entropy training with a cosine schedule (deterministic on CPU)."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    model.train()
+    for _ in range(epochs):
+        for x, y in loader:
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        sched.step()
+    return model.eval()
+
+
+def fingerprint(model: nn.Module) -> str:
+    """sha256 over parameter/buffer names, shapes, dtypes and bytes: identifies a trained model."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------- user factories
+def resolve_factory(spec: str, kind: str):
+    """Import ``package.module:attr`` and return the attribute (a callable)."""
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ValueError(f"{kind} factory must look like 'package.module:function', got {spec!r}")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {mod_name!r} for {kind} factory {spec!r}: {exc}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"module {mod_name!r} has no attribute {attr!r} ({kind} factory {spec!r})") from None
+    if not callable(obj):
+        raise ValueError(f"{kind} factory {spec!r} is not callable")
+    return obj
+
+
+def build_model(spec: str = "digits-lenet", weights: str | Path | None = None) -> tuple[nn.Module, str]:
+    """(model in eval mode, model id) from a bundled name, ``torchvision:NAME`` or ``pkg.mod:factory``."""
+    if spec in MODELS:
+        return load_model(spec, weights), spec
+    if spec.startswith("torchvision:"):
+        try:
+            import torchvision.models as tvm
+        except ImportError:
+            raise ValueError(f"{spec!r} needs torchvision (pip install torchvision)") from None
+        name = spec.split(":", 1)[1]
+        try:
+            model = tvm.get_model(name, weights=None)
+        except (ValueError, KeyError):
+            raise _unknown("torchvision model", name, tvm.list_models()) from None
+    elif ":" in spec:
+        model = resolve_factory(spec, "model")()
+    else:
+        raise _unknown("model", spec, MODELS)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        load_weights(model, weights)
+    return model.eval(), spec
+
+
+def build_data(spec: str = "digits", split: str = "test", batch_size: int = 128):
+    """A DataLoader (any iterable of (inputs, targets) batches) from a bundled name or factory."""
+    if spec in DATASETS:
+        return DATASETS[spec](split=split, batch_size=batch_size)
+    if ":" in spec:
+        loader = resolve_factory(spec, "data")()
+    else:
+        raise _unknown("dataset", spec, DATASETS)
+    try:
+        iter(loader)
+    except TypeError:
+        raise TypeError(f"data factory {spec!r} returned {type(loader).__name__}, which is not iterable "
+                        "(expected a DataLoader of (inputs, targets) batches)") from None
+    return loader

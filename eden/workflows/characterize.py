@@ -1,0 +1,464 @@
+"""Error-tolerance characterization: the largest BER a model (or one data type) takes.
+
+Accuracy under bit errors is a random variable, so each BER point is evaluated
+with several device seeds and summarised as a mean with a 95% CI. A BER point
+*passes* when the mean accuracy is at least ``baseline - target_drop`` where the
+baseline is the model in the same numeric formats without bit errors
+(``criterion="mean"``; ``"ci_low"`` demands the CI's lower end instead).
+
+Search (in log10 BER): starting from the highest BER the error model reaches
+(at most 0.5), step down one decade at a time until a point passes, then bisect
+between the passing and the failing point until they are within
+``resolution_decades``. The tolerable BER is the highest passing point found.
+This assumes accuracy falls monotonically with BER, as it does in expectation.
+
+* coarse: one BER for all data types;
+* fine: each data type alone (the others exact), then a joint check with every
+  data type at its own tolerable BER; while the joint point fails, all BERs are
+  backed off together by ``resolution_decades`` and checked again.
+
+Every evaluated point is stored in a cache file next to the output (when one is
+given), written atomically after each point, so an interrupted run resumes
+without repeating work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from eden.core.io import read_json_record, write_json
+from eden._version import __version__
+from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate, selection
+from eden.errormodels.model import ErrorModel
+from eden.nn.evaluate import Estimate, Metric, estimate, evaluate
+from eden.nn.quant import NumericFormat
+
+TOLERANCE_FORMAT = "eden-tolerance"
+TOLERANCE_VERSION = 1
+CRITERIA = ("mean", "ci_low")
+MODES = ("coarse", "fine", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One evaluated BER point."""
+
+    ber: float
+    accuracy: Estimate
+    passed: bool
+
+    def to_dict(self) -> dict:
+        return {"ber": self.ber, "passed": self.passed, **self.accuracy.to_dict()}
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """Outcome of one tolerable-BER search."""
+
+    tolerable_ber: float
+    accuracy: Estimate | None  # at the tolerable BER (None when nothing passed)
+    points: tuple[Point, ...]
+    bracket: tuple[float, float]  # (highest pass, lowest fail above it); 0 / inf when open
+
+    def to_dict(self) -> dict:
+        return {"tolerable_ber": self.tolerable_ber,
+                "accuracy": None if self.accuracy is None else self.accuracy.to_dict(),
+                "bracket": [self.bracket[0], None if math.isinf(self.bracket[1]) else self.bracket[1]],
+                "points": [p.to_dict() for p in sorted(self.points, key=lambda p: p.ber)]}
+
+
+class _EvalCache:
+    """Evaluated (plan, seed) -> metric values, persisted atomically after each point."""
+
+    def __init__(self, path: Path | None, header: dict):
+        self.path, self.header = path, header
+        self.values: dict[str, float] = {}
+        if path is not None and path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"cannot read characterization cache {path}: {exc}; delete it to start over")
+            if data.get("header") != header:
+                diff = sorted(k for k in set(header) | set(data.get("header", {}))
+                              if header.get(k) != data.get("header", {}).get(k))
+                raise ValueError(f"characterization cache {path} belongs to a different run (differs in "
+                                 f"{', '.join(diff)}); delete it or choose another output")
+            self.values = {k: float(v) for k, v in data.get("values", {}).items()}
+
+    def get(self, key: str) -> float | None:
+        return self.values.get(key)
+
+    def put(self, key: str, value: float) -> None:
+        self.values[key] = value
+
+    def flush(self) -> None:
+        if self.path is not None:
+            write_json(self.path, {"header": self.header, "values": self.values}, overwrite=True,
+                       what="characterization cache")
+
+
+@dataclasses.dataclass
+class Characterizer:
+    """Evaluates a model under emulation plans, with seeds, caching and a pass criterion.
+
+    Build it with :func:`make_characterizer` or use :func:`characterize`.
+    """
+
+    model: nn.Module
+    loader: Iterable
+    error_model: ErrorModel
+    format: NumericFormat
+    correction: str
+    seeds: tuple[int, ...]
+    target_drop: float  # accuracy points in [0, 1] units (0.01 = 1 percentage point)
+    metric: Metric | str = "top1"
+    criterion: str = "mean"
+    resolution_decades: float = 0.1
+    ber_min: float = 1e-9
+    progress: bool = False
+    cache: _EvalCache | None = None
+    device: Any = None
+    reference: float | None = None  # accuracy the drop is counted from (default: the baseline)
+
+    def __post_init__(self):
+        self.names = [d.name for d in datatypes(self.model)]
+        self.max_ber = min(0.5, self.error_model.scaled(1e18).expected_ber() * (1 - 1e-9))
+        self.n_evals = 0
+        self.baseline = self.evaluate_plan(self._plan({}), seeds=(0,)).mean
+        self.threshold = (self.baseline if self.reference is None else self.reference) - self.target_drop
+
+    # ---------------------------------------------------------------- plans
+    def _plan(self, bers: dict[str, float]) -> EmulationPlan:
+        """Every data type in the format; those in ``bers`` with errors at that BER."""
+        entries = [("*", DataTypeConfig(None, self.format, self.correction))]
+        for name, ber in bers.items():
+            em = self.error_model.at_ber(ber) if ber > 0 else None
+            entries.append((name, DataTypeConfig(em, self.format, self.correction)))
+        return EmulationPlan(tuple(entries))
+
+    def evaluate_plan(self, plan: EmulationPlan, seeds: Sequence[int] | None = None) -> Estimate:
+        values = []
+        for seed in (self.seeds if seeds is None else seeds):
+            key = json.dumps([plan.to_dict()["entries"], seed], sort_keys=True)
+            v = self.cache.get(key) if self.cache else None
+            if v is None:
+                with emulate(self.model, plan, seed=seed):
+                    v = evaluate(self.model, self.loader, self.metric, device=self.device)
+                self.n_evals += 1
+                if self.cache:
+                    self.cache.put(key, v)
+            values.append(v)
+        if self.cache:
+            self.cache.flush()
+        return estimate(values)
+
+    def passes(self, acc: Estimate) -> bool:
+        value = acc.mean if self.criterion == "mean" else acc.ci_low
+        return value >= self.threshold - 1e-12
+
+    def point(self, bers: dict[str, float]) -> tuple[Estimate, bool]:
+        acc = self.evaluate_plan(self._plan(bers))
+        return acc, self.passes(acc)
+
+    # ---------------------------------------------------------------- search
+    def search(self, names: Sequence[str], label: str = "") -> SearchResult:
+        """Largest BER (applied to all ``names`` at once) that passes."""
+        points: dict[float, Point] = {}
+
+        def at(ber: float) -> Point:
+            if ber not in points:
+                acc, ok = self.point({n: ber for n in names})
+                points[ber] = Point(ber, acc, ok)
+                if self._bar is not None:
+                    self._bar.set_postfix_str(f"{label} BER {ber:.2e}: {acc}")
+                    self._bar.update(1)
+            return points[ber]
+
+        hi_fail = math.inf
+        ber = self.max_ber
+        lo_pass = None
+        while ber >= self.ber_min * (1 - 1e-12):
+            p = at(ber)
+            if p.passed:
+                lo_pass = ber
+                break
+            hi_fail = ber
+            ber = ber / 10
+        if lo_pass is None:
+            return SearchResult(0.0, None, tuple(points.values()), (0.0, hi_fail))
+        while not math.isinf(hi_fail) and math.log10(hi_fail / lo_pass) > self.resolution_decades + 1e-12:
+            mid = 10 ** ((math.log10(hi_fail) + math.log10(lo_pass)) / 2)
+            if at(mid).passed:
+                lo_pass = mid
+            else:
+                hi_fail = mid
+        return SearchResult(lo_pass, points[lo_pass].accuracy, tuple(points.values()), (lo_pass, hi_fail))
+
+    _bar = None
+
+    def run(self, mode: str = "both", select: Sequence[str] | None = None) -> dict:
+        """Coarse and/or fine-grained characterization; returns the tolerance record body."""
+        if mode not in MODES:
+            raise ValueError(f"unknown characterization mode {mode!r}; known: {', '.join(MODES)}")
+        names = self.names if select is None else EmulationPlan.uniform(None, select=select).resolve(self.names)
+        names = list(names)
+        if not names:
+            what = "the model has no data types" if select is None else \
+                f"select {list(selection(select))} leaves no data type of the model"
+            raise ValueError(f"{what} to characterize")
+        out: dict[str, Any] = {}
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(desc="characterize", unit="point", leave=False)
+        try:
+            if mode in ("coarse", "both"):
+                out["coarse"] = self.search(names, "all").to_dict()
+            if mode in ("fine", "both"):
+                fine = {n: self.search([n], n) for n in names}
+                out["fine"] = {n: r.to_dict() for n, r in fine.items()}
+                out["joint"] = self.joint({n: r.tolerable_ber for n, r in fine.items()})
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+        return out
+
+    def joint(self, bers: dict[str, float], max_steps: int = 60) -> dict:
+        """All data types at their BERs together; back off all BERs until the target holds."""
+        steps = []
+        factor = 1.0
+        for _ in range(max_steps):
+            scaled = {n: b * factor for n, b in bers.items() if b > 0}
+            acc, ok = self.point(scaled)
+            steps.append({"factor": factor, "passed": ok, **acc.to_dict()})
+            if ok:
+                return {"passed": True, "backoff_factor": factor, "bers": scaled, "accuracy": acc.to_dict(),
+                        "steps": steps}
+            factor /= 10 ** self.resolution_decades
+        return {"passed": False, "backoff_factor": factor, "bers": {}, "accuracy": None, "steps": steps}
+
+
+def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str | NumericFormat = "fp32",
+                 correction: str = "none", mode: str = "both", target_drop_pp: float = 1.0,
+                 seeds: Sequence[int] | int = 5, metric: Metric | str = "top1", criterion: str = "mean",
+                 resolution_decades: float = 0.1, ber_min: float = 1e-9, select: Sequence[str] | None = None,
+                 model_id: str = "model", data_id: str = "data", example_input=None,
+                 cache_path: str | Path | None = None, progress: bool = False, device=None,
+                 reference_accuracy: float | None = None) -> dict:
+    """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop.
+
+    Args:
+        model: the network (its parameters are restored exactly after every point).
+        loader: evaluation DataLoader of (inputs, targets).
+        error_model: the error model's *shape* (spec, file or ErrorModel); it is
+            scaled to each BER with ``ErrorModel.at_ber``.
+        format: numeric format of every data type (e.g. "fp32", "int8").
+        correction: implausible-value correction for float formats.
+        mode: "coarse", "fine" or "both".
+        target_drop_pp: allowed accuracy drop in percentage points, in (0, 100).
+        seeds: device seeds per point (an int n means seeds 0..n-1).
+        criterion: "mean" or "ci_low" (see module docstring).
+        resolution_decades: bisection stops when the bracket is this narrow (log10).
+        ber_min: lowest BER tried; below it a data type counts as intolerant (0).
+        select: data-type names/patterns to characterize (default: all).
+        model_id, data_id: identifiers recorded in the output.
+        example_input: a batch to measure IFM sizes (default: first batch of loader).
+        cache_path: JSON file of evaluated points, to resume an interrupted run.
+        progress: progress bar.
+        reference_accuracy: the accuracy (in [0, 1]) the target drop counts
+            from; default: the model's own accuracy in the format without bit
+            errors. Give the original model's accuracy to characterize a
+            retrained model against it (EDEN's baseline).
+
+    Returns:
+        The tolerance record (see :func:`save_tolerance`; ``format`` "eden-tolerance").
+
+    Raises:
+        ValueError: target drop outside (0, 100), no seeds, an empty loader, bad
+            formats or error models.
+    """
+    if not (isinstance(target_drop_pp, (int, float)) and 0 < target_drop_pp < 100):
+        raise ValueError(f"target accuracy drop must be in (0, 100) percentage points, got {target_drop_pp!r}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; known: {', '.join(CRITERIA)}")
+    if not (resolution_decades > 0):
+        raise ValueError(f"resolution_decades must be > 0, got {resolution_decades!r}")
+    if not (0 < ber_min < 0.5):
+        raise ValueError(f"ber_min must be in (0, 0.5), got {ber_min!r}")
+    if reference_accuracy is not None and not (isinstance(reference_accuracy, (int, float))
+                                               and 0 < reference_accuracy <= 1):
+        raise ValueError(f"reference_accuracy must be an accuracy in (0, 1], got {reference_accuracy!r}")
+    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("characterize needs at least one seed")
+    em = ErrorModel.coerce(error_model)
+    fmt = NumericFormat.parse(format)
+    DataTypeConfig(None, fmt, correction)  # validates the combination
+    from eden.nn.zoo import fingerprint
+
+    if example_input is None:
+        first = next(iter(loader), None)
+        if first is None:
+            raise ValueError("the dataset yielded no batches; nothing to characterize")
+        example_input = first[0]
+    device = device if device is not None else next(model.parameters()).device
+    dts = datatypes(model, example_input.to(device))
+    batch = int(example_input.shape[0]) if example_input.dim() else 1
+    header = {"model_fingerprint": fingerprint(model), "error_model": em.to_spec(), "format": str(fmt),
+              "correction": correction, "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
+              "data": data_id}
+    cache = _EvalCache(Path(cache_path) if cache_path else None, header)
+    ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
+                       resolution_decades, ber_min, progress, cache, device,
+                       None if reference_accuracy is None else float(reference_accuracy))
+    body = ch.run(mode, select)
+    fp32_clean = evaluate(model, loader, metric, device=device)
+    record = {
+        "format": TOLERANCE_FORMAT, "format_version": TOLERANCE_VERSION, "eden_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"id": model_id, "fingerprint": header["model_fingerprint"],
+                  "datatypes": [d.name for d in dts]},
+        "data": {"id": data_id, "batch_size": batch},
+        "metric": header["metric"], "criterion": criterion, "target_drop_pp": float(target_drop_pp),
+        "error_model": em.to_spec(), "format_spec": str(fmt), "correction": correction, "seeds": list(seeds),
+        "resolution_decades": resolution_decades, "ber_range": [ber_min, ch.max_ber],
+        "select": ["*"] if select is None else list(selection(select)),
+        "baseline": {"clean_fp32": fp32_clean, "clean_in_format": ch.baseline, "threshold": ch.threshold,
+                     "reference": ch.baseline if ch.reference is None else ch.reference,
+                     "reference_source": "clean_in_format" if ch.reference is None else "given"},
+        "datatypes": [_dt_record(d, fmt, batch) for d in dts],
+        "evaluations": ch.n_evals,
+        **body,
+    }
+    return record
+
+
+def _dt_record(d, fmt: NumericFormat, batch: int) -> dict:
+    per_sample = d.kind == "ifm"
+    numel = d.numel // batch if per_sample and batch else d.numel
+    return {"name": d.name, "kind": d.kind, "shape": list(d.shape), "numel": numel,
+            "size_bytes": fmt.storage_bytes(numel), "per_sample": per_sample, "format": str(fmt)}
+
+
+# ----------------------------------------------------------------- tolerance file
+def save_tolerance(record: dict, path: str | Path, *, overwrite: bool = False) -> None:
+    """Write a tolerance record as JSON atomically (refuses to overwrite by default)."""
+    write_json(path, record, overwrite=overwrite, what="tolerance file")
+
+
+def load_tolerance(path: str | Path) -> dict:
+    """Read and check a tolerance file (format, version, required fields)."""
+    return read_json_record(path, TOLERANCE_FORMAT, TOLERANCE_VERSION, "tolerance file",
+                            ("model", "datatypes", "error_model", "format_spec"))
+
+
+def _reference_note(baseline: dict) -> str:
+    if baseline.get("reference_source") != "given":
+        return ""
+    return f" from the reference accuracy {baseline['reference'] * 100:.2f}%"
+
+
+def tolerance_table(record: dict) -> str:
+    """Readable table of a tolerance record."""
+    lines = []
+    b = record["baseline"]
+    lines.append(f"model {record['model']['id']}  error model {record['error_model']}  format "
+                 f"{record['format_spec']}  correction {record['correction']}")
+    lines.append(f"clean accuracy {b['clean_fp32'] * 100:.2f}% (fp32), {b['clean_in_format'] * 100:.2f}% in "
+                 f"format; target: mean >= {b['threshold'] * 100:.2f}% ({record['target_drop_pp']:g} pp drop"
+                 f"{_reference_note(b)}), "
+                 f"{len(record['seeds'])} seeds per point")
+    if "coarse" in record:
+        c = record["coarse"]
+        lines.append(f"coarse (all data types): tolerable BER {_fmt_ber(c['tolerable_ber'])}"
+                     + (f"  accuracy {_acc(c['accuracy'])}" if c["accuracy"] else ""))
+    if "fine" in record:
+        sizes = {d["name"]: d for d in record["datatypes"]}
+        lines.append("")
+        lines.append(f"{'data type':32s} {'kind':6s} {'bytes':>9s} {'tolerable BER':>14s} {'accuracy':>18s}")
+        for name, r in record["fine"].items():
+            d = sizes.get(name, {})
+            size = f"{d.get('size_bytes', 0)}{'/s' if d.get('per_sample') else ''}"
+            lines.append(f"{name:32s} {d.get('kind', '?'):6s} {size:>9s} {_fmt_ber(r['tolerable_ber']):>14s} "
+                         f"{_acc(r['accuracy']) if r['accuracy'] else '-':>18s}")
+        j = record["joint"]
+        if j["passed"]:
+            lines.append(f"joint check: passes with every BER x {j['backoff_factor']:.3g} "
+                         f"(accuracy {_acc(j['accuracy'])})")
+        else:
+            lines.append("joint check: never passed; no joint per-data-type BERs")
+    return "\n".join(lines)
+
+
+def _fmt_ber(b: float) -> str:
+    return "< min" if b == 0 else f"{b:.3g}"
+
+
+def _acc(a: dict) -> str:
+    lo, hi = a["ci95"]
+    return f"{a['mean'] * 100:.2f}% ±{(hi - lo) / 2 * 100:.2f}"
+
+
+def plot_tolerance(record: dict, path: str | Path, *, overwrite: bool = False) -> None:
+    """Accuracy-vs-BER curves (coarse and per data type) as a PNG, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eden.core.io import write_with
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    curves: list[tuple[str, dict]] = []
+    if "coarse" in record:
+        curves.append(("all data types", record["coarse"]))
+    for name, r in record.get("fine", {}).items():
+        curves.append((name, r))
+    for i, (label, r) in enumerate(curves):
+        pts = [p for p in r["points"]]
+        if not pts:
+            continue
+        x = [p["ber"] for p in pts]
+        y = [p["mean"] * 100 for p in pts]
+        lo = [p["ci95"][0] * 100 for p in pts]
+        hi = [p["ci95"][1] * 100 for p in pts]
+        style = dict(lw=2.5, color="k") if label == "all data types" else dict(lw=1, alpha=0.8)
+        line, = ax.plot(x, y, marker="o", ms=3, label=label, **style)
+        ax.fill_between(x, lo, hi, alpha=0.15, color=line.get_color())
+    thr = record["baseline"]["threshold"] * 100
+    ax.axhline(thr, ls="--", color="r", lw=1, label=f"target ({record['target_drop_pp']:g} pp drop)")
+    ax.set_xscale("log")
+    ax.set_xlabel("bit error rate")
+    ax.set_ylabel(f"{record['metric']} (%)")
+    ax.set_title(f"{record['model']['id']}: {record['error_model']}, {record['format_spec']}, "
+                 f"correction {record['correction']}", fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120), overwrite=overwrite, what="plot")
+    plt.close(fig)
+
+
+def tolerable_bers(record: dict, which: str = "joint") -> dict[str, float]:
+    """Per-data-type tolerable BERs from a record: the joint ones, the fine ones, or coarse for all."""
+    if which == "joint" and record.get("joint", {}).get("passed"):
+        bers = dict(record["joint"]["bers"])
+        return {d["name"]: bers.get(d["name"], 0.0) for d in record["datatypes"]}
+    if which in ("joint", "fine") and "fine" in record:
+        return {n: r["tolerable_ber"] for n, r in record["fine"].items()}
+    if "coarse" in record:
+        return {d["name"]: record["coarse"]["tolerable_ber"] for d in record["datatypes"]}
+    raise ValueError("tolerance record has neither fine nor coarse results")
+
+
+__all__ = ["characterize", "save_tolerance", "load_tolerance", "tolerance_table", "plot_tolerance",
+           "tolerable_bers", "Characterizer", "SearchResult", "Point"]
+

@@ -1,0 +1,393 @@
+"""Deploy a characterized model on a DRAM profile: partitions, mapping, energy, latency, validation.
+
+EDEN's second idea: put each data type in the DRAM partition with the lowest
+voltage / tRCD whose bit errors it tolerates. This module joins the pieces:
+
+1. **Partitions** (:func:`partitions_from_profile`): every non-nominal operating
+   point of a profile becomes a partition of ``partition_banks`` banks (default:
+   the device's banks shared equally by the operating points and the nominal
+   region), with the point's expected BER; the nominal partition takes the rest.
+   Users may pass their own :class:`eden.workflows.mapping.Partition` list instead.
+2. **Cost** (:func:`cost_matrix`): the DRAM energy of one inference of each data
+   type at each partition's operating point, from the traffic model
+   (``eden.power.traffic``: bytes read/written per inference, commands through the
+   address map, DRAMPower energies, background and refresh over the run time).
+3. **Mapping** (``eden.workflows.mapping``): greedy (EDEN) or the exact MILP.
+4. **Validation by emulation** (:func:`validate`): the model runs with every data
+   type's errors drawn from its partition's error model over several seeds; if
+   the accuracy target fails jointly, the least tolerant data types are backed
+   off to safer partitions and the mapping is checked again.
+5. **Report** (:func:`deploy`): energy and latency per inference, nominal vs
+   mapped, per data type, with the accuracy measured under the mapping.
+
+All energies are per inference of ``batch_size`` samples, one rank, in J.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from eden._version import __version__
+from eden.workflows.mapping import DataTypeDemand, Partition, map_datatypes, validate_and_backoff
+from eden.power.traffic import AccessModel, RowBufferPolicy, energy_report, inference_traffic
+
+REPORT_FORMAT = "eden-deployment"
+REPORT_VERSION = 1
+TOLERANCE_SOURCES = ("joint", "fine", "coarse")
+OBJECTIVES = ("energy", "latency")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployOptions:
+    """Assumptions of a deployment; every one is recorded in the report.
+
+    Attributes:
+        policy: mapping policy ("greedy" or "milp").
+        batch_size: samples per inference (IFM traffic scales with it).
+        alpha: VDD law exponent, IDD ~ (V / V_nominal) ** alpha.
+        memory_bound_fraction: share of the nominal run time spent on DRAM
+            accesses (sets the run time charged with background energy and the
+            end-to-end speedup).
+        hit_rate: row-buffer hit rate (None: computed from the access order).
+        partition_banks: banks per non-nominal partition (None: equal shares).
+        tolerance: which tolerable BERs to use ("joint", "fine", "coarse").
+        objective: what the mapper minimizes: "energy" (DRAM energy per
+            inference) or "latency" (DRAM access time per inference).
+    """
+
+    policy: str = "greedy"
+    batch_size: int = 1
+    alpha: float = 1.0
+    memory_bound_fraction: float = 0.5
+    hit_rate: float | None = None
+    partition_banks: int | None = None
+    tolerance: str = "joint"
+    objective: str = "energy"
+
+    def __post_init__(self):
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not (0 < self.memory_bound_fraction <= 1):
+            raise ValueError(f"memory_bound_fraction must be in (0, 1], got {self.memory_bound_fraction!r}")
+        if not (self.alpha >= 0 and math.isfinite(self.alpha)):
+            raise ValueError(f"alpha must be finite and >= 0, got {self.alpha!r}")
+        if self.partition_banks is not None and (not isinstance(self.partition_banks, int)
+                                                 or self.partition_banks < 1):
+            raise ValueError(f"partition_banks must be an integer >= 1, got {self.partition_banks!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.tolerance not in TOLERANCE_SOURCES:
+            raise ValueError(f"tolerance must be one of {', '.join(TOLERANCE_SOURCES)}, got {self.tolerance!r}")
+
+    @property
+    def access_model(self) -> AccessModel:
+        return AccessModel(policy=RowBufferPolicy("open_page", self.hit_rate))
+
+
+# ------------------------------------------------------------------ partitions
+def partitions_from_profile(profile, *, partition_banks: int | None = None) -> list[Partition]:
+    """One partition per non-nominal operating point, plus the nominal remainder."""
+    org = profile.organization.to_address()
+    ops = [op for op in profile.operating_points if op.name != profile.nominal.name]
+    bank_bytes = org.capacity_bytes // org.banks
+    per = partition_banks if partition_banks is not None else max(1, org.banks // (len(ops) + 1))
+    if per * len(ops) >= org.banks:
+        raise ValueError(f"profile {profile.name}: {len(ops)} operating points x {per} banks leave no bank of the "
+                         f"{org.banks} for the nominal partition; use fewer banks per partition")
+    parts = [Partition(op.name, op.ber, per * bank_bytes, vdd_v=op.vdd_v, trcd_ns=op.trcd_ns,
+                       error_model=op.error_model) for op in ops]
+    nominal = profile.nominal
+    parts.append(Partition(nominal.name, 0.0, (org.banks - per * len(ops)) * bank_bytes, nominal=True,
+                           vdd_v=nominal.vdd_v, trcd_ns=nominal.trcd_ns))
+    return parts
+
+
+# ------------------------------------------------------------------ demands
+def demands_from_tolerance(record: dict, *, batch_size: int, source: str = "joint") -> list[DataTypeDemand]:
+    """Data types with their stored size (IFMs: for ``batch_size`` samples) and tolerable BER."""
+    from eden.workflows.characterize import tolerable_bers
+
+    bers = tolerable_bers(record, source)
+    out = []
+    for d in record["datatypes"]:
+        size = d["size_bytes"] * (batch_size if d.get("per_sample") else 1)
+        out.append(DataTypeDemand(d["name"], int(size), float(bers.get(d["name"], 0.0))))
+    return out
+
+
+def traffic_from_tolerance(record: dict, *, batch_size: int):
+    tensors = [(d["name"], d["kind"], int(d["size_bytes"])) for d in record["datatypes"]]
+    return inference_traffic(tensors, batch_size=batch_size)
+
+
+def memspec_of(profile):
+    from eden.power.memspec import MemSpec
+
+    return MemSpec.from_fields(profile.memspec_fields(), source=str(profile.path or profile.name))
+
+
+# ------------------------------------------------------------------ cost
+def cost_matrix(record: dict, profile, partitions: Sequence[Partition], options: DeployOptions):
+    """(cost [D, P], per-partition energy reports): energy (J) or access time (s) per inference."""
+    import numpy as np
+
+    traffic = traffic_from_tolerance(record, batch_size=options.batch_size)
+    memspec = memspec_of(profile)
+    org = profile.organization.to_address()
+    names = [t.name for t in traffic]
+    reports = {}
+    cost = np.zeros((len(names), len(partitions)))
+    for j, p in enumerate(partitions):
+        rep = energy_report(traffic, memspec, org, vdd_v=None if p.nominal else p.vdd_v,
+                            trcd_ns=None if p.nominal else p.trcd_ns, alpha=options.alpha,
+                            model=options.access_model, memory_bound_fraction=options.memory_bound_fraction,
+                            samples=options.batch_size)
+        reports[p.name] = rep
+        by_name = {d.name: d for d in rep.data_types}
+        for i, n in enumerate(names):
+            if options.objective == "latency":
+                tn, to = rep.latency.per_data_type[n]
+                cost[i, j] = tn if p.nominal else to
+            else:
+                cost[i, j] = (by_name[n].nominal if p.nominal else by_name[n].operating).total.total
+    return cost, reports
+
+
+# ------------------------------------------------------------------ validation
+def emulation_plan(record: dict, profile, assignment: dict[str, str]):
+    """The plan that stores each data type in its partition (errors of its operating point)."""
+    from eden.nn.emulate import DataTypeConfig, EmulationPlan
+
+    fmt, corr = record["format_spec"], record["correction"]
+    entries = [("*", DataTypeConfig(None, fmt, corr))]
+    models = {}
+    for name, part in assignment.items():
+        op = profile.operating_point(part)
+        if op.ber == 0:
+            continue
+        if part not in models:
+            models[part] = profile.error_model(op)
+        entries.append((name, DataTypeConfig(models[part], fmt, corr)))
+    return EmulationPlan(tuple(entries))
+
+
+def check_model_matches(record: dict, model, source: str = "tolerance file") -> None:
+    """Refuse a tolerance record characterized on another model (by weight fingerprint)."""
+    from eden.nn.zoo import fingerprint
+
+    want = record["model"].get("fingerprint")
+    got = fingerprint(model)
+    if want != got:
+        raise ValueError(f"{source} was characterized on another model ({record['model'].get('id')!r}, "
+                         f"fingerprint {str(want)[:12]}...) than the one given (fingerprint {got[:12]}...); "
+                         "characterize this model first")
+
+
+def evaluate_mapping(model, loader, record: dict, profile, assignment: dict[str, str], seeds: Sequence[int],
+                     device=None):
+    """Accuracy (Estimate over seeds) with every data type in its partition."""
+    from eden.nn.emulate import emulate
+    from eden.nn.evaluate import estimate, evaluate
+
+    plan = emulation_plan(record, profile, assignment)
+    vals = []
+    for s in seeds:
+        with emulate(model, plan, seed=s):
+            vals.append(evaluate(model, loader, record.get("metric", "top1"), device=device))
+    return estimate(vals)
+
+
+# ------------------------------------------------------------------ the workflow
+def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), model=None, loader=None,
+           seeds: Sequence[int] | int = 5, partitions: Sequence[Partition] | None = None, device=None,
+           progress: bool = False) -> dict:
+    """Map a characterized model onto a profile; validate by emulation when a model is given.
+
+    Args:
+        record: a tolerance record (``eden.workflows.characterize``), fine-grained ideally.
+        profile: a ``DramProfile`` (``eden.dram.profiles.load_profile``).
+        options: assumptions (:class:`DeployOptions`).
+        model, loader: the model the record belongs to and its evaluation data;
+            without them the mapping is not validated (the report says so).
+        seeds: device seeds for validation (an int n: 0..n-1; at least 1).
+        partitions: explicit partitions instead of :func:`partitions_from_profile`.
+
+    Returns:
+        The deployment report (``format`` "eden-deployment"): partitions, per
+        data type placement and energy, totals nominal vs mapped, latency,
+        accuracy under the mapping, fallbacks and back-off steps.
+
+    Raises:
+        ValueError: a record from another model, capacities too small
+            (``MappingInfeasibleError``), bad options or profile fields.
+    """
+    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    if model is not None:
+        check_model_matches(record, model)
+        if not seeds:
+            raise ValueError("validation needs at least one seed")
+    parts = list(partitions) if partitions is not None else partitions_from_profile(
+        profile, partition_banks=options.partition_banks)
+    demands = demands_from_tolerance(record, batch_size=options.batch_size, source=options.tolerance)
+    cost, reports = cost_matrix(record, profile, parts, options)
+    result = map_datatypes(demands, parts, cost, policy=options.policy)
+
+    validation: dict[str, Any] = {"validated": False, "reason": "no model given"}
+    steps = []
+    if model is not None:
+        threshold = record["baseline"]["threshold"]
+        measured: dict[tuple, Any] = {}
+
+        def check(res) -> bool:
+            key = tuple(sorted(res.assignment.items()))
+            if key not in measured:
+                measured[key] = evaluate_mapping(model, loader, record, profile, res.assignment, seeds, device)
+            return measured[key].mean >= threshold - 1e-12
+
+        outcome = validate_and_backoff(result, check)
+        result = outcome.result
+        steps = [dataclasses.asdict(s) for s in outcome.steps]
+        acc = measured[tuple(sorted(result.assignment.items()))]
+        validation = {"validated": True, "passed": outcome.passed, "threshold": threshold,
+                      "accuracy": acc.to_dict(), "seeds": list(seeds), "backoff_steps": steps,
+                      "message": outcome.message}
+    return _report(record, profile, parts, result, reports, options, validation)
+
+
+def _report(record, profile, parts, result, reports, options, validation) -> dict:
+    by_part = {p.name: p for p in parts}
+    nominal_name = next(p.name for p in parts if p.nominal)
+    nominal_rep = reports[nominal_name]
+    rows, e_nom, e_map, t_nom, t_map = [], 0.0, 0.0, 0.0, 0.0
+    sizes = {d["name"]: d for d in record["datatypes"]}
+    energies = {name: {d.name: d for d in rep.data_types} for name, rep in reports.items()}
+    for dt in result.problem.demands:
+        part = result.assignment[dt.name]
+        p = by_part[part]
+        rep = reports[part]
+        d_nom = energies[nominal_name][dt.name]
+        d_op = energies[part][dt.name]
+        en = d_nom.nominal.total.total
+        eo = en if p.nominal else d_op.operating.total.total
+        tn, to = rep.latency.per_data_type[dt.name]
+        if p.nominal:
+            to = tn
+        e_nom += en
+        e_map += eo
+        t_nom += tn
+        t_map += to
+        rows.append({"name": dt.name, "kind": sizes[dt.name]["kind"], "bytes": dt.size_bytes,
+                     "tolerable_ber": dt.tolerable_ber, "partition": part, "vdd_v": p.vdd_v, "trcd_ns": p.trcd_ns,
+                     "partition_ber": p.ber, "energy_nominal_j": en, "energy_mapped_j": eo,
+                     "access_time_nominal_s": tn, "access_time_mapped_s": to,
+                     "fallback": dt.name in result.fallbacks})
+    f = options.memory_bound_fraction
+    speedup = 1.0 / ((1 - f) + f * (t_map / t_nom)) if t_nom > 0 else 1.0
+    return {
+        "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "eden_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": record["model"], "profile": profile.name, "memspec": nominal_rep.memspec,
+        "tolerance": {"error_model": record["error_model"], "format": record["format_spec"],
+                      "correction": record["correction"], "target_drop_pp": record["target_drop_pp"],
+                      "source": options.tolerance},
+        "options": dataclasses.asdict(options), "law": nominal_rep.law,
+        "vdd_law": f"IDD(V) = IDD_nominal * (V / V_nominal) ** {options.alpha:g} (VDD domain); VPP unchanged",
+        "access_model": options.access_model.to_dict(),
+        "partitions": [dataclasses.asdict(p) for p in parts],
+        "datatypes": rows,
+        "totals": {"energy_nominal_j": e_nom, "energy_mapped_j": e_map,
+                   "energy_saving_fraction": (1 - e_map / e_nom) if e_nom > 0 else 0.0,
+                   "access_time_nominal_s": t_nom, "access_time_mapped_s": t_map,
+                   "access_time_saving_fraction": (1 - t_map / t_nom) if t_nom > 0 else 0.0,
+                   "memory_bound_fraction": f, "speedup": speedup,
+                   "per_sample_energy_nominal_j": e_nom / options.batch_size,
+                   "per_sample_energy_mapped_j": e_map / options.batch_size},
+        "fallbacks": {k: v for k, v in result.fallbacks.items()} if isinstance(result.fallbacks, dict)
+        else list(result.fallbacks),
+        "mapping": result.to_dict(),
+        "validation": validation,
+    }
+
+
+def record_at_target(record: dict, target_drop_pp: float) -> dict:
+    """A copy of a fine-grained tolerance record re-read for another accuracy target.
+
+    Each data type's tolerable BER becomes the highest BER among its evaluated
+    points whose mean accuracy meets the new target (0 if none); the joint check
+    is dropped (the mapping is validated by emulation instead).
+    """
+    import copy
+
+    if "fine" not in record:
+        raise ValueError("a Pareto sweep needs a fine-grained tolerance record (characterize --mode fine|both)")
+    rec = copy.deepcopy(record)
+    threshold = rec["baseline"]["clean_in_format"] - target_drop_pp / 100
+    for r in rec["fine"].values():
+        ok = [p["ber"] for p in r["points"] if p["mean"] >= threshold - 1e-12]
+        r["tolerable_ber"] = max(ok) if ok else 0.0
+    rec["joint"] = {"passed": False}
+    rec["baseline"]["threshold"] = threshold
+    rec["target_drop_pp"] = float(target_drop_pp)
+    return rec
+
+
+def pareto_sweep(record: dict, profile, targets_pp, *, options: DeployOptions = DeployOptions(), model=None,
+                 loader=None, seeds=5, device=None) -> list[dict]:
+    """Energy saving vs accuracy (validated by emulation) for several accuracy targets."""
+    out = []
+    for t in targets_pp:
+        rep = deploy(record_at_target(record, t), profile, options=options, model=model, loader=loader,
+                     seeds=seeds, device=device)
+        v = rep["validation"]
+        out.append({"target_drop_pp": float(t), "energy_saving_fraction": rep["totals"]["energy_saving_fraction"],
+                    "access_time_saving_fraction": rep["totals"]["access_time_saving_fraction"],
+                    "accuracy": v.get("accuracy"), "passed": v.get("passed"),
+                    "backoff_steps": len(v.get("backoff_steps", []))})
+    return out
+
+
+def report_table(rep: dict) -> str:
+    """Readable table of a deployment report."""
+    t = rep["totals"]
+    lines = [f"model {rep['model']['id']} on {rep['profile']} ({rep['memspec']}), policy {rep['options']['policy']}, "
+             f"batch {rep['options']['batch_size']}",
+             f"tolerance: {rep['tolerance']['error_model']} shape, {rep['tolerance']['format']}, correction "
+             f"{rep['tolerance']['correction']}, target {rep['tolerance']['target_drop_pp']:g} pp "
+             f"({rep['tolerance']['source']} BERs)",
+             f"law: {rep['vdd_law']}",
+             "",
+             f"{'data type':30s} {'bytes':>9s} {'tol. BER':>9s} {'partition':>14s} {'VDD':>6s} {'tRCD':>6s} "
+             f"{'E nom [nJ]':>11s} {'E map [nJ]':>11s}"]
+    for r in rep["datatypes"]:
+        lines.append(f"{r['name']:30s} {r['bytes']:>9d} {r['tolerable_ber']:>9.2g} {r['partition']:>14s} "
+                     f"{r['vdd_v'] or 0:>6.3g} {r['trcd_ns'] or 0:>6.3g} {r['energy_nominal_j'] * 1e9:>11.4g} "
+                     f"{r['energy_mapped_j'] * 1e9:>11.4g}" + ("  (fallback: nominal)" if r["fallback"] else ""))
+    lines.append("")
+    lines.append(f"DRAM energy per inference: {t['energy_nominal_j'] * 1e6:.4g} uJ nominal -> "
+                 f"{t['energy_mapped_j'] * 1e6:.4g} uJ mapped ({t['energy_saving_fraction'] * 100:.1f}% saved)")
+    lines.append(f"DRAM access time: {t['access_time_nominal_s'] * 1e6:.4g} us -> {t['access_time_mapped_s'] * 1e6:.4g} us "
+                 f"({t['access_time_saving_fraction'] * 100:.1f}% saved); end-to-end speedup {t['speedup']:.3f}x at "
+                 f"memory-bound fraction {t['memory_bound_fraction']:g}")
+    v = rep["validation"]
+    if v.get("validated"):
+        a = v["accuracy"]
+        half = (a["ci95"][1] - a["ci95"][0]) / 2
+        lines.append(f"accuracy under the mapping (emulated, {len(v['seeds'])} seeds): {a['mean'] * 100:.2f}% "
+                     f"±{half * 100:.2f} (95% CI); target >= {v['threshold'] * 100:.2f}%: "
+                     f"{'met' if v['passed'] else 'NOT met'}"
+                     + (f"; backed off {len(v['backoff_steps'])} step(s)" if v["backoff_steps"] else ""))
+    else:
+        lines.append(f"not validated by emulation ({v.get('reason')})")
+    return "\n".join(lines)
+
+
+def load_report(path) -> dict:
+    """Read and check a deployment report (format, version)."""
+    from eden.core.io import read_json_record
+
+    return read_json_record(path, REPORT_FORMAT, REPORT_VERSION, "deployment report", ("datatypes", "totals"))
+

@@ -1,0 +1,335 @@
+"""`eden run`: the whole EDEN pipeline on one model and one DRAM profile, resumable.
+
+Stages (each writes its result into the run directory atomically; a rerun with
+the same settings skips every finished stage, so an interrupted run resumes
+from the last finished one):
+
+1. ``clean``            clean accuracy of the model
+2. ``tolerance_before`` fine-grained characterization (+ coarse) -> tolerance_before.json
+3. ``retrain``          curricular retraining to ``retrain_gain`` x the coarse tolerable BER
+                        -> retrained.pt, retrain_report.json (checkpoint: retrain.ckpt)
+4. ``tolerance_after``  characterization of the retrained model -> tolerance_after.json
+5. ``map_baseline``     mapping of the original model, validated by emulation -> mapping_baseline.json
+6. ``map_retrained``    mapping of the retrained model, validated by emulation -> mapping.json
+7. ``pareto``           energy saving vs validated accuracy for several accuracy targets -> pareto.json
+8. ``report``           summary.json, report.md and plots
+
+``run.json`` records the settings; a run directory made with other settings is
+refused (choose another directory or pass ``restart=True`` to start it over).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from eden.core.io import write_json, write_text
+from eden._version import __version__
+
+STAGES = ("clean", "tolerance_before", "retrain", "tolerance_after", "map_baseline", "map_retrained", "pareto",
+          "report")
+PARETO_TARGETS_PP = (0.5, 1.0, 2.0, 5.0)
+RUN_FORMAT = "eden-run"
+
+# EDEN (Koppula et al., MICRO 2019), reported averages, for context only: a different device and workload.
+EDEN_PUBLISHED = {"dram_energy_saving_cpu": 0.21, "dram_energy_saving_gpu": 0.37, "speedup_cpu": 0.08}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Settings of an ``eden run`` (all recorded in run.json)."""
+
+    model: str = "digits-lenet"
+    data: str = "digits"
+    profile: str = "ddr4-2400-8gb-x8"
+    error_model: str = "profile"  # "profile": the shape of the profile's error models; or a spec/file
+    format: str = "fp32"
+    correction: str = "zero"
+    target_drop_pp: float = 1.0
+    seeds: int = 5
+    resolution_decades: float = 0.1
+    retrain_epochs: int = 60
+    retrain_gain: float = 10.0
+    retrain_schedule: str = "geometric"
+    retrain_lr: float = 3e-3
+    retrain_batch_size: int = 32
+    policy: str = "milp"
+    inference_batch: int = 1
+    memory_bound_fraction: float = 0.5
+    alpha: float = 1.0
+    seed: int = 0
+    eval_batch_size: int = 512
+
+    def __post_init__(self):
+        if not (0 < self.target_drop_pp < 100):
+            raise ValueError(f"target_drop_pp must be in (0, 100), got {self.target_drop_pp!r}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds!r}")
+        if self.retrain_epochs < 2:
+            raise ValueError(f"retrain_epochs must be >= 2 (a ramp and the target), got {self.retrain_epochs!r}")
+        if not self.retrain_gain > 1:
+            raise ValueError(f"retrain_gain must be > 1, got {self.retrain_gain!r}")
+        bs = self.retrain_batch_size
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise ValueError(f"retrain_batch_size must be >= 1, got {self.retrain_batch_size!r}")
+
+
+def shape_model(cfg: RunConfig, profile):
+    """The error-model shape characterization and retraining scale: the profile's, or the given one.
+
+    For ``"profile"``: the model of the reduced-VDD operating point with the
+    highest BER below 1e-2 (the points characterization can use); failing that,
+    any point with errors.
+    """
+    from eden.errormodels.model import ErrorModel
+
+    if cfg.error_model != "profile":
+        return ErrorModel.coerce(cfg.error_model), cfg.error_model
+    ops = [op for op in profile.operating_points if 0 < op.ber < 1e-2]
+    if not ops:
+        ops = [op for op in profile.operating_points if op.ber > 0]
+    if not ops:
+        raise ValueError(f"profile {profile.name} has no operating point with errors; give an error model")
+    vdd_ops = [op for op in ops if op.vdd_v < profile.nominal.vdd_v]
+    op = max(vdd_ops or ops, key=lambda o: o.ber)
+    return profile.error_model(op), f"{profile.name}:{op.name}"
+
+
+class Run:
+    """A run directory with its stages (see module docstring)."""
+
+    def __init__(self, run_dir: str | Path, cfg: RunConfig, *, restart: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print):
+        self.dir = Path(run_dir)
+        self.cfg = cfg
+        self.progress = progress
+        self.log = log
+        meta = {"format": RUN_FORMAT, "format_version": 1, "config": dataclasses.asdict(cfg)}
+        run_json = self.dir / "run.json"
+        if run_json.exists() and restart:
+            shutil.rmtree(self.dir)
+        if run_json.exists():
+            try:
+                old = json.loads(run_json.read_text())
+            except ValueError as exc:
+                raise ValueError(f"{run_json}: unreadable ({exc}); remove the run directory or pass --restart")
+            if old.get("config") != meta["config"]:
+                diff = sorted(k for k in meta["config"] if old.get("config", {}).get(k) != meta["config"][k])
+                raise ValueError(f"run directory {self.dir} holds a run with other settings (differs in "
+                                 f"{', '.join(diff)}); use another --run-dir, or --restart to discard it")
+        elif self.dir.exists() and any(self.dir.iterdir()):
+            raise ValueError(f"{self.dir} exists and is not an eden run directory; choose another --run-dir")
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            meta["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            meta["eden_version"] = __version__
+            write_json(run_json, meta, what="run file")
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def stage_done(self, name: str) -> bool:
+        return self.path(f"{name}.done.json").exists()
+
+    def finish_stage(self, name: str, info: dict) -> None:
+        write_json(self.path(f"{name}.done.json"), info, overwrite=True, what="stage marker")
+
+    def stage_info(self, name: str) -> dict:
+        return json.loads(self.path(f"{name}.done.json").read_text())
+
+    # ------------------------------------------------------------------ stages
+    def execute(self) -> dict:
+        from eden.nn import zoo
+        from eden.workflows.characterize import characterize, load_tolerance, plot_tolerance, save_tolerance
+        from eden.workflows.deploy import DeployOptions, deploy
+        from eden.nn.evaluate import evaluate
+        from eden.dram.profiles import load_profile
+
+        cfg = self.cfg
+        profile = load_profile(cfg.profile)
+        em, em_label = shape_model(cfg, profile)
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model, model_id = zoo.build_model(cfg.model)
+        model = model.to(dev)
+        loader = zoo.build_data(cfg.data, "test", cfg.eval_batch_size)
+        seeds = list(range(cfg.seeds))
+
+        def stage(i, name):
+            done = self.stage_done(name)
+            self.log(f"[{i}/{len(STAGES)}] {name}{' (done, resumed from the run directory)' if done else ''}")
+            return done
+
+        if not stage(1, "clean"):
+            acc = evaluate(model, loader, device=dev)
+            self.finish_stage("clean", {"accuracy": acc, "model": model_id, "fingerprint": zoo.fingerprint(model)})
+        clean = self.stage_info("clean")
+
+        def tolerance(name, net, mid):
+            out = self.path(f"{name}.json")
+            if not stage(STAGES.index(name) + 1, name):
+                rec = characterize(net, loader, em, format=cfg.format, correction=cfg.correction, mode="both",
+                                   target_drop_pp=cfg.target_drop_pp, seeds=seeds,
+                                   resolution_decades=cfg.resolution_decades, model_id=mid, data_id=cfg.data,
+                                   cache_path=self.path(f"{name}.partial.json"), progress=self.progress, device=dev)
+                rec["error_model_label"] = em_label
+                save_tolerance(rec, out, overwrite=True)
+                plot_tolerance(rec, self.path(f"{name}.png"), overwrite=True)
+                self.finish_stage(name, {"coarse_tolerable_ber": rec["coarse"]["tolerable_ber"]})
+                partial = self.path(f"{name}.partial.json")
+                if partial.exists():
+                    partial.unlink()
+            return load_tolerance(out)
+
+        tol_before = tolerance("tolerance_before", model, model_id)
+
+        retrained = zoo.build_model(cfg.model)[0].to(dev)
+        if not stage(3, "retrain"):
+            from eden.workflows.retrain import RetrainConfig, retrain, save_report, save_weights
+
+            target = min(0.5, cfg.retrain_gain * tol_before["coarse"]["tolerable_ber"])
+            if target <= 0:
+                raise ValueError("the model tolerates no errors at all before retraining (coarse tolerable BER 0); "
+                                 "retraining has no curriculum to start from")
+            rcfg = RetrainConfig(error_model=em, target_ber=target, format=cfg.format, correction=cfg.correction,
+                                 epochs=cfg.retrain_epochs, schedule=cfg.retrain_schedule, lr=cfg.retrain_lr,
+                                 batch_size=cfg.retrain_batch_size, seed=cfg.seed)
+            train = zoo.build_data(cfg.data, "train", 64)
+            res = retrain(retrained, train, loader, rcfg, tolerance=None, checkpoint=self.path("retrain.ckpt"),
+                          resume=True, model_id=model_id, data_id=cfg.data, progress=self.progress, device=dev)
+            save_weights(res.model, self.path("retrained.pt"), overwrite=True)
+            save_report(res.report, self.path("retrain_report.json"), overwrite=True)
+            self.finish_stage("retrain", {"target_ber": target})
+        zoo.load_weights(retrained, self.path("retrained.pt"))
+        retrained.eval()
+        tol_after = tolerance("tolerance_after", retrained, f"{model_id}+retrained")
+
+        opts = DeployOptions(policy=cfg.policy, batch_size=cfg.inference_batch, alpha=cfg.alpha,
+                             memory_bound_fraction=cfg.memory_bound_fraction)
+
+        def mapping(name, rec, net, out_name):
+            out = self.path(out_name)
+            if not stage(STAGES.index(name) + 1, name):
+                rep = deploy(rec, profile, options=opts, model=net, loader=loader, seeds=seeds, device=dev)
+                write_json(out, rep, overwrite=True, what="mapping report")
+                self.finish_stage(name, {"saving": rep["totals"]["energy_saving_fraction"]})
+            return json.loads(out.read_text())
+
+        map_base = mapping("map_baseline", tol_before, model, "mapping_baseline.json")
+        map_re = mapping("map_retrained", tol_after, retrained, "mapping.json")
+
+        if not stage(7, "pareto"):
+            from eden.workflows.deploy import pareto_sweep
+
+            pts = pareto_sweep(tol_after, profile, PARETO_TARGETS_PP, options=opts, model=retrained, loader=loader,
+                               seeds=seeds, device=dev)
+            write_json(self.path("pareto.json"), pts, overwrite=True, what="Pareto sweep")
+            self.finish_stage("pareto", {"points": len(pts)})
+        map_re["pareto"] = json.loads(self.path("pareto.json").read_text())
+
+        stage(8, "report")
+        summary = summarize(cfg, clean, tol_before, tol_after, map_base, map_re, em_label,
+                            json.loads(self.path("retrain_report.json").read_text()))
+        write_json(self.path("summary.json"), summary, overwrite=True, what="run summary")
+        text = summary_text(summary)
+        write_text(self.path("report.md"), "# eden run\n\n```\n" + text + "\n```\n", overwrite=True,
+                   what="run report")
+        from eden.workflows.plots import plot_deployment
+
+        plot_deployment(map_re, self.path("mapping.png"), overwrite=True)
+        self.finish_stage("report", {"summary": "summary.json"})
+        return summary
+
+
+def _acc(rep):
+    v = rep["validation"]
+    return v["accuracy"] if v.get("validated") else None
+
+
+def summarize(cfg, clean, tol_b, tol_a, map_b, map_r, em_label, retrain_report) -> dict:
+    def row(rep, tol):
+        t = rep["totals"]
+        return {"coarse_tolerable_ber": tol["coarse"]["tolerable_ber"],
+                "clean_accuracy": tol["baseline"]["clean_fp32"],
+                "energy_nominal_j": t["energy_nominal_j"], "energy_mapped_j": t["energy_mapped_j"],
+                "energy_saving_fraction": t["energy_saving_fraction"],
+                "access_time_saving_fraction": t["access_time_saving_fraction"], "speedup": t["speedup"],
+                "accuracy_under_mapping": _acc(rep), "target_met": rep["validation"].get("passed"),
+                "backoff_steps": len(rep["validation"].get("backoff_steps", [])),
+                "partitions": {r["name"]: r["partition"] for r in rep["datatypes"]}}
+
+    b, r = row(map_b, tol_b), row(map_r, tol_a)
+    share = None
+    if r["energy_saving_fraction"] > 0:
+        share = (r["energy_saving_fraction"] - b["energy_saving_fraction"]) / r["energy_saving_fraction"]
+    return {"format": "eden-run-summary", "format_version": 1, "eden_version": __version__,
+            "config": dataclasses.asdict(cfg), "error_model_shape": em_label,
+            "clean_accuracy": clean["accuracy"], "threshold": tol_b["baseline"]["threshold"],
+            "without_retraining": b, "with_retraining": r, "retraining_share_of_saving": share,
+            "retraining": {"clean_accuracy": retrain_report.get("clean_accuracy"),
+                           "curriculum": retrain_report.get("curriculum"),
+                           "train_seconds": retrain_report.get("train_seconds")},
+            "eden_published_for_context": {**EDEN_PUBLISHED, "note": "EDEN (MICRO 2019) averages on its own DNNs "
+                                           "and DDR4 measurements: a different device and workload."},
+            "vdd_law": map_r.get("vdd_law"), "profile": map_r["profile"],
+            "pareto": map_r.get("pareto", [])}
+
+
+def summary_text(s: dict) -> str:
+    def pct(x):
+        return "-" if x is None else f"{x * 100:.1f}%"
+
+    def acc(a):
+        if a is None:
+            return "not validated"
+        return f"{a['mean'] * 100:.2f}% [{a['ci95'][0] * 100:.2f}, {a['ci95'][1] * 100:.2f}] (95% CI, {len(a['values'])} seeds)"
+
+    b, r = s["without_retraining"], s["with_retraining"]
+    cfg = s["config"]
+    lines = [
+        f"model {cfg['model']} on {s['profile']}; {cfg['format']} with correction {cfg['correction']}; error-model "
+        f"shape {s['error_model_shape']}; target: at most {cfg['target_drop_pp']:g} pp below clean "
+        f"(>= {s['threshold'] * 100:.2f}%)",
+        f"VDD law: {s['vdd_law']}",
+        "",
+        f"{'':34s} {'without retraining':>24s} {'with retraining':>24s}",
+        f"{'clean accuracy':34s} {b['clean_accuracy'] * 100:>23.2f}% {r['clean_accuracy'] * 100:>23.2f}%",
+        f"{'coarse tolerable BER':34s} {b['coarse_tolerable_ber']:>24.3g} {r['coarse_tolerable_ber']:>24.3g}",
+        f"{'DRAM energy / inference (uJ)':34s} {b['energy_mapped_j'] * 1e6:>24.4g} {r['energy_mapped_j'] * 1e6:>24.4g}",
+        f"{'  (nominal DRAM: uJ)':34s} {b['energy_nominal_j'] * 1e6:>24.4g} {r['energy_nominal_j'] * 1e6:>24.4g}",
+        f"{'DRAM energy saved vs nominal':34s} {pct(b['energy_saving_fraction']):>24s} {pct(r['energy_saving_fraction']):>24s}",
+        f"{'DRAM access time saved':34s} {pct(b['access_time_saving_fraction']):>24s} {pct(r['access_time_saving_fraction']):>24s}",
+        f"{'end-to-end speedup (f=' + str(cfg['memory_bound_fraction']) + ')':34s} {b['speedup']:>23.3f}x {r['speedup']:>23.3f}x",
+        f"{'back-off steps in validation':34s} {b['backoff_steps']:>24d} {r['backoff_steps']:>24d}",
+        f"{'target met under emulation':34s} {str(b['target_met']):>24s} {str(r['target_met']):>24s}",
+        "",
+        f"accuracy under the mapping, without retraining: {acc(b['accuracy_under_mapping'])}",
+        f"accuracy under the mapping, with retraining:    {acc(r['accuracy_under_mapping'])}",
+        f"retraining's share of the energy saving: {pct(s['retraining_share_of_saving'])}",
+        "",
+        "where each data type went (with retraining):",
+    ]
+    for name, part in r["partitions"].items():
+        lines.append(f"  {name:34s} -> {part}")
+    if s.get("pareto"):
+        lines += ["", "energy-accuracy tradeoff (retrained model; each mapping validated by emulation):"]
+        for pt in s["pareto"]:
+            lines.append(f"  target {pt['target_drop_pp']:>4g} pp: energy saved {pct(pt['energy_saving_fraction']):>6s}, "
+                         f"accuracy {acc(pt['accuracy'])}, target met: {pt['passed']}")
+    p = s["eden_published_for_context"]
+    lines += ["", f"For context only (different device and workload): EDEN (MICRO 2019) reports DRAM energy "
+              f"-{p['dram_energy_saving_cpu'] * 100:.0f}% (CPU) / -{p['dram_energy_saving_gpu'] * 100:.0f}% (GPU) "
+              f"and an {p['speedup_cpu'] * 100:.0f}% speedup (CPU)."]
+    return "\n".join(lines)
+
+
+def run_pipeline(run_dir: str | Path = "eden-run", cfg: RunConfig = RunConfig(), *, restart: bool = False,
+                 progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the whole pipeline; returns the summary (see :func:`summarize`)."""
+    return Run(run_dir, cfg, restart=restart, progress=progress, log=log).execute()
+
