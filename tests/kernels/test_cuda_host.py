@@ -24,7 +24,7 @@ from eden.engine import rng
 from eden.engine.backends import reference
 from eden.engine.plan import compile_plan
 from eden.dram.address import AddressMap, DramOrganization
-from eden.engine.ops import DEFAULT_ADDRESS_MAP
+from eden.dram.address import DEFAULT_ADDRESS_MAP
 from eden.core.resources import resource_dir
 
 NVCC = shutil.which("nvcc")
@@ -273,7 +273,7 @@ def test_gpu_module_glue_matches_cpu_backend(host_gpu, monkeypatch, name, scratc
     tensor, log and correction counts (float32 with zero correction, float16 with clamp)."""
     import torch
 
-    from eden.formats.storage import format_of
+    from eden.formats import format_of
     from eden.engine.ops import Correction, finite_range, inject_
 
     if scratch_bytes is not None:

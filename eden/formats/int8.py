@@ -1,0 +1,8 @@
+"""int8: 8-bit two's complement codes."""
+
+from eden.formats.base import IntFormat
+from eden.formats.registry import register_format
+
+INT8 = register_format(IntFormat(
+    "int8", "uint8", 8, numpy_dtypes=("int8",), torch_dtypes=("int8",), numeric=True,
+    description="8-bit integer codes"))
