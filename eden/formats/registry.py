@@ -70,7 +70,7 @@ def format_of(dtype) -> StorageFormat:
                 return fmt
     else:
         try:
-            name = np.dtype(dtype).name
+            name = key = np.dtype(dtype).name
         except TypeError:
             name = None
         for fmt in _FORMATS.values():
