@@ -170,9 +170,9 @@ def select(name: str, device: str) -> Backend:
                                   f"registered: {', '.join(_BACKENDS)}")
         be = next((b for b in ranked if b.usable()), ranked[-1])
     else:
-        be = _BACKENDS.get(name) if isinstance(name, str) else None
-        if be is None:
+        if not isinstance(name, str) or name not in _BACKENDS:
             raise unknown_name("backend", name, backend_names())
+        be = _BACKENDS[name]
         if be.device != device:
             raise EdenConfigError(f"backend {name!r} injects into tensors on {be.device}, this one is on {device}: "
                                   f"move the tensor (tensor.to({be.device!r})) or pick another backend")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import cast
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class Correction:
     type (a ReLU output, an image) whose sign bit flipped is implausible.
     """
 
-    mode: CorrectionMode = CorrectionMode.NONE
+    mode: CorrectionMode | str = CorrectionMode.NONE
     plausible: float | tuple[float, float] | None = None
 
     def __post_init__(self):
@@ -105,7 +106,7 @@ class FlipLog:
         self.n_corrected = n_corrected
         self.total_bits = int(words.size) * fmt.word.itemsize * 8
         self._undone = False
-        self._n_bits = None
+        self._n_bits: int | None = None
         self._error_bits_delta = int(error_bits_delta)
 
     # ------------------------------------------------------------------ queries
@@ -248,9 +249,9 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
     plan = compile_plan(em, word_bits=fmt.word_bits, nbytes=nbytes, seed=seed, access=access,
                         base_address=base_address, address_map=address_map or DEFAULT_ADDRESS_MAP,
                         weak_lines=be.weak_lines)
-    plausible = None
-    if corr.mode is not CorrectionMode.NONE:
-        plausible = corr.plausible if corr.plausible is not None else finite_range(tensor)
+    plausible: tuple[float, float] | None = None
+    if corr.mode is not CorrectionMode.NONE:  # Correction made ``plausible`` a (low, high) pair
+        plausible = cast(tuple, corr.plausible) if corr.plausible is not None else finite_range(tensor)
     words, idx, mask, off, cnt = call(Op.INJECT, be.name, plan, words, fmt)
     n_corrected = delta = 0
     if plausible is not None:

@@ -74,6 +74,7 @@ class Granularity(_StrEnum):
             axis = channel_axis % len(shape)
             return tuple(1 if d == axis else s for d, s in enumerate(shape))
         g = check_int("group_size", group_size, lo=1)
+        assert g is not None  # not optional: check_int returned an int
         n = shape[-1] if self is Granularity.GROUP and shape else math.prod(shape)
         if n % g:
             where = "the last axis" if self is Granularity.GROUP else "the element count"
@@ -156,7 +157,8 @@ class StorageFormat(abc.ABC):
         if self.word.kind != "u":
             raise EdenConfigError(f"format {self.name!r}: word must be an unsigned integer dtype, got {self.word}")
         if self.word_bits % self.bits:
-            raise EdenConfigError(f"format {self.name!r}: {self.bits}-bit values do not tile {self.word_bits}-bit words")
+            raise EdenConfigError(f"format {self.name!r}: {self.bits}-bit values do not tile "
+                                  f"{self.word_bits}-bit words")
 
     @property
     def word_bits(self) -> int:

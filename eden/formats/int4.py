@@ -4,11 +4,13 @@ No dtype maps to it: packed tensors are ``uint8`` and are injected as such. An o
 codes is padded by the caller (``eden.nn.quant`` pads one code 0, never read back).
 """
 
+import numpy as np
+
 from eden.formats.base import IntFormat
 from eden.formats.registry import register_format
 
 INT4 = register_format(IntFormat(
-    "int4", "uint8", 4, numeric=True, description="4-bit integer codes, two per byte"))
+    "int4", np.dtype(np.uint8), 4, numeric=True, description="4-bit integer codes, two per byte"))
 
 
 def pack_int4(codes):

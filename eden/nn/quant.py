@@ -26,12 +26,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import torch
 
 from eden.core.validate import unknown_name
 from eden.errors import EdenConfigError, EdenTypeError
-from eden.formats import FORMATS, Granularity, QuantScheme, StorageFormat, get_format
+from eden.formats import FORMATS, Granularity, IntFormat, QuantScheme, StorageFormat, get_format
 
 SCHEMES = tuple(s.value for s in QuantScheme)
 
@@ -128,7 +129,7 @@ class NumericFormat:
         if not isinstance(spec, str):
             raise EdenTypeError(f"a numeric format is a string like 'int8:affine,channel', got {spec!r}")
         name, _, opts = spec.strip().partition(":")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for opt in filter(None, (o.strip() for o in opts.split(","))):
             if opt in SCHEMES:
                 kwargs["scheme"] = opt
@@ -179,6 +180,7 @@ class NumericFormat:
             dt = _torch_dtype(fmt)
             return Encoded(x.to(dt).contiguous().clone() if x.dtype == dt else x.to(dt).contiguous(),
                            None, None, tuple(x.shape), x.dtype)
+        fmt = cast(IntFormat, fmt)
         xf = x.float()
         per_channel = (self.granularity is Granularity.CHANNEL and channel_axis is not None
                        and xf.dim() > channel_axis)
@@ -216,6 +218,7 @@ class NumericFormat:
         if fmt.is_float:
             vals = enc.storage.reshape(enc.shape).to(enc.dtype)
         else:
+            fmt = cast(IntFormat, fmt)
             codes = (fmt.unpack(enc.storage, math.prod(map(int, enc.shape))) if fmt.values_per_word > 1
                      else enc.storage)
             q = codes.reshape(enc.shape).float()
