@@ -50,8 +50,8 @@ class _FloatDtypes(Mapping):
     """Numeric float format name -> the torch dtype its values are stored as (live registry view)."""
 
     def __getitem__(self, name: str) -> torch.dtype:
-        fmt = _numeric_formats().get(name)
-        if fmt is None or not fmt.is_float:
+        fmt = FORMATS.get(name)
+        if fmt is None or not (fmt.numeric and fmt.is_float):
             raise KeyError(name)
         return _torch_dtype(fmt)
 

@@ -20,12 +20,7 @@ import contextlib
 import numpy as np
 
 from eden.engine import rng
-from eden.engine.contract import (
-    BackendUnavailableError,
-    Op,
-    register_backend,
-    register_kernel,
-)
+from eden.engine.contract import BackendUnavailableError, Op, register_backend, register_kernel
 from eden.engine.correct import correct_segments
 from eden.engine.plan import Plan
 from eden.errors import EdenConfigError
@@ -54,16 +49,18 @@ def _cupy():
     try:
         import cupy
     except ImportError as exc:
-        raise BackendUnavailableError("eden's CUDA backend needs CuPy: install eden[cuda] (cupy-cuda12x/13x) or "
-                           "move the tensor to the CPU (tensor.cpu()) before injecting") from exc
+        raise BackendUnavailableError("eden's CUDA backend needs CuPy: install eden[cuda] (cupy-cuda12x/13x) "
+                                      "or move the tensor to the CPU (tensor.cpu()) before injecting") from exc
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken
-        raise BackendUnavailableError(f"eden's CUDA backend found no usable CUDA device ({exc}); install eden[cuda] "
-                           f"(cupy-cuda12x/13x) matching your driver or move the tensor to the CPU") from exc
+        raise BackendUnavailableError(f"eden's CUDA backend found no usable CUDA device ({exc}); install "
+                                      f"eden[cuda] (cupy-cuda12x/13x) matching your driver or move the tensor "
+                                      f"to the CPU (tensor.cpu())") from exc
     if n == 0:
         raise BackendUnavailableError("eden's CUDA backend found no CUDA device: install eden[cuda] "
-                           "(cupy-cuda12x/13x) on a GPU machine or move the tensor to the CPU")
+                                      "(cupy-cuda12x/13x) on a GPU machine or move the tensor to the CPU "
+                                      "(tensor.cpu())")
     return cupy
 
 
