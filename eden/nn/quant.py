@@ -12,7 +12,10 @@ points, kept in reliable memory), and back:
   first (an odd count is padded with one code 0, which is never read back).
 
 Bits are flipped in the storage; :meth:`NumericFormat.decode` dequantizes the
-(possibly corrupted) codes with the clean scales.
+(possibly corrupted) codes with the clean scales. Names, bit widths, code ranges,
+packing and granularities come from the storage-format registry (:mod:`eden.formats`);
+this module adds the torch side (per-tensor/per-channel scales computed in torch, on
+the tensor's device).
 
 Example:
     >>> fmt = NumericFormat.parse("int8:affine,channel")
@@ -37,8 +40,8 @@ from eden.formats import FORMATS, Granularity, IntFormat, QuantScheme, StorageFo
 SCHEMES = tuple(s.value for s in QuantScheme)
 
 
-def _numeric_formats() -> dict[str, StorageFormat]:
-    """The registered formats usable as DNN numeric formats."""
+def numeric_formats() -> dict[str, StorageFormat]:
+    """The registered formats usable as DNN numeric formats, by name (e.g. for a CLI's choices)."""
     return {name: f for name, f in FORMATS.items() if f.numeric}
 
 
@@ -56,7 +59,7 @@ class _FloatDtypes(Mapping):
         return _torch_dtype(fmt)
 
     def __iter__(self) -> Iterator[str]:
-        return iter([n for n, f in _numeric_formats().items() if f.is_float])
+        return iter([n for n, f in numeric_formats().items() if f.is_float])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -65,7 +68,7 @@ class _FloatDtypes(Mapping):
 FLOAT_FORMATS: Mapping[str, torch.dtype] = _FloatDtypes()
 #: Granularities some registered numeric format supports, in :class:`Granularity` order.
 GRANULARITIES = tuple(g.value for g in Granularity
-                      if any(g in f.granularities for f in _numeric_formats().values()))
+                      if any(g in f.granularities for f in numeric_formats().values()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +95,12 @@ class NumericFormat:
     """How one data type is stored in DRAM.
 
     Attributes:
-        name: fp32, fp16, bf16, int16, int8 or int4.
-        scheme: symmetric or affine (integer formats only).
-        granularity: tensor or channel (integer formats only).
+        name: a registered numeric format (:func:`numeric_formats`): fp32, fp16, bf16,
+            int16, int8, int4.
+        scheme: a :class:`~eden.formats.QuantScheme` or its string, symmetric or affine
+            (integer formats only).
+        granularity: a :class:`~eden.formats.Granularity` or its string, one the format
+            supports: tensor or channel (integer formats only).
     """
 
     name: str = "fp32"
@@ -102,7 +108,7 @@ class NumericFormat:
     granularity: Granularity = Granularity.TENSOR
 
     def __post_init__(self):
-        known = _numeric_formats()
+        known = numeric_formats()
         if self.name not in known:
             raise unknown_name("numeric format", self.name, known)
         try:

@@ -1,5 +1,9 @@
 """The storage-format registry: layouts, exact coding, lookups, and a format added by a test."""
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -20,14 +24,29 @@ from eden.formats import (
     unpack_int4,
     unregister_format,
 )
-from eden.nn.quant import FLOAT_FORMATS, GRANULARITIES, NumericFormat
+from eden.nn.quant import FLOAT_FORMATS, GRANULARITIES, NumericFormat, numeric_formats
 
 TORCH_FLOATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def test_builtin_formats_are_registered():
     assert set(FORMATS) == {"fp32", "fp16", "bf16", "int32", "int16", "int8", "uint8", "int4"}
-    assert {n for n, f in FORMATS.items() if f.numeric} == {"fp32", "fp16", "bf16", "int16", "int8", "int4"}
+    assert set(numeric_formats()) == {"fp32", "fp16", "bf16", "int16", "int8", "int4"}
+
+
+def test_formats_import_and_pack_without_torch():
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None  # import torch -> ImportError
+        import numpy as np
+        from eden.formats import get_format, pack_int4
+        assert pack_int4(np.array([1, -1], np.int8)).tolist() == [0xF1]
+        assert get_format("bf16").encode(np.array([1.0], np.float32)).tolist() == [0x3F80]
+        print("no torch")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "no torch"
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
