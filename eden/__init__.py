@@ -37,7 +37,7 @@ _LAZY = {
     "AddressMap": "eden.dram.address", "DramOrganization": "eden.dram.address",
     "DramProfile": "eden.dram.profiles", "load_profile": "eden.dram.profiles",
     "inject_": "eden.engine.ops", "FlipLog": "eden.engine.ops", "Correction": "eden.engine.ops",
-    "FORMATS": "eden.formats.storage", "pack_int4": "eden.formats.storage", "unpack_int4": "eden.formats.storage",
+    "FORMATS": "eden.formats", "pack_int4": "eden.formats", "unpack_int4": "eden.formats",
     "NumericFormat": "eden.nn.quant",
     "emulate": "eden.nn.emulate", "EmulationPlan": "eden.nn.emulate", "DataTypeConfig": "eden.nn.emulate",
     "datatypes": "eden.nn.emulate", "evaluate": "eden.nn.evaluate",

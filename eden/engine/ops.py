@@ -1,24 +1,34 @@
-"""The injection op: one contract, CPU (numba; NumPy oracle) and CUDA backends.
+"""The injection op: ``inject_`` checks its arguments, picks a backend and returns a ``FlipLog``.
 
 ``inject_(tensor, model, seed)`` flips bits of a contiguous tensor in place as
 the error model says, placed in DRAM by an address map, and returns a
-``FlipLog`` that restores the tensor bit-exactly with ``undo()``.
+``FlipLog`` that restores the tensor bit-exactly with ``undo()``. The work is
+done by the engine ops of the chosen backend (:mod:`eden.engine.contract`);
+this module never names a backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
+from typing import cast
 
 import numpy as np
 
+from eden.core.validate import check_int, check_number, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
-from eden.errormodels.model import ErrorModel
-from eden.formats.storage import StorageFormat, format_of
 
-CORRECTIONS = ("none", "zero", "clamp")
-BACKENDS = ("auto", "cpu", "reference", "cuda")
+# Importing the backends registers them (a new backend: one module in backends/ + its name here).
+from eden.engine.backends import cpu, cuda, reference  # noqa: F401
+from eden.engine.contract import AUTO, Op, call, select
+from eden.engine.correct import CorrectionMode, popcount
+from eden.engine.plan import compile_plan
+from eden.errormodels.model import ErrorModel
+from eden.errors import EdenConfigError, EdenTypeError
+from eden.formats import StorageFormat, format_of
+
+#: The correction modes' spellings (``CorrectionMode`` values).
+CORRECTIONS = tuple(m.value for m in CorrectionMode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,43 +39,45 @@ class Correction:
     data type's plausible range ``[low, high]``. ``zero`` sets it to 0; ``clamp``
     sets it to the nearer end of the range (NaN -> 0 clamped into the range).
 
+    ``mode``: a :class:`CorrectionMode` or its string (``"none"``, ``"zero"``, ``"clamp"``).
     ``plausible``: the range, as ``(low, high)`` or one number ``b`` meaning
     ``(-b, b)``; default: the clean tensor's own range, min and max over its
     finite values (computed before injection). So a value of a non-negative data
     type (a ReLU output, an image) whose sign bit flipped is implausible.
     """
 
-    mode: str = "none"
+    mode: CorrectionMode | str = CorrectionMode.NONE
     plausible: float | tuple[float, float] | None = None
 
     def __post_init__(self):
-        if self.mode not in CORRECTIONS:
-            raise ValueError(f"unknown correction {self.mode!r}; known: {', '.join(CORRECTIONS)}")
+        try:
+            object.__setattr__(self, "mode", CorrectionMode(self.mode))
+        except (ValueError, TypeError):
+            raise unknown_name("correction", self.mode, CORRECTIONS) from None
         r = self.plausible
         if r is None:
             return
         if isinstance(r, (int, float, np.floating, np.integer)) and not isinstance(r, bool):
-            if not (float(r) >= 0 and math.isfinite(float(r))):
-                raise ValueError(f"correction bound must be finite and >= 0, got {r!r}")
-            r = (-float(r), float(r))
+            b = check_number("correction bound", r, lo=0.0)
+            r = (-b, b)
         elif isinstance(r, (tuple, list)) and len(r) == 2:
-            lo, hi = (float(v) for v in r)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise ValueError(f"plausible range must be finite with low <= high, got {self.plausible!r}")
+            lo, hi = (check_number(f"plausible {end}", v) for end, v in zip(("low", "high"), r))
+            if lo > hi:
+                raise EdenConfigError(f"plausible range must have low <= high, got {self.plausible!r}")
             r = (lo, hi)
         else:
-            raise TypeError(f"plausible must be None, a bound b >= 0 or a (low, high) pair, got {r!r}")
+            raise EdenTypeError(f"plausible must be None, a bound b >= 0 or a (low, high) pair, got {r!r}")
         object.__setattr__(self, "plausible", r)
 
     @classmethod
-    def coerce(cls, value) -> "Correction":
+    def coerce(cls, value) -> Correction:
         if value is None:
-            return cls("none")
+            return cls(CorrectionMode.NONE)
         if isinstance(value, Correction):
             return value
         if isinstance(value, str):
             return cls(value)
-        raise TypeError(f"correction must be None, a mode string or a Correction, got {value!r}")
+        raise EdenTypeError(f"correction must be None, a mode string or a Correction, got {value!r}")
 
 
 class FlipLog:
@@ -94,24 +106,13 @@ class FlipLog:
         self.n_corrected = n_corrected
         self.total_bits = int(words.size) * fmt.word.itemsize * 8
         self._undone = False
-        self._n_bits = None
+        self._n_bits: int | None = None
         self._error_bits_delta = int(error_bits_delta)
 
     # ------------------------------------------------------------------ queries
     def _flat(self):
         """(idx, mask) of all entries as NumPy arrays, sorted by word index."""
-        idx, mask, off, cnt = self._idx, self._mask, self._off, self._cnt
-        if self.backend == "cuda":
-            from eden.engine.backends import cuda as gpu
-
-            return gpu.to_host_flat(idx, mask, off, cnt)
-        if len(cnt) == 1:
-            return idx[off[0]:off[0] + cnt[0]].astype(np.int64), mask[off[0]:off[0] + cnt[0]]
-        parts = [slice(o, o + c) for o, c in zip(off, cnt)]
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros(0, self.format.word)
-        return (np.concatenate([idx[p] for p in parts]).astype(np.int64),
-                np.concatenate([mask[p] for p in parts]))
+        return call(Op.READ_LOG, self.backend, self._idx, self._mask, self._off, self._cnt)
 
     @property
     def n_words(self) -> int:
@@ -151,17 +152,7 @@ class FlipLog:
         """Restore the tensor bit-exactly (XOR is its own inverse). Once only."""
         if self._undone:
             raise RuntimeError("this FlipLog was already undone")
-        if self.backend == "cuda":
-            from eden.engine.backends import cuda as gpu
-
-            gpu.xor_segments(self._words, self._idx, self._mask, self._off, self._cnt)
-        elif self.backend == "reference":
-            idx, mask = self._flat()
-            self._words[idx] ^= mask
-        else:
-            from eden.engine.backends import cpu
-
-            cpu.xor_segments(self._words, self._idx, self._mask, self._off, self._cnt)
+        call(Op.XOR_LOG, self.backend, self._words, self._idx, self._mask, self._off, self._cnt)
         self._undone = True
 
     @property
@@ -175,15 +166,20 @@ class FlipLog:
 
 
 def _storage_view(tensor):
-    """(words view, format, target, device) for a contiguous torch tensor or NumPy array."""
+    """(storage, format, device, nbytes) for a contiguous torch tensor or NumPy array.
+
+    ``storage`` is what the backends' ``inject`` takes: the NumPy words of a CPU tensor, the
+    flat ``uint8`` view of a CUDA tensor.
+    """
     if isinstance(tensor, np.ndarray):
         fmt = format_of(tensor.dtype)
         if not tensor.flags.c_contiguous:
-            raise ValueError("eden.inject_ needs a C-contiguous array; pass np.ascontiguousarray(x) "
-                             "and copy the result back")
+            raise EdenConfigError("eden.inject_ needs a C-contiguous array; pass np.ascontiguousarray(x) "
+                                  "and copy the result back")
         if not tensor.flags.writeable:
-            raise ValueError("eden.inject_ needs a writeable array")
-        return tensor.reshape(-1).view(fmt.word), fmt, "cpu"
+            raise EdenConfigError("eden.inject_ needs a writeable array")
+        words = tensor.reshape(-1).view(fmt.word)
+        return words, fmt, "cpu", int(words.nbytes)
     try:
         import torch
     except ImportError:  # pragma: no cover
@@ -191,33 +187,26 @@ def _storage_view(tensor):
     if torch is not None and isinstance(tensor, torch.Tensor):
         fmt = format_of(tensor.dtype)
         if not tensor.is_contiguous():
-            raise ValueError("eden.inject_ needs a contiguous tensor; call .contiguous() first "
-                             "(in-place injection into a strided view is not supported)")
+            raise EdenConfigError("eden.inject_ needs a contiguous tensor; call .contiguous() first "
+                                  "(in-place injection into a strided view is not supported)")
         if tensor.requires_grad and tensor.is_leaf and torch.is_grad_enabled():
-            raise ValueError("eden.inject_ on a leaf tensor that requires grad: wrap the call in "
-                             "torch.no_grad() (it mutates storage in place)")
+            raise EdenConfigError("eden.inject_ on a leaf tensor that requires grad: wrap the call in "
+                                  "torch.no_grad() (it mutates storage in place)")
         flat = tensor.detach().reshape(-1).view(torch.uint8)
         if tensor.device.type == "cpu":
-            return flat.numpy().view(fmt.word), fmt, "cpu"
-        if tensor.device.type == "cuda":
-            return flat, fmt, "cuda"
-        raise ValueError(f"eden.inject_ supports CPU and CUDA tensors, got device {tensor.device}")
-    raise TypeError(f"eden.inject_ takes a torch.Tensor or numpy.ndarray, got {type(tensor).__name__}")
-
-
-def _check_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
+            return flat.numpy().view(fmt.word), fmt, "cpu", int(flat.numel())
+        return flat, fmt, tensor.device.type, int(flat.numel())
+    raise EdenTypeError(f"eden.inject_ takes a torch.Tensor or numpy.ndarray, got {type(tensor).__name__}")
 
 
 def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int = 0,
-            address_map: AddressMap | None = None, correction=None, backend: str = "auto") -> FlipLog:
+            address_map: AddressMap | None = None, correction=None, backend: str = AUTO) -> FlipLog:
     """Flip bits of ``tensor`` in place as DRAM with ``model`` would; return the undo log.
 
     Args:
-        tensor: contiguous torch tensor (CPU or CUDA) or NumPy array of float32,
-            float16, bfloat16, int32, int16, int8 or uint8 (packed int4).
+        tensor: contiguous torch tensor (CPU or CUDA) or NumPy array of a registered
+            storage format's dtype: float32, float16, bfloat16, int32, int16, int8 or
+            uint8 (packed int4).
         model: an ErrorModel, a spec string (``"em0:p=1e-4"``) or an ``.h5`` path.
         seed: device/draw seed. Same seed, model, placement and access -> same bits
             on every backend.
@@ -225,16 +214,20 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
         base_address: byte address of the tensor in the DRAM partition (must be a
             multiple of the element size).
         address_map: DRAM organization and mapping; default: 16 banks x 64Ki rows x 8 KiB.
-        correction: None/"none", "zero", "clamp" or a Correction (float formats only).
-        backend: "auto" (by device), "cpu" (numba), "reference" (NumPy oracle) or "cuda".
+        correction: None/"none", "zero", "clamp" (or a CorrectionMode) or a Correction
+            (float formats only).
+        backend: "auto" (the best usable backend for the tensor's device), or a registered
+            backend: "cpu" (numba), "reference" (NumPy oracle), "cuda" (CuPy).
 
     Returns:
         FlipLog with ``n_bits``, ``positions()`` and ``undo()``.
 
     Raises:
-        TypeError: unsupported tensor type or dtype.
-        ValueError: non-contiguous tensor, bad seed/access/address, invalid model,
-            a tensor that does not fit the DRAM partition. The tensor is untouched.
+        EdenTypeError: unsupported tensor type or dtype, or a bad argument type.
+        EdenConfigError: non-contiguous tensor, bad seed/access/address, invalid model,
+            unknown backend or correction, a tensor that does not fit the DRAM partition.
+        BackendUnavailableError: the backend cannot run here (no CuPy or GPU for a CUDA
+            tensor). In every case the tensor is untouched.
 
     Example:
         >>> x = torch.randn(1000)
@@ -242,58 +235,32 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
         >>> log.undo()
     """
     em = ErrorModel.coerce(model)
-    seed = _check_int("seed", seed)
-    access = _check_int("access", access)
-    base_address = _check_int("base_address", base_address)
+    seed = check_int("seed", seed, lo=0)
+    access = check_int("access", access, lo=0)
+    base_address = check_int("base_address", base_address, lo=0)
     corr = Correction.coerce(correction)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    words, fmt, device = _storage_view(tensor)
-    if corr.mode != "none" and not fmt.is_float:
-        raise ValueError(f"correction {corr.mode!r} applies to float formats, not {fmt.name}")
+    words, fmt, device, nbytes = _storage_view(tensor)
+    if corr.mode is not CorrectionMode.NONE and not fmt.is_float:
+        raise EdenConfigError(f"correction '{corr.mode}' applies to float formats, not {fmt.name}")
     if base_address % fmt.word.itemsize:
-        raise ValueError(f"base_address {base_address} must be a multiple of the element size "
-                         f"({fmt.word.itemsize} bytes for {fmt.name})")
-    amap = address_map or DEFAULT_ADDRESS_MAP
-    if backend == "auto":
-        backend = "cuda" if device == "cuda" else ("reference" if _numba_disabled() else "cpu")
-    if (backend == "cuda") != (device == "cuda"):
-        raise ValueError(f"backend {backend!r} cannot inject into a tensor on {device}")
-    nbytes = int(words.numel()) if device == "cuda" else int(words.nbytes)
-
-    from eden.engine.plan import compile_plan
-
-    weak_lines = None  # the weak-line maps: the oracle's, or the equal compiled ones
-    if backend == "cpu":
-        from eden.engine.backends import cpu as weak_lines
-    plan = compile_plan(em, word_bits=fmt.word.itemsize * 8, nbytes=nbytes, seed=seed, access=access,
-                        base_address=base_address, address_map=amap, weak_lines=weak_lines)
-    plausible = None
-    if corr.mode != "none":
-        plausible = corr.plausible if corr.plausible is not None else finite_range(tensor)
-    if device == "cuda":
-        from eden.engine.backends import cuda as gpu
-
-        words, idx, mask, off, cnt = gpu.inject(plan, words, fmt)
-    elif backend == "reference":
-        from eden.engine.backends import reference
-
-        idx, mask = reference.sample_flips(plan, words)
-        words[idx] ^= mask
-        off, cnt = np.zeros(1, np.int64), np.array([len(idx)], np.int64)
-    else:
-        from eden.engine.backends import cpu
-
-        idx, mask, off, cnt = cpu.inject(plan, words)
+        raise EdenConfigError(f"base_address {base_address} must be a multiple of the element size "
+                              f"({fmt.word.itemsize} bytes for {fmt.name})")
+    be = select(backend, device)
+    plan = compile_plan(em, word_bits=fmt.word_bits, nbytes=nbytes, seed=seed, access=access,
+                        base_address=base_address, address_map=address_map or DEFAULT_ADDRESS_MAP,
+                        weak_lines=be.weak_lines)
+    plausible: tuple[float, float] | None = None
+    if corr.mode is not CorrectionMode.NONE:  # Correction made ``plausible`` a (low, high) pair
+        plausible = cast(tuple, corr.plausible) if corr.plausible is not None else finite_range(tensor)
+    words, idx, mask, off, cnt = call(Op.INJECT, be.name, plan, words, fmt)
     n_corrected = delta = 0
     if plausible is not None:
-        n_corrected, delta = _correct(words, idx, mask, off, cnt, fmt, corr.mode, plausible, device)
+        # Compared in float32 (fp32/fp16/bf16 values); an end beyond the format's largest
+        # finite value is pulled in to it (a clamp must not write an infinity).
+        low, high = fmt.plausible_bounds(*plausible)
+        n_corrected, delta = call(Op.CORRECT, be.name, words, idx, mask, off, cnt, fmt, corr.mode, low, high)
     return FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed, access=access,
-                   backend=backend, n_corrected=n_corrected, error_bits_delta=delta)
-
-
-def _numba_disabled() -> bool:
-    return os.environ.get("EDEN_DISABLE_NUMBA", "") not in ("", "0")
+                   backend=be.name, n_corrected=n_corrected, error_bits_delta=delta)
 
 
 def finite_range(tensor) -> tuple[float, float]:
@@ -323,76 +290,3 @@ def finite_range(tensor) -> tuple[float, float]:
         return 0.0, 0.0
     lo_t, hi_t = torch.aminmax(finite)
     return float(lo_t), float(hi_t)
-
-
-def _float_view(bits: np.ndarray, fmt: StorageFormat) -> np.ndarray:
-    if fmt.name == "fp32":
-        return bits.view(np.float32)
-    if fmt.name == "fp16":
-        return bits.view(np.float16).astype(np.float32)
-    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)  # bf16
-
-
-def _float_bits(values: np.ndarray, fmt: StorageFormat) -> np.ndarray:
-    if fmt.name == "fp32":
-        return values.astype(np.float32).view(np.uint32)
-    if fmt.name == "fp16":
-        return values.astype(np.float16).view(np.uint16)
-    # bf16: round-to-nearest-even from float32 (bound values are representable after rounding)
-    u = values.astype(np.float32).view(np.uint32)
-    u = u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))
-    return (u >> np.uint32(16)).astype(np.uint16)
-
-
-def popcount(words: np.ndarray) -> int:
-    """Set bits in an array of unsigned words."""
-    if len(words) == 0:
-        return 0
-    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
-        return int(np.bitwise_count(words).sum(dtype=np.int64))
-    return int(np.unpackbits(np.ascontiguousarray(words).view(np.uint8)).sum())
-
-
-_FORMAT_MAX = {"fp32": float(np.finfo(np.float32).max), "fp16": 65504.0,
-               "bf16": float(np.array([0x7F7F0000], np.uint32).view(np.float32)[0])}
-
-
-def _correct(words, idx, mask, off, cnt, fmt, mode, plausible, device) -> tuple[int, int]:
-    """Replace implausible corrupted values among the touched words; keep the log exact.
-
-    ``plausible`` is the (low, high) range. The log's mask of a corrected word
-    becomes original ^ corrected, so undo() still restores the original bits.
-
-    Returns:
-        (values corrected, bits the errors flipped minus bits that differ now).
-    """
-    # Compared in float32 (the values are fp32/fp16/bf16); an end beyond the format's largest
-    # finite value is pulled in to it (a clamp must not write an infinity).
-    fmax = _FORMAT_MAX[fmt.name]
-    low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
-    if device == "cuda":
-        from eden.engine.backends import cuda as gpu
-
-        return gpu.correct(words, idx, mask, off, cnt, fmt, mode, low, high)
-    sel = np.concatenate([np.arange(o, o + c) for o, c in zip(off, cnt)]) if len(cnt) else np.zeros(0, int)
-    if len(sel) == 0:
-        return 0, 0
-    widx = idx[sel].astype(np.int64)
-    cur = words[widx]
-    vals = _float_view(cur, fmt)
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(vals) | (vals < low) | (vals > high)
-    if not bad.any():
-        return 0, 0
-    if mode == "zero":
-        new_vals = np.zeros(int(bad.sum()), np.float32)
-    else:  # clamp: +inf and values above the range -> high, -inf and below -> low, NaN -> 0 clamped
-        v = vals[bad]
-        nan_to = min(max(np.float32(0), low), high)
-        new_vals = np.where(np.isnan(v), nan_to, np.where(v > high, high, low)).astype(np.float32)
-    new_bits = _float_bits(new_vals, fmt).astype(words.dtype)
-    old_bits = cur[bad]
-    words[widx[bad]] = new_bits
-    before = popcount(mask[sel[bad]])
-    mask[sel[bad]] ^= (old_bits ^ new_bits)
-    return int(bad.sum()), before - popcount(mask[sel[bad]])

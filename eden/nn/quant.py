@@ -12,7 +12,10 @@ points, kept in reliable memory), and back:
   first (an odd count is padded with one code 0, which is never read back).
 
 Bits are flipped in the storage; :meth:`NumericFormat.decode` dequantizes the
-(possibly corrupted) codes with the clean scales.
+(possibly corrupted) codes with the clean scales. Names, bit widths, code ranges,
+packing and granularities come from the storage-format registry (:mod:`eden.formats`);
+this module adds the torch side (per-tensor/per-channel scales computed in torch, on
+the tensor's device).
 
 Example:
     >>> fmt = NumericFormat.parse("int8:affine,channel")
@@ -24,15 +27,48 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import torch
 
-FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-INT_FORMATS = {"int16": (16, torch.int16), "int8": (8, torch.int8), "int4": (4, torch.int8)}
-SCHEMES = ("symmetric", "affine")
-GRANULARITIES = ("tensor", "channel")
+from eden.core.validate import unknown_name
+from eden.errors import EdenConfigError, EdenTypeError
+from eden.formats import FORMATS, Granularity, IntFormat, QuantScheme, StorageFormat, get_format
+
+SCHEMES = tuple(s.value for s in QuantScheme)
+
+
+def numeric_formats() -> dict[str, StorageFormat]:
+    """The registered formats usable as DNN numeric formats, by name (e.g. for a CLI's choices)."""
+    return {name: f for name, f in FORMATS.items() if f.numeric}
+
+
+def _torch_dtype(fmt: StorageFormat) -> torch.dtype:
+    return getattr(torch, fmt.torch_dtypes[0])
+
+
+class _FloatDtypes(Mapping):
+    """Numeric float format name -> the torch dtype its values are stored as (live registry view)."""
+
+    def __getitem__(self, name: str) -> torch.dtype:
+        fmt = FORMATS.get(name)
+        if fmt is None or not (fmt.numeric and fmt.is_float):
+            raise KeyError(name)
+        return _torch_dtype(fmt)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n, f in numeric_formats().items() if f.is_float])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+FLOAT_FORMATS: Mapping[str, torch.dtype] = _FloatDtypes()
+#: Granularities some registered numeric format supports, in :class:`Granularity` order.
+GRANULARITIES = tuple(g.value for g in Granularity
+                      if any(g in f.granularities for f in numeric_formats().values()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,46 +95,55 @@ class NumericFormat:
     """How one data type is stored in DRAM.
 
     Attributes:
-        name: fp32, fp16, bf16, int16, int8 or int4.
-        scheme: symmetric or affine (integer formats only).
-        granularity: tensor or channel (integer formats only).
+        name: a registered numeric format (:func:`numeric_formats`): fp32, fp16, bf16,
+            int16, int8, int4.
+        scheme: a :class:`~eden.formats.QuantScheme` or its string, symmetric or affine
+            (integer formats only).
+        granularity: a :class:`~eden.formats.Granularity` or its string, one the format
+            supports: tensor or channel (integer formats only).
     """
 
     name: str = "fp32"
-    scheme: str = "symmetric"
-    granularity: str = "tensor"
+    scheme: QuantScheme = QuantScheme.SYMMETRIC
+    granularity: Granularity = Granularity.TENSOR
 
     def __post_init__(self):
-        known = (*FLOAT_FORMATS, *INT_FORMATS)
+        known = numeric_formats()
         if self.name not in known:
-            close = difflib.get_close_matches(str(self.name), known, n=2)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise ValueError(f"unknown numeric format {self.name!r}{hint}; known: {', '.join(known)}")
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"unknown quantization scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(f"unknown quantization granularity {self.granularity!r}; "
-                             f"known: {', '.join(GRANULARITIES)}")
-        if self.is_float and (self.scheme, self.granularity) != ("symmetric", "tensor"):
-            raise ValueError(f"{self.name} is a float format: quantization options do not apply")
+            raise unknown_name("numeric format", self.name, known)
+        try:
+            object.__setattr__(self, "scheme", QuantScheme(self.scheme))
+        except ValueError:
+            raise unknown_name("quantization scheme", self.scheme, SCHEMES) from None
+        try:
+            object.__setattr__(self, "granularity", Granularity(self.granularity))
+        except ValueError:
+            raise unknown_name("quantization granularity", self.granularity, GRANULARITIES) from None
+        if self.is_float:
+            if (self.scheme, self.granularity) != (QuantScheme.SYMMETRIC, Granularity.TENSOR):
+                raise EdenConfigError(f"{self.name} is a float format: quantization options do not apply")
+        elif self.granularity not in self.storage.granularities:
+            raise EdenConfigError(f"{self.name} quantizes per "
+                                  f"{' or '.join(g.value for g in self.storage.granularities)}, "
+                                  f"not per {self.granularity.value}")
 
     @classmethod
-    def parse(cls, spec: "str | NumericFormat") -> "NumericFormat":
+    def parse(cls, spec: str | NumericFormat) -> NumericFormat:
         """``"int8"``, ``"int8:affine"``, ``"int4:symmetric,channel"``, ``"bf16"``."""
         if isinstance(spec, NumericFormat):
             return spec
         if not isinstance(spec, str):
-            raise TypeError(f"a numeric format is a string like 'int8:affine,channel', got {spec!r}")
+            raise EdenTypeError(f"a numeric format is a string like 'int8:affine,channel', got {spec!r}")
         name, _, opts = spec.strip().partition(":")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for opt in filter(None, (o.strip() for o in opts.split(","))):
             if opt in SCHEMES:
                 kwargs["scheme"] = opt
             elif opt in GRANULARITIES:
                 kwargs["granularity"] = opt
             else:
-                raise ValueError(f"unknown option {opt!r} in numeric format {spec!r}; options: "
-                                 f"{', '.join(SCHEMES + GRANULARITIES)}")
+                raise EdenConfigError(f"unknown option {opt!r} in numeric format {spec!r}; options: "
+                                      f"{', '.join(SCHEMES + GRANULARITIES)}")
         return cls(name.strip(), **kwargs)
 
     def __str__(self) -> str:
@@ -107,15 +152,18 @@ class NumericFormat:
         return f"{self.name}:{self.scheme},{self.granularity}"
 
     @property
+    def storage(self) -> StorageFormat:
+        """The registered storage format (bit layout, packing, plausible values)."""
+        return get_format(self.name)
+
+    @property
     def is_float(self) -> bool:
-        return self.name in FLOAT_FORMATS
+        return self.storage.is_float
 
     @property
     def bits(self) -> int:
         """Stored bits per value."""
-        if self.is_float:
-            return torch.finfo(FLOAT_FORMATS[self.name]).bits
-        return INT_FORMATS[self.name][0]
+        return self.storage.bits
 
     def storage_bytes(self, numel: int) -> int:
         """Bytes one tensor of ``numel`` values occupies in DRAM (metadata excluded)."""
@@ -131,46 +179,54 @@ class NumericFormat:
                 feature maps); per-tensor when None or ``x`` has fewer dims.
         """
         if not torch.is_floating_point(x):
-            raise TypeError(f"numeric formats encode float tensors, got {x.dtype}")
+            raise EdenTypeError(f"numeric formats encode float tensors, got {x.dtype}")
         x = x.detach()
-        if self.is_float:
-            return Encoded(x.to(FLOAT_FORMATS[self.name]).contiguous().clone()
-                           if x.dtype == FLOAT_FORMATS[self.name] else
-                           x.to(FLOAT_FORMATS[self.name]).contiguous(),
+        fmt = self.storage
+        if fmt.is_float:
+            dt = _torch_dtype(fmt)
+            return Encoded(x.to(dt).contiguous().clone() if x.dtype == dt else x.to(dt).contiguous(),
                            None, None, tuple(x.shape), x.dtype)
-        bits, code_dtype = INT_FORMATS[self.name]
+        fmt = cast(IntFormat, fmt)
         xf = x.float()
-        per_channel = self.granularity == "channel" and channel_axis is not None and xf.dim() > channel_axis
+        per_channel = (self.granularity is Granularity.CHANNEL and channel_axis is not None
+                       and xf.dim() > channel_axis)
         if per_channel:
             dims = [d for d in range(xf.dim()) if d != channel_axis]
             lo = xf.amin(dim=dims, keepdim=True) if dims else xf
             hi = xf.amax(dim=dims, keepdim=True) if dims else xf
         else:
             lo, hi = xf.min().reshape(1), xf.max().reshape(1)
-        qmax = 2 ** (bits - 1) - 1
-        if self.scheme == "symmetric":
+        qmin, qmax = fmt.code_range(self.scheme)
+        if self.scheme is QuantScheme.SYMMETRIC:
             scale = torch.maximum(lo.abs(), hi.abs()) / qmax
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
             zero = None
-            q = torch.clamp(torch.round(xf / scale), -qmax, qmax)
+            q = torch.clamp(torch.round(xf / scale), qmin, qmax)
         else:
-            qmin = -qmax - 1
             lo = torch.minimum(lo, torch.zeros_like(lo))  # 0 must be exact
             hi = torch.maximum(hi, torch.zeros_like(hi))
             scale = (hi - lo) / (qmax - qmin)
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
             zero = torch.clamp(qmin - torch.round(lo / scale), qmin, qmax)
             q = torch.clamp(torch.round(xf / scale) + zero, qmin, qmax)
-        codes = q.to(code_dtype).contiguous()
-        storage = _pack_int4(codes) if self.name == "int4" else codes
+        codes = q.to(getattr(torch, fmt.code_dtype)).contiguous()
+        if fmt.values_per_word > 1:  # packed: pad to whole words with code 0 (never read back)
+            flat = codes.reshape(-1)
+            pad = -flat.numel() % fmt.values_per_word
+            storage = fmt.pack(torch.cat([flat, flat.new_zeros(pad)]) if pad else flat, check=False)
+        else:
+            storage = codes
         return Encoded(storage, scale, zero, tuple(x.shape), x.dtype)
 
     def decode(self, enc: Encoded, out: torch.Tensor | None = None) -> torch.Tensor:
         """Values from (possibly corrupted) storage; into ``out`` when given."""
-        if self.is_float:
+        fmt = self.storage
+        if fmt.is_float:
             vals = enc.storage.reshape(enc.shape).to(enc.dtype)
         else:
-            codes = _unpack_int4(enc.storage, math.prod(map(int, enc.shape))) if self.name == "int4" else enc.storage
+            fmt = cast(IntFormat, fmt)
+            codes = (fmt.unpack(enc.storage, math.prod(map(int, enc.shape))) if fmt.values_per_word > 1
+                     else enc.storage)
             q = codes.reshape(enc.shape).float()
             if enc.zero_point is not None:
                 q = q - enc.zero_point
@@ -179,22 +235,6 @@ class NumericFormat:
             return vals
         out.copy_(vals)
         return out
-
-
-def _pack_int4(codes: torch.Tensor) -> torch.Tensor:
-    flat = codes.reshape(-1)
-    if flat.numel() % 2:
-        flat = torch.cat([flat, flat.new_zeros(1)])
-    u = (flat.to(torch.int16) & 0xF).to(torch.uint8)
-    return (u[0::2] | (u[1::2] << 4)).contiguous()
-
-
-def _unpack_int4(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    p = packed.reshape(-1)
-    lo = (p & 0xF).to(torch.int8)
-    hi = (p >> 4).to(torch.int8)
-    out = torch.stack([lo, hi], dim=1).reshape(-1)[:numel]
-    return torch.where(out > 7, out - 16, out)
 
 
 def numeric_format(spec) -> NumericFormat:

@@ -44,7 +44,7 @@ def run_demo(seed: int = 0, ber: float = 1e-3) -> list[dict]:
     import torch
 
     from eden.errormodels.model import ErrorModel
-    from eden.formats.storage import pack_int4, unpack_int4
+    from eden.formats import pack_int4, unpack_int4
     from eden.engine.ops import inject_
 
     w = _layer_weight(seed)

@@ -161,7 +161,7 @@ def test_unknown_datatype_lists_close_matches(lenet):
 def test_bad_configs():
     with pytest.raises(ValueError, match="float formats"):
         DataTypeConfig("em0:p=1e-3", "int8", "zero")
-    with pytest.raises(ValueError, match="did you mean int8"):
+    with pytest.raises(ValueError, match="did you mean 'int8'"):
         NumericFormat.parse("imt8")
     with pytest.raises(ValueError, match="unknown correction"):
         DataTypeConfig(None, "fp32", "round")

@@ -3,7 +3,7 @@
 No GPU needed, only nvcc (on PATH on the CI machine). ``cuda_host_driver.cu``
 runs the kernels' per-thread bodies lane by lane on the CPU, with the launch's
 lane -> tile mapping and generator scratch layout, and this test feeds them the
-arguments that ``eden/_engine/gpu.py`` passes to the kernels. The last test runs
+arguments that ``eden/engine/backends/cuda.py`` (``gpu``) passes to the kernels. The last test runs
 ``gpu.py`` itself (inject, correction, log readback, undo) with NumPy standing in
 for CuPy and these host kernels for its RawKernels, against the CPU backend. What
 this cannot check is what only a GPU runs: the launch itself, the CuPy/DLPack
@@ -20,12 +20,11 @@ import numpy as np
 import pytest
 
 from eden import ErrorModel
+from eden.core.resources import resource_dir
+from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap, DramOrganization
 from eden.engine import rng
 from eden.engine.backends import reference
 from eden.engine.plan import compile_plan
-from eden.dram.address import AddressMap, DramOrganization
-from eden.engine.ops import DEFAULT_ADDRESS_MAP
-from eden.core.resources import resource_dir
 
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
@@ -200,7 +199,7 @@ def test_detects_a_wrong_key(lib):
 
 # --------------------------------------------------- gpu.py's glue, on the host
 class _HostCupy:
-    """Just enough of CuPy for eden/_engine/gpu.py, on NumPy arrays: anything not
+    """Just enough of CuPy for eden/engine/backends/cuda.py, on NumPy arrays: anything not
     defined here is NumPy's function of the same name."""
 
     class cuda:  # noqa: N801 (CuPy's name)
@@ -273,8 +272,8 @@ def test_gpu_module_glue_matches_cpu_backend(host_gpu, monkeypatch, name, scratc
     tensor, log and correction counts (float32 with zero correction, float16 with clamp)."""
     import torch
 
-    from eden.formats.storage import format_of
-    from eden.engine.ops import Correction, finite_range, inject_
+    from eden.engine.ops import finite_range, inject_
+    from eden.formats import format_of
 
     if scratch_bytes is not None:
         monkeypatch.setattr(host_gpu, "_SCRATCH_BYTES", scratch_bytes)
@@ -290,7 +289,7 @@ def test_gpu_module_glue_matches_cpu_backend(host_gpu, monkeypatch, name, scratc
                             address_map=DEFAULT_ADDRESS_MAP)
         if scratch_bytes is not None:  # launches of 1-2 tiles each
             assert plan.n_tiles > max(1, scratch_bytes // (4 * 6 * plan.n_subpasses))
-        low, high = finite_range(x)
+        low, high = fmt.plausible_bounds(*finite_range(x))  # as inject_ passes them
         words, idx, mask, off, cnt = host_gpu.inject(plan, flat, fmt)
         with np.errstate(invalid="ignore"):  # NumPy (not CuPy) warns when casting NaN
             n_bad, delta = host_gpu.correct(words, idx, mask, off, cnt, fmt, mode, low, high)

@@ -1,10 +1,14 @@
 """inject_ contract: bad input -> one clear error and the input untouched."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from eden import AddressMap, Correction, DramOrganization, ErrorModel, inject_
+from eden import AddressMap, Correction, DramOrganization, EdenConfigError, EdenError, ErrorModel, inject_
+from eden.engine.correct import CorrectionMode
+from eden.errors import EdenTypeError
 
 
 def _raw(t):
@@ -38,17 +42,63 @@ def test_unsupported_dtype_and_noncontiguous():
         inject_([1.0, 2.0], "em0:p=0.5")
 
 
-@pytest.mark.parametrize("kwargs, err", [
-    ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"access": -2}, "access"),
-    ({"base_address": 2}, "multiple of the element size"), ({"backend": "tpu"}, "unknown backend"),
-    ({"correction": "round"}, "unknown correction"),
+@pytest.mark.parametrize("kwargs, exc, err", [
+    ({"seed": -1}, EdenConfigError, "seed must be an integer >= 0"), ({"seed": 1.5}, EdenTypeError, "seed"),
+    ({"access": -2}, EdenConfigError, "access"),
+    ({"base_address": 2}, EdenConfigError, "multiple of the element size"),
+    ({"backend": "tpu"}, EdenConfigError, r"unknown backend 'tpu'; known: auto, cpu, cuda, reference"),
+    ({"backend": "cpus"}, EdenConfigError, "did you mean 'cpu'"),
+    ({"backend": "cuda"}, EdenConfigError, r"injects into tensors on cuda.*tensor.to\('cuda'\)"),
+    ({"correction": "round"}, EdenConfigError, "unknown correction 'round'; known: clamp, none, zero"),
 ])
-def test_bad_arguments(kwargs, err):
+def test_bad_arguments(kwargs, exc, err):
     x = torch.randn(64)
     before = _raw(x)
-    with pytest.raises(ValueError, match=err):
+    with pytest.raises(exc, match=err):
         inject_(x, "em0:p=0.5", **kwargs)
     assert torch.equal(_raw(x), before)
+
+
+def test_cuda_without_cupy_is_one_clear_error(monkeypatch):
+    """No CuPy: the CUDA backend says how to get it and how to force the CPU path."""
+    from eden.engine import contract
+    from eden.engine.backends import cuda
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError
+    monkeypatch.setattr(cuda, "_READY", [])
+    with pytest.raises(contract.BackendUnavailableError, match=r"install eden\[cuda\].*tensor.cpu\(\)") as info:
+        contract.select("auto", "cuda")
+    assert isinstance(info.value, EdenError) and isinstance(info.value, RuntimeError)
+    with pytest.raises(EdenConfigError, match="no registered backend injects into tensors on mps"):
+        contract.select("auto", "mps")
+
+
+def test_auto_picks_by_device_and_numba_switch(monkeypatch):
+    x = torch.randn(4096)
+    y = x.clone()
+    assert inject_(x, "em0:p=1e-2", seed=1).backend == "cpu"
+    monkeypatch.setenv("EDEN_DISABLE_NUMBA", "1")
+    log = inject_(y, "em0:p=1e-2", seed=1)
+    assert log.backend == "reference" and torch.equal(_raw(x), _raw(y))
+
+
+def test_every_backend_implements_every_op():
+    from eden.engine import contract
+
+    names = contract.backend_names()
+    assert names[0] == "auto" and {"cpu", "reference", "cuda"} <= set(names)
+    missing = [(op.value, b) for b in names[1:] for op in contract.Op if (op, b) not in contract._KERNELS]
+    assert not missing
+
+
+def test_correction_modes_are_a_str_enum():
+    assert Correction("zero").mode is CorrectionMode.ZERO and Correction("zero").mode == "zero"
+    assert str(CorrectionMode.CLAMP) == "clamp" and f"{CorrectionMode.NONE}" == "none"
+    x = torch.randn(1 << 12)
+    y = x.clone()
+    a = inject_(x, "em0:p=0.02", seed=2, correction=CorrectionMode.ZERO)
+    b = inject_(y, "em0:p=0.02", seed=2, correction="zero")
+    assert a.n_corrected == b.n_corrected > 0 and torch.equal(_raw(x), _raw(y))
 
 
 def test_tensor_that_does_not_fit():
@@ -126,8 +176,10 @@ def test_plausible_range_checks():
     assert Correction("clamp", (0, 3)).plausible == (0.0, 3.0)
     with pytest.raises(ValueError, match="low <= high"):
         Correction("zero", (3.0, 1.0))
-    with pytest.raises(ValueError, match="finite and >= 0"):
+    with pytest.raises(ValueError, match="correction bound must be a number >= 0"):
         Correction("zero", -1.0)
+    with pytest.raises(ValueError, match="plausible high must be a number and finite"):
+        Correction("zero", (0.0, float("inf")))
     with pytest.raises(TypeError, match="plausible must be"):
         Correction("zero", "wide")
 

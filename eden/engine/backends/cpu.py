@@ -12,17 +12,22 @@ numba is compiled lazily on first use (``import eden`` stays light). All
 floating-point steps are separate IEEE operations (no ``fastmath``), so the
 results equal the NumPy oracle bit for bit. The weak-line maps of em1/em2
 (``weak_bitlines``, ``weak_wordlines``) have numba versions here too, equal to
-``reference.py``'s.
+``reference.py``'s. Registered as the ``cpu`` backend (``auto``'s choice for CPU tensors
+unless ``EDEN_DISABLE_NUMBA`` is set) at the end of this module.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import sys
 
 import numpy as np
 
 from eden.engine import rng
+from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
+from eden.engine.correct import correct_segments
 from eden.engine.plan import (STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53,
                                Plan, _fixed_bands)
 
@@ -261,3 +266,23 @@ def weak_wordlines(seed: int, component: int, fraction: float, row_id: np.ndarra
     kernels().weak_rows(np.uint32(k0), np.uint32(k1), row_id, np.uint32(STREAM_WORDLINES), np.uint64(thr),
                         out)
     return out
+
+
+# ------------------------------------------------------------ the backend
+def numba_disabled() -> bool:
+    """EDEN_DISABLE_NUMBA set (not "" or "0"): ``auto`` uses the NumPy oracle instead."""
+    return os.environ.get("EDEN_DISABLE_NUMBA", "") not in ("", "0")
+
+
+register_backend("cpu", device="cpu", auto_rank=1, usable=lambda: not numba_disabled(),
+                 weak_lines=sys.modules[__name__])
+
+
+@register_kernel(Op.INJECT, "cpu")
+def _inject(plan: Plan, words: np.ndarray, fmt):
+    return (words, *inject(plan, words))
+
+
+register_kernel(Op.XOR_LOG, "cpu")(xor_segments)
+register_kernel(Op.CORRECT, "cpu")(functools.partial(correct_segments, np))
+register_kernel(Op.READ_LOG, "cpu")(host_read_log)

@@ -8,6 +8,9 @@ Flow of ``inject``: upload the plan (one host-to-device copy), count the
 (word, mask) entries of every tile, scan the counts, emit the entries at the
 scanned offsets, then XOR the words. Both generation passes only read the
 tensor, so data-dependent acceptance always sees the original bits.
+
+Registered as the ``cuda`` backend (CUDA tensors) when eden's engine loads; CuPy is imported
+and checked only when a CUDA tensor is injected.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import contextlib
 import numpy as np
 
 from eden.engine import rng
+from eden.engine.contract import BackendUnavailableError, Op, register_backend, register_kernel
+from eden.engine.correct import correct_segments
 from eden.engine.plan import Plan
+from eden.errors import EdenConfigError
 
 _WORD_CTYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int"}
 _INDEX_CTYPES = {4: "int", 8: "long long"}
@@ -39,21 +45,35 @@ def _name_expressions() -> list[str]:
 
 
 def _cupy():
-    """CuPy, or a RuntimeError that says what to do."""
+    """CuPy, or a BackendUnavailableError that says what to do."""
     try:
         import cupy
     except ImportError as exc:
-        raise RuntimeError("eden's CUDA backend needs CuPy: install eden[cuda] (cupy-cuda12x/13x) or "
-                           "move the tensor to the CPU (tensor.cpu()) before injecting") from exc
+        raise BackendUnavailableError("eden's CUDA backend needs CuPy: install eden[cuda] (cupy-cuda12x/13x) "
+                                      "or move the tensor to the CPU (tensor.cpu()) before injecting") from exc
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken
-        raise RuntimeError(f"eden's CUDA backend found no usable CUDA device ({exc}); install eden[cuda] "
-                           f"(cupy-cuda12x/13x) matching your driver or move the tensor to the CPU") from exc
+        raise BackendUnavailableError(f"eden's CUDA backend found no usable CUDA device ({exc}); install "
+                                      f"eden[cuda] (cupy-cuda12x/13x) matching your driver or move the tensor "
+                                      f"to the CPU (tensor.cpu())") from exc
     if n == 0:
-        raise RuntimeError("eden's CUDA backend found no CUDA device: install eden[cuda] "
-                           "(cupy-cuda12x/13x) on a GPU machine or move the tensor to the CPU")
+        raise BackendUnavailableError("eden's CUDA backend found no CUDA device: install eden[cuda] "
+                                      "(cupy-cuda12x/13x) on a GPU machine or move the tensor to the CPU "
+                                      "(tensor.cpu())")
     return cupy
+
+
+_READY: list[bool] = []  # one True once CuPy and a device were found
+
+
+def _require() -> None:
+    if not _READY:
+        _cupy()
+        _READY.append(True)
+
+
+register_backend("cuda", device="cuda", require=_require)
 
 
 def _module(device_id: int):
@@ -120,6 +140,7 @@ def _upload(cupy, arrays):
     return [dev[o:o + b.nbytes].view(b.dtype) for o, b in zip(offsets, host)]
 
 
+@register_kernel(Op.INJECT, "cuda")
 def inject(plan: Plan, flat, fmt):
     """Flip the CUDA tensor ``flat`` (a flat uint8 view of its storage) per ``plan``.
 
@@ -130,10 +151,11 @@ def inject(plan: Plan, flat, fmt):
     """
     device_id = int(flat.device.index if flat.device.index is not None else 0)
     wdt = np.dtype(fmt.word)
-    if wdt.itemsize * 8 != plan.word_bits:
-        raise ValueError(f"internal error: plan word_bits {plan.word_bits} != {wdt} words")
+    if wdt.itemsize not in _WORD_CTYPES:
+        raise EdenConfigError(f"the CUDA backend flips 8-, 16- and 32-bit words, not {fmt.name}'s {wdt}: "
+                              "inject on the CPU (tensor.cpu())")
     if plan.row_bits >= 2**31:
-        raise ValueError(f"rows of {plan.row_bits} bits are too long for the CUDA backend (< 2**31)")
+        raise EdenConfigError(f"rows of {plan.row_bits} bits are too long for the CUDA backend (< 2**31)")
     with _on_device(device_id) as cupy:
         words = _as_cupy(cupy, flat).view(wdt)
         n_words = int(words.size)
@@ -189,6 +211,7 @@ def inject(plan: Plan, flat, fmt):
         return words, idx, mask, off, np.array([n], np.int64)
 
 
+@register_kernel(Op.XOR_LOG, "cuda")
 def xor_segments(words, idx, mask, off, cnt) -> None:
     """words[idx] ^= mask over every segment (undo / redo: XOR is its own inverse)."""
     device_id = _device_of(words)
@@ -211,6 +234,7 @@ def _segments(cupy, a, off, cnt):
     return cupy.concatenate(parts)
 
 
+@register_kernel(Op.READ_LOG, "cuda")
 def to_host_flat(idx, mask, off, cnt):
     """(idx int64, mask) of all log entries as NumPy arrays, sorted by word index."""
     device_id = _device_of(idx)
@@ -222,59 +246,9 @@ def to_host_flat(idx, mask, off, cnt):
     return i.astype(np.int64), m
 
 
+@register_kernel(Op.CORRECT, "cuda")
 def correct(words, idx, mask, off, cnt, fmt, mode, low, high) -> tuple[int, int]:
-    """``eden.engine.ops._correct`` on the device: same values, same log update.
-
-    Implausible (NaN, infinite or outside [low, high], float32 bounds)
-    corrupted values among the touched words become 0 (``zero``) or the nearer
-    end of the range (``clamp``; NaN -> 0 clamped into the range); their log
-    masks become original ^ corrected so ``undo()`` stays exact. Returns (values
-    corrected, bits the errors flipped minus bits that differ now), as the CPU path.
-    """
-    from eden.engine.ops import _float_bits, popcount
-
-    wdt = np.dtype(words.dtype)
-    # The CPU path compares float32 values with float32 bounds; in double here, exact for both.
-    lo_cmp, hi_cmp = float(np.float32(low)), float(np.float32(high))
-    nan_to = min(max(np.float32(0), np.float32(low)), np.float32(high))
-    # Replacement bits: 0, high, low and the NaN value in the format (host-side, as the CPU path).
-    zero_bits, high_bits, low_bits, nan_bits = (int(x) for x in _float_bits(
-        np.array([0.0, high, low, nan_to], np.float32), fmt))
-    device_id = _device_of(words)
-    with _on_device(device_id) as cupy:
-        sel_idx = _segments(cupy, idx, off, cnt)
-        if sel_idx.size == 0:
-            return 0, 0
-        # entry positions in the log arrays (for the mask update)
-        pos = cupy.concatenate([cupy.arange(o, o + c, dtype=np.int64) for o, c in
-                                zip(np.asarray(off).tolist(), np.asarray(cnt).tolist())])
-        widx = sel_idx.astype(np.int64)
-        cur = words[widx]
-        if fmt.name == "fp32":
-            vals = cur.view(np.float32)
-        elif fmt.name == "fp16":
-            vals = cur.view(np.float16).astype(np.float32)
-        elif fmt.name == "bf16":
-            vals = (cur.astype(np.uint32) << np.uint32(16)).view(np.float32)
-        else:
-            raise ValueError(f"correction applies to float formats, not {fmt.name}")
-        v64 = vals.astype(np.float64)
-        bad = ~cupy.isfinite(v64) | (v64 < lo_cmp) | (v64 > hi_cmp)
-        sel = cupy.nonzero(bad)[0]
-        n_bad = int(sel.size)
-        if n_bad == 0:
-            return 0, 0
-        vb = v64[sel]
-        if mode == "zero":
-            new_bits = cupy.full(n_bad, zero_bits, dtype=wdt)
-        else:  # clamp: above the range (or +inf) -> high, below (or -inf) -> low, NaN -> nan_to
-            new_bits = cupy.full(n_bad, low_bits, dtype=wdt)
-            new_bits[vb > hi_cmp] = high_bits
-            new_bits[cupy.isnan(vb)] = nan_bits
-        old_bits = cur[sel]
-        words[widx[sel]] = new_bits
-        mpos = pos[sel]
-        before = popcount(cupy.asnumpy(mask[mpos]))
-        mask[mpos] = mask[mpos] ^ (old_bits ^ new_bits)
-        delta = before - popcount(cupy.asnumpy(mask[mpos]))
-    return n_bad, delta
+    """The correction on the device (:func:`eden.engine.correct.correct_segments` with CuPy):
+    the same values and log update as the CPU path."""
+    with _on_device(_device_of(words)) as cupy:
+        return correct_segments(cupy, words, idx, mask, off, cnt, fmt, mode, low, high)

@@ -2,14 +2,19 @@
 
 Written for clarity, vectorized across rows: every candidate of every sub-pass
 is generated, filtered, and the union is taken with ``np.unique``. The fast
-backends (numba, CUDA) must return exactly the same (word, mask) lists.
+backends (numba, CUDA) must return exactly the same (word, mask) lists. Registered as the
+``reference`` backend at the end of this module.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from eden.engine import rng
+from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
+from eden.engine.correct import correct_segments
 from eden.engine.plan import (STREAM_BITLINES, STREAM_CELLS, STREAM_WORDLINES, TAG_BITLINE,
                                TAG_WORDLINE, TWO53, Plan, _fixed_bands)
 
@@ -185,3 +190,27 @@ def sample_flips(plan: Plan, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     uw, start = np.unique(widx, return_index=True)
     masks = np.bitwise_or.reduceat(m, start) if len(m) else m
     return uw.astype(np.int64), masks.astype(udt)
+
+
+# ------------------------------------------------------------ the backend
+# The oracle as a backend (``backend="reference"``): CPU tensors; ``auto`` takes it only when
+# numba is disabled (EDEN_DISABLE_NUMBA).
+register_backend("reference", device="cpu", auto_rank=0)
+
+
+@register_kernel(Op.INJECT, "reference")
+def inject(plan: Plan, words: np.ndarray, fmt):
+    """The oracle's flips, XORed into ``words``; the log is one segment."""
+    idx, mask = sample_flips(plan, words)
+    words[idx] ^= mask
+    return words, idx, mask, np.zeros(1, np.int64), np.array([len(idx)], np.int64)
+
+
+@register_kernel(Op.XOR_LOG, "reference")
+def xor_log(words: np.ndarray, idx, mask, off, cnt) -> None:
+    i, m = host_read_log(idx, mask, off, cnt)
+    words[i] ^= m
+
+
+register_kernel(Op.CORRECT, "reference")(functools.partial(correct_segments, np))
+register_kernel(Op.READ_LOG, "reference")(host_read_log)

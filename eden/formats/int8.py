@@ -1,0 +1,10 @@
+"""int8: 8-bit two's complement codes."""
+
+import numpy as np
+
+from eden.formats.base import IntFormat
+from eden.formats.registry import register_format
+
+INT8 = register_format(IntFormat(
+    "int8", np.dtype(np.uint8), 8, numpy_dtypes=("int8",), torch_dtypes=("int8",), numeric=True,
+    description="8-bit integer codes"))
