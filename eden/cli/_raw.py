@@ -1,4 +1,8 @@
-"""`eden raw import`: published DRAM characterization data -> an eden raw file (docs/raw-format.md)."""
+"""`eden raw import`: published DRAM characterization data -> an eden raw file (docs/raw-format.md).
+
+The importer registry (``eden.dram.importers``) loads numpy and h5py, so it is read only when
+this command parses its arguments or prints its help: other commands start without it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,35 @@ import click
 
 from eden.cli import main
 from eden.cli._common import fail
-from eden.dram.importers import IMPORTERS
+
+
+def _importers() -> dict:
+    from eden.dram.importers import IMPORTERS
+
+    return IMPORTERS
+
+
+class _ImporterChoice(click.Choice):
+    """``click.Choice`` over the registered importer names, read from the registry when first needed."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self):
+        return tuple(sorted(_importers()))
+
+    @choices.setter
+    def choices(self, value) -> None:  # click's __init__ assigns; the registry is the source
+        pass
+
+
+class _ImportCommand(click.Command):
+    """Lists every importer with its one-line summary after the options in ``--help``."""
+
+    def format_epilog(self, ctx, formatter) -> None:
+        with formatter.section("Importers"):
+            formatter.write_dl([(name, imp.summary) for name, imp in sorted(_importers().items())])
 
 
 @main.group("raw")
@@ -16,12 +48,8 @@ def raw_group() -> None:
     """Raw DRAM characterization data (docs/raw-format.md)."""
 
 
-def _importers_help() -> str:
-    return "\n\n".join(f"{name}: {imp.summary}" for name, imp in sorted(IMPORTERS.items()))
-
-
-@raw_group.command("import", epilog="Importers:\n\n" + _importers_help())
-@click.argument("importer", type=click.Choice(sorted(IMPORTERS)))
+@raw_group.command("import", cls=_ImportCommand)
+@click.argument("importer", type=_ImporterChoice())
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Raw characterization file to write (.h5).")
@@ -36,7 +64,7 @@ def import_cmd(importer, src, output, force):
     if output.exists() and not force:
         fail(f"{output} exists; pass --force to overwrite it")
     try:
-        raw = IMPORTERS[importer](src)
+        raw = _importers()[importer](src)
         raw.save(output, overwrite=force)
     except (EdenError, FileExistsError, FileNotFoundError, IsADirectoryError) as exc:
         fail(str(exc))

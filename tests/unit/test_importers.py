@@ -116,3 +116,14 @@ def test_import_reproduces_the_shipped_raw_file(name, tmp_path):
         assert sorted(got) == sorted(want)
         for key in want:
             assert got[key] == want[key], key
+
+
+def test_the_cli_starts_without_the_registry():
+    # The registry loads numpy and h5py; `eden raw import` reads it only when it runs or prints help.
+    import subprocess
+    import sys
+
+    code = "import sys, eden.cli; print('eden.dram.importers' in sys.modules, 'h5py' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.split() == ["False", "False"]
