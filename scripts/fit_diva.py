@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fit eden error models to the DIVA reduced-latency data of DIMM A-10; write models and docs/fits.md.
 
-Reads ``error_models/raw/diva_ddr3_A10.h5`` (made by ``scripts/convert_diva.py``;
+Reads ``error_models/raw/diva_ddr3_A10.h5`` (made by ``eden raw import diva``;
 regenerated from ``--data`` into a temporary folder if absent), fits every
 identifiable model to each tRCD of DIMM A-10 with ``eden.dram.fit.fit`` (the same as
 ``eden errormodel fit``), and writes
@@ -32,16 +32,14 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # convert_diva
 try:
     import eden  # noqa: F401
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(REPO))
 
-import convert_diva
-
 from eden.core.io import write_text
 from eden.dram.fit import CI_METHOD, fit, save_fit
+from eden.dram.importers import diva
 from eden.dram.raw import load_raw
 
 FITS = (  # (test in the raw file, tRCD in ns)
@@ -49,7 +47,8 @@ FITS = (  # (test in the raw file, tRCD in ns)
     ("trcd10.0ns", 10.0),
     ("summary_trcd7.5ns_tras37.5ns_trp12.5ns", 7.5),
 )
-COMMAND = "python scripts/convert_diva.py && python scripts/fit_diva.py --force"
+COMMAND = ("eden raw import diva ../shared/data/diva-ddr3 -o error_models/raw/diva_ddr3_A10.h5 --force && "
+           "python scripts/fit_diva.py --force")
 
 
 def model_path(out_dir: Path, trcd: float) -> Path:
@@ -98,7 +97,7 @@ def render(results, raw_path: Path, facts, summaries) -> str:
            ("Data: the public data release of Lee et al., \"Design-Induced Latency Variation in Modern DRAM "
            "Chips\", SIGMETRICS 2017 (arXiv 1610.09604), DIMM A-10 (vendor A), converted to "
            f"`{raw_path.relative_to(REPO) if raw_path.is_relative_to(REPO) else raw_path.name}` by "
-           "`scripts/convert_diva.py` (format: [raw-format.md](raw-format.md)). Tested region: 8 banks x "
+           "`eden raw import diva` (format: [raw-format.md](raw-format.md)). Tested region: 8 banks x "
            "16384 rows x 8 KiB = 2^33 bits, each test two sweeps over it; tRAS 37.5 ns, tRP 12.5 ns, "
            "tWR 15 ns, refresh interval 256 ms. Records give the number of bit errors per 64-byte line "
            "(512 bitlines) per sweep: no bit position, no direction."), "",
@@ -206,7 +205,7 @@ def render(results, raw_path: Path, facts, summaries) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--raw", type=Path, default=REPO / "error_models" / "raw" / "diva_ddr3_A10.h5")
-    ap.add_argument("--data", type=Path, default=convert_diva.DEFAULT_DATA,
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "diva-ddr3",
                     help="diva-ddr3 folder, used only when --raw does not exist")
     ap.add_argument("--out", type=Path, default=REPO / "error_models", help="folder for the model files")
     ap.add_argument("--docs", type=Path, default=REPO / "docs" / "fits.md")
@@ -217,7 +216,7 @@ def main(argv=None) -> int:
         raw_path = args.raw
         if not raw_path.exists():
             raw_path = Path(tmp) / "diva_ddr3_A10.h5"
-            convert_diva.convert_a10(args.data).save(raw_path)
+            diva.A10(args.data).save(raw_path)
             print(f"{args.raw} not found: regenerated from {args.data}")
         raw = load_raw(raw_path)
         results, facts = [], []
@@ -229,7 +228,7 @@ def main(argv=None) -> int:
                 facts.append((trcd, data_facts(t, raw.organization)))
             path = model_path(args.out, trcd)
             provenance = {
-                "source": convert_diva.CITATION, "device": "DDR3 SO-DIMM A-10 (vendor A)",
+                "source": diva.CITATION, "device": "DDR3 SO-DIMM A-10 (vendor A)",
                 "raw_file": str(args.raw.relative_to(REPO)) if args.raw.is_relative_to(REPO) else args.raw.name,
                 "raw_test": name, "generator": "scripts/fit_diva.py", "report": "docs/fits.md",
                 "rates": "per bit per test sweep (each test: 2 sweeps over 2^33 bits)",

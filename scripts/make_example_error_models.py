@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -24,7 +25,6 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(REPO))
 
-from eden.errormodels import h5 as _h5  # noqa: E402
 from eden.errormodels.model import ErrorModel  # noqa: E402
 
 NOTE = ("Illustrative example shipped with eden; parameters are round numbers chosen to "
@@ -58,11 +58,17 @@ def provenance_for(description: str) -> dict:
 
 
 def _up_to_date(path: Path, model: ErrorModel, provenance: dict) -> bool:
+    """The file holds ``model`` with ``provenance`` (root attribute, docs/formats.md): no rewrite needed."""
+    import h5py
+
     if not path.is_file():
         return False
     try:
-        return (_h5.load_error_model(path) == model
-                and _h5.read_metadata(path)["provenance"] == provenance)
+        if ErrorModel.load(path) != model:
+            return False
+        with h5py.File(path, "r") as f:
+            stored = f.attrs.get("provenance")
+        return stored is not None and json.loads(stored) == provenance
     except ValueError:  # unreadable or invalid: rewrite it
         return False
 

@@ -24,5 +24,6 @@ from eden.cli import _dnn  # noqa: E402,F401
 from eden.cli import _deploy  # noqa: E402,F401
 from eden.cli import _run  # noqa: E402,F401
 from eden.cli import _retrain  # noqa: E402,F401
+from eden.cli import _raw  # noqa: E402,F401
 
 __all__ = ["main"]

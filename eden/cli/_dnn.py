@@ -143,7 +143,12 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @error_model_options
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
 @click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
-@click.option("--mode", type=click.Choice(["coarse", "fine", "both"]), default="both", show_default=True)
+@click.option("--mode", type=click.Choice(["coarse", "fine", "both", "leave-one-out"]), default="both",
+              show_default=True,
+              help="coarse/fine/both: tolerable BERs; leave-one-out: at --ber, every data type, each alone and all "
+                   "but each.")
+@click.option("--ber", type=click.FloatRange(min=0, max=0.5, min_open=True), default=None,
+              help="The BER of --mode leave-one-out (required there).")
 @click.option("--target-drop", type=float, default=1.0, show_default=True,
               help="Allowed accuracy drop in percentage points, in (0, 100).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds per BER point.")
@@ -161,18 +166,24 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
 @_library_errors
 def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction,
-                     mode,
+                     mode, ber,
                      target_drop, seeds, criterion, resolution, select, output, plot_path, force, progress,
                      as_json):
     """Find the tolerable BER of a model: coarse (all data types) and per data type.
 
     The error model (default em0) gives the *shape* of the errors; it is scaled to
     every BER tried. With --profile/--op, the shape of that operating point's model.
+    --mode leave-one-out --ber B explains a failure at one BER instead: accuracy with
+    every data type corrupted, each alone (its cost) and all but each (what leaving
+    it out saves).
     """
     from eden.workflows.characterize import characterize, plot_tolerance, save_tolerance, tolerance_table
 
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
+    if (ber is None) == (mode == "leave-one-out"):
+        raise click.BadParameter("--mode leave-one-out needs --ber, and --ber belongs to that mode only",
+                                 param_hint="--ber")
     for p in (output, plot_path):
         if p is not None and p.exists() and not force:
             fail(f"{p} exists; pass --force to overwrite it")
@@ -187,7 +198,7 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
     record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode,
                           target_drop_pp=target_drop, seeds=seeds, criterion=criterion,
                           resolution_decades=resolution, select=list(select) or None, model_id=model_id,
-                          data_id=data_spec, cache_path=cache, progress=progress, device=dev)
+                          data_id=data_spec, cache_path=cache, progress=progress, device=dev, ber=ber)
     save_tolerance(record, output, overwrite=force)
     if cache.exists():
         cache.unlink()

@@ -16,6 +16,12 @@ This assumes accuracy falls monotonically with BER, as it does in expectation.
 * fine: each data type alone (the others exact), then a joint check with every
   data type at its own tolerable BER; while the joint point fails, all BERs are
   backed off together by ``resolution_decades`` and checked again.
+* leave-one-out: no search. At one given ``ber``, which data types cost the
+  accuracy: every selected data type corrupted ("every"), each alone ("only":
+  its own cost) and all but each ("without": what leaving it out saves). The
+  fine mode asks for the highest BER each data type takes alone; this one
+  explains a failure at a given BER (e.g. why a retrained model misses its
+  target). Costs count from the model in the format without errors.
 
 Every evaluated point is stored in a cache file next to the output (when one is
 given), written atomically after each point, so an interrupted run resumes
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -35,16 +42,50 @@ from typing import Any
 from torch import nn
 
 from eden.core.io import read_json_record, write_json
+from eden.core.validate import check_number, unknown_name
 from eden._version import __version__
 from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate, selection
 from eden.errormodels.model import ErrorModel
 from eden.nn.evaluate import Estimate, Metric, estimate, evaluate
+from eden.errors import EdenConfigError, EdenDataError, EdenFileError
 from eden.nn.quant import NumericFormat
 
 TOLERANCE_FORMAT = "eden-tolerance"
 TOLERANCE_VERSION = 1
-CRITERIA = ("mean", "ci_low")
-MODES = ("coarse", "fine", "both")
+
+
+class Mode(str, enum.Enum):
+    """What :func:`characterize` measures (the value is the spelling accepted everywhere)."""
+
+    COARSE = "coarse"  # one tolerable BER for all data types
+    FINE = "fine"  # a tolerable BER per data type, then the joint check
+    BOTH = "both"  # coarse and fine
+    LEAVE_ONE_OUT = "leave-one-out"  # accuracy at one BER: every, each only, all but each
+
+
+class Criterion(str, enum.Enum):
+    """When a BER point passes: its mean accuracy, or its 95% CI's lower end, reaches the threshold."""
+
+    MEAN = "mean"
+    CI_LOW = "ci_low"
+
+
+MODES = tuple(m.value for m in Mode)
+CRITERIA = tuple(c.value for c in Criterion)
+
+
+def _mode(value) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise unknown_name("characterization mode", value, MODES) from None
+
+
+def _criterion(value) -> Criterion:
+    try:
+        return Criterion(value)
+    except ValueError:
+        raise unknown_name("criterion", value, CRITERIA) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,11 +126,14 @@ class _EvalCache:
             try:
                 data = json.loads(path.read_text())
             except (OSError, ValueError) as exc:
-                raise ValueError(f"cannot read characterization cache {path}: {exc}; delete it to start over")
+                raise EdenFileError(path, "/", f"cannot read this characterization cache ({exc}); delete it to "
+                                    "start over") from None
+            if not isinstance(data, dict):
+                raise EdenFileError(path, "/", "a characterization cache is a JSON object; delete it to start over")
             if data.get("header") != header:
                 diff = sorted(k for k in set(header) | set(data.get("header", {}))
                               if header.get(k) != data.get("header", {}).get(k))
-                raise ValueError(f"characterization cache {path} belongs to a different run (differs in "
+                raise EdenDataError(f"characterization cache {path} belongs to a different run (differs in "
                                  f"{', '.join(diff)}); delete it or choose another output")
             self.values = {k: float(v) for k, v in data.get("values", {}).items()}
 
@@ -120,7 +164,7 @@ class Characterizer:
     seeds: tuple[int, ...]
     target_drop: float  # accuracy points in [0, 1] units (0.01 = 1 percentage point)
     metric: Metric | str = "top1"
-    criterion: str = "mean"
+    criterion: Criterion | str = Criterion.MEAN
     resolution_decades: float = 0.1
     ber_min: float = 1e-9
     progress: bool = False
@@ -129,6 +173,7 @@ class Characterizer:
     reference: float | None = None  # accuracy the drop is counted from (default: the baseline)
 
     def __post_init__(self):
+        self.criterion = _criterion(self.criterion)
         self.names = [d.name for d in datatypes(self.model)]
         self.max_ber = min(0.5, self.error_model.scaled(1e18).expected_ber() * (1 - 1e-9))
         self.n_evals = 0
@@ -161,7 +206,7 @@ class Characterizer:
         return estimate(values)
 
     def passes(self, acc: Estimate) -> bool:
-        value = acc.mean if self.criterion == "mean" else acc.ci_low
+        value = acc.mean if self.criterion is Criterion.MEAN else acc.ci_low
         return value >= self.threshold - 1e-12
 
     def point(self, bers: dict[str, float]) -> tuple[Estimate, bool]:
@@ -204,33 +249,67 @@ class Characterizer:
 
     _bar = None
 
-    def run(self, mode: str = "both", select: Sequence[str] | None = None) -> dict:
-        """Coarse and/or fine-grained characterization; returns the tolerance record body."""
-        if mode not in MODES:
-            raise ValueError(f"unknown characterization mode {mode!r}; known: {', '.join(MODES)}")
+    def run(self, mode: Mode | str = Mode.BOTH, select: Sequence[str] | None = None,
+            ber: float | None = None) -> dict:
+        """Characterization in ``mode``; returns the tolerance record body.
+
+        ``ber`` is the BER of :attr:`Mode.LEAVE_ONE_OUT` (and only of that mode).
+        """
+        mode = _mode(mode)
+        if (ber is None) != (mode is not Mode.LEAVE_ONE_OUT):
+            raise EdenConfigError(f"ber is the BER of mode 'leave-one-out' (needed there, meaningless in other "
+                                  f"modes); got mode {mode.value!r} with ber {ber!r}")
+        if ber is not None:
+            ber = check_number("ber", ber, lo=0.0, hi=self.max_ber, lo_open=True)
         names = self.names if select is None else EmulationPlan.uniform(None, select=select).resolve(self.names)
         names = list(names)
         if not names:
             what = "the model has no data types" if select is None else \
                 f"select {list(selection(select))} leaves no data type of the model"
-            raise ValueError(f"{what} to characterize")
+            raise EdenConfigError(f"{what} to characterize")
         out: dict[str, Any] = {}
         if self.progress:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(desc="characterize", unit="point", leave=False)
         try:
-            if mode in ("coarse", "both"):
+            if mode in (Mode.COARSE, Mode.BOTH):
                 out["coarse"] = self.search(names, "all").to_dict()
-            if mode in ("fine", "both"):
+            if mode in (Mode.FINE, Mode.BOTH):
                 fine = {n: self.search([n], n) for n in names}
                 out["fine"] = {n: r.to_dict() for n, r in fine.items()}
                 out["joint"] = self.joint({n: r.tolerable_ber for n, r in fine.items()})
+            if mode is Mode.LEAVE_ONE_OUT:
+                out["leave_one_out"] = self.leave_one_out(names, ber)
         finally:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
         return out
+
+    def leave_one_out(self, names: Sequence[str], ber: float) -> dict:
+        """Accuracy at ``ber`` with every data type of ``names`` corrupted, each alone, and all but each.
+
+        Returns ``{"ber", "every": point, "datatypes": {name: {"only": point, "only_cost_pp",
+        "without": point, "without_saves_pp"}}}`` where a point is an accuracy estimate with
+        ``passed``; ``only_cost_pp`` = clean in format - only, ``without_saves_pp`` = without -
+        every, both in percentage points. With one data type, "without" corrupts nothing.
+        """
+        def at(selected: Sequence[str], label: str) -> dict:
+            acc, ok = self.point({n: ber for n in selected})
+            if self._bar is not None:
+                self._bar.set_postfix_str(f"{label}: {acc}")
+                self._bar.update(1)
+            return {"passed": ok, **acc.to_dict()}
+
+        every = at(names, "every")
+        rows = {}
+        for name in names:
+            only = at([name], f"only {name}")
+            without = at([n for n in names if n != name], f"without {name}")
+            rows[name] = {"only": only, "only_cost_pp": (self.baseline - only["mean"]) * 100,
+                          "without": without, "without_saves_pp": (without["mean"] - every["mean"]) * 100}
+        return {"ber": ber, "every": every, "datatypes": rows}
 
     def joint(self, bers: dict[str, float], max_steps: int = 60) -> dict:
         """All data types at their BERs together; back off all BERs until the target holds."""
@@ -248,13 +327,15 @@ class Characterizer:
 
 
 def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str | NumericFormat = "fp32",
-                 correction: str = "none", mode: str = "both", target_drop_pp: float = 1.0,
-                 seeds: Sequence[int] | int = 5, metric: Metric | str = "top1", criterion: str = "mean",
-                 resolution_decades: float = 0.1, ber_min: float = 1e-9, select: Sequence[str] | None = None,
-                 model_id: str = "model", data_id: str = "data", example_input=None,
-                 cache_path: str | Path | None = None, progress: bool = False, device=None,
-                 reference_accuracy: float | None = None) -> dict:
-    """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop.
+                 correction: str = "none", mode: Mode | str = Mode.BOTH, target_drop_pp: float = 1.0,
+                 seeds: Sequence[int] | int = 5, metric: Metric | str = "top1",
+                 criterion: Criterion | str = Criterion.MEAN, resolution_decades: float = 0.1,
+                 ber_min: float = 1e-9, select: Sequence[str] | None = None, model_id: str = "model",
+                 data_id: str = "data", example_input=None, cache_path: str | Path | None = None,
+                 progress: bool = False, device=None, reference_accuracy: float | None = None,
+                 ber: float | None = None) -> dict:
+    """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop,
+    or (``mode="leave-one-out"``) which data types cost the accuracy at one ``ber``.
 
     Args:
         model: the network (its parameters are restored exactly after every point).
@@ -263,10 +344,12 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
             scaled to each BER with ``ErrorModel.at_ber``.
         format: numeric format of every data type (e.g. "fp32", "int8").
         correction: implausible-value correction for float formats.
-        mode: "coarse", "fine" or "both".
+        mode: "coarse", "fine", "both" or "leave-one-out" (a :class:`Mode`; see the
+            module docstring). The record holds "coarse"; "fine" and "joint"; or
+            "leave_one_out" (see :meth:`Characterizer.leave_one_out`).
         target_drop_pp: allowed accuracy drop in percentage points, in (0, 100).
         seeds: device seeds per point (an int n means seeds 0..n-1).
-        criterion: "mean" or "ci_low" (see module docstring).
+        criterion: "mean" or "ci_low" (a :class:`Criterion`; see module docstring).
         resolution_decades: bisection stops when the bracket is this narrow (log10).
         ber_min: lowest BER tried; below it a data type counts as intolerant (0).
         select: data-type names/patterns to characterize (default: all).
@@ -278,28 +361,36 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
             from; default: the model's own accuracy in the format without bit
             errors. Give the original model's accuracy to characterize a
             retrained model against it (EDEN's baseline).
+        ber: the BER of mode "leave-one-out", in (0, the error model's highest
+            BER]; required there and refused in the other modes.
 
     Returns:
         The tolerance record (see :func:`save_tolerance`; ``format`` "eden-tolerance").
 
     Raises:
-        ValueError: target drop outside (0, 100), no seeds, an empty loader, bad
+        EdenConfigError (a ValueError): target drop outside (0, 100), no seeds,
+            unknown mode or criterion, ``ber`` missing or out of range, bad
             formats or error models.
+        EdenTypeError (a TypeError): a number of the wrong type.
+        EdenDataError (a ValueError): an empty loader.
+
+    Example:
+        >>> rec = characterize(model, loader, "em0:p=1e-3", mode="leave-one-out", ber=1e-3, seeds=3)
+        >>> rec["leave_one_out"]["datatypes"]["features.0.weight"]["only_cost_pp"]  # doctest: +SKIP
     """
-    if not (isinstance(target_drop_pp, (int, float)) and 0 < target_drop_pp < 100):
-        raise ValueError(f"target accuracy drop must be in (0, 100) percentage points, got {target_drop_pp!r}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; known: {', '.join(CRITERIA)}")
-    if not (resolution_decades > 0):
-        raise ValueError(f"resolution_decades must be > 0, got {resolution_decades!r}")
-    if not (0 < ber_min < 0.5):
-        raise ValueError(f"ber_min must be in (0, 0.5), got {ber_min!r}")
-    if reference_accuracy is not None and not (isinstance(reference_accuracy, (int, float))
-                                               and 0 < reference_accuracy <= 1):
-        raise ValueError(f"reference_accuracy must be an accuracy in (0, 1], got {reference_accuracy!r}")
+    target_drop_pp = check_number("target_drop_pp (the accuracy drop in percentage points)", target_drop_pp,
+                                  lo=0.0, hi=100.0, lo_open=True, hi_open=True)
+    mode, criterion = _mode(mode), _criterion(criterion)
+    resolution_decades = check_number("resolution_decades", resolution_decades, lo=0.0, lo_open=True)
+    ber_min = check_number("ber_min", ber_min, lo=0.0, hi=0.5, lo_open=True, hi_open=True)
+    reference_accuracy = check_number("reference_accuracy (an accuracy)", reference_accuracy, lo=0.0, hi=1.0,
+                                      lo_open=True, optional=True)
+    if (ber is None) != (mode is not Mode.LEAVE_ONE_OUT):
+        raise EdenConfigError(f"ber is the BER of mode 'leave-one-out' (needed there, meaningless in other "
+                              f"modes); got mode {mode.value!r} with ber {ber!r}")
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
     if not seeds:
-        raise ValueError("characterize needs at least one seed")
+        raise EdenConfigError("characterize needs at least one seed")
     em = ErrorModel.coerce(error_model)
     fmt = NumericFormat.parse(format)
     DataTypeConfig(None, fmt, correction)  # validates the combination
@@ -308,7 +399,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     if example_input is None:
         first = next(iter(loader), None)
         if first is None:
-            raise ValueError("the dataset yielded no batches; nothing to characterize")
+            raise EdenDataError("the dataset yielded no batches; nothing to characterize")
         example_input = first[0]
     device = device if device is not None else next(model.parameters()).device
     dts = datatypes(model, example_input.to(device))
@@ -318,9 +409,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
               "data": data_id}
     cache = _EvalCache(Path(cache_path) if cache_path else None, header)
     ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
-                       resolution_decades, ber_min, progress, cache, device,
-                       None if reference_accuracy is None else float(reference_accuracy))
-    body = ch.run(mode, select)
+                       resolution_decades, ber_min, progress, cache, device, reference_accuracy)
+    body = ch.run(mode, select, ber)
     fp32_clean = evaluate(model, loader, metric, device=device)
     record = {
         "format": TOLERANCE_FORMAT, "format_version": TOLERANCE_VERSION, "eden_version": __version__,
@@ -328,7 +418,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         "model": {"id": model_id, "fingerprint": header["model_fingerprint"],
                   "datatypes": [d.name for d in dts]},
         "data": {"id": data_id, "batch_size": batch},
-        "metric": header["metric"], "criterion": criterion, "target_drop_pp": float(target_drop_pp),
+        "metric": header["metric"], "criterion": criterion.value, "target_drop_pp": target_drop_pp,
         "error_model": em.to_spec(), "format_spec": str(fmt), "correction": correction, "seeds": list(seeds),
         "resolution_decades": resolution_decades, "ber_range": [ber_min, ch.max_ber],
         "select": ["*"] if select is None else list(selection(select)),
@@ -396,7 +486,19 @@ def tolerance_table(record: dict) -> str:
                          f"(accuracy {_acc(j['accuracy'])})")
         else:
             lines.append("joint check: never passed; no joint per-data-type BERs")
+    if "leave_one_out" in record:
+        lines += [""] + _leave_one_out_lines(record["leave_one_out"])
     return "\n".join(lines)
+
+
+def _leave_one_out_lines(loo: dict) -> list[str]:
+    lines = [f"leave-one-out at BER {loo['ber']:.3g}: every data type corrupted {_acc(loo['every'])}"
+             f"{'' if loo['every']['passed'] else ' (misses the target)'}",
+             f"{'data type':32s} {'only':>16s} {'cost pp':>8s} {'without':>16s} {'saves pp':>9s}"]
+    for name, r in loo["datatypes"].items():
+        lines.append(f"{name:32s} {_acc(r['only']):>16s} {r['only_cost_pp']:8.2f} {_acc(r['without']):>16s} "
+                     f"{r['without_saves_pp']:9.2f}")
+    return lines
 
 
 def _fmt_ber(b: float) -> str:
@@ -456,9 +558,10 @@ def tolerable_bers(record: dict, which: str = "joint") -> dict[str, float]:
         return {n: r["tolerable_ber"] for n, r in record["fine"].items()}
     if "coarse" in record:
         return {d["name"]: record["coarse"]["tolerable_ber"] for d in record["datatypes"]}
-    raise ValueError("tolerance record has neither fine nor coarse results")
+    raise EdenDataError("tolerance record has neither fine nor coarse results (a leave-one-out record gives no "
+                        "tolerable BERs: characterize with mode 'coarse', 'fine' or 'both')")
 
 
 __all__ = ["characterize", "save_tolerance", "load_tolerance", "tolerance_table", "plot_tolerance",
-           "tolerable_bers", "Characterizer", "SearchResult", "Point"]
+           "tolerable_bers", "Characterizer", "SearchResult", "Point", "Mode", "Criterion"]
 

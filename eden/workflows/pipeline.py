@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 
 from eden.core.io import write_json, write_text
+from eden.core.validate import check_int, check_number
+from eden.errors import EdenConfigError, EdenDataError, EdenFileError
 from eden._version import __version__
 
 STAGES = ("clean", "tolerance_before", "retrain", "tolerance_after", "map_baseline", "map_retrained", "pareto",
@@ -67,17 +69,11 @@ class RunConfig:
     eval_batch_size: int = 512
 
     def __post_init__(self):
-        if not (0 < self.target_drop_pp < 100):
-            raise ValueError(f"target_drop_pp must be in (0, 100), got {self.target_drop_pp!r}")
-        if self.seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {self.seeds!r}")
-        if self.retrain_epochs < 2:
-            raise ValueError(f"retrain_epochs must be >= 2 (a ramp and the target), got {self.retrain_epochs!r}")
-        if not self.retrain_gain > 1:
-            raise ValueError(f"retrain_gain must be > 1, got {self.retrain_gain!r}")
-        bs = self.retrain_batch_size
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-            raise ValueError(f"retrain_batch_size must be >= 1, got {self.retrain_batch_size!r}")
+        check_number("target_drop_pp", self.target_drop_pp, lo=0.0, hi=100.0, lo_open=True, hi_open=True)
+        check_int("seeds", self.seeds, lo=1)
+        check_int("retrain_epochs (a ramp and the target)", self.retrain_epochs, lo=2)
+        check_number("retrain_gain", self.retrain_gain, lo=1.0, lo_open=True)
+        check_int("retrain_batch_size", self.retrain_batch_size, lo=1)
 
 
 def shape_model(cfg: RunConfig, profile):
@@ -95,14 +91,32 @@ def shape_model(cfg: RunConfig, profile):
     if not ops:
         ops = [op for op in profile.operating_points if op.ber > 0]
     if not ops:
-        raise ValueError(f"profile {profile.name} has no operating point with errors; give an error model")
+        raise EdenConfigError(f"profile {profile.name} has no operating point with errors; give an error model")
     vdd_ops = [op for op in ops if op.vdd_v < profile.nominal.vdd_v]
     op = max(vdd_ops or ops, key=lambda o: o.ber)
     return profile.error_model(op), f"{profile.name}:{op.name}"
 
 
+@dataclasses.dataclass
+class _Inputs:
+    """What every stage reads: the profile, the error-model shape, the model, its data, the seeds."""
+
+    profile: object
+    em: object
+    em_label: str
+    device: torch.device
+    model: torch.nn.Module
+    model_id: str
+    loader: object
+    seeds: list[int]
+
+
 class Run:
-    """A run directory with its stages (see module docstring)."""
+    """A run directory with its stages (see module docstring).
+
+    :meth:`execute` runs the stages in order; each ``_stage_*`` method does one stage, or, when
+    its marker says it finished, reads its result back from the run directory.
+    """
 
     def __init__(self, run_dir: str | Path, cfg: RunConfig, *, restart: bool = False, progress: bool = True,
                  log: Callable[[str], None] = print):
@@ -118,13 +132,14 @@ class Run:
             try:
                 old = json.loads(run_json.read_text())
             except ValueError as exc:
-                raise ValueError(f"{run_json}: unreadable ({exc}); remove the run directory or pass --restart")
+                raise EdenFileError(run_json, "/", f"unreadable ({exc}); remove the run directory or pass "
+                                    "--restart") from None
             if old.get("config") != meta["config"]:
                 diff = sorted(k for k in meta["config"] if old.get("config", {}).get(k) != meta["config"][k])
-                raise ValueError(f"run directory {self.dir} holds a run with other settings (differs in "
-                                 f"{', '.join(diff)}); use another --run-dir, or --restart to discard it")
+                raise EdenConfigError(f"run directory {self.dir} holds a run with other settings (differs in "
+                                      f"{', '.join(diff)}); use another --run-dir, or --restart to discard it")
         elif self.dir.exists() and any(self.dir.iterdir()):
-            raise ValueError(f"{self.dir} exists and is not an eden run directory; choose another --run-dir")
+            raise EdenConfigError(f"{self.dir} exists and is not an eden run directory; choose another --run-dir")
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
             meta["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -143,104 +158,141 @@ class Run:
     def stage_info(self, name: str) -> dict:
         return json.loads(self.path(f"{name}.done.json").read_text())
 
+    def _begin(self, name: str) -> bool:
+        """Log the stage; True when it already finished (its outputs are in the run directory)."""
+        done = self.stage_done(name)
+        self.log(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}"
+                 f"{' (done, resumed from the run directory)' if done else ''}")
+        return done
+
     # ------------------------------------------------------------------ stages
     def execute(self) -> dict:
-        from eden.nn import zoo
-        from eden.workflows.characterize import characterize, load_tolerance, plot_tolerance, save_tolerance
-        from eden.workflows.deploy import DeployOptions, deploy
-        from eden.nn.evaluate import evaluate
+        """Run every stage not yet finished, in order; returns the summary (see :func:`summarize`)."""
+        inputs = self._inputs()
+        clean = self._stage_clean(inputs)
+        tol_before = self._stage_tolerance(inputs, "tolerance_before", inputs.model, inputs.model_id)
+        retrained = self._stage_retrain(inputs, tol_before)
+        tol_after = self._stage_tolerance(inputs, "tolerance_after", retrained, f"{inputs.model_id}+retrained")
+        map_base = self._stage_mapping(inputs, "map_baseline", tol_before, inputs.model, "mapping_baseline.json")
+        map_re = self._stage_mapping(inputs, "map_retrained", tol_after, retrained, "mapping.json")
+        map_re["pareto"] = self._stage_pareto(inputs, tol_after, retrained)
+        return self._stage_report(clean, tol_before, tol_after, map_base, map_re, inputs.em_label)
+
+    def _inputs(self) -> _Inputs:
         from eden.dram.profiles import load_profile
+        from eden.nn import zoo
 
         cfg = self.cfg
         profile = load_profile(cfg.profile)
         em, em_label = shape_model(cfg, profile)
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model, model_id = zoo.build_model(cfg.model)
-        model = model.to(dev)
         loader = zoo.build_data(cfg.data, "test", cfg.eval_batch_size)
-        seeds = list(range(cfg.seeds))
+        return _Inputs(profile, em, em_label, dev, model.to(dev), model_id, loader, list(range(cfg.seeds)))
 
-        def stage(i, name):
-            done = self.stage_done(name)
-            self.log(f"[{i}/{len(STAGES)}] {name}{' (done, resumed from the run directory)' if done else ''}")
-            return done
+    def _deploy_options(self):
+        from eden.workflows.deploy import DeployOptions
 
-        if not stage(1, "clean"):
-            acc = evaluate(model, loader, device=dev)
-            self.finish_stage("clean", {"accuracy": acc, "model": model_id, "fingerprint": zoo.fingerprint(model)})
-        clean = self.stage_info("clean")
+        cfg = self.cfg
+        return DeployOptions(policy=cfg.policy, batch_size=cfg.inference_batch, alpha=cfg.alpha,
+                             memory_bound_fraction=cfg.memory_bound_fraction)
 
-        def tolerance(name, net, mid):
-            out = self.path(f"{name}.json")
-            if not stage(STAGES.index(name) + 1, name):
-                rec = characterize(net, loader, em, format=cfg.format, correction=cfg.correction, mode="both",
-                                   target_drop_pp=cfg.target_drop_pp, seeds=seeds,
-                                   resolution_decades=cfg.resolution_decades, model_id=mid, data_id=cfg.data,
-                                   cache_path=self.path(f"{name}.partial.json"), progress=self.progress, device=dev)
-                rec["error_model_label"] = em_label
-                save_tolerance(rec, out, overwrite=True)
-                plot_tolerance(rec, self.path(f"{name}.png"), overwrite=True)
-                self.finish_stage(name, {"coarse_tolerable_ber": rec["coarse"]["tolerable_ber"]})
-                partial = self.path(f"{name}.partial.json")
-                if partial.exists():
-                    partial.unlink()
-            return load_tolerance(out)
+    def _stage_clean(self, inputs: _Inputs) -> dict:
+        """1. Clean accuracy of the model -> clean.done.json."""
+        from eden.nn import zoo
+        from eden.nn.evaluate import evaluate
 
-        tol_before = tolerance("tolerance_before", model, model_id)
+        if not self._begin("clean"):
+            acc = evaluate(inputs.model, inputs.loader, device=inputs.device)
+            self.finish_stage("clean", {"accuracy": acc, "model": inputs.model_id,
+                                        "fingerprint": zoo.fingerprint(inputs.model)})
+        return self.stage_info("clean")
 
-        retrained = zoo.build_model(cfg.model)[0].to(dev)
-        if not stage(3, "retrain"):
+    def _stage_tolerance(self, inputs: _Inputs, name: str, net, model_id: str) -> dict:
+        """2 and 4. Fine-grained (and coarse) characterization -> ``name``.json and .png."""
+        from eden.workflows.characterize import characterize, load_tolerance, plot_tolerance, save_tolerance
+
+        cfg = self.cfg
+        out, partial = self.path(f"{name}.json"), self.path(f"{name}.partial.json")
+        if not self._begin(name):
+            rec = characterize(net, inputs.loader, inputs.em, format=cfg.format, correction=cfg.correction,
+                               mode="both", target_drop_pp=cfg.target_drop_pp, seeds=inputs.seeds,
+                               resolution_decades=cfg.resolution_decades, model_id=model_id, data_id=cfg.data,
+                               cache_path=partial, progress=self.progress, device=inputs.device)
+            rec["error_model_label"] = inputs.em_label
+            save_tolerance(rec, out, overwrite=True)
+            plot_tolerance(rec, self.path(f"{name}.png"), overwrite=True)
+            self.finish_stage(name, {"coarse_tolerable_ber": rec["coarse"]["tolerable_ber"]})
+            if partial.exists():
+                partial.unlink()
+        return load_tolerance(out)
+
+    def _stage_retrain(self, inputs: _Inputs, tol_before: dict):
+        """3. Retraining to ``retrain_gain`` x the coarse tolerable BER -> retrained.pt (resumable).
+
+        Returns the retrained model (eval mode), read back from retrained.pt either way.
+        """
+        from eden.nn import zoo
+
+        cfg = self.cfg
+        retrained = zoo.build_model(cfg.model)[0].to(inputs.device)
+        if not self._begin("retrain"):
             from eden.workflows.retrain import RetrainConfig, retrain, save_report, save_weights
 
             target = min(0.5, cfg.retrain_gain * tol_before["coarse"]["tolerable_ber"])
             if target <= 0:
-                raise ValueError("the model tolerates no errors at all before retraining (coarse tolerable BER 0); "
-                                 "retraining has no curriculum to start from")
-            rcfg = RetrainConfig(error_model=em, target_ber=target, format=cfg.format, correction=cfg.correction,
-                                 epochs=cfg.retrain_epochs, schedule=cfg.retrain_schedule, lr=cfg.retrain_lr,
+                raise EdenDataError("the model tolerates no errors at all before retraining (coarse tolerable "
+                                    "BER 0); retraining has no curriculum to start from")
+            rcfg = RetrainConfig(error_model=inputs.em, target_ber=target, format=cfg.format,
+                                 correction=cfg.correction, epochs=cfg.retrain_epochs,
+                                 schedule=cfg.retrain_schedule, lr=cfg.retrain_lr,
                                  batch_size=cfg.retrain_batch_size, seed=cfg.seed)
             train = zoo.build_data(cfg.data, "train", 64)
-            res = retrain(retrained, train, loader, rcfg, tolerance=None, checkpoint=self.path("retrain.ckpt"),
-                          resume=True, model_id=model_id, data_id=cfg.data, progress=self.progress, device=dev)
+            res = retrain(retrained, train, inputs.loader, rcfg, tolerance=None,
+                          checkpoint=self.path("retrain.ckpt"), resume=True, model_id=inputs.model_id,
+                          data_id=cfg.data, progress=self.progress, device=inputs.device)
             save_weights(res.model, self.path("retrained.pt"), overwrite=True)
             save_report(res.report, self.path("retrain_report.json"), overwrite=True)
             self.finish_stage("retrain", {"target_ber": target})
         zoo.load_weights(retrained, self.path("retrained.pt"))
         retrained.eval()
-        tol_after = tolerance("tolerance_after", retrained, f"{model_id}+retrained")
+        return retrained
 
-        opts = DeployOptions(policy=cfg.policy, batch_size=cfg.inference_batch, alpha=cfg.alpha,
-                             memory_bound_fraction=cfg.memory_bound_fraction)
+    def _stage_mapping(self, inputs: _Inputs, name: str, record: dict, net, out_name: str) -> dict:
+        """5 and 6. Mapping of a model's data types, validated by emulation -> ``out_name``."""
+        from eden.workflows.deploy import deploy
 
-        def mapping(name, rec, net, out_name):
-            out = self.path(out_name)
-            if not stage(STAGES.index(name) + 1, name):
-                rep = deploy(rec, profile, options=opts, model=net, loader=loader, seeds=seeds, device=dev)
-                write_json(out, rep, overwrite=True, what="mapping report")
-                self.finish_stage(name, {"saving": rep["totals"]["energy_saving_fraction"]})
-            return json.loads(out.read_text())
+        out = self.path(out_name)
+        if not self._begin(name):
+            rep = deploy(record, inputs.profile, options=self._deploy_options(), model=net, loader=inputs.loader,
+                         seeds=inputs.seeds, device=inputs.device)
+            write_json(out, rep, overwrite=True, what="mapping report")
+            self.finish_stage(name, {"saving": rep["totals"]["energy_saving_fraction"]})
+        return json.loads(out.read_text())
 
-        map_base = mapping("map_baseline", tol_before, model, "mapping_baseline.json")
-        map_re = mapping("map_retrained", tol_after, retrained, "mapping.json")
-
-        if not stage(7, "pareto"):
+    def _stage_pareto(self, inputs: _Inputs, tol_after: dict, retrained) -> list:
+        """7. Energy saving vs validated accuracy at PARETO_TARGETS_PP -> pareto.json."""
+        if not self._begin("pareto"):
             from eden.workflows.deploy import pareto_sweep
 
-            pts = pareto_sweep(tol_after, profile, PARETO_TARGETS_PP, options=opts, model=retrained, loader=loader,
-                               seeds=seeds, device=dev)
+            pts = pareto_sweep(tol_after, inputs.profile, PARETO_TARGETS_PP, options=self._deploy_options(),
+                               model=retrained, loader=inputs.loader, seeds=inputs.seeds, device=inputs.device)
             write_json(self.path("pareto.json"), pts, overwrite=True, what="Pareto sweep")
             self.finish_stage("pareto", {"points": len(pts)})
-        map_re["pareto"] = json.loads(self.path("pareto.json").read_text())
+        return json.loads(self.path("pareto.json").read_text())
 
-        stage(8, "report")
-        summary = summarize(cfg, clean, tol_before, tol_after, map_base, map_re, em_label,
+    def _stage_report(self, clean: dict, tol_before: dict, tol_after: dict, map_base: dict, map_re: dict,
+                      em_label: str) -> dict:
+        """8. summary.json, report.md and mapping.png (always rewritten: they are cheap)."""
+        from eden.workflows.plots import plot_deployment
+
+        self._begin("report")
+        summary = summarize(self.cfg, clean, tol_before, tol_after, map_base, map_re, em_label,
                             json.loads(self.path("retrain_report.json").read_text()))
         write_json(self.path("summary.json"), summary, overwrite=True, what="run summary")
         text = summary_text(summary)
         write_text(self.path("report.md"), "# eden run\n\n```\n" + text + "\n```\n", overwrite=True,
                    what="run report")
-        from eden.workflows.plots import plot_deployment
-
         plot_deployment(map_re, self.path("mapping.png"), overwrite=True)
         self.finish_stage("report", {"summary": "summary.json"})
         return summary

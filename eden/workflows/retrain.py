@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import gc
 import hashlib
 import math
@@ -64,23 +65,73 @@ import torch
 from torch import nn
 
 from eden.core.io import write_json, write_with
+from eden.core.validate import check_int, check_number, unknown_name
 from eden._version import __version__
 from eden.nn.emulate import DataTypeConfig, EmulationPlan, emulate, selection
 from eden.errormodels.model import ErrorModel
 from eden.nn.evaluate import evaluate
+from eden.errors import EdenConfigError, EdenDataError, EdenFileError, EdenTypeError
 from eden.nn.quant import NumericFormat
+from eden.workflows.characterize import Criterion
 
 __all__ = ["Curriculum", "RetrainConfig", "ToleranceCheck", "RetrainResult", "retrain", "derive_seed",
-           "load_checkpoint", "save_weights", "save_report", "retrain_table", "SCHEDULES", "OPTIMIZERS"]
+           "load_checkpoint", "save_weights", "save_report", "retrain_table", "SCHEDULES", "OPTIMIZERS",
+           "Schedule", "Optimizer", "LRSchedule", "ToleranceBaseline"]
 
 CHECKPOINT_FORMAT = "eden-retrain-checkpoint"
 CHECKPOINT_VERSION = 1
 REPORT_FORMAT = "eden-retrain-report"
 REPORT_VERSION = 1
-SCHEDULES = ("geometric", "linear", "step", "constant")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
-TOLERANCE_BASELINES = ("own", "original")
+
+
+class Schedule(str, enum.Enum):
+    """How the BER of :class:`Curriculum` rises to the target."""
+
+    GEOMETRIC = "geometric"
+    LINEAR = "linear"
+    STEP = "step"
+    CONSTANT = "constant"
+
+
+class Optimizer(str, enum.Enum):
+    """The optimizer of :class:`RetrainConfig` (SGD with momentum 0.9)."""
+
+    ADAM = "adam"
+    ADAMW = "adamw"
+    SGD = "sgd"
+
+
+class LRSchedule(str, enum.Enum):
+    """Learning rate over the epochs: cosine decay to 0, or constant."""
+
+    COSINE = "cosine"
+    CONSTANT = "constant"
+
+
+class ToleranceBaseline(str, enum.Enum):
+    """What the tolerance after retraining counts its drop from (see :class:`ToleranceCheck`)."""
+
+    OWN = "own"
+    ORIGINAL = "original"
+
+
+SCHEDULES = tuple(m.value for m in Schedule)
+OPTIMIZERS = tuple(m.value for m in Optimizer)
+LR_SCHEDULES = tuple(m.value for m in LRSchedule)
+TOLERANCE_BASELINES = tuple(m.value for m in ToleranceBaseline)
+
+
+def _choice(cls: type[enum.Enum], what: str, value: Any) -> Any:
+    """The member of the str enum ``cls`` spelled ``value`` (or the member itself)."""
+    try:
+        return cls(value)
+    except ValueError:
+        raise unknown_name(what, value, [m.value for m in cls]) from None
+
+
+def _plain(d: dict) -> dict:
+    """``d`` with enum members as their spellings (JSON reports, checkpoints loaded with weights_only)."""
+    return {k: v.value if isinstance(v, enum.Enum) else v for k, v in d.items()}
 _GAIN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]\s*$")
 
 
@@ -91,27 +142,13 @@ def derive_seed(seed: int, *parts: Any) -> int:
         >>> derive_seed(0, "train", 3, 0, 17) != derive_seed(0, "train", 3, 1, 17)
         True
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_int("seed", seed, lo=0)
     text = "\x00".join(["eden-retrain", str(seed), *map(str, parts)])
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
 
-def _check_ber(name: str, value: Any, *, upper_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not (0 < v <= 0.5) or (upper_open and v == 0.5):
-        raise ValueError(f"{name} must be in (0, 0.5], got {value!r}")
-    return v
-
-
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value!r}")
-    return value
+def _check_ber(name: str, value: Any) -> float:
+    return check_number(name, value, lo=0.0, hi=0.5, lo_open=True)
 
 
 # ------------------------------------------------------------------- curriculum
@@ -132,7 +169,7 @@ class Curriculum:
     Attributes:
         target_ber: BER of the last epochs, in (0, 0.5].
         epochs: number of training epochs (>= 1).
-        schedule: one of :data:`SCHEDULES`.
+        schedule: a :class:`Schedule` or its spelling (:data:`SCHEDULES`).
         start_ber: BER of epoch 0 for ramps, in (0, target); default target / 100.
         ramp_epochs: epochs before the target is reached; default ``epochs // 2``
             for ramps. It must leave at least one epoch at the target.
@@ -145,54 +182,54 @@ class Curriculum:
 
     target_ber: float
     epochs: int
-    schedule: str = "geometric"
+    schedule: Schedule | str = Schedule.GEOMETRIC
     start_ber: float | None = None
     ramp_epochs: int | None = None
     steps: int = 3
 
     def __post_init__(self):
         target = _check_ber("target_ber", self.target_ber)
-        epochs = _check_int("epochs", self.epochs, 1)
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
-        _check_int("steps", self.steps, 1)
+        epochs = check_int("epochs", self.epochs, lo=1)
+        schedule = _choice(Schedule, "schedule", self.schedule)
+        object.__setattr__(self, "schedule", schedule)
+        check_int("steps", self.steps, lo=1)
         object.__setattr__(self, "target_ber", target)
-        if self.schedule == "constant":
+        if schedule is Schedule.CONSTANT:
             if self.start_ber is not None:
-                raise ValueError(f"the constant schedule has no start_ber (got {self.start_ber!r}); "
-                                 "it trains at target_ber from the first epoch")
+                raise EdenConfigError(f"the constant schedule has no start_ber (got {self.start_ber!r}); "
+                                      "it trains at target_ber from the first epoch")
             if self.ramp_epochs not in (None, 0):
-                raise ValueError(f"the constant schedule has no ramp (ramp_epochs {self.ramp_epochs!r}); "
-                                 "use 0 or leave it unset")
+                raise EdenConfigError(f"the constant schedule has no ramp (ramp_epochs {self.ramp_epochs!r}); "
+                                      "use 0 or leave it unset")
             object.__setattr__(self, "ramp_epochs", 0)
             return
         start = target / 100 if self.start_ber is None else _check_ber("start_ber", self.start_ber)
         if not start < target:
-            raise ValueError(f"start_ber must be below target_ber {target:g} for a {self.schedule} ramp, "
-                             f"got {start:g}")
-        ramp = epochs // 2 if self.ramp_epochs is None else _check_int("ramp_epochs", self.ramp_epochs, 1)
+            raise EdenConfigError(f"start_ber must be below target_ber {target:g} for a {schedule.value} ramp, "
+                                  f"got {start:g}")
+        ramp = epochs // 2 if self.ramp_epochs is None else check_int("ramp_epochs", self.ramp_epochs, lo=1)
         if ramp < 1:
-            raise ValueError(f"a {self.schedule} ramp needs at least 2 epochs (one ramping, one at the "
-                             f"target), got epochs={epochs}")
+            raise EdenConfigError(f"a {schedule.value} ramp needs at least 2 epochs (one ramping, one at the "
+                                  f"target), got epochs={epochs}")
         if ramp >= epochs:
-            raise ValueError(f"schedule never reaches its target: ramp_epochs={ramp} leaves no epoch at the "
-                             f"target BER {target:g} in {epochs} epochs (need ramp_epochs < epochs)")
+            raise EdenConfigError(f"schedule never reaches its target: ramp_epochs={ramp} leaves no epoch at "
+                                  f"the target BER {target:g} in {epochs} epochs (need ramp_epochs < epochs)")
         object.__setattr__(self, "start_ber", start)
         object.__setattr__(self, "ramp_epochs", ramp)
 
     def ber(self, epoch: int) -> float:
         """BER of training epoch ``epoch`` (0-based)."""
-        _check_int("epoch", epoch, 0)
+        check_int("epoch", epoch, lo=0)
         if epoch >= self.epochs:
-            raise ValueError(f"epoch {epoch} is past the curriculum's {self.epochs} epochs")
+            raise EdenConfigError(f"epoch {epoch} is past the curriculum's {self.epochs} epochs")
         r = self.ramp_epochs
         if epoch >= r:
             return self.target_ber
         f = epoch / r
         s, t = self.start_ber, self.target_ber
-        if self.schedule == "linear":
+        if self.schedule is Schedule.LINEAR:
             return s + (t - s) * f
-        if self.schedule == "step":
+        if self.schedule is Schedule.STEP:
             f = math.floor(f * self.steps + 1e-9) / self.steps
         return s * (t / s) ** f
 
@@ -201,7 +238,7 @@ class Curriculum:
         return [self.ber(e) for e in range(self.epochs)]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _plain(dataclasses.asdict(self))
 
 
 # ----------------------------------------------------------------------- config
@@ -222,9 +259,9 @@ class RetrainConfig:
             in the format without errors); default all. ``"!KEY"`` takes KEY's
             matches out again: ``"!stem.0.ifm"`` is everything but the input.
         epochs, schedule, start_ber, ramp_epochs, steps: the :class:`Curriculum`.
-        optimizer: "adam", "adamw" or "sgd" (momentum 0.9).
+        optimizer: "adam", "adamw" or "sgd" (momentum 0.9); an :class:`Optimizer`.
         lr: peak learning rate; ``lr_schedule`` "cosine" decays it to 0 over the
-            epochs (closed form per epoch), "constant" keeps it.
+            epochs (closed form per epoch), "constant" keeps it; an :class:`LRSchedule`.
         weight_decay: optimizer weight decay.
         freeze_norm_stats: keep batch-norm layers in eval mode while retraining
             (normalizing with, and keeping, the trained running statistics;
@@ -243,13 +280,13 @@ class RetrainConfig:
     correction: str = "none"
     select: tuple[str, ...] = ("*",)
     epochs: int = 8
-    schedule: str = "geometric"
+    schedule: Schedule | str = Schedule.GEOMETRIC
     start_ber: float | None = None
     ramp_epochs: int | None = None
     steps: int = 3
-    optimizer: str = "adam"
+    optimizer: Optimizer | str = Optimizer.ADAM
     lr: float = 3e-3
-    lr_schedule: str = "cosine"
+    lr_schedule: LRSchedule | str = LRSchedule.COSINE
     weight_decay: float = 0.0
     freeze_norm_stats: bool = False
     clip_grad_norm: float | None = None
@@ -265,32 +302,27 @@ class RetrainConfig:
         if isinstance(t, str):
             m = _GAIN.match(t)
             if t != "model" and (m is None or not float(m.group(1)) > 0):
-                raise ValueError(f"target_ber must be a BER in (0, 0.5], '<k>x' (k times the tolerable BER "
+                raise EdenConfigError(f"target_ber must be a BER in (0, 0.5], '<k>x' (k times the tolerable BER "
                                  f"before retraining, e.g. '10x') or 'model', got {t!r}")
         else:
             _check_ber("target_ber", t)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (0 < self.lr < math.inf):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not isinstance(self.weight_decay, (int, float)) or not (0 <= self.weight_decay < math.inf):
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        object.__setattr__(self, "schedule", _choice(Schedule, "schedule", self.schedule))
+        object.__setattr__(self, "optimizer", _choice(Optimizer, "optimizer", self.optimizer))
+        object.__setattr__(self, "lr_schedule", _choice(LRSchedule, "lr_schedule", self.lr_schedule))
+        check_number("lr", self.lr, lo=0.0, lo_open=True)
+        check_number("weight_decay", self.weight_decay, lo=0.0)
         if not isinstance(self.freeze_norm_stats, bool):
-            raise TypeError(f"freeze_norm_stats must be True or False, got {self.freeze_norm_stats!r}")
-        if self.clip_grad_norm is not None and not (isinstance(self.clip_grad_norm, (int, float))
-                                                    and 0 < self.clip_grad_norm < math.inf):
-            raise ValueError(f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm!r}")
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("seed", self.seed, 0)
+            raise EdenTypeError(f"freeze_norm_stats must be True or False, got {self.freeze_norm_stats!r}")
+        check_number("clip_grad_norm", self.clip_grad_norm, lo=0.0, lo_open=True, optional=True)
+        check_int("batch_size", self.batch_size, lo=1)
+        check_int("seed", self.seed, lo=0)
         # A numeric target is checked against the schedule now (bad input fails before any work).
         self.curriculum(float(t) if not isinstance(t, str) else 0.5 if t != "model" else self._model_ber())
 
     def _model_ber(self) -> float:
         ber = self.error_model.expected_ber()
         if not 0 < ber <= 0.5:
-            raise ValueError(f"target_ber 'model': the error model {self.error_model} has expected BER "
+            raise EdenConfigError(f"target_ber 'model': the error model {self.error_model} has expected BER "
                              f"{ber:g}, outside (0, 0.5]")
         return ber
 
@@ -303,10 +335,10 @@ class RetrainConfig:
             return self._model_ber()
         k = float(_GAIN.match(t).group(1))
         if tolerable_before is None:
-            raise ValueError(f"target_ber {t!r} is relative to the tolerable BER before retraining; measure "
+            raise EdenConfigError(f"target_ber {t!r} is relative to the tolerable BER before retraining; measure "
                              "it (a ToleranceCheck) or give a BER")
         if not tolerable_before > 0:
-            raise ValueError(f"target_ber {t!r}: the model tolerates no BER above the search floor before "
+            raise EdenDataError(f"target_ber {t!r}: the model tolerates no BER above the search floor before "
                              "retraining; give an explicit target BER")
         return min(0.5, k * tolerable_before)
 
@@ -322,7 +354,7 @@ class RetrainConfig:
         return EmulationPlan(tuple(entries))
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = _plain(dataclasses.asdict(self))
         d.update(error_model=self.error_model.to_spec(), format=str(self.format), select=list(self.select))
         return d
 
@@ -336,34 +368,31 @@ class ToleranceCheck:
         target_drop_pp: allowed accuracy drop in percentage points.
         resolution_decades: bisection resolution in log10 BER.
         ber_min: lowest BER tried.
-        criterion: "mean" or "ci_low" (see :mod:`eden.workflows.characterize`).
+        criterion: "mean" or "ci_low" (a :class:`eden.workflows.characterize.Criterion`).
         baseline: what the target drop after retraining counts from: "own" (the
             retrained model's accuracy in the format without errors; the
             default, stricter when retraining raised the clean accuracy) or
             "original" (the model's before retraining, as EDEN counts it).
-            Before retraining both are the same.
+            Before retraining both are the same. A :class:`ToleranceBaseline`.
     """
 
     seeds: int | tuple[int, ...] = 5
     target_drop_pp: float = 1.0
     resolution_decades: float = 0.1
     ber_min: float = 1e-9
-    criterion: str = "mean"
-    baseline: str = "own"
+    criterion: Criterion | str = Criterion.MEAN
+    baseline: ToleranceBaseline | str = ToleranceBaseline.OWN
 
     def __post_init__(self):
         seeds = tuple(range(self.seeds)) if isinstance(self.seeds, int) else tuple(int(s) for s in self.seeds)
         if not seeds:
-            raise ValueError(f"ToleranceCheck needs at least one seed, got {self.seeds!r}")
+            raise EdenConfigError(f"ToleranceCheck needs at least one seed, got {self.seeds!r}")
         object.__setattr__(self, "seeds", seeds)
-        if not (isinstance(self.target_drop_pp, (int, float)) and 0 < self.target_drop_pp < 100):
-            raise ValueError(f"target_drop_pp must be in (0, 100), got {self.target_drop_pp!r}")
-        if not (isinstance(self.resolution_decades, (int, float)) and self.resolution_decades > 0):
-            raise ValueError(f"resolution_decades must be > 0, got {self.resolution_decades!r}")
-        if not (isinstance(self.ber_min, (int, float)) and 0 < self.ber_min < 0.5):
-            raise ValueError(f"ber_min must be in (0, 0.5), got {self.ber_min!r}")
-        if self.baseline not in TOLERANCE_BASELINES:
-            raise ValueError(f"unknown tolerance baseline {self.baseline!r}; known: {', '.join(TOLERANCE_BASELINES)}")
+        check_number("target_drop_pp", self.target_drop_pp, lo=0.0, hi=100.0, lo_open=True, hi_open=True)
+        check_number("resolution_decades", self.resolution_decades, lo=0.0, lo_open=True)
+        check_number("ber_min", self.ber_min, lo=0.0, hi=0.5, lo_open=True, hi_open=True)
+        object.__setattr__(self, "criterion", _choice(Criterion, "criterion", self.criterion))
+        object.__setattr__(self, "baseline", _choice(ToleranceBaseline, "tolerance baseline", self.baseline))
 
     def measure(self, model: nn.Module, loader: Iterable, config: RetrainConfig, *, model_id: str,
                 data_id: str, device=None, progress: bool = False, reference: float | None = None) -> dict:
@@ -383,7 +412,7 @@ class ToleranceCheck:
                             reference_accuracy=reference)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = _plain(dataclasses.asdict(self))
         d["seeds"] = list(self.seeds)
         return d
 
@@ -435,8 +464,9 @@ def _agree(dist: _Dist, error: Exception | None) -> None:
         if e is not None:
             if error is not None:
                 raise error
-            kind = {"ValueError": ValueError, "FileExistsError": FileExistsError}.get(e[0], RuntimeError)
-            raise kind(e[1])
+            # The other ranks raise the same class where it takes a message (EdenFileError does not).
+            kinds = {k.__name__: k for k in (ValueError, FileExistsError, EdenConfigError, EdenDataError)}
+            raise kinds.get(e[0], RuntimeError)(e[1])
 
 
 # ------------------------------------------------------------------- checkpoint
@@ -448,45 +478,44 @@ def load_checkpoint(path: str | Path) -> dict:
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable eden retraining checkpoint: {exc}") from None
+        raise EdenFileError(path, "/", f"not a readable retraining checkpoint: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an eden retraining checkpoint (field 'format' should be "
-                         f"{CHECKPOINT_FORMAT!r})")
+        raise EdenFileError(path, "format", f"not a retraining checkpoint (should be {CHECKPOINT_FORMAT!r})")
     if state.get("format_version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint format_version {state.get('format_version')!r} is not supported "
-                         f"(this eden reads {CHECKPOINT_VERSION})")
+        raise EdenFileError(path, "format_version", f"checkpoint format_version {state.get('format_version')!r} "
+                            f"is not supported (this eden reads {CHECKPOINT_VERSION})")
     for key in ("model_id", "fingerprint", "config", "world_size", "epoch", "model", "optimizer", "rng",
                 "history", "target_ber"):
         if key not in state:
-            raise ValueError(f"{path}: checkpoint lacks the field {key!r}")
+            raise EdenFileError(path, key, "the checkpoint lacks this field")
     return state
 
 
 def _check_checkpoint(state: dict, path: Path, *, model_id: str, fingerprint: str, config: dict,
                       world: int) -> None:
     if state["fingerprint"] != fingerprint or state["model_id"] != model_id:
-        raise ValueError(f"checkpoint {path} belongs to another model: it was written for {state['model_id']} "
+        raise EdenDataError(f"checkpoint {path} belongs to another model: it was written for {state['model_id']} "
                          f"(weights fingerprint {state['fingerprint'][:12]}...), not {model_id} (fingerprint "
                          f"{fingerprint[:12]}...); give the model it was made from, or another --checkpoint")
     if state["config"] != config:
         diff = sorted(k for k in set(config) | set(state["config"]) if config.get(k) != state["config"].get(k))
         detail = ", ".join(f"{k}: {state['config'].get(k)!r} -> {config.get(k)!r}" for k in diff)
-        raise ValueError(f"checkpoint {path} was made with other retraining settings ({detail}); resume with "
+        raise EdenDataError(f"checkpoint {path} was made with other retraining settings ({detail}); resume with "
                          "the same settings, or start over with another checkpoint / --force")
     if state["world_size"] != world:
-        raise ValueError(f"checkpoint {path} was made with {state['world_size']} process(es), this run has "
+        raise EdenDataError(f"checkpoint {path} was made with {state['world_size']} process(es), this run has "
                          f"{world}; results are reproducible per world size, so resume with the same one")
 
 
 def _check_before(record: dict, fingerprint: str, config: RetrainConfig, tolerance: ToleranceCheck | None) -> None:
     """A given tolerance-before record must describe this model, error model and measurement."""
     if tolerance is None:
-        raise ValueError("a tolerance record before retraining needs a ToleranceCheck to measure the one after")
+        raise EdenConfigError("a tolerance record before retraining needs a ToleranceCheck to measure the one after")
     if not isinstance(record, dict) or record.get("format") != "eden-tolerance" or "coarse" not in record:
-        raise ValueError("the tolerance record before retraining must be a coarse eden tolerance record "
+        raise EdenDataError("the tolerance record before retraining must be a coarse eden tolerance record "
                          "(characterize(..., mode='coarse'))")
     if record.get("baseline", {}).get("reference_source", "clean_in_format") != "clean_in_format":
-        raise ValueError("the tolerance record before retraining must count the drop from the model's own clean "
+        raise EdenDataError("the tolerance record before retraining must count the drop from the model's own clean "
                          "accuracy (it was characterized with a given reference_accuracy)")
     want = {"model fingerprint": (record["model"].get("fingerprint"), fingerprint),
             "error_model": (record.get("error_model"), config.error_model.to_spec()),
@@ -494,13 +523,13 @@ def _check_before(record: dict, fingerprint: str, config: RetrainConfig, toleran
             "correction": (record.get("correction"), config.correction),
             "target_drop_pp": (record.get("target_drop_pp"), float(tolerance.target_drop_pp)),
             "seeds": (tuple(record.get("seeds", ())), tolerance.seeds),
-            "criterion": (record.get("criterion"), tolerance.criterion),
+            "criterion": (record.get("criterion"), tolerance.criterion.value),
             "resolution_decades": (record.get("resolution_decades"), tolerance.resolution_decades),
             "ber_min": (record.get("ber_range", [None])[0], tolerance.ber_min),
             "select": (record.get("select", ["*"]), list(config.select))}
     bad = [f"{k} {got!r} (expected {exp!r})" for k, (got, exp) in want.items() if got != exp]
     if bad:
-        raise ValueError(f"the tolerance record before retraining does not match this run: {'; '.join(bad)}")
+        raise EdenDataError(f"the tolerance record before retraining does not match this run: {'; '.join(bad)}")
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -521,10 +550,10 @@ def _as_dataset(data) -> torch.utils.data.Dataset:
     if isinstance(data, torch.utils.data.DataLoader):
         data = data.dataset
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
-        raise TypeError(f"training data must be a map-style Dataset (or a DataLoader over one), got "
+        raise EdenTypeError(f"training data must be a map-style Dataset (or a DataLoader over one), got "
                         f"{type(data).__name__}")
     if len(data) == 0:
-        raise ValueError("the training dataset is empty")
+        raise EdenDataError("the training dataset is empty")
     return data
 
 
@@ -538,15 +567,15 @@ def _epoch_batches(n: int, gen: torch.Generator, dist: _Dist, batch_size: int) -
 
 
 def _make_optimizer(config: RetrainConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
+    if config.optimizer is Optimizer.ADAM:
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
+    if config.optimizer is Optimizer.ADAMW:
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
 
 
 def _lr_at(config: RetrainConfig, epoch: int) -> float:
-    if config.lr_schedule == "constant":
+    if config.lr_schedule is LRSchedule.CONSTANT:
         return config.lr
     return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
 
@@ -560,6 +589,39 @@ def _to(obj, device):
 
 
 # ---------------------------------------------------------------------- retrain
+@dataclasses.dataclass
+class _Run:
+    """What one retraining run works on; the same on every rank (rank-0-only values are broadcast)."""
+
+    model: nn.Module
+    dataset: torch.utils.data.Dataset
+    eval_loader: Iterable
+    config: RetrainConfig
+    tolerance: ToleranceCheck | None
+    dist: _Dist
+    device: torch.device
+    ckpt_path: Path | None
+    config_dict: dict  # what a checkpoint must agree on to be resumed
+    fp_before: str
+    model_id: str
+    data_id: str
+    progress: bool
+
+
+@dataclasses.dataclass
+class _Progress:
+    """The training position and everything a checkpoint restores."""
+
+    target: float
+    epoch: int
+    history: list
+    clean_before: float | None
+    tol_before: dict | None
+    curriculum: Curriculum
+    optimizer: torch.optim.Optimizer
+    shuffle: torch.Generator
+
+
 def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: RetrainConfig, *,
             tolerance: ToleranceCheck | None = ToleranceCheck(), checkpoint: str | Path | None = None,
             resume: bool = False, overwrite: bool = False, before: dict | None = None, model_id: str = "model",
@@ -598,154 +660,203 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
         (see :func:`save_report`).
 
     Raises:
-        ValueError: bad settings, a schedule that never reaches its target, a
-            checkpoint of another model / settings / world size.
+        EdenConfigError (a ValueError): bad settings, a schedule that never
+            reaches its target, a selection that leaves no data type.
+        EdenDataError (a ValueError): a checkpoint or tolerance record of another
+            model / settings / world size.
+        EdenTypeError (a TypeError): a model, config or tolerance of the wrong type.
         FileExistsError: ``checkpoint`` exists and neither ``resume`` nor ``overwrite``.
     """
+    run = _setup(model, train_data, eval_loader, config, tolerance, checkpoint, before, model_id, data_id,
+                 progress, device)
+    state = _open_checkpoint(run, resume, overwrite)
+    started = time.time()
+    with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
+        torch.manual_seed(derive_seed(config.seed, "torch", run.dist.rank))
+        shuffle = torch.Generator().manual_seed(derive_seed(config.seed, "shuffle"))
+        prog = _start(run, shuffle, before) if state is None else _restore(run, shuffle, state)
+        _train(run, prog)
+    model.eval()
+    train_seconds = time.time() - started
+    clean_after, tol_after = _measure_after(run, prog.tol_before)
+    report = _report(model_id, data_id, train_data_id or data_id, len(run.dataset), config, tolerance,
+                     prog.curriculum, run.dist.world, run.fp_before, _fingerprint(model), prog.clean_before,
+                     clean_after, prog.tol_before, tol_after, prog.history,
+                     train_seconds) if run.dist.rank == 0 else None
+    report = run.dist.broadcast(report)
+    if run.dist.rank == 0:  # after the last collective: an error here cannot hang other ranks
+        _warn_if_diverged(report, prog.clean_before)
+    return RetrainResult(model, report)
+
+
+def _fingerprint(model: nn.Module) -> str:
     from eden.nn.zoo import fingerprint
 
+    return fingerprint(model)
+
+
+def _setup(model, train_data, eval_loader, config, tolerance, checkpoint, before, model_id, data_id, progress,
+           device) -> _Run:
+    """Check the arguments, place the model, and fix what identifies the run (all before any work)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"retrain needs a torch.nn.Module, got {type(model).__name__}")
+        raise EdenTypeError(f"retrain needs a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(config, RetrainConfig):
-        raise TypeError(f"config must be a RetrainConfig, got {type(config).__name__}")
+        raise EdenTypeError(f"config must be a RetrainConfig, got {type(config).__name__}")
     if tolerance is not None and not isinstance(tolerance, ToleranceCheck):
-        raise TypeError(f"tolerance must be a ToleranceCheck or None, got {type(tolerance).__name__}")
+        raise EdenTypeError(f"tolerance must be a ToleranceCheck or None, got {type(tolerance).__name__}")
     dataset = _as_dataset(train_data)
-    dist = _Dist.current()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
-    ckpt_path = None if checkpoint is None else Path(checkpoint)
     # What a checkpoint must agree on to be resumed: the settings and the tolerance measurement.
     # (the tolerance baseline only matters after training: a run may resume with another)
     config_dict = {**config.to_dict(), "tolerance": None if tolerance is None else
                    {k: v for k, v in tolerance.to_dict().items() if k != "baseline"}}
-    fp_before = fingerprint(model)
+    fp_before = _fingerprint(model)
     if not EmulationPlan.uniform(None, select=config.select).resolve(model):  # bad select fails now
-        raise ValueError(f"select {list(config.select)} leaves no data type of the model to corrupt")
+        raise EdenConfigError(f"select {list(config.select)} leaves no data type of the model to corrupt")
     if before is not None:
         _check_before(before, fp_before, config, tolerance)
+    return _Run(model, dataset, eval_loader, config, tolerance, _Dist.current(), device,
+                None if checkpoint is None else Path(checkpoint), config_dict, fp_before, model_id, data_id,
+                progress)
 
-    # ---- checkpoint: resume, refuse or start over (decided identically on every rank)
-    state, error = None, None
+
+def _open_checkpoint(run: _Run, resume: bool, overwrite: bool) -> dict | None:
+    """The checkpoint to resume, or None to start; refuses a conflict (decided identically on every rank)."""
+    path, state, error = run.ckpt_path, None, None
     try:
-        if ckpt_path is not None and ckpt_path.exists():
+        if path is not None and path.exists():
             if resume:
-                state = load_checkpoint(ckpt_path)
-                _check_checkpoint(state, ckpt_path, model_id=model_id, fingerprint=fp_before,
-                                  config=config_dict, world=dist.world)
+                state = load_checkpoint(path)
+                _check_checkpoint(state, path, model_id=run.model_id, fingerprint=run.fp_before,
+                                  config=run.config_dict, world=run.dist.world)
             elif not overwrite:
-                raise FileExistsError(f"checkpoint {ckpt_path} exists; resume it (resume=True, --resume) or "
+                raise FileExistsError(f"checkpoint {path} exists; resume it (resume=True, --resume) or "
                                       "start over (overwrite=True, --force)")
-        elif ckpt_path is not None and not ckpt_path.parent.is_dir():
-            raise ValueError(f"directory for the checkpoint does not exist: {ckpt_path.parent}")
+        elif path is not None and not path.parent.is_dir():
+            raise EdenConfigError(f"directory for the checkpoint does not exist: {path.parent}")
     except (ValueError, FileExistsError) as exc:
         error = exc
+    _agree(run.dist, error)
+    return state
+
+
+def _start(run: _Run, shuffle: torch.Generator, before: dict | None) -> _Progress:
+    """A fresh run: accuracy and tolerance before (rank 0), the numeric target, a first checkpoint."""
+    dist, tolerance = run.dist, run.tolerance
+    clean_before = evaluate(run.model, run.eval_loader, device=run.device) if dist.rank == 0 else None
+    tol_before = before
+    if tolerance is not None and before is None and dist.rank == 0:
+        tol_before = tolerance.measure(run.model, run.eval_loader, run.config, model_id=run.model_id,
+                                       data_id=run.data_id, device=run.device, progress=run.progress)
+    clean_before, tol_before = dist.broadcast((clean_before, tol_before))
+    tolerable = None if tol_before is None else tol_before["coarse"]["tolerable_ber"]
+    target, error = None, None
+    try:
+        if tolerance is not None and tolerance.baseline is ToleranceBaseline.ORIGINAL and not (
+                0 < tol_before["baseline"]["clean_in_format"] <= 1):
+            raise EdenDataError("tolerance baseline 'original': the model before retraining has no accuracy "
+                                "to count the drop from")
+        target = run.config.resolve_target(tolerable)
+    except ValueError as exc:
+        error = exc
     _agree(dist, error)
+    prog = _Progress(target, 0, [], clean_before, tol_before, run.config.curriculum(target),
+                     _make_optimizer(run.config, run.model.parameters()), shuffle)
+    _save_checkpoint(run, prog)
+    return prog
 
-    started = time.time()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(derive_seed(config.seed, "torch", dist.rank))
-        shuffle = torch.Generator().manual_seed(derive_seed(config.seed, "shuffle"))
-        if state is None:
-            clean_before = evaluate(model, eval_loader, device=device) if dist.rank == 0 else None
-            tol_before = before
-            if tolerance is not None and before is None and dist.rank == 0:
-                tol_before = tolerance.measure(model, eval_loader, config, model_id=model_id, data_id=data_id,
-                                               device=device, progress=progress)
-            clean_before, tol_before = dist.broadcast((clean_before, tol_before))
-            tolerable = None if tol_before is None else tol_before["coarse"]["tolerable_ber"]
-            error = None
-            try:
-                if tolerance is not None and tolerance.baseline == "original" and not (
-                        0 < tol_before["baseline"]["clean_in_format"] <= 1):
-                    raise ValueError("tolerance baseline 'original': the model before retraining has no accuracy "
-                                     "to count the drop from")
-                target = config.resolve_target(tolerable)
-            except ValueError as exc:
-                error = exc
-            _agree(dist, error)
-            epoch, history = 0, []
-        else:
-            target, epoch, history = float(state["target_ber"]), int(state["epoch"]), list(state["history"])
-            clean_before, tol_before = state["clean_before"], state["tolerance_before"]
-        curriculum = config.curriculum(target)
-        optimizer = _make_optimizer(config, model.parameters())
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            shuffle.set_state(state["rng"]["shuffle"])
-            _set_rng_state(state["rng"]["ranks"][dist.rank], device)
 
-        def save(epoch_done: int) -> None:
-            ranks = dist.gather(_rng_state(device))
-            if dist.rank == 0 and ckpt_path is not None:
-                blob = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
-                        "eden_version": __version__, "model_id": model_id, "fingerprint": fp_before,
-                        "config": config_dict, "world_size": dist.world, "target_ber": target,
-                        "epoch": epoch_done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "rng": {"shuffle": shuffle.get_state(), "ranks": ranks}, "history": history,
-                        "clean_before": clean_before, "tolerance_before": tol_before}
-                write_with(ckpt_path, lambda tmp: _torch_save(blob, tmp), overwrite=True, what="checkpoint")
-            dist.barrier()
+def _restore(run: _Run, shuffle: torch.Generator, state: dict) -> _Progress:
+    """A resumed run: position, weights, optimizer and every RNG as the checkpoint left them."""
+    target = float(state["target_ber"])
+    prog = _Progress(target, int(state["epoch"]), list(state["history"]), state["clean_before"],
+                     state["tolerance_before"], run.config.curriculum(target),
+                     _make_optimizer(run.config, run.model.parameters()), shuffle)
+    run.model.load_state_dict(state["model"])
+    prog.optimizer.load_state_dict(state["optimizer"])
+    shuffle.set_state(state["rng"]["shuffle"])
+    _set_rng_state(state["rng"]["ranks"][run.dist.rank], run.device)
+    return prog
 
-        if state is None:
-            save(0)
-        net = model
-        if dist.world > 1:
-            net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-        bar = None
-        if progress and dist.rank == 0:
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=config.epochs, initial=epoch, desc="retrain", unit="epoch")
-        try:
-            while epoch < config.epochs:
-                record = _train_epoch(net, model, dataset, eval_loader, config, curriculum, optimizer, shuffle,
-                                      dist, epoch, device, bar)
-                history.append(record)
-                epoch += 1
-                save(epoch)
-                if bar is not None:
-                    bar.update(1)
-                    loss = "n/a" if record["loss"] is None else f"{record['loss']:.3f}"
-                    bar.set_postfix_str(f"loss {loss} BER {record['ber']:.2e} "
-                                        f"val {record['val_clean'] * 100:.1f}% "
-                                        f"(at BER {record['val_at_ber'] * 100:.1f}%)")
-        finally:
+def _save_checkpoint(run: _Run, prog: _Progress) -> None:
+    """Write the checkpoint of ``prog.epoch`` finished epochs atomically (rank 0; every rank's RNG)."""
+    ranks = run.dist.gather(_rng_state(run.device))
+    if run.dist.rank == 0 and run.ckpt_path is not None:
+        blob = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+                "eden_version": __version__, "model_id": run.model_id, "fingerprint": run.fp_before,
+                "config": run.config_dict, "world_size": run.dist.world, "target_ber": prog.target,
+                "epoch": prog.epoch, "model": run.model.state_dict(), "optimizer": prog.optimizer.state_dict(),
+                "rng": {"shuffle": prog.shuffle.get_state(), "ranks": ranks}, "history": prog.history,
+                "clean_before": prog.clean_before, "tolerance_before": prog.tol_before}
+        write_with(run.ckpt_path, lambda tmp: _torch_save(blob, tmp), overwrite=True, what="checkpoint")
+    run.dist.barrier()
+
+
+def _train(run: _Run, prog: _Progress) -> None:
+    """The remaining epochs, each followed by a checkpoint; DDP when the world has several ranks."""
+    model, config = run.model, run.config
+    net = model
+    if run.dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[run.device] if run.device.type == "cuda"
+                                                  else None)
+    bar = None
+    if run.progress and run.dist.rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs, initial=prog.epoch, desc="retrain", unit="epoch")
+    try:
+        while prog.epoch < config.epochs:
+            record = _train_epoch(net, model, run.dataset, run.eval_loader, config, prog.curriculum,
+                                  prog.optimizer, prog.shuffle, run.dist, prog.epoch, run.device, bar)
+            prog.history.append(record)
+            prog.epoch += 1
+            _save_checkpoint(run, prog)
             if bar is not None:
-                bar.close()
-            if net is not model:
-                # Drop the DDP wrapper now: its reducer holds the process group and gloo work
-                # objects, whose threads aborted the process ("terminate called without an
-                # active exception") when they were left to interpreter shutdown.
-                net = None
-                gc.collect()
-    model.eval()
-    train_seconds = time.time() - started
+                bar.update(1)
+                loss = "n/a" if record["loss"] is None else f"{record['loss']:.3f}"
+                bar.set_postfix_str(f"loss {loss} BER {record['ber']:.2e} "
+                                    f"val {record['val_clean'] * 100:.1f}% "
+                                    f"(at BER {record['val_at_ber'] * 100:.1f}%)")
+    finally:
+        if bar is not None:
+            bar.close()
+        if net is not model:
+            # Drop the DDP wrapper now: its reducer holds the process group and gloo work
+            # objects, whose threads aborted the process ("terminate called without an
+            # active exception") when they were left to interpreter shutdown.
+            net = None
+            gc.collect()
 
-    clean_after = tol_after = None
-    if dist.rank == 0:
-        clean_after = evaluate(model, eval_loader, device=device)
-        if tolerance is not None:
-            reference = None
-            if tolerance.baseline == "original" and tol_before is not None:
-                reference = tol_before["baseline"]["clean_in_format"]
-            tol_after = tolerance.measure(model, eval_loader, config, model_id=model_id, data_id=data_id,
-                                          device=device, progress=progress, reference=reference)
-    report = _report(model_id, data_id, train_data_id or data_id, len(dataset), config, tolerance, curriculum,
-                     dist.world, fp_before, fingerprint(model), clean_before, clean_after, tol_before, tol_after,
-                     history, train_seconds) if dist.rank == 0 else None
-    report = dist.broadcast(report)
+
+def _measure_after(run: _Run, tol_before: dict | None) -> tuple[float | None, dict | None]:
+    """Clean accuracy and tolerance of the retrained model (rank 0; None on the other ranks)."""
+    if run.dist.rank != 0:
+        return None, None
+    clean_after = evaluate(run.model, run.eval_loader, device=run.device)
+    tol_after = None
+    if run.tolerance is not None:
+        reference = None
+        if run.tolerance.baseline is ToleranceBaseline.ORIGINAL and tol_before is not None:
+            reference = tol_before["baseline"]["clean_in_format"]
+        tol_after = run.tolerance.measure(run.model, run.eval_loader, run.config, model_id=run.model_id,
+                                          data_id=run.data_id, device=run.device, progress=run.progress,
+                                          reference=reference)
+    return clean_after, tol_after
+
+
+def _warn_if_diverged(report: dict, clean_before: float) -> None:
     diverged = report["diverged_epochs"]
-    if diverged and dist.rank == 0:  # after the last collective: an error here cannot hang other ranks
-        h = report["history"][diverged[0] - 1]
-        loss = "n/a" if h["loss"] is None else f"{h['loss']:.3g}"
-        warnings.warn(
-            f"retraining diverged: after epoch {diverged[0]} (BER {h['ber']:.3g}, loss {loss}) the clean "
-            f"validation accuracy was {h['val_clean'] * 100:.1f}%, more than {DIVERGED_PP:g} points below the "
-            f"{clean_before * 100:.1f}% before retraining ({len(diverged)} such epoch(s)); a lower --lr, a "
-            f"longer ramp or a lower target usually avoid this", RetrainDivergedWarning, stacklevel=2)
-    return RetrainResult(model, report)
+    if not diverged:
+        return
+    h = report["history"][diverged[0] - 1]
+    loss = "n/a" if h["loss"] is None else f"{h['loss']:.3g}"
+    warnings.warn(
+        f"retraining diverged: after epoch {diverged[0]} (BER {h['ber']:.3g}, loss {loss}) the clean "
+        f"validation accuracy was {h['val_clean'] * 100:.1f}%, more than {DIVERGED_PP:g} points below the "
+        f"{clean_before * 100:.1f}% before retraining ({len(diverged)} such epoch(s)); a lower --lr, a "
+        f"longer ramp or a lower target usually avoid this", RetrainDivergedWarning, stacklevel=3)
 
 
 def _train_epoch(net, model, dataset, eval_loader, config: RetrainConfig, curriculum: Curriculum,
@@ -773,7 +884,7 @@ def _train_epoch(net, model, dataset, eval_loader, config: RetrainConfig, curric
     try:
         for b, batch in enumerate(loader):
             if not isinstance(batch, (list, tuple)) or len(batch) < 2:
-                raise ValueError(f"training samples must be (input, target) pairs, got {type(batch).__name__}")
+                raise EdenDataError(f"training samples must be (input, target) pairs, got {type(batch).__name__}")
             x, y = _to(batch[0], device), _to(batch[1], device)
             optimizer.zero_grad(set_to_none=True)
             with emulate(model, plan, seed=derive_seed(config.seed, "train", epoch, dist.rank, b)) as emu:

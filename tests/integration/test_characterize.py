@@ -155,3 +155,75 @@ def test_cli_characterize_writes_tolerance_and_plot(tmp_path):
     assert rec["model"]["id"] == "digits-lenet" and rec["coarse"]["tolerable_ber"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "tol.json.partial").exists()
+
+
+# ------------------------------------------------------------------ leave-one-out
+LOO_SELECT = ["features.5.weight", "classifier.3.bias"]
+
+
+@pytest.fixture(scope="module")
+def small_loader():
+    x, y = zoo.digits_split("test")
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:256], y[:256]), batch_size=256)
+
+
+def test_leave_one_out_a_large_weight_costs_more_than_a_small_bias(lenet, small_loader):
+    # fp32 without correction at BER 1e-4: the 18432 weights of features.5 almost surely get an
+    # exponent flip (a huge value), the 10 biases of classifier.3 almost surely none.
+    rec = characterize(lenet, small_loader, "em0:p=1e-3", mode="leave-one-out", ber=1e-4, seeds=2,
+                       select=LOO_SELECT)
+    assert "coarse" not in rec and "fine" not in rec
+    loo = rec["leave_one_out"]
+    assert loo["ber"] == 1e-4 and list(loo["datatypes"]) == LOO_SELECT
+    weight, bias = loo["datatypes"]["features.5.weight"], loo["datatypes"]["classifier.3.bias"]
+    assert weight["only_cost_pp"] > 20 > 1 > bias["only_cost_pp"]
+    assert not weight["only"]["passed"] and bias["only"]["passed"]
+    # leaving the weight out leaves only the bias corrupted: that saves what the weight cost
+    assert weight["without"] == bias["only"] and bias["without"] == weight["only"]
+    assert weight["without_saves_pp"] == pytest.approx((weight["without"]["mean"] - loo["every"]["mean"]) * 100)
+    # baseline, then every and each only per seed; with two data types each "without" is the other's
+    # "only", the same plan, evaluated once
+    assert rec["evaluations"] == 1 + 2 * (1 + len(LOO_SELECT))
+    table = tolerance_table(rec)
+    assert "leave-one-out at BER 0.0001" in table and "features.5.weight" in table
+    with pytest.raises(ValueError, match="neither fine nor coarse"):
+        tolerable_bers(rec)
+
+
+def test_leave_one_out_needs_its_ber_and_only_there(lenet, small_loader):
+    with pytest.raises(ValueError, match="ber is the BER of mode 'leave-one-out'"):
+        characterize(lenet, small_loader, "em0:p=1e-3", mode="leave-one-out", seeds=1)
+    with pytest.raises(ValueError, match="ber is the BER of mode 'leave-one-out'"):
+        characterize(lenet, small_loader, "em0:p=1e-3", mode="coarse", ber=1e-3, seeds=1)
+    with pytest.raises(ValueError, match=r"ber must be in \(0, 0.5\]"):
+        characterize(lenet, small_loader, "em0:p=1e-3", mode="leave-one-out", ber=0.7, seeds=1)
+    with pytest.raises(ValueError, match="unknown characterization mode 'leave_one_out'.*did you mean 'leave-one-out'"):
+        characterize(lenet, small_loader, "em0:p=1e-3", mode="leave_one_out", ber=1e-3, seeds=1)
+
+
+def test_modes_and_criteria_are_str_enums_with_the_old_spellings(lenet, small_loader):
+    from eden.workflows.characterize import CRITERIA, MODES, Criterion, Mode
+
+    assert MODES == ("coarse", "fine", "both", "leave-one-out") and CRITERIA == ("mean", "ci_low")
+    assert Mode("leave-one-out") is Mode.LEAVE_ONE_OUT and Mode.COARSE == "coarse"
+    by_enum = _coarse(lenet, small_loader, mode=Mode.COARSE, criterion=Criterion.CI_LOW)
+    by_str = _coarse(lenet, small_loader, mode="coarse", criterion="ci_low")
+    assert by_enum["criterion"] == "ci_low" and type(by_enum["criterion"]) is str
+    assert by_enum["coarse"] == by_str["coarse"]
+    with pytest.raises(ValueError, match="unknown criterion 'median'; known: ci_low, mean"):
+        _coarse(lenet, small_loader, criterion="median")
+
+
+def test_cli_characterize_leave_one_out(tmp_path):
+    out = tmp_path / "loo.json"
+    args = ["characterize", "--mode", "leave-one-out", "--seeds", "1", "--select", "classifier.3.*", "-o", str(out),
+            "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "--ber" in res.output and not out.exists()
+    res = CliRunner().invoke(main, ["characterize", "--mode", "coarse", "--ber", "1e-3", "-o", str(out)])
+    assert res.exit_code == 2 and "--ber" in res.output and not out.exists()
+    res = CliRunner().invoke(main, args + ["--ber", "1e-3", "--correction", "zero"])
+    assert res.exit_code == 0, res.output
+    rec = load_tolerance(out)
+    assert set(rec["leave_one_out"]["datatypes"]) == {"classifier.3.weight", "classifier.3.bias", "classifier.3.ifm"}
+    assert rec["leave_one_out"]["ber"] == 1e-3 and "leave-one-out at BER 0.001" in res.output

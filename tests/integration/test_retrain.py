@@ -116,6 +116,31 @@ def test_config_checks_and_relative_targets():
     assert derive_seed(0, "train", 0, 0, 1) != derive_seed(0, "train", 0, 1, 1)
 
 
+def test_modes_are_str_enums_with_the_old_spellings():
+    from eden.errors import EdenConfigError, EdenTypeError
+    from eden.workflows.retrain import LRSchedule, Optimizer, Schedule, ToleranceBaseline
+
+    by_str = RetrainConfig("em0:p=1e-3", target_ber=1e-2, schedule="linear", optimizer="sgd", lr_schedule="constant")
+    by_enum = RetrainConfig("em0:p=1e-3", target_ber=1e-2, schedule=Schedule.LINEAR, optimizer=Optimizer.SGD,
+                            lr_schedule=LRSchedule.CONSTANT)
+    assert by_str == by_enum and by_str.schedule is Schedule.LINEAR and by_str.optimizer == "sgd"
+    # records and checkpoints hold the plain spellings (checkpoints load with weights_only=True)
+    d = by_enum.to_dict()
+    assert (type(d["schedule"]), d["schedule"], d["optimizer"], d["lr_schedule"]) == (str, "linear", "sgd", "constant")
+    assert json.loads(json.dumps(d)) == d
+    assert Curriculum(1e-2, epochs=4, schedule=Schedule.STEP).to_dict()["schedule"] == "step"
+    tol = ToleranceCheck(baseline="original", criterion="ci_low")
+    assert tol.baseline is ToleranceBaseline.ORIGINAL and tol.to_dict()["criterion"] == "ci_low"
+    with pytest.raises(EdenConfigError, match="unknown schedule 'geometirc'.*did you mean 'geometric'"):
+        Curriculum(1e-2, epochs=4, schedule="geometirc")
+    with pytest.raises(EdenConfigError, match="unknown criterion 'median'"):
+        ToleranceCheck(criterion="median")
+    with pytest.raises(EdenTypeError, match="epochs must be an integer"):
+        Curriculum(1e-2, epochs=4.0)
+    with pytest.raises(EdenConfigError, match="lr must be a number > 0"):
+        RetrainConfig("em0:p=1e-3", lr=0)
+
+
 def test_a_data_type_left_out_of_the_selection_is_stored_in_the_format_without_errors(test_loader):
     cfg = RetrainConfig("em0:p=1e-3", target_ber=1e-2, format="int8", select="!features.0.ifm", epochs=2)
     assert cfg.select == ("*", "!features.0.ifm")

@@ -1,24 +1,22 @@
-#!/usr/bin/env python
-"""Convert the public DIVA reduced-latency DRAM data into eden raw characterization files.
+"""DIVA (Lee et al., SIGMETRICS 2017): DDR3 SO-DIMMs at reduced tRCD/tRAS/tRP.
 
 Source: public data release of Lee et al., "Design-Induced Latency Variation in
 Modern DRAM Chips: Characterization, Analysis, and Latency Reduction Mechanisms",
 SIGMETRICS 2017 (arXiv 1610.09604): 96 DDR3 SO-DIMMs of vendors A, B, C tested on
 an FPGA platform (controller clock period 2.5 ns) at reduced tRCD/tRAS/tRP with a
-256 ms refresh interval. A copy lives in ``../shared/data/diva-ddr3`` (see its
-README).
+256 ms refresh interval (a copy: ``../shared/data/diva-ddr3``, see its README).
 
-Writes (format: docs/raw-format.md):
+Two importers:
 
-* ``diva_ddr3_A10.h5``: DIMM A-10. Tests ``trcd12.5ns`` and ``trcd10.0ns``: the
-  per-64-byte-line error records of ``raw/vendorA_rawdata_10_<tRCD>_15_5.gz``
-  (``bank row line w0..w7 count``; the undocumented words are dropped). Each
-  file holds two consecutive sweeps over (line, bank, row), which the record
-  order shows (the line index restarts at 0); they are kept as iterations 0 and
-  1. Plus one summary test per line of ``vendorA/summary_10`` (total bit errors).
-* with ``--all-summaries``, ``diva_ddr3_summaries.h5`` (~2 MB, not shipped): one
-  summary test per line of every ``vendor?/summary_NN`` (all 96 DIMMs), named
-  like ``A10_trcd12.5ns_tras37.5ns_trp12.5ns``.
+* ``diva``: DIMM A-10 (shipped as ``error_models/raw/diva_ddr3_A10.h5``). Tests
+  ``trcd12.5ns`` and ``trcd10.0ns``: the per-64-byte-line error records of
+  ``raw/vendorA_rawdata_10_<tRCD>_15_5.gz`` (``bank row line w0..w7 count``; the
+  undocumented words are dropped). Each file holds two consecutive sweeps over
+  (line, bank, row), which the record order shows (the line index restarts at 0);
+  they are kept as iterations 0 and 1. Plus one summary test per line of
+  ``vendorA/summary_10`` (total bit errors).
+* ``diva-summaries`` (~2 MB, not shipped): one summary test per line of every
+  ``vendor?/summary_NN`` (all 96 DIMMs), named like ``A10_trcd12.5ns_tras37.5ns_trp12.5ns``.
 
 Tested region. The A-10 records span banks 0-7, rows 0-16383 and lines 0-127 of
 8 KiB rows, i.e. 8 x 16384 x 8 KiB = 2^33 bits, the organization recorded here;
@@ -29,31 +27,20 @@ record ``units_tested = 2^33`` and ``iterations = 2``; for DIMMs other than A-10
 the region size is this inference, said so in the provenance. Not given by the
 source and therefore not recorded: subarray size, temperature, supply voltage,
 data pattern (written as "unknown").
-
-Usage::
-
-    python scripts/convert_diva.py [--data ../shared/data/diva-ddr3] [--out error_models/raw]
-                                   [--all-summaries] [--force]
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import eden  # noqa: F401
-except ImportError:  # running from a source checkout without installing
-    sys.path.insert(0, str(REPO))
-
 from eden.dram.address import DramOrganization
+from eden.dram.importers import Importer, register
 from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.errors import EdenDataError
 
 CLOCK_NS = 2.5
 """Controller clock period of the testing platform (ns): 1 cycle = 2.5 ns."""
@@ -65,8 +52,10 @@ LINE_BITS = 512
 CITATION = ("Lee et al., \"Design-Induced Latency Variation in Modern DRAM Chips: Characterization, "
             "Analysis, and Latency Reduction Mechanisms\", SIGMETRICS 2017 (arXiv 1610.09604); "
             "public data release")
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "diva-ddr3"
 RAW_FILES = {5: "vendorA_rawdata_10_5_15_5.gz", 4: "vendorA_rawdata_10_4_15_5.gz"}  # tRCD cycles -> file
+# The provenance names the converter that made the shipped files; kept as it was written then so
+# that re-importing reproduces them exactly (the shipped files are the reference of the import test).
+_CONVERTER = "scripts/convert_diva.py"
 _SUMMARY_RE = re.compile(r"^READ\s+(\d+)ms\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*:\s*(\S+)\s+(\S+)\s*(\d*)\s*S?\s*$")
 
 
@@ -77,6 +66,7 @@ def operating_point(trcd: int, tras: int, trp: int, twr: int, refresh_ms: float 
 
 
 def timing_name(trcd: int, tras: int, trp: int) -> str:
+    """Test-name part of a timing in cycles: ``trcd12.5ns_tras37.5ns_trp12.5ns``."""
     return f"trcd{trcd * CLOCK_NS:.1f}ns_tras{tras * CLOCK_NS:.1f}ns_trp{trp * CLOCK_NS:.1f}ns"
 
 
@@ -88,17 +78,17 @@ def read_summary(path: Path) -> list[dict]:
             continue
         m = _SUMMARY_RE.match(line)
         if not m:
-            raise ValueError(f"{path}:{lineno}: unexpected summary line {line!r}")
+            raise EdenDataError(f"{path}:{lineno}: unexpected summary line {line!r}")
         refresh, trcd, tras, trp, twr = (int(v) for v in m.groups()[:5])
         errors = int(m.group(8)) if m.group(8) else 0  # empty: no errors
         out.append({"refresh_ms": float(refresh), "trcd": trcd, "tras": tras, "trp": trp, "twr": twr,
                     "errors": errors, "line": lineno})
     if not out:
-        raise ValueError(f"{path}: no READ lines")
+        raise EdenDataError(f"{path}: no READ lines")
     return out
 
 
-def summary_test(name: str, row: dict, device: str) -> SummaryTest:
+def _summary_test(name: str, row: dict, device: str) -> SummaryTest:
     return SummaryTest(name, quantity="bit_errors", value=row["errors"], unit_bits=1,
                        units_tested=REGION_BITS, iterations=SWEEPS, data_pattern="unknown (not documented upstream)",
                        operating_point=operating_point(row["trcd"], row["tras"], row["trp"], row["twr"],
@@ -107,39 +97,45 @@ def summary_test(name: str, row: dict, device: str) -> SummaryTest:
 
 def read_records(path: Path, name: str, trcd: int, twr: int) -> RecordTest:
     """Per-line records of one raw file; the sweep index comes from the record order."""
-    with gzip.open(path, "rt") as fh:
-        data = np.loadtxt(fh, usecols=(0, 1, 2, 11), dtype=np.int64, ndmin=2)
+    try:
+        with gzip.open(path, "rt") as fh:
+            data = np.loadtxt(fh, usecols=(0, 1, 2, 11), dtype=np.int64, ndmin=2)
+    except (OSError, ValueError, EOFError) as exc:
+        raise EdenDataError(f"{path}: not a DIVA raw record file (bank row line w0..w7 count): {exc}") from None
     bank, row, line, count = data.T
     sweep = np.concatenate([[0], np.cumsum(np.diff(line) < 0)])  # line index restarts: next sweep
     if sweep.max() + 1 != SWEEPS:
-        raise ValueError(f"{path}: expected {SWEEPS} sweeps over the lines (line index restarting once), "
-                         f"found {sweep.max() + 1}")
+        raise EdenDataError(f"{path}: expected {SWEEPS} sweeps over the lines (line index restarting once), "
+                            f"found {sweep.max() + 1}")
     return RecordTest(name, bank=bank, row=row, column=line, count=count, column_bits=LINE_BITS,
                       iterations=SWEEPS, iteration=sweep,
                       data_pattern="unknown (not documented upstream); two sweeps per test",
                       operating_point=operating_point(trcd, 15, 5, twr), device="DIMM A-10 (vendor A)")
 
 
-def convert_a10(data: Path) -> RawCharacterization:
-    summary = read_summary(data / "vendorA" / "summary_10")
+def convert_a10(src: Path) -> RawCharacterization:
+    """DIMM A-10: per-line records at tRCD 12.5 and 10 ns, and every summary line of the DIMM."""
+    summary = read_summary(src / "vendorA" / "summary_10")
     twr = {r["twr"] for r in summary}
     if len(twr) != 1:
-        raise ValueError(f"summary_10: expected one tWR, found {sorted(twr)}")
+        raise EdenDataError(f"{src / 'vendorA' / 'summary_10'}: expected one tWR, found {sorted(twr)}")
     twr = twr.pop()
     tests = []
     for trcd in sorted(RAW_FILES, reverse=True):
         name = f"trcd{trcd * CLOCK_NS:.1f}ns"
-        t = read_records(data / "raw" / RAW_FILES[trcd], name, trcd, twr)
-        total = next(r["errors"] for r in summary if (r["trcd"], r["tras"], r["trp"]) == (trcd, 15, 5))
+        t = read_records(src / "raw" / RAW_FILES[trcd], name, trcd, twr)
+        total = next((r["errors"] for r in summary if (r["trcd"], r["tras"], r["trp"]) == (trcd, 15, 5)), None)
         if t.total_errors != total:
-            raise ValueError(f"{RAW_FILES[trcd]}: records sum to {t.total_errors} errors, summary_10 says {total}")
+            raise EdenDataError(f"{RAW_FILES[trcd]}: records sum to {t.total_errors} errors, summary_10 says "
+                                f"{total}")
         tests.append(t)
     for r in summary:
-        tests.append(summary_test("summary_" + timing_name(r["trcd"], r["tras"], r["trp"]), r, "DIMM A-10 (vendor A)"))
+        tests.append(_summary_test("summary_" + timing_name(r["trcd"], r["tras"], r["trp"]), r,
+                                   "DIMM A-10 (vendor A)"))
     provenance = {
         "source": CITATION, "device": "DDR3 SO-DIMM A-10 (vendor A)",
         "files": [f"diva-ddr3/raw/{f}" for f in RAW_FILES.values()] + ["diva-ddr3/vendorA/summary_10"],
-        "converter": "scripts/convert_diva.py",
+        "converter": _CONVERTER,
         "timings": f"controller cycles x {CLOCK_NS} ns; refresh interval {REFRESH_MS:g} ms",
         "records": "one per (bank, row, 64-byte line, sweep) with >= 1 error; count = bit errors in the line "
                    "in that sweep; the eight 64-bit words of the source are undocumented and dropped",
@@ -152,21 +148,22 @@ def convert_a10(data: Path) -> RawCharacterization:
     return RawCharacterization(tuple(tests), ORGANIZATION, subarray_rows_known=False, provenance=provenance)
 
 
-def convert_summaries(data: Path) -> RawCharacterization:
+def convert_summaries(src: Path) -> RawCharacterization:
+    """Every DIMM's summary lines (total bit errors per timing), all 96 DIMMs."""
     tests = []
-    for vendor_dir in sorted(data.glob("vendor?")):
+    for vendor_dir in sorted(src.glob("vendor?")):
         vendor = vendor_dir.name[-1]
         for path in sorted(vendor_dir.glob("summary_*")):
-            dimm = f"{vendor}{path.name.split('_')[1]}"
+            number = path.name.split("_")[1]
             seen = set()
             for r in read_summary(path):
-                name = f"{dimm}_{timing_name(r['trcd'], r['tras'], r['trp'])}"
+                name = f"{vendor}{number}_{timing_name(r['trcd'], r['tras'], r['trp'])}"
                 if name in seen:
-                    raise ValueError(f"{path}:{r['line']}: timing listed twice")
+                    raise EdenDataError(f"{path}:{r['line']}: timing listed twice")
                 seen.add(name)
-                tests.append(summary_test(name, r, f"DIMM {vendor}-{path.name.split('_')[1]} (vendor {vendor})"))
+                tests.append(_summary_test(name, r, f"DIMM {vendor}-{number} (vendor {vendor})"))
     provenance = {
-        "source": CITATION, "converter": "scripts/convert_diva.py",
+        "source": CITATION, "converter": _CONVERTER,
         "files": "diva-ddr3/vendor{A,B,C}/summary_NN",
         "timings": f"controller cycles x {CLOCK_NS} ns; refresh interval from the tREFI column",
         "value": "total bit errors of the test (empty in the source: 0)",
@@ -179,28 +176,10 @@ def convert_summaries(data: Path) -> RawCharacterization:
     return RawCharacterization(tuple(tests), ORGANIZATION, subarray_rows_known=False, provenance=provenance)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the diva-ddr3 folder")
-    ap.add_argument("--out", type=Path, default=REPO / "error_models" / "raw", help="output folder")
-    ap.add_argument("--all-summaries", action="store_true",
-                    help="also write diva_ddr3_summaries.h5 (every DIMM's summary lines)")
-    ap.add_argument("--force", action="store_true", help="replace existing files")
-    args = ap.parse_args(argv)
-    if not (args.data / "raw").is_dir():
-        ap.error(f"{args.data} does not look like the diva-ddr3 data folder (no raw/ inside)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    jobs = [("diva_ddr3_A10.h5", convert_a10)]
-    if args.all_summaries:
-        jobs.append(("diva_ddr3_summaries.h5", convert_summaries))
-    for name, build in jobs:
-        raw = build(args.data)
-        path = args.out / name
-        raw.save(path, overwrite=args.force)
-        size = path.stat().st_size
-        print(f"wrote {path} ({size / 1e6:.2f} MB, {len(raw.tests)} tests)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+A10 = register(Importer(
+    "diva", "DIVA DDR3 (SIGMETRICS 2017), DIMM A-10: per-line error records at tRCD 12.5/10 ns and the "
+    "DIMM's summary lines", ("raw/" + RAW_FILES[5], "raw/" + RAW_FILES[4], "vendorA/summary_10"),
+    convert_a10, shipped="diva_ddr3_A10.h5"))
+SUMMARIES = register(Importer(
+    "diva-summaries", "DIVA DDR3 (SIGMETRICS 2017): total bit errors of all 96 DIMMs at every timing",
+    ("vendorA", "vendorB", "vendorC"), convert_summaries))

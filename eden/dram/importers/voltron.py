@@ -1,10 +1,9 @@
-#!/usr/bin/env python
-"""Convert the public Voltron reduced-voltage DRAM data into an eden raw characterization file.
+"""Voltron (Chang et al., SIGMETRICS 2017): DDR3L SO-DIMMs at reduced supply voltage.
 
 Source: public data release of Chang et al., "Understanding Reduced-Voltage
 Operation in Modern DRAM Devices: Experimental Characterization, Analysis, and
 Mechanisms", SIGMETRICS 2017 (arXiv 1705.10292): DDR3L SO-DIMMs (nominal VDD
-1.35 V) of vendors A, B, C. A copy lives in ``../shared/data/voltron-ddr3l``.
+1.35 V) of vendors A, B, C (a copy: ``../shared/data/voltron-ddr3l``).
 
 ``dimm_faulty_cachelines.csv`` gives, per DIMM and supply voltage, only the
 percentage of 64-byte cache lines with at least one flipped bit. That is what
@@ -22,34 +21,27 @@ provenance but not used.)
 refresh interval) is not converted: it does not give the number of bits tested,
 so no rate can be derived from it.
 
-Writes ``voltron_ddr3l_faulty_lines.h5`` (tests named ``A1_vdd1.100V``).
-
-Usage::
-
-    python scripts/convert_voltron.py [--data ../shared/data/voltron-ddr3l] [--out error_models/raw] [--force]
+Importer ``voltron``: tests named ``A1_vdd1.100V``; shipped as
+``error_models/raw/voltron_ddr3l_faulty_lines.h5``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import eden  # noqa: F401
-except ImportError:  # running from a source checkout without installing
-    sys.path.insert(0, str(REPO))
-
+from eden.dram.importers import Importer, register
 from eden.dram.raw import OperatingPoint, RawCharacterization, SummaryTest
+from eden.errors import EdenDataError
 
 CITATION = ("Chang et al., \"Understanding Reduced-Voltage Operation in Modern DRAM Devices: Experimental "
             "Characterization, Analysis, and Mechanisms\", SIGMETRICS 2017 (arXiv 1705.10292); public data "
             "release")
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "voltron-ddr3l"
 LINE_BITS = 512
+CSV_NAME = "dimm_faulty_cachelines.csv"
 COLUMNS = ("dimm_name", "vdd", "vendor", "error_cacheline_percent")
+# Kept as written when the shipped file was made, so that re-importing reproduces it exactly.
+_CONVERTER = "scripts/convert_voltron.py"
 
 
 def read_faulty_lines(path: Path) -> list[SummaryTest]:
@@ -58,19 +50,19 @@ def read_faulty_lines(path: Path) -> list[SummaryTest]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: expected columns {', '.join(COLUMNS)}; found {reader.fieldnames}")
+            raise EdenDataError(f"{path}: expected columns {', '.join(COLUMNS)}; found {reader.fieldnames}")
         for lineno, row in enumerate(reader, 2):
             try:
                 vdd = float(row["vdd"])
                 percent = float(row["error_cacheline_percent"])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: vdd and error_cacheline_percent must be numbers, got "
-                                 f"{row['vdd']!r}, {row['error_cacheline_percent']!r}") from None
+            except (TypeError, ValueError):
+                raise EdenDataError(f"{path}:{lineno}: vdd and error_cacheline_percent must be numbers, got "
+                                    f"{row['vdd']!r}, {row['error_cacheline_percent']!r}") from None
             if not 0.0 <= percent <= 100.0:
-                raise ValueError(f"{path}:{lineno}: error_cacheline_percent must be in [0, 100], got {percent}")
+                raise EdenDataError(f"{path}:{lineno}: error_cacheline_percent must be in [0, 100], got {percent}")
             name = f"{row['dimm_name']}_vdd{vdd:.3f}V"
             if name in seen:
-                raise ValueError(f"{path}:{lineno}: DIMM {row['dimm_name']} at {vdd} V listed twice")
+                raise EdenDataError(f"{path}:{lineno}: DIMM {row['dimm_name']} at {vdd} V listed twice")
             seen.add(name)
             tests.append(SummaryTest(
                 name, quantity="faulty_unit_fraction", value=percent / 100.0, unit_bits=LINE_BITS,
@@ -78,15 +70,16 @@ def read_faulty_lines(path: Path) -> list[SummaryTest]:
                 operating_point=OperatingPoint(vdd_v=vdd),
                 device=f"DDR3L SO-DIMM {row['dimm_name']} (vendor {row['vendor']})"))
     if not tests:
-        raise ValueError(f"{path}: no data rows")
+        raise EdenDataError(f"{path}: no data rows")
     return tests
 
 
-def convert(data: Path) -> RawCharacterization:
-    tests = read_faulty_lines(data / "dimm_faulty_cachelines.csv")
+def convert(src: Path) -> RawCharacterization:
+    """One summary test per (DIMM, VDD) of ``dimm_faulty_cachelines.csv``."""
+    tests = read_faulty_lines(src / CSV_NAME)
     provenance = {
-        "source": CITATION, "file": "voltron-ddr3l/dimm_faulty_cachelines.csv",
-        "converter": "scripts/convert_voltron.py",
+        "source": CITATION, "file": f"voltron-ddr3l/{CSV_NAME}",
+        "converter": _CONVERTER,
         "quantity": "fraction of 64-byte cache lines with >= 1 bit error, per DIMM and supply voltage "
                     "(error_cacheline_percent / 100); nominal VDD of DDR3L is 1.35 V",
         "identifies": "a lower bound on the BER (f/512) and a uniform-equivalent BER only",
@@ -97,21 +90,6 @@ def convert(data: Path) -> RawCharacterization:
     return RawCharacterization(tuple(tests), None, provenance=provenance)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the voltron-ddr3l folder")
-    ap.add_argument("--out", type=Path, default=REPO / "error_models" / "raw", help="output folder")
-    ap.add_argument("--force", action="store_true", help="replace an existing file")
-    args = ap.parse_args(argv)
-    if not (args.data / "dimm_faulty_cachelines.csv").is_file():
-        ap.error(f"{args.data} does not hold dimm_faulty_cachelines.csv")
-    args.out.mkdir(parents=True, exist_ok=True)
-    raw = convert(args.data)
-    path = args.out / "voltron_ddr3l_faulty_lines.h5"
-    raw.save(path, overwrite=args.force)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {len(raw.tests)} tests)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+FAULTY_LINES = register(Importer(
+    "voltron", "Voltron DDR3L (SIGMETRICS 2017): fraction of faulty 64-byte lines per DIMM and supply voltage",
+    (CSV_NAME,), convert, shipped="voltron_ddr3l_faulty_lines.h5"))
