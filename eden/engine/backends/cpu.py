@@ -23,8 +23,9 @@ import os
 import numpy as np
 
 from eden.engine import rng
-from eden.engine.plan import (STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53,
-                               Plan, _fixed_bands)
+from eden.engine.plan import Plan
+from eden.engine.sampling import (STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53,
+                                  fixed_bands as _fixed_bands)
 
 _KERNELS = None
 
