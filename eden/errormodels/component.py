@@ -27,7 +27,7 @@ import dataclasses
 import enum
 from typing import Any, ClassVar
 
-from eden.core.validate import check_number, unknown_name
+from eden.core.validate import check_number, did_you_mean, unknown_name
 from eden.errors import EdenConfigError
 
 
@@ -132,7 +132,9 @@ class Component:
             if not eq:
                 raise EdenConfigError(f"parameter {item!r} of {cls.kind} in {spec!r} must be key=value")
             if key not in cls.param_names():
-                raise unknown_name(f"parameter of {cls.kind} in spec {spec!r}:", key, cls.param_names())
+                # parameter names are one to six letters: a lower cutoff than names' default finds p for prob
+                raise EdenConfigError(f"unknown parameter {key!r} for {cls.kind} in spec {spec!r}; known: "
+                                      f"{', '.join(cls.param_names())}{did_you_mean(key, cls.param_names(), cutoff=0.3)}")
             if key in kwargs:
                 raise EdenConfigError(f"parameter {key!r} given twice for {cls.kind} in {spec!r}")
             try:
@@ -227,7 +229,7 @@ def component_class(kind: str) -> type[Component]:
     Call it through :mod:`eden.errormodels.components`, whose import registers the built-ins.
     """
     if kind not in _COMPONENTS:
-        raise unknown_name("error-model component", kind, _COMPONENTS)
+        raise unknown_name("error model", kind, _COMPONENTS)
     return _COMPONENTS[kind]
 
 

@@ -159,13 +159,13 @@ class ErrorModel:
         """Write this model to an HDF5 file (layout: docs/formats.md)."""
         from eden.errormodels import h5 as _h5
 
-        _h5.save_error_model(path, self.components, self.persistence, provenance=provenance,
-                             overwrite=overwrite)
+        _h5.save_components(path, self.components, self.persistence, provenance=provenance,
+                            overwrite=overwrite)
 
     @classmethod
     def load(cls, path) -> "ErrorModel":
         """Read a model from an HDF5 file; errors name the file and HDF5 path."""
         from eden.errormodels import h5 as _h5
 
-        components, persistence = _h5.load_error_model(path)
+        components, persistence = _h5.load_components(path)
         return cls(components, persistence)
