@@ -80,7 +80,8 @@ __all__ = [
 ]
 
 MODELS = fit_model_names()
-"""Models ``fit`` knows (the registered fit candidates), in order of complexity."""
+"""Models ``fit`` knows, in order of complexity: the fit candidates registered by
+:mod:`eden.errormodels.components` (built-ins and every module added there)."""
 
 N_PARAMS = {name: fit_model(name).fit_param_count() for name in MODELS}
 """Free parameters (BIC's k) of each model."""
@@ -566,7 +567,7 @@ def _fit_candidates(st: RecordStats, names: list[str], confidence: float,
         fitted[name] = cf = candidate.fit_records(st, confidence,
                                                   {part: fitted[part].theta for part in candidate.fit_parts})
         if name in names:
-            k = N_PARAMS[name]
+            k = candidate.fit_param_count()
             cands[name] = ModelFit(name, ErrorModel(cf.components, persistence), cf.loglik, k,
                                    _bic(cf.loglik, k, st.trials), cf.estimates, notes=cf.notes)
     return cands

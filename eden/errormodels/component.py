@@ -41,12 +41,12 @@ class Persistence(str, enum.Enum):
         return self.value
 
     @classmethod
-    def coerce(cls, value: "Persistence | str", what: str = "persistence") -> "Persistence":
+    def coerce(cls, value: "Persistence | str") -> "Persistence":
         """The member for ``value`` (a member or its spelling); unknown -> :func:`unknown_name`."""
         try:
             return cls(value)
         except ValueError:
-            raise unknown_name(what, value, [m.value for m in cls]) from None
+            raise unknown_name("persistence", value, [m.value for m in cls]) from None
 
 
 DEFAULT_PERSISTENCE = Persistence.ACCESS
@@ -206,6 +206,9 @@ def register(cls: type[Component]) -> type[Component]:
         raise TypeError(f"register expects a Component subclass with a kind, got {cls!r}")
     if cls.kind in _COMPONENTS or "+" in cls.kind or ":" in cls.kind:
         raise ValueError(f"component kind {cls.kind!r} is taken or contains '+' or ':'")
+    undeclared = [f.name for f in dataclasses.fields(cls) if "range" not in f.metadata]
+    if undeclared:
+        raise TypeError(f"{cls.__name__}: declare parameters {undeclared} with rate_param() or fraction_param()")
     _COMPONENTS[cls.kind] = cls
     if hasattr(cls, "fit_records"):
         register_fit_model(cls)

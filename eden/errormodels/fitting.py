@@ -13,8 +13,9 @@ with :func:`eden.errormodels.component.register_fit_model`) provides:
 * ``simulate_margins(components, data, rng) -> (errors per row, errors per column unit)``:
   one Monte Carlo draw under the fitted components, for goodness of fit.
 
-A component additionally provides ``simulation_passes(cells, rng)`` for
-:func:`eden.dram.fit.simulate_records`: a list of :class:`SimPass`, drawn in order from ``rng``.
+A component may also provide ``simulation_passes(cells, rng) -> list[SimPass]`` for
+:func:`eden.dram.fit.simulate_records` (``cells``: an :class:`eden.dram.fit.CellSpace`; weak
+lines drawn from ``rng`` in order, the passes' failures are drawn after all components').
 
 Likelihoods are binomial kernels of error counts; the combinatorial constant
 (``data.log_const``) is added by each fitter so that log-likelihoods are comparable.

@@ -151,3 +151,24 @@ def test_a_registered_component_works_end_to_end(toy, tmp_path):
 
 def test_the_registry_copy_is_gone_after_the_test():
     assert "toy" not in component_kinds()
+
+
+def test_register_rejects_a_taken_kind_and_undeclared_parameters(monkeypatch):
+    monkeypatch.setattr(registry, "_COMPONENTS", dict(registry._COMPONENTS))
+
+    @dataclasses.dataclass(frozen=True)
+    class Again(Component):
+        kind = "em0"
+        p: float = rate_param("flip probability")
+
+    with pytest.raises(ValueError, match="'em0' is taken"):
+        register(Again)
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain(Component):
+        kind = "plain"
+        p: float = 0.0
+
+    with pytest.raises(TypeError, match=r"declare parameters \['p'\] with rate_param"):
+        register(Plain)
+    assert "plain" not in component_kinds()
