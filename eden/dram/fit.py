@@ -81,7 +81,8 @@ __all__ = [
 
 MODELS = fit_model_names()
 """Models ``fit`` knows, in order of complexity: the fit candidates registered by
-:mod:`eden.errormodels.components` (built-ins and every module added there)."""
+:mod:`eden.errormodels.components` (built-ins and every module added there). The fit reads the
+registry on each call, so a candidate registered later takes part too."""
 
 N_PARAMS = {name: fit_model(name).fit_param_count() for name in MODELS}
 """Free parameters (BIC's k) of each model."""
@@ -369,7 +370,7 @@ class RecordStats:
 
 # ------------------------------------------------------- goodness of fit
 def _gof(name: str, model: ErrorModel, st: RecordStats, seed: int) -> tuple:
-    rng = np.random.default_rng([seed, MODELS.index(name)])
+    rng = np.random.default_rng([seed, fit_model_names().index(name)])
     reps = int(min(50, max(3, math.ceil(1e6 / max(st.n_rows, st.n_groups)))))
     candidate = fit_model(name)
     sims = [candidate.simulate_margins(model.components, st, rng) for _ in range(reps)]
@@ -516,7 +517,7 @@ def _fit_records(test, org, sub_known, models, persistence, confidence, seed, go
     excluded.update(_exclusions(st))
     if st.errors == 0:
         notes.append("no errors observed: only an upper bound on a uniform rate is identified")
-    wanted = list(MODELS) if models is None else models
+    wanted = list(fit_model_names()) if models is None else models
     for m in wanted:
         if m in excluded and models is not None:
             raise FitError(f"cannot fit {m} to test {test.name!r}: {excluded[m]}")
@@ -524,7 +525,7 @@ def _fit_records(test, org, sub_known, models, persistence, confidence, seed, go
     if gof:
         for name, c in cands.items():
             cands[name] = dataclasses.replace(c, gof=_gof(name, c.model, st, seed))
-    ordered = tuple(cands[m] for m in MODELS if m in cands)
+    ordered = tuple(cands[m] for m in fit_model_names() if m in cands)
     selected = min(ordered, key=lambda c: c.bic).name
     data = {"kind": "records", "records": test.n_records, "column_bits": st.w, "iterations": st.T,
             "bits": st.bits, "bit_trials": st.trials, "errors": st.errors, "ber": st.errors / st.trials,
@@ -539,7 +540,7 @@ def _fit_records(test, org, sub_known, models, persistence, confidence, seed, go
 def _exclusions(st: RecordStats) -> dict[str, str]:
     """Candidates the data cannot identify, with the reason (the registry's order)."""
     excluded: dict[str, str] = {}
-    for name in MODELS:
+    for name in fit_model_names():
         candidate = fit_model(name)
         reason = candidate.fit_exclusion(st)
         if reason is None and st.errors == 0 and not candidate.fits_without_errors:
@@ -560,7 +561,7 @@ def _fit_candidates(st: RecordStats, names: list[str], confidence: float,
         needed.update(fit_model(name).fit_parts)
     fitted: dict[str, mle.CandidateFit] = {}
     cands: dict[str, ModelFit] = {}
-    for name in MODELS:
+    for name in fit_model_names():
         if name not in needed:
             continue
         candidate = fit_model(name)
@@ -580,7 +581,7 @@ def _bic(ll, k, n):
 def _fit_summary(test: SummaryTest, models, persistence, confidence, seed) -> FitResult:
     """Summary data identify one number: the uniform-equivalent BER (em0)."""
     excluded = {m: "not identifiable from summary-level data (no per-row or per-column records, no "
-                   "error directions)" for m in MODELS if m != Uniform.kind}
+                   "error directions)" for m in fit_model_names() if m != Uniform.kind}
     if models is not None:
         for m in models:
             if m in excluded:

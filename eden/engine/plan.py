@@ -45,8 +45,7 @@ import threading
 import numpy as np
 
 from eden.dram.address import AddressMap
-from eden.engine import rng
-from eden.engine import sampling
+from eden.engine import rng, sampling
 from eden.engine.sampling import TAG_ACCESS, TAG_FIXED, TWO53, fixed_bands
 from eden.errormodels.component import Persistence, Population, WeakLines
 from eden.errormodels.model import ErrorModel

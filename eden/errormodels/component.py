@@ -1,7 +1,8 @@
 """The error-model component contract and its registries.
 
 A component is one frozen dataclass, in one file under ``eden/errormodels/components/``,
-decorated with :func:`register`. It declares everything the rest of eden needs:
+registered with :func:`register` (one line in that package's ``__init__``). It declares
+everything the rest of eden needs:
 
 * its parameters: dataclass fields made with :func:`rate_param` or :func:`fraction_param`
   (name, default, range [0, 1], whether :meth:`Component.scaled` scales it, a doc line);
@@ -133,8 +134,9 @@ class Component:
                 raise EdenConfigError(f"parameter {item!r} of {cls.kind} in {spec!r} must be key=value")
             if key not in cls.param_names():
                 # parameter names are one to six letters: a lower cutoff than names' default finds p for prob
+                hint = did_you_mean(key, cls.param_names(), cutoff=0.3)
                 raise EdenConfigError(f"unknown parameter {key!r} for {cls.kind} in spec {spec!r}; known: "
-                                      f"{', '.join(cls.param_names())}{did_you_mean(key, cls.param_names(), cutoff=0.3)}")
+                                      f"{', '.join(cls.param_names())}{hint}")
             if key in kwargs:
                 raise EdenConfigError(f"parameter {key!r} given twice for {cls.kind} in {spec!r}")
             try:
@@ -198,7 +200,8 @@ _FIT_MODELS: dict[str, Any] = {}
 
 
 def register(cls: type[Component]) -> type[Component]:
-    """Class decorator: make ``cls`` known by ``cls.kind`` (specs, HDF5 files, the engine, the fit).
+    """Make ``cls`` known by ``cls.kind`` (specs, HDF5 files, the engine, the fit); returns ``cls``,
+    so it also works as a class decorator.
 
     A class that defines ``fit_records`` also becomes a fit candidate named ``cls.kind``.
     """

@@ -78,7 +78,8 @@ class CandidateFit:
         loglik: Maximised log-likelihood, with ``data.log_const``.
         estimates: One ParameterEstimate per free parameter, named ``<kind>.<param>``.
         notes: Caveats specific to this candidate.
-        theta: Raw parameters, for candidates that start from this one (``fit_parts``).
+        theta: Raw parameters (the MLE before clipping), for candidates that start from this one
+            (``fit_parts``).
     """
 
     components: tuple

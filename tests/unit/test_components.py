@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from eden.dram.address import DEFAULT_ADDRESS_MAP, DramOrganization
-from eden.dram.fit import MODELS, N_PARAMS, simulate_records
+from eden.dram.fit import MODELS, N_PARAMS, fit, simulate_records
+from eden.dram.raw import RawCharacterization
 from eden.engine.ops import inject_
 from eden.engine.plan import compile_plan
 from eden.errormodels import component as registry
@@ -172,3 +173,49 @@ def test_register_rejects_a_taken_kind_and_undeclared_parameters(monkeypatch):
     with pytest.raises(TypeError, match=r"declare parameters \['p'\] with rate_param"):
         register(Plain)
     assert "plain" not in component_kinds()
+
+
+def test_a_registered_fit_candidate_is_fitted_from_its_parts(monkeypatch):
+    """A composite candidate: fitted after its parts, from their estimates; excluded with them."""
+    monkeypatch.setattr(registry, "_FIT_MODELS", dict(registry._FIT_MODELS))
+    Uniform, DataDependent = component_class("em0"), component_class("em3")
+
+    class UniformAndDirections:
+        name = "em0+em3"
+        fit_parts = ("em0", "em3")
+        fits_without_errors = False
+
+        @staticmethod
+        def fit_param_count():
+            return 3
+
+        @staticmethod
+        def fit_exclusion(data):
+            return None
+
+        @staticmethod
+        def fit_records(data, confidence, part_thetas):
+            from eden.errormodels.fitting import CandidateFit
+
+            (p,), (p10, p01) = part_thetas["em0"], part_thetas["em3"]
+            return CandidateFit((Uniform(p / 2), DataDependent(p10 / 2, p01 / 2)), -1.0, ())
+
+        @staticmethod
+        def simulate_margins(components, data, rng):
+            return fit_model("em0").simulate_margins(components[:1], data, rng)
+
+    registry.register_fit_model(UniformAndDirections)
+    org = DramOrganization(banks=1, rows=256, row_bytes=1024)
+    raw = RawCharacterization((simulate_records("em3:p10=1e-3,p01=1e-4", org, seed=1),), org)
+    result = fit(raw, models=["em0+em3"])
+    (c,) = result.candidates
+    em0, em3 = fit(raw, models=["em0"]).model.components[0], fit(raw, models=["em3"]).model.components[0]
+    assert c.model == ErrorModel((Uniform(em0.p / 2), DataDependent(em3.p10 / 2, em3.p01 / 2)))
+    assert c.n_params == 3 and c.bic == pytest.approx(3 * math.log(org.capacity_bytes * 8) + 2.0)
+    assert {g.margin for g in c.gof} == {"row", "column"}
+
+    no_direction = simulate_records("em3:p10=1e-3,p01=1e-4", org, seed=1, record_direction=False)
+    result = fit(RawCharacterization((no_direction,), org), gof=False)
+    assert result.excluded["em0+em3"].startswith("not identifiable: its part em3 is not")
+    with pytest.raises(EdenConfigError, match="unknown model 'em0\\+em4'"):
+        fit(raw, models=["em0+em4"])

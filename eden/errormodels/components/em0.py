@@ -8,10 +8,9 @@ import math
 import numpy as np
 
 from eden.errormodels import fitting as mle
-from eden.errormodels.component import Component, SubPass, rate_param, register
+from eden.errormodels.component import Component, SubPass, rate_param
 
 
-@register
 @dataclasses.dataclass(frozen=True)
 class Uniform(Component):
     """EM0: uniform random bit errors."""
@@ -40,7 +39,7 @@ class Uniform(Component):
             est = (dataclasses.replace(est[0], method="Wald (observed Fisher information, exact)"),)
         else:
             est = mle.estimates(("em0.p",), [p], fn, confidence)
-        return mle.CandidateFit((cls(p),), ll, est)
+        return mle.CandidateFit((cls(p),), ll, est, theta=(p,))
 
     @staticmethod
     def simulate_margins(components, data, rng: np.random.Generator):

@@ -9,11 +9,10 @@ import numpy as np
 
 from eden.errormodels import fitting as mle
 from eden.errormodels.component import (Component, Population, SubPass, WeakLines, fraction_param,
-                                        rate_param, register)
+                                        rate_param)
 from eden.errors import EdenConfigError
 
 
-@register
 @dataclasses.dataclass(frozen=True)
 class WeakBitlines(Component):
     """EM1: errors concentrated on a fraction of the bitlines."""

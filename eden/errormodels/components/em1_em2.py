@@ -1,7 +1,7 @@
 """em1+em2: the fit candidate that combines weak bitlines and weak wordlines in one model.
 
-Not a component (the model it fits is the union of an em1 and an em2 component); registered as
-a fit candidate that starts from the em1 and em2 fits.
+Not a component (the model it fits is the union of an em1 and an em2 component): a fit
+candidate (contract: :mod:`eden.errormodels.fitting`) that starts from the em1 and em2 fits.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 from eden.errormodels import fitting as mle
-from eden.errormodels.component import register_fit_model
 from eden.errormodels.components.em1 import WeakBitlines
 from eden.errormodels.components.em2 import WeakWordlines
 
@@ -39,9 +38,6 @@ class WeakBitlinesAndWordlines:
     def simulate_margins(components, data, rng: np.random.Generator):
         bitlines, wordlines = components
         return mle.simulate_line_margins(data, rng, bitlines=bitlines, wordlines=wordlines)
-
-
-WEAK_BITLINES_AND_WORDLINES = register_fit_model(WeakBitlinesAndWordlines())
 
 
 # em1+em2: cell rate classes (column weak?, row weak?) -> 1-(1-r_col)(1-r_row)
@@ -127,7 +123,8 @@ class _Composite:
                 rho_bs = np.bincount(st.row_bs, weights=rho, minlength=st.n_bs)
                 na_bs = rho_bs * wt
                 nb_bs = st.bs_n - na_bs
-                dz = mle.kern(0, na_bs, qww) - mle.kern(0, na_bs, qsw) + mle.kern(0, nb_bs, qws) - mle.kern(0, nb_bs, qss)
+                dz = (mle.kern(0, na_bs, qww) - mle.kern(0, na_bs, qsw)
+                      + mle.kern(0, nb_bs, qws) - mle.kern(0, nb_bs, qss))
                 a = np.bincount(st.rec_nz, weights=st.rec_x * rho[st.rec_row], minlength=st.nz_group.size)
                 b = st.nz_y - a
                 na, nb = na_bs[st.nz_bs], nb_bs[st.nz_bs]

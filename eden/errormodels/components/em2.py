@@ -8,11 +8,10 @@ import dataclasses
 import numpy as np
 
 from eden.errormodels import fitting as mle
-from eden.errormodels.component import Component, SubPass, WeakLines, fraction_param, rate_param, register
+from eden.errormodels.component import Component, SubPass, WeakLines, fraction_param, rate_param
 from eden.errors import EdenConfigError
 
 
-@register
 @dataclasses.dataclass(frozen=True)
 class WeakWordlines(Component):
     """EM2: errors concentrated on a fraction of the wordlines (rows)."""

@@ -9,10 +9,9 @@ import math
 import numpy as np
 
 from eden.errormodels import fitting as mle
-from eden.errormodels.component import Component, SubPass, rate_param, register
+from eden.errormodels.component import Component, SubPass, rate_param
 
 
-@register
 @dataclasses.dataclass(frozen=True)
 class DataDependent(Component):
     """EM3: direction-dependent errors (true-/anti-cells)."""
@@ -55,7 +54,7 @@ class DataDependent(Component):
                             skip=tuple(fixed))
         est = tuple(dataclasses.replace(e, method="Wald (observed Fisher information, exact)")
                     if e.method == "Wald (binomial)" else e for e in est)
-        return mle.CandidateFit((cls(p10, p01),), ll, est)
+        return mle.CandidateFit((cls(p10, p01),), ll, est, theta=(p10, p01))
 
     @staticmethod
     def simulate_margins(components, data, rng: np.random.Generator):
