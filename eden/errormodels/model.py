@@ -33,9 +33,8 @@ import math
 import os
 
 from eden.core.validate import check_probability
-from eden.errormodels.component import (DEFAULT_PERSISTENCE, Component, Persistence, component_class,
-                                        component_kinds, model_spec)
-from eden.errormodels.components import Uniform
+from eden.errormodels.component import DEFAULT_PERSISTENCE, Component, Persistence, model_spec
+from eden.errormodels.components import Uniform, component_class, component_kinds
 from eden.errors import EdenConfigError, EdenTypeError
 
 
