@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import click
@@ -11,7 +12,31 @@ import click
 from eden.cli import main
 from eden.cli._common import fail, load_error_model
 
-_FIT_MODELS = ("em0", "em1", "em2", "em3", "em1+em2")  # == eden.dram.fit.MODELS (kept literal: lean import)
+class _RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose names are read from a registry when click needs them, so that
+    ``import eden.cli`` does not import the error-model registry (and numpy with it)."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        # click.Choice.__init__ would store a fixed tuple; ``choices`` is a property here instead.
+        self._names = names
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(str(n) for n in self._names())
+
+
+def _fit_models() -> tuple[str, ...]:
+    """The registered fit candidates (``eden.dram.fit.MODELS``), for --model."""
+    from eden.errormodels.components import fit_model_names
+
+    return fit_model_names()
+
+
+def _persistence_modes() -> tuple[str, ...]:
+    from eden.errormodels.component import Persistence
+
+    return tuple(m.value for m in Persistence)
 
 
 @main.group()
@@ -82,9 +107,9 @@ def errormodel_show(model, profile, op, as_json):
               type=click.Path(dir_okay=False, path_type=Path), help="error-model file to write")
 @click.option("--test", "test_name", default=None, metavar="NAME",
               help="test of RAW.h5 to fit (default: its only test)")
-@click.option("--model", "forced", type=click.Choice(_FIT_MODELS), default=None,
+@click.option("--model", "forced", type=_RegistryChoice(_fit_models), default=None,
               help="fit only this model instead of selecting by BIC")
-@click.option("--persistence", type=click.Choice(("access", "fixed")), default="access", show_default=True,
+@click.option("--persistence", type=_RegistryChoice(_persistence_modes), default="access", show_default=True,
               help="persistence of the saved model (not identifiable from summed counts)")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.99,
               show_default=True, help="confidence level of the intervals")
@@ -92,7 +117,7 @@ def errormodel_show(model, profile, op, as_json):
 @click.option("--force", is_flag=True, help="replace MODEL.h5 if it exists")
 @click.option("--json", "as_json", is_flag=True, help="print the full report as JSON")
 def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence, seed, force, as_json):
-    """Fit em0..em3 and em1+em2 to profiled bit errors; save the best model.
+    """Fit the registered models (em0..em3, em1+em2) to profiled bit errors; save the best model.
 
     RAW.h5 is a raw characterization file (docs/raw-format.md). Every model the
     data can identify is fitted by maximum likelihood; the one with the lowest

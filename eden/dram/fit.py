@@ -9,6 +9,9 @@ every model the data can identify:
 * ``em3`` data dependent (``p10, p01``), only with error directions,
 * ``em1+em2`` their composition (``em1: fraction, p, p_else`` + ``em2: fraction, p``),
 
+(the candidates registered in :mod:`eden.errormodels.components`, each fitted by its own
+``fit_records``; the MLE toolkit is :mod:`eden.errormodels.fitting`)
+
 then selects one by the Bayesian information criterion
 ``BIC = k ln(n) - 2 ln L`` with ``n`` the number of bit-trials (bits x
 iterations), reports 99% confidence intervals and goodness of fit (observed vs
@@ -36,8 +39,6 @@ how the fit is tested.
 
 from __future__ import annotations
 
-from eden.errors import EdenDataError
-
 import dataclasses
 import json
 import math
@@ -48,28 +49,29 @@ from typing import Any
 
 import h5py
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from eden.core.io import write_with
+from eden.core.validate import check_int
 from eden.dram.address import DramOrganization
-from eden.errormodels.model import (
-    PERSISTENCE_MODES,
-    DataDependent,
-    ErrorModel,
-    Uniform,
-    WeakBitlines,
-    WeakWordlines,
-)
 from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.errormodels import fitting as mle
+from eden.errormodels.component import Persistence
+from eden.errormodels.components import Uniform, fit_model, fit_model_names
+from eden.errormodels.fitting import ParameterEstimate
+from eden.errormodels.model import ErrorModel
+from eden.errors import EdenConfigError, EdenDataError
 
 __all__ = [
     "CI_METHOD",
     "MODELS",
-    "Estimate",
+    "N_PARAMS",
     "FitError",
     "FitResult",
     "MarginFit",
     "ModelFit",
+    "ParameterEstimate",
+    "RecordStats",
     "fit",
     "fit_test",
     "read_fit_report",
@@ -77,16 +79,17 @@ __all__ = [
     "simulate_records",
 ]
 
-MODELS = ("em0", "em1", "em2", "em3", "em1+em2")
-"""Models ``fit`` knows, in order of complexity."""
+MODELS = fit_model_names()
+"""Models ``fit`` knows, in order of complexity: the fit candidates registered by
+:mod:`eden.errormodels.components` (built-ins and every module added there). The fit reads the
+registry on each call, so a candidate registered later takes part too."""
 
-N_PARAMS = {"em0": 1, "em1": 3, "em2": 3, "em3": 2, "em1+em2": 5}
+N_PARAMS = {name: fit_model(name).fit_param_count() for name in MODELS}
+"""Free parameters (BIC's k) of each model."""
 
 CI_METHOD = ("Wald interval from the observed Fisher information (inverse of the numerical Hessian "
              "of the log-likelihood at the MLE), clipped to [0, 1]; parameters at 0 get a one-sided "
              "likelihood-ratio bound")
-
-_EPS = 1e-300
 
 
 class FitError(EdenDataError):
@@ -94,35 +97,6 @@ class FitError(EdenDataError):
 
 
 # ------------------------------------------------------------------ results
-@dataclasses.dataclass(frozen=True)
-class Estimate:
-    """A fitted parameter with its confidence interval.
-
-    Attributes:
-        name: ``<kind>.<param>`` (e.g. ``"em1.fraction"``); probabilities are per
-            bit per iteration, fractions are of bitlines (em1) or rows (em2).
-        value: Maximum-likelihood estimate.
-        ci_low, ci_high: Confidence interval (None where not identifiable).
-        stderr: Standard error from the observed information (None if n/a).
-        method: How the interval was obtained.
-    """
-
-    name: str
-    value: float
-    ci_low: float | None
-    ci_high: float | None
-    stderr: float | None
-    method: str
-
-    def contains(self, x: float) -> bool:
-        """True if ``x`` lies in the interval (False if there is none)."""
-        return self.ci_low is not None and self.ci_low <= x <= self.ci_high
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "ci": [self.ci_low, self.ci_high],
-                "stderr": self.stderr, "method": self.method}
-
-
 @dataclasses.dataclass(frozen=True)
 class MarginFit:
     """Observed vs fitted distribution of error counts over rows or column units.
@@ -183,7 +157,7 @@ class ModelFit:
     gof: tuple = ()
     notes: tuple = ()
 
-    def estimate(self, name: str) -> Estimate:
+    def estimate(self, name: str) -> ParameterEstimate:
         for e in self.estimates:
             if e.name == name:
                 return e
@@ -324,240 +298,17 @@ def _jsonable(obj):
     return obj
 
 
-# ------------------------------------------------------------ log-likelihood
-def _kern(y, n, p):
-    """Binomial kernel y ln p + (n - y) ln(1 - p), with 0 ln 0 = 0 (arrays ok)."""
-    y = np.asarray(y, np.float64)
-    n = np.asarray(n, np.float64)
-    p = np.asarray(p, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(y > 0, y * np.log(p), 0.0)
-        b = np.where(n - y > 0, (n - y) * np.log1p(-p), 0.0)
-    return a + b
-
-
-def _log(x):
-    with np.errstate(divide="ignore"):
-        return np.log(x)
-
-
-def _mix_ll(theta, n, y, m) -> float:
-    """Two-class binomial mixture: sum m * ln(F B(y|n,P) + (1-F) B(y|n,Pe)), kernels only."""
-    f, p, pe = theta
-    lw = _log(f) + _kern(y, n, p)
-    ls = _log(1.0 - f) + _kern(y, n, pe)
-    return float(np.sum(m * np.logaddexp(lw, ls)))
-
-
-def _compress(n, y) -> tuple:
-    """Unique (trials, errors) pairs with multiplicities (sufficient statistics)."""
-    n = np.asarray(n, np.int64)
-    y = np.asarray(y, np.int64)
-    radix = int(y.max(initial=0)) + 1
-    uniq, mult = np.unique(n * radix + y, return_counts=True)  # n * radix + y < 2^63 for DRAM sizes
-    return (uniq // radix).astype(np.float64), (uniq % radix).astype(np.float64), mult.astype(np.float64)
-
-
-def _em_mixture(n, y, m, start, max_iter=300, tol=1e-12):
-    """EM for the two-class binomial mixture, then a gradient polish (EM alone
-    crawls when a class is nearly empty). Returns (loglik kernel, (F, P, Pe))."""
-    f, p, pe = start
-    ll = _mix_ll((f, p, pe), n, y, m)
-    for _ in range(max_iter):
-        lw = _log(f) + _kern(y, n, p)
-        ls = _log(1.0 - f) + _kern(y, n, pe)
-        r = np.exp(lw - np.logaddexp(lw, ls))
-        mr, ms = m * r, m * (1.0 - r)
-        f = float(mr.sum() / m.sum())
-        nw, ns = float((mr * n).sum()), float((ms * n).sum())
-        p = float((mr * y).sum() / nw) if nw > 0 else 0.0
-        pe = float((ms * y).sum() / ns) if ns > 0 else 0.0
-        new = _mix_ll((f, p, pe), n, y, m)
-        done = new - ll <= tol * max(1.0, abs(new))
-        ll = new
-        if done:
-            break
-    theta = np.array([f, p, pe])
-    if np.all((theta > 0) & (theta < 1)):
-        def neg(z):
-            f_, p_, pe_ = special.expit(z)
-            lw_ = np.log(f_) + _kern(y, n, p_)
-            ls_ = np.log1p(-f_) + _kern(y, n, pe_)
-            tot = np.logaddexp(lw_, ls_)
-            w = np.exp(lw_ - tot)
-            # d/dz of ln L through the logit: dL/dtheta * theta (1 - theta), written to stay finite
-            g = np.array([np.sum(m * (w * (1 - f_) - (1 - w) * f_)),
-                          np.sum(m * w * (y * (1 - p_) - (n - y) * p_)),
-                          np.sum(m * (1 - w) * (y * (1 - pe_) - (n - y) * pe_))])
-            return -float(np.sum(m * tot)), -g
-        lo = np.array([-30.0, -700.0, -700.0])  # keep expit away from exactly 0 or 1
-        hi = np.array([30.0, 30.0, 30.0])
-        z = _newton_max(lambda z_: tuple(-v for v in neg(z_)), np.clip(special.logit(theta), lo, hi), lo, hi)
-        cand = special.expit(z)
-        cll = _mix_ll(cand, n, y, m)
-        if cll > ll:
-            ll, theta = cll, cand
-    f, p, pe = (float(v) for v in theta)
-    if p < pe:  # label switch: "weak" is the class with the higher rate
-        f, p, pe = 1.0 - f, pe, p
-    return ll, (f, p, pe)
-
-
-def _newton_max(fg, z, lo, hi, max_iter=100):
-    """Maximise f on the box [lo, hi] by damped Newton steps (Hessian by central
-    differences of the analytic gradient; gradient ascent where it is not
-    negative definite) with a backtracking line search. ``fg(z) -> (f, grad)``."""
-    f, g = fg(z)
-    for _ in range(max_iter):
-        k = z.size
-        H = np.empty((k, k))
-        for i in range(k):
-            h = 1e-5 * max(1.0, abs(z[i]))
-            e = np.zeros(k)
-            e[i] = h
-            H[:, i] = (fg(z + e)[1] - fg(z - e)[1]) / (2 * h)
-        H = 0.5 * (H + H.T)
-        try:
-            step = -np.linalg.solve(H, g) if np.all(np.linalg.eigvalsh(H) < 0) else None
-        except np.linalg.LinAlgError:
-            step = None
-        if step is None or not np.all(np.isfinite(step)):
-            step = g / max(1.0, float(np.max(np.abs(g))))
-        t, improved = 1.0, False
-        while t > 1e-12:
-            zn = np.clip(z + t * step, lo, hi)
-            fn, gn = fg(zn)
-            if np.isfinite(fn) and fn >= f:
-                improved = True
-                break
-            t *= 0.5
-        if not improved:
-            break
-        done = fn - f <= 1e-12 * max(1.0, abs(fn))  # converged, or crawling along a flat ridge
-        z, f, g = zn, fn, gn
-        if done:
-            break
-    return z
-
-
-def _mixture_starts(n, y, m):
-    """Starting points: a threshold split and top-fraction splits by observed rate."""
-    total_n, total_y = float((m * n).sum()), float((m * y).sum())
-    pbar = total_y / total_n
-    thr = n * pbar + 3.0 * np.sqrt(n * pbar * (1 - pbar)) + 1.0
-    weak = y > thr
-    out = []
-    rate = y / n
-    order = np.argsort(-rate, kind="stable")
-    cum = np.cumsum(m[order]) / m.sum()
-    for i, frac in enumerate((None, 0.5, 0.1, 0.01, 0.001)):
-        if frac is None:
-            sel = weak
-        else:
-            sel = np.zeros(n.size, bool)
-            sel[order[: int(np.searchsorted(cum, frac)) + 1]] = True
-        mw, ms = m * sel, m * ~sel
-        if mw.sum() == 0 or ms.sum() == 0:
-            continue
-        f = float(mw.sum() / m.sum())
-        p = float((mw * y).sum() / (mw * n).sum())
-        pe = float((ms * y).sum() / (ms * n).sum())
-        if p <= pe:
-            continue
-        out.append((min(max(f, 1e-9), 1 - 1e-9), p, pe))
-    return out
-
-
-def _fit_mixture(n, y):
-    """MLE of the two-class mixture over units with trials n and errors y."""
-    n_u, y_u, m = _compress(n, y)
-    pbar = float((m * y_u).sum() / (m * n_u).sum())
-    best = (_mix_ll((0.0, pbar, pbar), n_u, y_u, m), (0.0, pbar, pbar))  # collapsed: exactly em0
-    for start in _mixture_starts(n_u, y_u, m):
-        ll, theta = _em_mixture(n_u, y_u, m, start)
-        if ll > best[0]:
-            best = (ll, theta)
-    return best, (n_u, y_u, m)
-
-
-def _hessian(fn, theta, lower, upper):
-    """Central-difference Hessian of fn at theta, steps kept inside (lower, upper)."""
-    theta = np.asarray(theta, np.float64)
-    k = theta.size
-    h = np.empty(k)
-    for i in range(k):
-        h[i] = 1e-3 * max(abs(theta[i]), 1e-12)
-        room = min(theta[i] - lower[i], upper[i] - theta[i])
-        h[i] = min(h[i], 0.5 * room) if room > 0 else h[i]
-    f0 = fn(theta)
-    H = np.empty((k, k))
-    for i in range(k):
-        e = np.zeros(k)
-        e[i] = h[i]
-        H[i, i] = (fn(theta + e) - 2 * f0 + fn(theta - e)) / h[i] ** 2
-        for j in range(i + 1, k):
-            d = np.zeros(k)
-            d[j] = h[j]
-            H[i, j] = H[j, i] = (fn(theta + e + d) - fn(theta + e - d) - fn(theta - e + d)
-                                 + fn(theta - e - d)) / (4 * h[i] * h[j])
-    return H
-
-
-def _estimates(names, theta, fn, confidence, *, fixed_cov=None, skip=()):
-    """Wald CIs from the observed information of fn (log-likelihood) at theta.
-
-    Parameters at 0 get a one-sided likelihood-ratio bound with the others held
-    at their estimates. ``skip``: indices whose interval comes from ``fixed_cov``.
-    """
-    theta = np.asarray(theta, np.float64)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    crit = float(stats.chi2.ppf(confidence, 1)) / 2  # log-likelihood drop
-    free = [i for i in range(theta.size) if theta[i] > 0 and i not in skip]
-    cov = None
-    if free:
-        sub = lambda t: fn(_put(theta, free, t))
-        lower = np.zeros(len(free))
-        upper = np.ones(len(free))
-        H = _hessian(sub, theta[free], lower, upper)
-        try:
-            c = np.linalg.inv(-H)
-            if np.all(np.isfinite(c)) and np.all(np.diag(c) > 0) and np.all(np.linalg.eigvalsh(-H) > 0):
-                cov = c
-        except np.linalg.LinAlgError:
-            cov = None
-    out = []
-    f0 = fn(theta)
-    for i, name in enumerate(names):
-        v = float(theta[i])
-        if fixed_cov is not None and i in fixed_cov:
-            se = fixed_cov[i]
-            out.append(Estimate(name, v, max(0.0, v - z * se), min(1.0, v + z * se), se, "Wald (binomial)"))
-        elif v <= 0:
-            def drop(u, i=i):
-                return fn(_put(theta, [i], [u])) - (f0 - crit)
-            hi = 1e-15
-            while hi < 1 and drop(hi) > 0:
-                hi = min(1.0, hi * 10)
-            u = optimize.brentq(drop, 0.0, hi) if drop(hi) < 0 else 1.0
-            out.append(Estimate(name, v, 0.0, u, None, "likelihood ratio (boundary, others fixed)"))
-        elif cov is not None and i in free:
-            se = float(math.sqrt(cov[free.index(i), free.index(i)]))
-            out.append(Estimate(name, v, max(0.0, v - z * se), min(1.0, v + z * se), se,
-                                "Wald (observed Fisher information)"))
-        else:
-            out.append(Estimate(name, v, None, None, None, "not identifiable (singular information)"))
-    return tuple(out)
-
-
-def _put(theta, idx, values):
-    t = np.array(theta, np.float64)
-    t[idx] = values
-    return t
-
-
 # --------------------------------------------------------- sufficient stats
-class _Stats:
-    """Sufficient statistics of a RecordTest on its organization."""
+class RecordStats:
+    """Sufficient statistics of a RecordTest on its organization: the ``data`` of every fit
+    candidate's ``fit_records``, ``fit_exclusion`` and ``simulate_margins``.
+
+    Per row (``row_n`` trials, ``row_z`` errors), per column group of a (bank, subarray)
+    (``grp_n``, ``grp_y``), per record (``rec_row``, ``rec_group``, ``rec_x``), the error-free
+    column groups of each subarray (``zero_per_bs``), direction counts ``(n10, n01, ones trials,
+    zeros trials)`` (``direction``, None when not identifiable; ``has_direction``: whether the
+    records carry directions at all) and the likelihood's combinatorial constant ``log_const``.
+    """
 
     def __init__(self, test: RecordTest, org: DramOrganization) -> None:
         self.org = org
@@ -601,6 +352,7 @@ class _Stats:
         self.log_const = float(np.sum(special.gammaln(m + 1) - special.gammaln(x + 1) - special.gammaln(m - x + 1)))
         # direction statistics (em3)
         self.direction = None
+        self.has_direction = test.direction is not None
         self.pattern = test.pattern
         if test.direction is not None and test.ones_fraction is not None and 0 < test.ones_fraction < 1:
             n10 = int(test.count[test.direction == 1].sum())
@@ -616,312 +368,12 @@ class _Stats:
         self.ones_fraction = test.ones_fraction
 
 
-# ---------------------------------------------------------------- the fits
-def _fit_em0(st: _Stats, confidence: float, persistence: str) -> ModelFit:
-    p = st.errors / st.trials
-    ll = float(_kern(st.errors, st.trials, p)) + st.log_const
-    fn = lambda t: float(_kern(st.errors, st.trials, t[0])) + st.log_const
-    if 0 < p < 1:
-        se = math.sqrt(p * (1 - p) / st.trials)
-        est = _estimates(("em0.p",), [p], fn, confidence, fixed_cov={0: se}, skip=(0,))
-        est = (dataclasses.replace(est[0], method="Wald (observed Fisher information, exact)"),)
-    else:
-        est = _estimates(("em0.p",), [p], fn, confidence)
-    return ModelFit("em0", ErrorModel((Uniform(p),), persistence), ll, 1,
-                    _bic(ll, 1, st.trials), est)
-
-
-def _fit_em3(st: _Stats, confidence: float, persistence: str) -> ModelFit:
-    n10, n01, t1, t0 = st.direction
-    p10, p01 = n10 / t1, n01 / t0
-    fn = lambda t: float(_kern(n10, t1, t[0]) + _kern(n01, t0, t[1])) + st.log_const
-    ll = fn([p10, p01])
-    fixed = {}
-    for i, (p, n) in enumerate(((p10, t1), (p01, t0))):
-        if 0 < p < 1:
-            fixed[i] = math.sqrt(p * (1 - p) / n)
-    est = _estimates(("em3.p10", "em3.p01"), [p10, p01], fn, confidence, fixed_cov=fixed, skip=tuple(fixed))
-    est = tuple(dataclasses.replace(e, method="Wald (observed Fisher information, exact)")
-                if e.method == "Wald (binomial)" else e for e in est)
-    return ModelFit("em3", ErrorModel((DataDependent(p10, p01),), persistence), ll, 2,
-                    _bic(ll, 2, st.trials), est)
-
-
-def _fit_lines(st: _Stats, kind: str, confidence: float, persistence: str):
-    n, y = (st.grp_n, st.grp_y) if kind == "em1" else (np.full(st.n_rows, st.row_n), st.row_z)
-    (ll, theta), (n_u, y_u, m) = _fit_mixture(n, y)
-    fn = lambda t: _mix_ll(t, n_u, y_u, m) + st.log_const
-    ll = fn(theta)
-    f, p, pe = theta
-    names = tuple(f"{kind}.{k}" for k in ("fraction", "p", "p_else"))
-    notes = []
-    if f < 1e-9 or f > 1 - 1e-9 or p - pe <= 1e-12 * max(p, _EPS):
-        notes.append("the two classes collapse (fraction at 0 or 1, or p == p_else): the weak-line "
-                     "parameters are not identified and the model reduces to em0")
-    est = _estimates(names, theta, fn, confidence)
-    cls = WeakBitlines if kind == "em1" else WeakWordlines
-    model = ErrorModel((cls(fraction=_clip01(f), p=_clip01(p), p_else=_clip01(min(pe, p))),), persistence)
-    return ModelFit(kind, model, ll, 3, _bic(ll, 3, st.trials), est, notes=tuple(notes)), theta
-
-
-def _clip01(x: float) -> float:
-    return float(min(1.0, max(0.0, x)))
-
-
-def _bic(ll, k, n):
-    return None if ll is None or n is None else float(k * math.log(n) - 2 * ll)
-
-
-# em1+em2: cell rate classes (column weak?, row weak?) -> 1-(1-r_col)(1-r_row)
-def _q(p1, pe, p2):
-    """Rates of the classes WW, SW (strong column, weak row), WS, SS."""
-    return (_union(p1, p2), _union(pe, p2), p1, pe)
-
-
-def _union(a, b):
-    """1 - (1-a)(1-b) without cancellation for tiny rates."""
-    return a + b - a * b
-
-
-class _Composite:
-    """em1+em2 by variational EM.
-
-    The bound maximised is exact over the row classes and mean-field over the
-    column classes (each column unit weak with probability ``pi``):
-    ``ELBO = sum_rows ln(F2 A_r + (1-F2) B_r) + sum_cols (E ln prior + entropy)``,
-    where ``A_r, B_r`` use the expected weak/strong column trials and errors of the
-    row. It is a lower bound on the marginal log-likelihood, equal to it when
-    ``F2 = 0`` (em1) or ``F1 = 0`` (em2). Parameters: ``(F1, F2, P1, Pe, P2)``;
-    ``pi`` is ``(pi of the error-free units of each subarray, pi of each unit with errors)``.
-    """
-
-    def __init__(self, st: _Stats) -> None:
-        self.st = st
-
-    def row_stats(self, pi):
-        st = self.st
-        pz, pn = pi
-        yw = np.bincount(st.rec_row, weights=st.rec_x * pn[st.rec_nz], minlength=st.n_rows)
-        pw = pz * st.zero_per_bs + np.bincount(st.nz_bs, weights=pn, minlength=st.n_bs)
-        nw = pw[st.row_bs] * (st.w * st.T)
-        return yw, st.row_z - yw, nw, st.row_n - nw
-
-    @staticmethod
-    def row_terms(theta, rs):
-        _, f2, p1, pe, p2 = theta
-        yw, ys, nw, ns = rs
-        qww, qsw, qws, qss = _q(p1, pe, p2)
-        lw = _log(f2) + _kern(yw, nw, qww) + _kern(ys, ns, qsw)
-        ls = _log(1 - f2) + _kern(yw, nw, qws) + _kern(ys, ns, qss)
-        return lw, ls
-
-    def col_sums(self, pi):
-        """(expected weak units, expected strong units, entropy) of the column posteriors."""
-        pz, pn = pi
-        zc = self.st.zero_per_bs
-        s1 = float(zc @ pz + pn.sum())
-        ent = float(zc @ (special.entr(pz) + special.entr(1 - pz)) + np.sum(special.entr(pn) + special.entr(1 - pn)))
-        return s1, self.st.n_groups - s1, ent
-
-    def elbo(self, theta, pi, rs=None, cs=None) -> float:
-        lw, ls = self.row_terms(theta, rs if rs is not None else self.row_stats(pi))
-        s1, s0, ent = cs if cs is not None else self.col_sums(pi)
-        f1 = theta[0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            prior = float(special.xlogy(s1, f1) + special.xlogy(s0, 1 - f1))
-        return float(np.sum(np.logaddexp(lw, ls))) + prior + ent + self.st.log_const
-
-    def run(self, theta, pi, max_iter=500, tol=1e-9):
-        st = self.st
-        theta = np.array(theta, np.float64)
-        rs = self.row_stats(pi)
-        ll = self.elbo(theta, pi, rs)
-        for _ in range(max_iter):
-            lw, ls = self.row_terms(theta, rs)
-            rho = np.exp(lw - np.logaddexp(lw, ls))
-            yw, ys, nw, ns = rs
-            # theta-step given (rho, pi)
-            s1, _, _ = self.col_sums(pi)
-            f1, f2 = s1 / st.n_groups, float(rho.mean())
-            ev = np.array([rho @ yw, rho @ ys, (1 - rho) @ yw, (1 - rho) @ ys])
-            nv = np.array([rho @ nw, rho @ ns, (1 - rho) @ nw, (1 - rho) @ ns])
-            p1, pe, p2 = _mstep_rates(ev, nv, theta[2:])
-            theta = np.array([f1, f2, p1, pe, p2])
-            # pi-step given (rho, theta): independent per column unit
-            if 0 < f1 < 1:
-                qww, qsw, qws, qss = _q(p1, pe, p2)
-                wt = st.w * st.T
-                rho_bs = np.bincount(st.row_bs, weights=rho, minlength=st.n_bs)
-                na_bs = rho_bs * wt
-                nb_bs = st.bs_n - na_bs
-                dz = _kern(0, na_bs, qww) - _kern(0, na_bs, qsw) + _kern(0, nb_bs, qws) - _kern(0, nb_bs, qss)
-                a = np.bincount(st.rec_nz, weights=st.rec_x * rho[st.rec_row], minlength=st.nz_group.size)
-                b = st.nz_y - a
-                na, nb = na_bs[st.nz_bs], nb_bs[st.nz_bs]
-                dn = _kern(a, na, qww) - _kern(a, na, qsw) + _kern(b, nb, qws) - _kern(b, nb, qss)
-                lf = special.logit(f1)
-                pi = (special.expit(lf + dz), special.expit(lf + dn))
-            rs = self.row_stats(pi)
-            new = self.elbo(theta, pi, rs)
-            done = new - ll <= tol * max(1.0, abs(new))
-            ll = max(ll, new)
-            if done:
-                break
-        return ll, theta, pi
-
-
-def _quadratic_argmax(c2: float, c1: float, c0: float) -> float:
-    """Maximiser on [0, 1) of a concave function whose derivative has the sign of
-    ``c2 x^2 + c1 x + c0`` there (a decreasing derivative: one downward crossing)."""
-    if c2 == 0.0:
-        roots = [-c0 / c1] if c1 != 0.0 else []
-    else:
-        disc = max(c1 * c1 - 4.0 * c2 * c0, 0.0)
-        q = -0.5 * (c1 + math.copysign(math.sqrt(disc), c1 if c1 != 0.0 else 1.0))  # stable roots
-        roots = [q / c2] + ([c0 / q] if q != 0.0 else [])
-    best = None
-    for r in roots:
-        if 0.0 <= r < 1.0 and 2.0 * c2 * r + c1 <= 0.0:  # downward crossing = the maximum
-            best = r if best is None else max(best, r)
-    if best is not None:
-        return float(best)
-    return 0.0 if c0 <= 0.0 else 1.0 - 1e-16
-
-
-def _mstep_rates(ev, nv, start, sweeps=50):
-    """Maximise sum_k e_k ln q_k + (n_k - e_k) ln(1 - q_k) over (p1, pe, p2), where
-    (q_WW, q_SW, q_WS, q_SS) = _q(p1, pe, p2). Coordinate ascent: each coordinate is
-    concave and its first-order condition, multiplied by positive factors, is a
-    quadratic, solved exactly."""
-    e_ww, e_sw, e_ws, e_ss = (float(v) for v in ev)
-    n_ww, n_sw, n_ws, n_ss = (float(v) for v in nv)
-
-    def solo(e_joint, n_joint, e_solo, n_solo, other):
-        # x with classes q = union(x, other) (e_joint of n_joint) and q = x (e_solo of n_solo):
-        # c e_j/q + e_s/x - A/(1-x) = 0, c = 1 - other, A = non-failures; times x q (1-x) > 0
-        c = 1.0 - other
-        big_a = (n_joint - e_joint) + (n_solo - e_solo)
-        return _quadratic_argmax(-c * (e_joint + e_solo + big_a),
-                                 c * e_joint + e_solo * (c - other) - big_a * other, e_solo * other)
-
-    p1, pe, p2 = (float(v) for v in start)
-    for _ in range(sweeps):
-        old = (p1, pe, p2)
-        p1 = solo(e_ww, n_ww, e_ws, n_ws, p2)
-        pe = solo(e_sw, n_sw, e_ss, n_ss, p2)
-        # x = p2 in q = union(p1, x) (WW) and q = union(pe, x) (SW); times q1 q2 (1-x) > 0
-        a1, a2 = 1.0 - p1, 1.0 - pe
-        big_b = (n_ww - e_ww) + (n_sw - e_sw)
-        p2 = _quadratic_argmax(-a1 * a2 * (e_ww + e_sw + big_b),
-                               a1 * e_ww * (a2 - pe) + a2 * e_sw * (a1 - p1) - big_b * (p1 * a2 + pe * a1),
-                               a1 * e_ww * pe + a2 * e_sw * p1 - big_b * p1 * pe)
-        if all(abs(u - v) <= 1e-12 * max(abs(v), 1e-300) for u, v in zip((p1, pe, p2), old)):
-            break
-    return p1, pe, p2
-
-
-def _fit_composite(st: _Stats, em1_theta, em2_theta, confidence: float, persistence: str) -> ModelFit:
-    comp = _Composite(st)
-    f1, p1, pe1 = em1_theta
-    f2, pw, pe2 = em2_theta
-
-    def em1_posterior(y, n):
-        lw = _log(f1) + _kern(y, n, p1)
-        ls = _log(1 - f1) + _kern(y, n, pe1)
-        return np.exp(lw - np.logaddexp(lw, ls))
-
-    pi1 = (em1_posterior(0, st.bs_n), em1_posterior(st.nz_y, st.nz_n))
-    pi0 = (np.zeros(st.n_bs), np.zeros(st.nz_group.size))
-    p2 = max((pw - pe2) / max(1 - pe2, 1e-300), 0.0)
-    # em1 and em2 embedded exactly (the bound equals their likelihood there) ...
-    t_em1 = np.array([f1, 0.0, p1, pe1, 0.0])
-    t_em2 = np.array([0.0, f2, pe2, pe2, p2])
-    runs = [(comp.elbo(t_em1, pi1), t_em1, pi1), (comp.elbo(t_em2, pi0), t_em2, pi0)]
-    # ... and both together, and em1 with a little em2
-    soft = tuple(np.clip(v, 1e-12, 1 - 1e-12) for v in pi1)
-    for start in (np.array([f1, f2, p1, min(pe1, pe2), p2]), np.array([f1, 0.01, p1, pe1, max(p2, pe1)])):
-        runs.append(comp.run(np.clip(start, 1e-12, 1 - 1e-12), soft))
-    ll, theta, pi = max(runs, key=lambda r: r[0])
-    f1, f2, p1, pe, p2 = (float(v) for v in theta)
-    if p1 < pe:  # relabel column classes (the union is symmetric in them)
-        f1, p1, pe, pi = 1 - f1, pe, p1, (1 - pi[0], 1 - pi[1])
-        theta = np.array([f1, f2, p1, pe, p2])
-    rs, cs = comp.row_stats(pi), comp.col_sums(pi)
-    fn = lambda t: comp.elbo(np.asarray(t), pi, rs, cs)
-    names = ("em1.fraction", "em2.fraction", "em1.p", "em1.p_else", "em2.p")
-    est = _estimates(names, theta, fn, confidence)
-    est = tuple(est[i] for i in (0, 2, 3, 1, 4))  # em1.fraction, p, p_else, em2.fraction, p
-    notes = [("log-likelihood is a variational lower bound (exact over row classes, mean-field over "
-             "column classes; exact when either component is absent); intervals are conditional on "
-             "the fitted column-class probabilities"),
-             ("em2.p_else is fixed at 0: em1.p_else and em2.p_else would both be a background rate and "
-             "only their union is identifiable")]
-    if f2 <= 0 or f1 <= 0:
-        notes.append("one component vanished: em1+em2 reduces to a single component here")
-    model = ErrorModel((WeakBitlines(_clip01(f1), _clip01(p1), _clip01(min(pe, p1))),
-                        WeakWordlines(_clip01(f2), _clip01(p2), 0.0)), persistence)
-    return ModelFit("em1+em2", model, ll, 5, _bic(ll, 5, st.trials), est, notes=tuple(notes))
-
-
 # ------------------------------------------------------- goodness of fit
-def _simulate_margins(name: str, model: ErrorModel, st: _Stats, rng: np.random.Generator):
-    """One Monte Carlo draw of (errors per row, errors per column unit) under a fitted model."""
-    wT = st.w * st.T
-    comps = {c.kind: c for c in model.components}
-    if name == "em0":
-        p = comps["em0"].p
-        return rng.binomial(st.row_n, p, st.n_rows), rng.binomial(st.grp_n, p)
-    if name == "em3":
-        c = comps["em3"]
-        ones_row, ones_grp = _ones_counts(st)
-        rows = rng.binomial(ones_row * st.T, c.p10) + rng.binomial((st.org.row_bits - ones_row) * st.T, c.p01)
-        cols = rng.binomial(ones_grp * st.T, c.p10) + rng.binomial(st.grp_n - ones_grp * st.T, c.p01)
-        return rows, cols
-    e1 = comps.get("em1")
-    e2 = comps.get("em2")
-    col_weak = rng.random(st.n_groups) < e1.fraction if e1 else np.zeros(st.n_groups, bool)
-    row_weak = rng.random(st.n_rows) < e2.fraction if e2 else np.zeros(st.n_rows, bool)
-    c_p, c_pe = (e1.p, e1.p_else) if e1 else (0.0, 0.0)
-    r_p, r_pe = (e2.p, e2.p_else) if e2 else (0.0, 0.0)
-
-    def rate(cw, rw):
-        return _union(np.where(cw, c_p, c_pe), np.where(rw, r_p, r_pe))
-
-    kw = col_weak.reshape(st.n_bs, st.C).sum(axis=1)[st.row_bs]  # weak column units in the row's subarray
-    rows = (rng.binomial(kw * wT, rate(True, row_weak))
-            + rng.binomial((st.C - kw) * wT, rate(False, row_weak)))
-    jw = np.bincount(st.row_bs, weights=row_weak, minlength=st.n_bs).astype(np.int64)
-    jw_g = np.repeat(jw, st.C)
-    js_g = np.repeat(st.rows_in_bs, st.C) - jw_g
-    cols = rng.binomial(jw_g * wT, rate(col_weak, True)) + rng.binomial(js_g * wT, rate(col_weak, False))
-    return rows, cols
-
-
-def _ones_counts(st: _Stats):
-    """Stored ones per row and per column group (exact with a pattern, else spread evenly)."""
-    org = st.org
-    if st.pattern is not None:
-        P = st.pattern.shape[0]
-        bits = np.unpackbits(st.pattern, axis=1, bitorder="little").astype(np.int64)  # (P, row_bits)
-        per_prow = bits.sum(axis=1)
-        ones_row = np.tile(per_prow[np.arange(org.rows) % P], org.banks)
-        unit = bits.reshape(P, st.C, st.w).sum(axis=2)  # (P, C)
-        counts = np.zeros((st.nsub, P), np.int64)  # rows of each subarray with pattern row p
-        r = np.arange(org.rows)
-        np.add.at(counts, (r // st.S, r % P), 1)
-        per_sub = counts @ unit  # (nsub, C)
-        ones_grp = np.tile(per_sub.reshape(-1), org.banks)
-        return ones_row, ones_grp
-    f = st.ones_fraction
-    ones_row = np.full(st.n_rows, round(f * org.row_bits))
-    ones_grp = np.rint(f * st.grp_n / st.T).astype(np.int64)
-    return ones_row, ones_grp
-
-
-def _gof(name: str, model: ErrorModel, st: _Stats, seed: int) -> tuple:
-    rng = np.random.default_rng([seed, MODELS.index(name)])
+def _gof(name: str, model: ErrorModel, st: RecordStats, seed: int) -> tuple:
+    rng = np.random.default_rng([seed, fit_model_names().index(name)])
     reps = int(min(50, max(3, math.ceil(1e6 / max(st.n_rows, st.n_groups)))))
-    sims = [_simulate_margins(name, model, st, rng) for _ in range(reps)]
+    candidate = fit_model(name)
+    sims = [candidate.simulate_margins(model.components, st, rng) for _ in range(reps)]
     out = []
     for k, margin, obs in ((0, "row", st.row_z), (1, "column", st.grp_y)):
         sim = np.concatenate([s[k] for s in sims])
@@ -1005,7 +457,7 @@ def fit(raw: RawCharacterization, test: str | None = None, **kwargs) -> FitResul
 
 def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | None, *,
              subarray_rows_known: bool = True, models: Sequence[str] | None = None,
-             persistence: str = "access", confidence: float = 0.99, seed: int = 0,
+             persistence: Persistence | str = Persistence.ACCESS, confidence: float = 0.99, seed: int = 0,
              gof: bool = True) -> FitResult:
     """Fit error models to one test (see :func:`fit`).
 
@@ -1016,8 +468,8 @@ def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | No
             source (else the fit notes that it is an assumption).
         models: Candidates to fit (names from :data:`MODELS`); None: every model
             the data identifies. A single name forces that model.
-        persistence: Persistence of the fitted models (``"access"`` or
-            ``"fixed"``); aggregated counts cannot tell them apart.
+        persistence: Persistence of the fitted models (a :class:`Persistence` or its
+            spelling, ``"access"`` or ``"fixed"``); aggregated counts cannot tell them apart.
         confidence: Confidence level of the intervals, in (0, 1).
         seed: Seed of the goodness-of-fit Monte Carlo (recorded in the report).
         gof: Compute goodness of fit (Monte Carlo; off to save time in tests).
@@ -1026,20 +478,18 @@ def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | No
         FitResult.
 
     Raises:
-        ValueError: Unknown model name, persistence or bad confidence.
+        EdenConfigError: Unknown model name, persistence or bad confidence.
         FitError: A forced model is not identifiable from this data.
     """
-    if persistence not in PERSISTENCE_MODES:
-        raise ValueError(f"unknown persistence {persistence!r}; known: {', '.join(PERSISTENCE_MODES)}")
+    persistence = Persistence.coerce(persistence)
     if not (isinstance(confidence, float) and 0 < confidence < 1):
-        raise ValueError(f"confidence must be a float in (0, 1), got {confidence!r}")
+        raise EdenConfigError(f"confidence must be a float in (0, 1), got {confidence!r}")
     if models is not None:
         models = list(models)
         for m in models:
-            if m not in MODELS:
-                raise ValueError(f"unknown model {m!r}; known: {', '.join(MODELS)}")
+            fit_model(m)  # unknown -> the known names and close matches
         if not models:
-            raise ValueError("models must name at least one model")
+            raise EdenConfigError("models must name at least one model")
     if isinstance(test, SummaryTest):
         return _fit_summary(test, models, persistence, confidence, seed)
     if organization is None:
@@ -1048,11 +498,11 @@ def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | No
 
 
 def _fit_records(test, org, sub_known, models, persistence, confidence, seed, gof) -> FitResult:
-    st = _Stats(test, org)
+    st = RecordStats(test, org)
     notes = [(f"rates are per bit per iteration ({st.T} iteration(s) of the whole region); the fit assumes "
              "cells fail independently given their line classes, across cells and iterations; whether "
              f"failures persist across accesses is not identified from summed counts: the saved model uses "
-             f"persistence={persistence!r}")]
+             f"persistence={persistence.value!r}")]
     excluded: dict[str, str] = {}
     if st.w > 1:
         notes.append(f"column granularity is {st.w} bits ({st.w // 8}-byte units): em1 is fitted with weak "
@@ -1064,38 +514,18 @@ def _fit_records(test, org, sub_known, models, persistence, confidence, seed, go
     if not sub_known:
         notes.append(f"the source does not give the subarray size: weak bitlines are grouped per (bank, "
                      f"subarray of {st.S} rows), eden's default (affects em1 and em1+em2)")
-    if test.direction is None:
-        excluded["em3"] = ("not identifiable: the records carry no error direction (1->0 vs 0->1)"
-                           + (" and are per column unit, not per cell" if st.w > 1 else ""))
-    elif st.direction is None:
-        excluded["em3"] = ("not identifiable: the fraction of stored ones of the data pattern is unknown "
-                           "(or 0 or 1, so one direction is never tested)")
+    excluded.update(_exclusions(st))
     if st.errors == 0:
-        for m in ("em1", "em2", "em1+em2", "em3"):
-            excluded.setdefault(m, "not identifiable: no errors were observed")
         notes.append("no errors observed: only an upper bound on a uniform rate is identified")
-    wanted = list(MODELS) if models is None else models
+    wanted = list(fit_model_names()) if models is None else models
     for m in wanted:
         if m in excluded and models is not None:
             raise FitError(f"cannot fit {m} to test {test.name!r}: {excluded[m]}")
-    cands: dict[str, ModelFit] = {}
-    thetas = {}
-    if "em0" in wanted:
-        cands["em0"] = _fit_em0(st, confidence, persistence)
-    for kind in ("em1", "em2"):
-        need = kind in wanted or ("em1+em2" in wanted and "em1+em2" not in excluded)
-        if need and kind not in excluded:
-            mf, thetas[kind] = _fit_lines(st, kind, confidence, persistence)
-            if kind in wanted:
-                cands[kind] = mf
-    if "em3" in wanted and "em3" not in excluded:
-        cands["em3"] = _fit_em3(st, confidence, persistence)
-    if "em1+em2" in wanted and "em1+em2" not in excluded:
-        cands["em1+em2"] = _fit_composite(st, thetas["em1"], thetas["em2"], confidence, persistence)
+    cands = _fit_candidates(st, [m for m in wanted if m not in excluded], confidence, persistence)
     if gof:
         for name, c in cands.items():
             cands[name] = dataclasses.replace(c, gof=_gof(name, c.model, st, seed))
-    ordered = tuple(cands[m] for m in MODELS if m in cands)
+    ordered = tuple(cands[m] for m in fit_model_names() if m in cands)
     selected = min(ordered, key=lambda c: c.bic).name
     data = {"kind": "records", "records": test.n_records, "column_bits": st.w, "iterations": st.T,
             "bits": st.bits, "bit_trials": st.trials, "errors": st.errors, "ber": st.errors / st.trials,
@@ -1107,9 +537,51 @@ def _fit_records(test, org, sub_known, models, persistence, confidence, seed, go
                      float(st.trials), seed)
 
 
+def _exclusions(st: RecordStats) -> dict[str, str]:
+    """Candidates the data cannot identify, with the reason (the registry's order)."""
+    excluded: dict[str, str] = {}
+    for name in fit_model_names():
+        candidate = fit_model(name)
+        reason = candidate.fit_exclusion(st)
+        if reason is None and st.errors == 0 and not candidate.fits_without_errors:
+            reason = "not identifiable: no errors were observed"
+        if reason is None:
+            reason = next((f"not identifiable: its part {part} is not ({excluded[part]})"
+                           for part in candidate.fit_parts if part in excluded), None)
+        if reason is not None:
+            excluded[name] = reason
+    return excluded
+
+
+def _fit_candidates(st: RecordStats, names: list[str], confidence: float,
+                    persistence: Persistence) -> dict[str, ModelFit]:
+    """Fit ``names`` (and the parts they start from, in the registry's order: parts first)."""
+    needed = set(names)
+    for name in names:
+        needed.update(fit_model(name).fit_parts)
+    fitted: dict[str, mle.CandidateFit] = {}
+    cands: dict[str, ModelFit] = {}
+    for name in fit_model_names():
+        if name not in needed:
+            continue
+        candidate = fit_model(name)
+        fitted[name] = cf = candidate.fit_records(st, confidence,
+                                                  {part: fitted[part].theta for part in candidate.fit_parts})
+        if name in names:
+            k = candidate.fit_param_count()
+            cands[name] = ModelFit(name, ErrorModel(cf.components, persistence), cf.loglik, k,
+                                   _bic(cf.loglik, k, st.trials), cf.estimates, notes=cf.notes)
+    return cands
+
+
+def _bic(ll, k, n):
+    return None if ll is None or n is None else float(k * math.log(n) - 2 * ll)
+
+
 def _fit_summary(test: SummaryTest, models, persistence, confidence, seed) -> FitResult:
+    """Summary data identify one number: the uniform-equivalent BER (em0)."""
     excluded = {m: "not identifiable from summary-level data (no per-row or per-column records, no "
-                   "error directions)" for m in MODELS if m != "em0"}
+                   "error directions)" for m in fit_model_names() if m != Uniform.kind}
     if models is not None:
         for m in models:
             if m in excluded:
@@ -1129,15 +601,15 @@ def _fit_summary(test: SummaryTest, models, persistence, confidence, seed) -> Fi
         n_trials = test.units_tested * T
         e = test.value
         p = e / n_trials
-        ll = float(_kern(e, n_trials, p)) + float(special.gammaln(n_trials + 1) - special.gammaln(e + 1)
+        ll = float(mle.kern(e, n_trials, p)) + float(special.gammaln(n_trials + 1) - special.gammaln(e + 1)
                                                   - special.gammaln(n_trials - e + 1))
         bic = _bic(ll, 1, n_trials)
         if 0 < p < 1:
             se = math.sqrt(p * (1 - p) / n_trials)
-            est = (Estimate("em0.p", p, max(0.0, p - z * se), min(1.0, p + z * se), se,
+            est = (ParameterEstimate("em0.p", p, max(0.0, p - z * se), min(1.0, p + z * se), se,
                             "Wald (observed Fisher information, exact)"),)
         else:
-            est = _estimates(("em0.p",), [p], lambda t: float(_kern(e, n_trials, t[0])), confidence)
+            est = mle.estimates(("em0.p",), [p], lambda t: float(mle.kern(e, n_trials, t[0])), confidence)
         notes.insert(0, "summary-level data (a total bit-error count): only the uniform-equivalent BER "
                         "(em0) is identifiable; nothing about where errors fall (em1/em2) or their "
                         "direction (em3)")
@@ -1159,21 +631,21 @@ def _fit_summary(test: SummaryTest, models, persistence, confidence, seed) -> Fi
             se_f = math.sqrt(f * (1 - f) / u)
             dp = (1.0 / w) * (1.0 - f) ** (1.0 / w - 1.0)
             se = dp * se_f
-            est = (Estimate("em0.p", p, max(0.0, p - z * se), min(1.0, p + z * se), se,
+            est = (ParameterEstimate("em0.p", p, max(0.0, p - z * se), min(1.0, p + z * se), se,
                             "Wald (binomial over units, delta method)"),)
-            ll = float(_kern(f * u, u, f))
+            ll = float(mle.kern(f * u, u, f))
             n_trials = u * w
             bic = _bic(ll, 1, n_trials)
         else:
-            est = (Estimate("em0.p", p, None, None, None,
+            est = (ParameterEstimate("em0.p", p, None, None, None,
                             "no interval: the number of units tested is not recorded"),)
         notes.append(f"lower bound on the BER of any model: {lower:.6g}")
-    mf = ModelFit("em0", ErrorModel((Uniform(_clip01(p)),), persistence), ll, 1, bic, est)
+    mf = ModelFit(Uniform.kind, ErrorModel((Uniform(mle.clip01(p)),), persistence), ll, 1, bic, est)
     data = {"kind": "summary", "quantity": test.quantity, "value": test.value, "unit_bits": w,
             "units_tested": test.units_tested, "iterations": test.iterations,
             "ber_lower_bound": (test.value / w if test.quantity == "faulty_unit_fraction" else p),
             "data_pattern": test.data_pattern}
-    return FitResult(test.name, test.device, test.operating_point, data, (mf,), "em0",
+    return FitResult(test.name, test.device, test.operating_point, data, (mf,), Uniform.kind,
                      models is not None and len(models) == 1, excluded, tuple(notes), confidence,
                      None if n_trials is None else float(n_trials), seed)
 
@@ -1197,7 +669,7 @@ def save_fit(result: FitResult, path: os.PathLike | str, *, overwrite: bool = Fa
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
-        TypeError: ``provenance`` is not a JSON-serialisable mapping.
+        EdenTypeError: ``provenance`` is not a JSON-serialisable mapping.
     """
     from eden.errormodels import h5 as _h5
 
@@ -1211,7 +683,7 @@ def save_fit(result: FitResult, path: os.PathLike | str, *, overwrite: bool = Fa
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "x") as f:
-            _h5._write_contents(f, result.model, provenance_json)
+            _h5._write_contents(f, result.model.components, result.model.persistence, provenance_json)
             g = f.create_group("fit")
             g.attrs["test"] = result.test
             g.attrs["selected"] = result.selected
@@ -1274,69 +746,80 @@ def simulate_records(model: ErrorModel | str, organization: DramOrganization, *,
         True
     """
     model = ErrorModel.coerce(model)
-    org = organization
+    pattern = _check_simulation(organization, pattern, iterations, column_bits)
     rng = np.random.default_rng(seed)
+    cells = CellSpace.of(organization, pattern)
+    t_draw = 1 if model.persistence is Persistence.FIXED else iterations
+    trial = _failing_trials(model, cells, rng, t_draw)
+    return _records(trial, cells, t_draw, iterations=iterations, persistence=model.persistence,
+                    column_bits=column_bits, per_iteration=per_iteration, record_direction=record_direction,
+                    name=name, operating_point=operating_point, device=device)
+
+
+def _check_simulation(org: DramOrganization, pattern, iterations, column_bits) -> np.ndarray:
+    """The pattern as uint8[P, row_bytes] (default: every byte 0xAA), after checking the arguments."""
     if pattern is None:
         pattern = np.full((1, org.row_bytes), 0xAA, np.uint8)
     pattern = np.asarray(pattern, np.uint8)
     if pattern.ndim != 2 or pattern.shape[1] != org.row_bytes:
-        raise ValueError(f"pattern must have shape (P, {org.row_bytes}), got {pattern.shape}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-    if isinstance(column_bits, bool) or not isinstance(column_bits, int) or column_bits < 1 \
-            or org.row_bits % column_bits:
-        raise ValueError(f"column_bits must divide the row's {org.row_bits} bits, got {column_bits!r}")
-    B = org.row_bits
-    R = org.banks * org.rows
-    S = org.subarray_rows
-    nsub = -(-org.rows // S)
-    T_draw = 1 if model.persistence == "fixed" else iterations
-    bits_le = np.unpackbits(pattern, axis=1, bitorder="little")  # (P, B): stored bit of each bitline
-    P = pattern.shape[0]
-    passes = []  # (enumerator, population size, rate)
+        raise EdenConfigError(f"pattern must have shape (P, {org.row_bytes}), got {pattern.shape}")
+    check_int("iterations", iterations, lo=1)
+    check_int("column_bits", column_bits, lo=1)
+    if org.row_bits % column_bits:
+        raise EdenConfigError(f"column_bits must divide the row's {org.row_bits} bits, got {column_bits!r}")
+    return pattern
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSpace:
+    """The simulated region as components' ``simulation_passes`` see it.
+
+    Cell ids are ``row_id * B + bitline`` with ``row_id = bank * rows + row``; ``bits[p]`` is
+    the stored bit of each bitline in pattern row ``p`` (row ``r`` holds ``pattern[r % P]``).
+    """
+
+    org: DramOrganization
+    B: int          # bits per row
+    R: int          # rows (banks * rows)
+    S: int          # rows per subarray
+    nsub: int       # subarrays per bank
+    pattern: np.ndarray  # uint8[P, row_bytes]: the written data
+    bits: np.ndarray  # uint8[P, B]: the pattern's bits, bitline order
+    P: int
+
+    @classmethod
+    def of(cls, org: DramOrganization, pattern: np.ndarray) -> "CellSpace":
+        bits = np.unpackbits(pattern, axis=1, bitorder="little")
+        return cls(org, org.row_bits, org.banks * org.rows, org.subarray_rows, -(-org.rows // org.subarray_rows),
+                   pattern, bits, pattern.shape[0])
+
+
+def _failing_trials(model: ErrorModel, cells: CellSpace, rng: np.random.Generator, t_draw: int) -> np.ndarray:
+    """Sorted unique failing bit-trials ``cell * t_draw + iteration``: the union of every
+    component's passes, each a binomial number of distinct uniformly chosen trials."""
+    passes = []
     for comp in model.components:
-        if comp.kind == "em0":
-            passes.append((_all_cells, R * B, comp.p))
-        elif comp.kind == "em1":
-            weak = np.flatnonzero(rng.random(org.banks * nsub * B) < comp.fraction)
-            bs, bl = weak // B, weak % B
-            sub_rows = np.minimum(S, org.rows - (bs % nsub) * S)
-            start = np.concatenate([[0], np.cumsum(sub_rows)])
-            def weak_bitline_cells(i, bs=bs, bl=bl, start=start):
-                j = np.searchsorted(start, i, side="right") - 1
-                local = i - start[j]
-                bank, sub = bs[j] // nsub, bs[j] % nsub
-                return (bank * org.rows + sub * S + local) * B + bl[j]
-            passes.append((_all_cells, R * B, comp.p_else))
-            passes.append((weak_bitline_cells, int(start[-1]), _excess(comp.p, comp.p_else)))
-        elif comp.kind == "em2":
-            weak_rows = np.flatnonzero(rng.random(R) < comp.fraction)
-            passes.append((_all_cells, R * B, comp.p_else))
-            passes.append((lambda i, wr=weak_rows: wr[i // B] * B + i % B, weak_rows.size * B,
-                           _excess(comp.p, comp.p_else)))
-        elif comp.kind == "em3":
-            for value, rate in ((1, comp.p10), (0, comp.p01)):
-                per_prow = [np.flatnonzero(bits_le[p] == value) for p in range(P)]
-                counts = np.array([len(x) for x in per_prow], np.int64)
-                row_counts = counts[np.arange(R) % org.rows % P]
-                start = np.concatenate([[0], np.cumsum(row_counts)])
-                table = np.full((P, max(int(counts.max()), 1)), 0, np.int64)
-                for p in range(P):
-                    table[p, :counts[p]] = per_prow[p]
-                def value_cells(i, start=start, table=table):
-                    g = np.searchsorted(start, i, side="right") - 1
-                    return g * B + table[(g % org.rows) % P, i - start[g]]
-                passes.append((value_cells, int(start[-1]), rate))
+        if not hasattr(comp, "simulation_passes"):
+            raise EdenConfigError(f"component {comp.kind} does not define simulation_passes: "
+                                  "records cannot be simulated from it")
+        passes += comp.simulation_passes(cells, rng)
     fails = []
-    for enum, size, rate in passes:
-        if size == 0 or rate <= 0:
+    for p in passes:
+        if p.size == 0 or p.rate <= 0:
             continue
-        k = int(rng.binomial(size * T_draw, rate))
-        idx = _distinct(rng, size * T_draw, k)
-        fails.append(enum(idx // T_draw) * T_draw + idx % T_draw)
-    trial = np.unique(np.concatenate(fails)) if fails else np.zeros(0, np.int64)
-    cell, it = trial // T_draw, trial % T_draw
-    if model.persistence == "fixed" and iterations > 1:  # the same cells fail every iteration
+        k = int(rng.binomial(p.size * t_draw, p.rate))
+        idx = _distinct(rng, p.size * t_draw, k)
+        fails.append(p.cells(idx // t_draw) * t_draw + idx % t_draw)
+    return np.unique(np.concatenate(fails)) if fails else np.zeros(0, np.int64)
+
+
+def _records(trial: np.ndarray, cells: CellSpace, t_draw: int, *, iterations: int, persistence: Persistence,
+             column_bits: int, per_iteration: bool, record_direction: bool, name: str,
+             operating_point: OperatingPoint | None, device: str) -> RecordTest:
+    """Failing trials -> error records per (bank, row, column unit[, iteration])."""
+    org, B, P = cells.org, cells.B, cells.P
+    cell, it = trial // t_draw, trial % t_draw
+    if persistence is Persistence.FIXED and iterations > 1:  # the same cells fail every iteration
         cell = np.repeat(cell, iterations)
         it = np.tile(np.arange(iterations), trial.size)
     row_id, bitline = cell // B, cell % B
@@ -1354,21 +837,12 @@ def simulate_records(model: ErrorModel | str, organization: DramOrganization, *,
     bank, row = r_id // org.rows, r_id % org.rows
     direction = None
     if record_direction and column_bits == 1:
-        direction = bits_le[row % P, u].astype(np.int64)
+        direction = cells.bits[row % P, u].astype(np.int64)
     return RecordTest(name, bank=bank, row=row, column=u, count=counts, column_bits=column_bits,
-                      iterations=iterations, iteration=it_u, direction=direction, pattern=pattern,
+                      iterations=iterations, iteration=it_u, direction=direction, pattern=cells.pattern,
                       data_pattern=f"synthetic: {P} pattern row(s), ones fraction "
-                                   f"{float(bits_le.mean()):g}",
+                                   f"{float(cells.bits.mean()):g}",
                       operating_point=operating_point or OperatingPoint(), device=device)
-
-
-def _all_cells(i):
-    return i
-
-
-def _excess(p: float, p_else: float) -> float:
-    """Rate of the extra sub-pass so that 1 - (1-p_else)(1-x) = p."""
-    return 0.0 if p_else >= 1 else (p - p_else) / (1 - p_else)
 
 
 def _distinct(rng: np.random.Generator, m: int, k: int) -> np.ndarray:
@@ -1378,7 +852,7 @@ def _distinct(rng: np.random.Generator, m: int, k: int) -> np.ndarray:
     if m <= 20_000_000 or k <= m // 50:
         return np.asarray(rng.choice(m, size=k, replace=False), np.int64)
     if k > m // 2:
-        raise ValueError(f"simulation would need {k} of {m} trials to fail: rate too high for the "
+        raise EdenConfigError(f"simulation would need {k} of {m} trials to fail: rate too high for the "
                          "sparse simulator; use a smaller organization")
     # symmetric under permutations of [0, m): the result is a uniform k-subset
     out = np.unique(rng.integers(0, m, size=k))

@@ -1,11 +1,11 @@
 """Compile (error model, tensor placement, seed, access) into a backend-neutral plan.
 
-The sampling scheme every backend implements (the NumPy oracle in
-``reference.py`` is the executable specification):
+The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`` and
+``backends/reference.py`` is the executable specification):
 
 * A *tile* is the part of one DRAM row that the tensor occupies. Rows are
   identified by ``row_id = bank * rows + row``.
-* Each error-model component becomes one or more *sub-passes*. A sub-pass
+* Each error-model component becomes one or more *sub-passes* (its ``sub_passes()``). A sub-pass
   walks a *population* of positions of each row, either all ``row_bits``
   bitlines (``pop = -1``) or the sorted list of weak bitlines of the row's
   subarray for em1 component ``m`` (``pop = m``), with i.i.d. geometric skips
@@ -45,20 +45,10 @@ import threading
 import numpy as np
 
 from eden.dram.address import AddressMap
+from eden.engine import rng, sampling
+from eden.engine.sampling import TAG_ACCESS, TAG_FIXED, TWO53, fixed_bands
+from eden.errormodels.component import Persistence, Population, WeakLines
 from eden.errormodels.model import ErrorModel
-from eden.engine import rng
-
-TAG_ACCESS = 1
-TAG_FIXED = 2
-TAG_BITLINE = 3
-TAG_WORDLINE = 4
-STREAM_CELLS = 0
-STREAM_BITLINES = 1
-STREAM_WORDLINES = 2
-#: Lowest dyadic band edge of fixed (nested) maps: (0, 2^-24] is one band.
-FIXED_MIN_EXP = 24
-TWO53 = 1 << 53
-
 
 @dataclasses.dataclass
 class Plan:
@@ -90,25 +80,6 @@ class Plan:
     @property
     def n_subpasses(self) -> int:
         return len(self.sp_thin)
-
-
-def _parts(component) -> list[tuple[str, tuple[tuple[float, float], tuple[float, float]]]]:
-    """A component's sub-pass parts: (population kind, q[class][stored])."""
-    k = component.kind
-    if k == "em0":
-        q = (component.p, component.p)
-        return [("all", (q, q))]
-    if k == "em1":
-        pe, pw = component.p_else, component.p
-        extra = 0.0 if pe >= 1.0 else (pw - pe) / (1.0 - pe)
-        return [("all", ((pe, pe), (pe, pe))), ("weak_bitlines", ((extra, extra), (extra, extra)))]
-    if k == "em2":
-        pe, pw = component.p_else, component.p
-        return [("all_wl", ((pe, pe), (pw, pw)))]
-    if k == "em3":
-        q = (component.p01, component.p10)
-        return [("all", (q, q))]
-    raise ValueError(f"no sampling rule for component kind {k!r}")
 
 
 TABLE_MIN_RATE = 2.0 ** -10
@@ -143,11 +114,6 @@ def _threshold(a: float) -> int:
 
 def _log1m(c: float) -> float:
     return -math.inf if c >= 1.0 else math.log1p(-c)
-
-
-def _fixed_bands():
-    edges = [0.0] + [2.0 ** -e for e in range(FIXED_MIN_EXP, 0, -1)] + [1.0]
-    return list(zip(edges[:-1], edges[1:]))
 
 
 def tile_geometry(address_map: AddressMap, base_address: int, nbytes: int):
@@ -209,34 +175,39 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
     """Compile a model for one tensor placement. Host-side, O(tiles + weak bitlines).
 
     ``weak_lines``: a module with ``weak_bitlines`` and ``weak_wordlines`` equal to
-    ``reference``'s (the default), e.g. the compiled ones of ``cpu``.
+    ``sampling``'s (the oracle's, the default), e.g. the compiled ones of ``backends.cpu``.
     """
     if weak_lines is None:
-        from eden.engine.backends import reference as weak_lines  # the oracle sampler
+        weak_lines = sampling
 
     org = address_map.organization
     address_map.check_range(base_address, nbytes)
     n_tiles, bit_lo, bit_hi, row_id, groups, tile_group = _placement(
-        address_map, int(base_address), int(nbytes), any(c.kind == "em1" for c in model.components))
+        address_map, int(base_address), int(nbytes),
+        any(c.weak_lines is WeakLines.BITLINES for c in model.components))
 
     sp = []  # dicts
     bl_lists = []  # per em1 component: list of arrays per group
     wl_classes = []  # per em2 component: uint8[n_tiles]
     for ci, comp in enumerate(model.components):
         pop, wl = -1, -1
-        if comp.kind == "em1":
+        if comp.weak_lines is WeakLines.BITLINES:
             pop = len(bl_lists)
             bl_lists.append(_weak_bitlines(weak_lines, seed, ci, comp.fraction, groups, org.row_bits))
-        if comp.kind == "em2":
+        if comp.weak_lines is WeakLines.WORDLINES:
             wl = len(wl_classes)
             wl_classes.append(weak_lines.weak_wordlines(seed, ci, comp.fraction, row_id))
-        for pi, (kind, q) in enumerate(_parts(comp)):
-            sp_pop = pop if kind == "weak_bitlines" else -1
-            sp_wl = wl if kind == "all_wl" else -1
+        for pi, sub in enumerate(comp.sub_passes()):
+            q = sub.q
+            sp_pop = pop if sub.population is Population.WEAK_BITLINES else -1
+            sp_wl = wl if sub.by_wordline_class else -1
+            if (sp_pop < 0 and sub.population is not Population.ALL) or (sp_wl < 0 and sub.by_wordline_class):
+                raise ValueError(f"{comp.kind}: a sub-pass uses weak lines the component does not declare "
+                                 f"(weak_lines = {comp.weak_lines})")
             qmax = [max(q[c]) for c in (0, 1)]
             if max(qmax) <= 0.0:
                 continue
-            if model.persistence == "access":
+            if model.persistence is Persistence.ACCESS:
                 key = rng.derive_key(seed, access, ci, pi, TAG_ACCESS)
                 active = [qm > 0.0 for qm in qmax]
                 L = [_log1m(qm) if qm > 0 else 0.0 for qm in qmax]
@@ -244,7 +215,7 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
                 sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
                                rate=[qm if a else 0.0 for qm, a in zip(qmax, active)]))
             else:
-                for bi, (lo, hi) in enumerate(_fixed_bands()):
+                for bi, (lo, hi) in enumerate(fixed_bands()):
                     if lo >= max(qmax):
                         break
                     c = (hi - lo) / (1.0 - lo)
@@ -274,7 +245,7 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
     for i, s in enumerate(sp):
         # Fixed maps always draw (U, V) pairs: the stream layout must not depend on the
         # rate, or a band fully used at a higher rate would draw different cells (nesting).
-        sp_thin[i] = model.persistence == "fixed" or any(
+        sp_thin[i] = model.persistence is Persistence.FIXED or any(
             s["active"][c] and s["A"][c][v] < TWO53 for c in (0, 1) for v in (0, 1))
     n_groups = len(groups)
     bl_offsets = np.zeros((max(len(bl_lists), 1), n_groups + 1), np.int64)

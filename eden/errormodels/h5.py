@@ -9,6 +9,9 @@ Layout (format version 1; full description in ``docs/formats.md``)::
     /components/0/<param>  scalar float64 dataset, one per parameter
     /components/1 ...
 
+The module works on a neutral model: a tuple of registered components and a persistence mode
+(``ErrorModel.save``/``ErrorModel.load`` call it), so it does not depend on ``ErrorModel``.
+
 Writes are atomic (temporary file in the target directory, then
 ``os.replace``) and never overwrite an existing file unless asked to. Loading
 validates everything and raises :class:`ErrorModelFileError` with a message that
@@ -29,10 +32,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from eden.core.io import write_with
-from eden.errors import EdenFileError
 from eden._version import __version__
-from eden.errormodels.model import COMPONENTS, PERSISTENCE_MODES, ErrorModel
+from eden.core.io import write_with
+from eden.errormodels.component import Component, Persistence, model_spec
+from eden.errormodels.components import component_class, component_kinds
+from eden.errors import EdenFileError, EdenFileNotFoundError, EdenTypeError
 
 FORMAT = "eden.error_model"
 """Value of the root ``format`` attribute of every eden error-model file."""
@@ -52,18 +56,19 @@ class ErrorModelFileError(EdenFileError):
 
 
 # --------------------------------------------------------------------- writing
-def save_error_model(model: ErrorModel, path: os.PathLike | str, *,
-                     provenance: Mapping[str, Any] | None = None,
-                     overwrite: bool = False) -> None:
-    """Write ``model`` to ``path`` in the eden error-model HDF5 layout.
+def save_components(path: os.PathLike | str, components: tuple[Component, ...],
+                    persistence: Persistence | str, *, provenance: Mapping[str, Any] | None = None,
+                    overwrite: bool = False) -> None:
+    """Write a model (its components and persistence) to ``path`` in the eden error-model HDF5 layout.
 
-    The file is written to a temporary file in the same directory and moved
-    into place with ``os.replace``, so readers never see a partial file and a
-    failed write leaves neither a temporary file nor a changed target behind.
+    ``ErrorModel.save`` is the usual entry point. The file is written to a temporary file in
+    the same directory and moved into place with ``os.replace``, so readers never see a
+    partial file and a failed write leaves neither a temporary file nor a changed target behind.
 
     Args:
-        model: The error model to store.
         path: Destination file (conventionally ``*.h5``).
+        components: The model's registered components, in order (at least one).
+        persistence: The model's persistence mode.
         provenance: JSON-serialisable mapping describing where the model came
             from (measurement, fit, "illustrative example", ...). Stored as a
             JSON string in the root ``provenance`` attribute; ``{}`` if None.
@@ -71,19 +76,22 @@ def save_error_model(model: ErrorModel, path: os.PathLike | str, *,
             existing file is left untouched.
 
     Raises:
-        TypeError: ``model`` is not an ErrorModel, or ``provenance`` is not a
-            JSON-serialisable mapping.
+        EdenTypeError: ``components`` holds something else than components, or
+            ``provenance`` is not a JSON-serialisable mapping.
+        EdenConfigError: ``persistence`` is not a persistence mode.
         FileExistsError: ``path`` exists and ``overwrite`` is False.
         IsADirectoryError: ``path`` is a directory.
         FileNotFoundError: The directory of ``path`` does not exist.
     """
-    if not isinstance(model, ErrorModel):
-        raise TypeError(f"save_error_model expects an ErrorModel, got {type(model).__name__}")
+    components = tuple(components)
+    if not components or not all(isinstance(c, Component) for c in components):
+        raise EdenTypeError(f"save_components expects a non-empty sequence of components, got {components!r}")
+    persistence = Persistence.coerce(persistence)
     provenance_json = _provenance_json(provenance)
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "x") as f:
-            _write_contents(f, model, provenance_json)
+            _write_contents(f, components, persistence, provenance_json)
 
     write_with(path, write, overwrite=overwrite, what="error-model file")
 
@@ -92,24 +100,25 @@ def _provenance_json(provenance: Mapping[str, Any] | None) -> str:
     if provenance is None:
         provenance = {}
     if not isinstance(provenance, Mapping):
-        raise TypeError(f"provenance must be a mapping (dict), got {type(provenance).__name__}")
+        raise EdenTypeError(f"provenance must be a mapping (dict), got {type(provenance).__name__}")
     try:
         return json.dumps(dict(provenance), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"provenance must be JSON-serialisable: {exc}") from None
+        raise EdenTypeError(f"provenance must be JSON-serialisable: {exc}") from None
 
 
-def _write_contents(f: h5py.File, model: ErrorModel, provenance_json: str) -> None:
+def _write_contents(f: h5py.File, components: tuple[Component, ...], persistence: Persistence,
+                    provenance_json: str) -> None:
     """Fill an open, empty HDF5 file with the version-1 layout."""
     f.attrs["format"] = FORMAT
     f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-    f.attrs["persistence"] = model.persistence
+    f.attrs["persistence"] = persistence.value
     f.attrs["eden_version"] = __version__
     f.attrs["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     f.attrs["provenance"] = provenance_json
-    f.attrs["spec"] = model.to_spec()
+    f.attrs["spec"] = model_spec(components, persistence)
     comps = f.create_group(COMPONENTS_GROUP)
-    for i, component in enumerate(model.components):
+    for i, component in enumerate(components):
         g = comps.create_group(str(i))
         g.attrs["kind"] = component.kind
         for name, value in component.params().items():
@@ -117,14 +126,14 @@ def _write_contents(f: h5py.File, model: ErrorModel, provenance_json: str) -> No
 
 
 # --------------------------------------------------------------------- reading
-def load_error_model(path: os.PathLike | str) -> ErrorModel:
-    """Read and validate an error model written by :func:`save_error_model`.
+def load_components(path: os.PathLike | str) -> tuple[tuple[Component, ...], Persistence]:
+    """Read and validate a model written by :func:`save_components` (``ErrorModel.load`` wraps it).
 
     Args:
         path: The HDF5 file.
 
     Returns:
-        The stored ErrorModel.
+        ``(components, persistence)``: the stored components, in order, and the persistence mode.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -136,10 +145,7 @@ def load_error_model(path: os.PathLike | str) -> ErrorModel:
         _check_header(f, path)
         persistence = _read_persistence(f, path)
         components = _read_components(f, path)
-    try:
-        return ErrorModel(tuple(components), persistence)
-    except (TypeError, ValueError) as exc:
-        raise ErrorModelFileError(path, "/", f"expected a valid error model; {exc}") from None
+    return tuple(components), persistence
 
 
 def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
@@ -155,10 +161,10 @@ def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ErrorModelFileError: As for :func:`load_error_model`, or when
+        ErrorModelFileError: As for :func:`load_components`, or when
             ``provenance`` is not a JSON object.
     """
-    load_error_model(path)  # full validation first
+    load_components(path)  # full validation first
     with _open(path) as f:
         meta: dict[str, Any] = {"format_version": int(f.attrs["format_version"])}
         for name in ("persistence", "eden_version", "created_utc", "spec"):
@@ -182,7 +188,7 @@ def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
 def _open(path: os.PathLike | str) -> h5py.File:
     p = Path(os.fspath(path))
     if not p.exists():
-        raise FileNotFoundError(errno.ENOENT, "error-model file not found", str(p))
+        raise EdenFileNotFoundError(errno.ENOENT, "error-model file not found", str(p))
     try:
         return h5py.File(p, "r")
     except OSError as exc:
@@ -221,15 +227,16 @@ def _check_header(f: h5py.File, path) -> None:
                                   f"found unsupported version {version}")
 
 
-def _read_persistence(f: h5py.File, path) -> str:
+def _read_persistence(f: h5py.File, path) -> Persistence:
     loc = _attr_location("/", "persistence")
-    expected = f"one of {', '.join(repr(m) for m in PERSISTENCE_MODES)}"
+    modes = [m.value for m in Persistence]
+    expected = f"one of {', '.join(repr(m) for m in modes)}"
     if "persistence" not in f.attrs:
         raise ErrorModelFileError(path, loc, f"expected {expected}; found no such attribute")
     value = _as_str(f.attrs["persistence"])
-    if value not in PERSISTENCE_MODES:
+    if value not in modes:
         raise ErrorModelFileError(path, loc, f"expected {expected}; found {_describe(f.attrs['persistence'])}")
-    return value
+    return Persistence(value)
 
 
 def _read_components(f: h5py.File, path) -> list:
@@ -258,15 +265,15 @@ def _read_component(node, loc: str, path):
     if not isinstance(node, h5py.Group):
         raise ErrorModelFileError(path, loc, f"expected a component group; found {_describe_node(node)}")
     kind_loc = _attr_location(loc, "kind")
-    known = ", ".join(sorted(COMPONENTS))
+    known = ", ".join(sorted(component_kinds()))
     if "kind" not in node.attrs:
         raise ErrorModelFileError(path, kind_loc, f"expected a component kind (one of {known}); "
                                   "found no such attribute")
     kind = _as_str(node.attrs["kind"])
-    if kind not in COMPONENTS:
+    if kind not in component_kinds():
         raise ErrorModelFileError(path, kind_loc, f"expected a component kind (one of {known}); "
                                   f"found {_describe(node.attrs['kind'])}")
-    cls = COMPONENTS[kind]
+    cls = component_class(kind)
     expected = cls.param_names()
     for name in node.keys():
         if name not in expected:

@@ -1,7 +1,7 @@
 """EDEN's DRAM error models as frozen, validated, composable configs.
 
-Components (registered by name; a model is a union of independent components,
-i.e. a bit flips if any component flips it):
+Components (registered by name in :mod:`eden.errormodels.components`, one module each; a
+model is a union of independent components, i.e. a bit flips if any component flips it):
 
 * ``em0`` uniform: every bit flips with probability ``p``.
 * ``em1`` weak bitlines: a ``fraction`` of the bitlines of each subarray is weak;
@@ -29,136 +29,18 @@ Spec strings: ``"em0:p=1e-4"``, ``"em1:fraction=0.01,p=0.05"``,
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
-from typing import ClassVar
 
-PERSISTENCE_MODES = ("access", "fixed")
-DEFAULT_PERSISTENCE = "access"
-
-
-def _check_probability(owner: str, name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{owner}.{name} must be a number in [0, 1], got {value!r}")
-    value = float(value)
-    if not (0.0 <= value <= 1.0) or math.isnan(value):
-        raise ValueError(f"{owner}.{name} must be in [0, 1], got {value!r}")
-    return value
-
-
-def _suggest(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=3) or [
-        k for k in known if name and (name.startswith(k) or k.startswith(name))][:3]
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return f"known: {', '.join(sorted(known))}{hint}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Component:
-    """Base class of an error-model component. Subclasses register by ``kind``."""
-
-    kind: ClassVar[str] = ""
-    registry: ClassVar[dict[str, type["Component"]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.kind:
-            Component.registry[cls.kind] = cls
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _check_probability(self.kind, f.name, getattr(self, f.name)))
-        self._validate()
-
-    def _validate(self) -> None:
-        pass
-
-    @classmethod
-    def param_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    def params(self) -> dict[str, float]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def to_spec(self) -> str:
-        return self.kind + ":" + ",".join(f"{k}={v!r}" for k, v in self.params().items())
-
-    def rate_table(self, weak_bitline: bool, weak_wordline: bool) -> tuple[float, float]:
-        """Flip probability of a cell (stored 0, stored 1) given its line classes."""
-        raise NotImplementedError
-
-    def scaled(self, k: float) -> "Component":
-        """Same component with every probability (not fraction) multiplied by k, capped at 1."""
-        changes = {n: min(1.0, getattr(self, n) * k) for n in self.param_names() if n != "fraction"}
-        return dataclasses.replace(self, **changes)
-
-
-@dataclasses.dataclass(frozen=True)
-class Uniform(Component):
-    """EM0: uniform random bit errors."""
-
-    kind: ClassVar[str] = "em0"
-    p: float = 0.0
-
-    def rate_table(self, weak_bitline, weak_wordline):
-        return (self.p, self.p)
-
-
-@dataclasses.dataclass(frozen=True)
-class WeakBitlines(Component):
-    """EM1: errors concentrated on a fraction of the bitlines."""
-
-    kind: ClassVar[str] = "em1"
-    fraction: float = 0.0
-    p: float = 0.0
-    p_else: float = 0.0
-
-    def _validate(self):
-        if self.p < self.p_else:
-            raise ValueError(f"em1.p (weak bitlines, {self.p}) must be >= em1.p_else ({self.p_else})")
-
-    def rate_table(self, weak_bitline, weak_wordline):
-        r = self.p if weak_bitline else self.p_else
-        return (r, r)
-
-
-@dataclasses.dataclass(frozen=True)
-class WeakWordlines(Component):
-    """EM2: errors concentrated on a fraction of the wordlines (rows)."""
-
-    kind: ClassVar[str] = "em2"
-    fraction: float = 0.0
-    p: float = 0.0
-    p_else: float = 0.0
-
-    def _validate(self):
-        if self.p < self.p_else:
-            raise ValueError(f"em2.p (weak wordlines, {self.p}) must be >= em2.p_else ({self.p_else})")
-
-    def rate_table(self, weak_bitline, weak_wordline):
-        r = self.p if weak_wordline else self.p_else
-        return (r, r)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataDependent(Component):
-    """EM3: direction-dependent errors (true-/anti-cells)."""
-
-    kind: ClassVar[str] = "em3"
-    p10: float = 0.0
-    p01: float = 0.0
-
-    def rate_table(self, weak_bitline, weak_wordline):
-        return (self.p01, self.p10)
-
-
-COMPONENTS = Component.registry
+from eden.core.validate import check_probability
+from eden.errormodels.component import DEFAULT_PERSISTENCE, Component, Persistence, model_spec
+from eden.errormodels.components import Uniform, component_class, component_kinds
+from eden.errors import EdenConfigError, EdenTypeError
 
 
 @dataclasses.dataclass(frozen=True)
 class ErrorModel:
-    """A DRAM error model: a union of components plus a persistence mode.
+    """A DRAM error model: a union of registered components plus a persistence mode.
 
     Example:
         >>> em = ErrorModel.from_spec("em1:fraction=0.01,p=0.05")
@@ -167,62 +49,42 @@ class ErrorModel:
     """
 
     components: tuple[Component, ...]
-    persistence: str = DEFAULT_PERSISTENCE
+    persistence: Persistence = DEFAULT_PERSISTENCE
 
     def __post_init__(self) -> None:
         comps = tuple(self.components)
         if not comps:
-            raise ValueError("an ErrorModel needs at least one component")
+            raise EdenConfigError("an ErrorModel needs at least one component")
         for c in comps:
-            if not isinstance(c, Component) or not c.kind:
-                raise TypeError(f"ErrorModel components must be em0..em3 components, got {c!r}")
+            if not isinstance(c, Component) or c.kind not in component_kinds():
+                raise EdenTypeError(f"ErrorModel components must be registered components "
+                                    f"({', '.join(component_kinds())}), got {c!r}")
         object.__setattr__(self, "components", comps)
-        if self.persistence not in PERSISTENCE_MODES:
-            raise ValueError(f"unknown persistence {self.persistence!r}; known: {', '.join(PERSISTENCE_MODES)}")
+        object.__setattr__(self, "persistence", Persistence.coerce(self.persistence))
 
     # ----------------------------------------------------------------- building
     @classmethod
-    def from_spec(cls, spec: str, persistence: str | None = None) -> "ErrorModel":
+    def from_spec(cls, spec: str, persistence: Persistence | str | None = None) -> "ErrorModel":
         """Parse ``"em0:p=1e-4"``-style specs (see module docs)."""
         if not isinstance(spec, str) or not spec.strip():
-            raise ValueError(f"error-model spec must be a non-empty string, got {spec!r}")
+            raise EdenConfigError(f"error-model spec must be a non-empty string, got {spec!r}")
         body, _, opts = spec.partition(";")
         options = {}
         for item in filter(None, (s.strip() for s in opts.split(";"))):
             key, eq, value = item.partition("=")
             if not eq:
-                raise ValueError(f"error-model option {item!r} in {spec!r} must be key=value")
+                raise EdenConfigError(f"error-model option {item!r} in {spec!r} must be key=value")
             if key.strip() != "persistence":
-                raise ValueError(f"unknown error-model option {key.strip()!r} in {spec!r}; known: persistence")
+                raise EdenConfigError(f"unknown error-model option {key.strip()!r} in {spec!r}; known: persistence")
             options["persistence"] = value.strip()
         comps = []
         for part in body.split("+"):
-            part = part.strip()
-            name, _, args = part.partition(":")
-            name = name.strip()
-            if name not in COMPONENTS:
-                raise ValueError(f"unknown error model {name!r} in spec {spec!r}; {_suggest(name, COMPONENTS)}")
-            ccls = COMPONENTS[name]
-            kwargs = {}
-            for item in filter(None, (a.strip() for a in args.split(","))):
-                key, eq, value = item.partition("=")
-                key = key.strip()
-                if not eq:
-                    raise ValueError(f"parameter {item!r} of {name} in {spec!r} must be key=value")
-                if key not in ccls.param_names():
-                    raise ValueError(f"unknown parameter {key!r} for {name} in spec {spec!r}; "
-                                     f"{_suggest(key, ccls.param_names())}")
-                if key in kwargs:
-                    raise ValueError(f"parameter {key!r} given twice for {name} in {spec!r}")
-                try:
-                    kwargs[key] = float(value)
-                except ValueError:
-                    raise ValueError(f"parameter {name}.{key} in {spec!r} must be a number, got {value.strip()!r}") from None
-            comps.append(ccls(**kwargs))
+            name, _, args = part.strip().partition(":")
+            comps.append(component_class(name.strip()).from_params(args, spec))
         return cls(tuple(comps), persistence or options.get("persistence", DEFAULT_PERSISTENCE))
 
     @classmethod
-    def uniform(cls, p: float, persistence: str = DEFAULT_PERSISTENCE) -> "ErrorModel":
+    def uniform(cls, p: float, persistence: Persistence | str = DEFAULT_PERSISTENCE) -> "ErrorModel":
         return cls((Uniform(p),), persistence)
 
     @classmethod
@@ -234,13 +96,10 @@ class ErrorModel:
             return cls.load(value)
         if isinstance(value, str):
             return cls.from_spec(value)
-        raise TypeError(f"expected an ErrorModel, a spec string or an .h5 path, got {type(value).__name__}")
+        raise EdenTypeError(f"expected an ErrorModel, a spec string or an .h5 path, got {type(value).__name__}")
 
     def to_spec(self) -> str:
-        spec = "+".join(c.to_spec() for c in self.components)
-        if self.persistence != DEFAULT_PERSISTENCE:
-            spec += f";persistence={self.persistence}"
-        return spec
+        return model_spec(self.components, self.persistence)
 
     def __str__(self) -> str:
         return self.to_spec()
@@ -263,26 +122,21 @@ class ErrorModel:
         for stored, weight in ((0, 1.0 - ones_fraction), (1, ones_fraction)):
             keep = 1.0
             for c in self.components:
-                f = getattr(c, "fraction", 0.0)
-                weak_b = c.kind == "em1"
-                weak_w = c.kind == "em2"
-                r_weak = c.rate_table(weak_b, weak_w)[stored]
-                r_strong = c.rate_table(False, False)[stored]
-                keep *= 1.0 - (f * r_weak + (1.0 - f) * r_strong if (weak_b or weak_w) else r_strong)
+                keep *= 1.0 - c.mean_flip_rate(stored)
             total += weight * (1.0 - keep)
         return total
 
     def scaled(self, k: float) -> "ErrorModel":
         if not (k >= 0 and math.isfinite(k)):
-            raise ValueError(f"scale factor must be finite and >= 0, got {k}")
+            raise EdenConfigError(f"scale factor must be finite and >= 0, got {k}")
         return ErrorModel(tuple(c.scaled(k) for c in self.components), self.persistence)
 
     def at_ber(self, ber: float, ones_fraction: float = 0.5) -> "ErrorModel":
         """This model's shape with all probabilities scaled so expected_ber() == ber."""
-        ber = _check_probability("ErrorModel.at_ber", "ber", ber)
+        ber = check_probability("ErrorModel.at_ber.ber", ber)
         base = self.expected_ber(ones_fraction)
         if base == 0.0:
-            raise ValueError(f"cannot scale {self} to BER {ber}: its expected BER is 0")
+            raise EdenConfigError(f"cannot scale {self} to BER {ber}: its expected BER is 0")
         lo, hi = 0.0, ber / base
         if self.scaled(hi).expected_ber(ones_fraction) < ber:  # saturating caps: widen
             while self.scaled(hi).expected_ber(ones_fraction) < ber and hi < 1e18:
@@ -296,7 +150,7 @@ class ErrorModel:
             if hi - lo <= 1e-15 * hi:
                 break
         if abs(self.scaled(hi).expected_ber(ones_fraction) - ber) > 1e-9 * max(ber, 1e-300) + 1e-300:
-            raise ValueError(f"{self} cannot reach BER {ber} (the model saturates)")
+            raise EdenConfigError(f"{self} cannot reach BER {ber} (the model saturates)")
         return self.scaled(hi)
 
     # ---------------------------------------------------------------- storage
@@ -304,11 +158,13 @@ class ErrorModel:
         """Write this model to an HDF5 file (layout: docs/formats.md)."""
         from eden.errormodels import h5 as _h5
 
-        _h5.save_error_model(self, path, provenance=provenance, overwrite=overwrite)
+        _h5.save_components(path, self.components, self.persistence, provenance=provenance,
+                            overwrite=overwrite)
 
     @classmethod
     def load(cls, path) -> "ErrorModel":
         """Read a model from an HDF5 file; errors name the file and HDF5 path."""
         from eden.errormodels import h5 as _h5
 
-        return _h5.load_error_model(path)
+        components, persistence = _h5.load_components(path)
+        return cls(components, persistence)

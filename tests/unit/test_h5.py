@@ -1,4 +1,4 @@
-"""Tests of eden's HDF5 error-model files (eden/_h5.py, docs/formats.md)."""
+"""Tests of eden's HDF5 error-model files (eden/errormodels/h5.py, docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from eden.errormodels import h5 as _h5
-from eden.errormodels.model import (DataDependent, ErrorModel, Uniform, WeakBitlines,
-                               WeakWordlines)
 from eden.core.resources import resource_dir
+from eden.errormodels import h5 as _h5
+from eden.errormodels.components import DataDependent, Uniform, WeakBitlines, WeakWordlines
+from eden.errormodels.model import ErrorModel
+from eden.errors import EdenTypeError
 
 ALL_KINDS = [
     Uniform(p=1e-4),
@@ -285,9 +286,9 @@ def test_race_target_created_during_write_is_not_clobbered(tmp_path, monkeypatch
     path = tmp_path / "race.h5"
     real_write = _h5._write_contents
 
-    def write_and_race(f, model, provenance_json):
+    def write_and_race(f, *args):
         path.write_bytes(b"someone else's file")
-        real_write(f, model, provenance_json)
+        real_write(f, *args)
 
     monkeypatch.setattr(_h5, "_write_contents", write_and_race)
     with pytest.raises(FileExistsError, match="race.h5"):
@@ -344,9 +345,20 @@ def test_unserialisable_provenance_writes_nothing(tmp_path):
     assert _files(tmp_path) == []
 
 
-def test_save_rejects_non_models(tmp_path):
-    with pytest.raises(TypeError, match="ErrorModel"):
-        _h5.save_error_model("em0:p=1e-4", tmp_path / "m.h5")
+def test_save_rejects_non_components(tmp_path):
+    with pytest.raises(EdenTypeError, match="sequence of components"):
+        _h5.save_components(tmp_path / "m.h5", ("em0:p=1e-4",), "access")
+    with pytest.raises(EdenTypeError, match="sequence of components"):
+        _h5.save_components(tmp_path / "m.h5", (), "access")
+    assert _files(tmp_path) == []
+
+
+def test_persistence_is_stored_as_its_spelling(tmp_path):
+    path = tmp_path / "fixed.h5"
+    ErrorModel.uniform(1e-3, persistence="fixed").save(path)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["persistence"] == "fixed" and isinstance(f.attrs["persistence"], str)
+        assert f.attrs["spec"] == "em0:p=0.001;persistence=fixed"
 
 
 # ---------------------------------------------------------- bundled examples

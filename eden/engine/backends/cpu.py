@@ -28,8 +28,9 @@ import numpy as np
 from eden.engine import rng
 from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
 from eden.engine.correct import correct_segments
-from eden.engine.plan import (STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53,
-                               Plan, _fixed_bands)
+from eden.engine.plan import Plan
+from eden.engine.sampling import STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53
+from eden.engine.sampling import fixed_bands as _fixed_bands
 
 _KERNELS = None
 

@@ -1,0 +1,256 @@
+"""The error-model component contract and its registries.
+
+A component is one frozen dataclass, in one file under ``eden/errormodels/components/``,
+registered with :func:`register` (one line in that package's ``__init__``). It declares
+everything the rest of eden needs:
+
+* its parameters: dataclass fields made with :func:`rate_param` or :func:`fraction_param`
+  (name, default, range [0, 1], whether :meth:`Component.scaled` scales it, a doc line);
+  spec parsing and printing (``"em1:fraction=0.01,p=0.05"``) come from them;
+* the cells it flips: :meth:`Component.rate_table` (flip probability of a cell given its
+  line classes and stored bit) and :attr:`Component.weak_lines` (which weak-line map, if
+  any, its ``fraction`` draws); :meth:`Component.mean_flip_rate` (its expected BER)
+  follows from them;
+* its engine sub-passes, :meth:`Component.sub_passes` (sampling scheme: ``eden/engine/plan.py``);
+* optionally, its maximum-likelihood fit to raw records (``fit_records``), its simulated
+  goodness-of-fit margins (``simulate_margins``) and its draws for synthetic records
+  (``simulation_passes``). A component with ``fit_records`` is a candidate of
+  :func:`eden.dram.fit.fit`; the contract of those three is in :mod:`eden.errormodels.fitting`.
+
+Fit candidates that combine components (``em1+em2``) register with :func:`register_fit_model`.
+Persistence (redraw errors per access, or a fixed map of weak cells) is a property of the
+whole model: :class:`Persistence`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, ClassVar
+
+from eden.core.validate import check_number, did_you_mean, unknown_name
+from eden.errors import EdenConfigError
+
+
+class Persistence(str, enum.Enum):
+    """Whether errors are redrawn on every access or fixed per device seed (module docs of model.py)."""
+
+    ACCESS = "access"
+    FIXED = "fixed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def coerce(cls, value: "Persistence | str") -> "Persistence":
+        """The member for ``value`` (a member or its spelling); unknown -> :func:`unknown_name`."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise unknown_name("persistence", value, [m.value for m in cls]) from None
+
+
+DEFAULT_PERSISTENCE = Persistence.ACCESS
+
+
+class WeakLines(str, enum.Enum):
+    """The weak-line map a component draws with its ``fraction`` (per device seed, nested in it)."""
+
+    BITLINES = "bitlines"    # a fraction of the bitlines of each (bank, subarray)
+    WORDLINES = "wordlines"  # a fraction of the rows
+
+
+class Population(str, enum.Enum):
+    """Cells a sub-pass walks in each row."""
+
+    ALL = "all"                      # every bitline of the row
+    WEAK_BITLINES = "weak_bitlines"  # the component's weak bitlines of the row's subarray
+
+
+@dataclasses.dataclass(frozen=True)
+class SubPass:
+    """One engine sub-pass of a component (``eden/engine/plan.py`` compiles it).
+
+    Attributes:
+        q: Flip probability ``q[wordline class][stored bit]`` of a cell of the population;
+            the class is the row's weak-wordline class of this component when
+            ``by_wordline_class``, else always 0.
+        population: Cells walked in each row.
+        by_wordline_class: Rates depend on whether the row is one of this component's weak
+            wordlines (the component must have ``weak_lines = WeakLines.WORDLINES``).
+    """
+
+    q: tuple[tuple[float, float], tuple[float, float]]
+    population: Population = Population.ALL
+    by_wordline_class: bool = False
+
+
+def rate_param(doc: str, default: float = 0.0) -> Any:
+    """A flip-probability parameter in [0, 1]; :meth:`Component.scaled` multiplies it."""
+    return dataclasses.field(default=default, metadata={"range": (0.0, 1.0), "scales": True, "doc": doc})
+
+
+def fraction_param(doc: str, default: float = 0.0) -> Any:
+    """A fraction-of-lines parameter in [0, 1]; :meth:`Component.scaled` keeps it."""
+    return dataclasses.field(default=default, metadata={"range": (0.0, 1.0), "scales": False, "doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """Base class of an error-model component (see the module docs for the contract)."""
+
+    kind: ClassVar[str] = ""
+    weak_lines: ClassVar[WeakLines | None] = None
+    # fit-candidate defaults (used when the class defines fit_records; see eden.errormodels.fitting)
+    fit_parts: ClassVar[tuple[str, ...]] = ()
+    fits_without_errors: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            lo, hi = f.metadata["range"]
+            object.__setattr__(self, f.name, check_number(f"{self.kind}.{f.name}", getattr(self, f.name),
+                                                          lo=lo, hi=hi))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Checks across parameters (raise EdenConfigError naming them); none by default."""
+
+    # ------------------------------------------------------------- parameters
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def params(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_params(cls, text: str, spec: str) -> "Component":
+        """Parse the ``key=value,...`` part of a spec (``spec`` is the whole spec, for messages)."""
+        kwargs: dict[str, float] = {}
+        for item in filter(None, (a.strip() for a in text.split(","))):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq:
+                raise EdenConfigError(f"parameter {item!r} of {cls.kind} in {spec!r} must be key=value")
+            if key not in cls.param_names():
+                # parameter names are one to six letters: a lower cutoff than names' default finds p for prob
+                hint = did_you_mean(key, cls.param_names(), cutoff=0.3)
+                raise EdenConfigError(f"unknown parameter {key!r} for {cls.kind} in spec {spec!r}; known: "
+                                      f"{', '.join(cls.param_names())}{hint}")
+            if key in kwargs:
+                raise EdenConfigError(f"parameter {key!r} given twice for {cls.kind} in {spec!r}")
+            try:
+                kwargs[key] = float(value)
+            except ValueError:
+                raise EdenConfigError(f"parameter {cls.kind}.{key} in {spec!r} must be a number, "
+                                      f"got {value.strip()!r}") from None
+        return cls(**kwargs)
+
+    def to_spec(self) -> str:
+        return self.kind + ":" + ",".join(f"{k}={v!r}" for k, v in self.params().items())
+
+    def scaled(self, k: float) -> "Component":
+        """Same component with every probability (not fraction) multiplied by k, capped at 1."""
+        changes = {f.name: min(1.0, getattr(self, f.name) * k) for f in dataclasses.fields(self)
+                   if f.metadata["scales"]}
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------- statistics
+    def rate_table(self, weak_bitline: bool, weak_wordline: bool) -> tuple[float, float]:
+        """Flip probability of a cell (stored 0, stored 1) given its line classes."""
+        raise NotImplementedError(f"{type(self).__name__} must define rate_table")
+
+    def mean_flip_rate(self, stored: int) -> float:
+        """Flip probability of a cell storing ``stored``, averaged over this component's line classes."""
+        strong = self.rate_table(False, False)[stored]
+        if self.weak_lines is None:
+            return strong
+        weak = self.rate_table(self.weak_lines is WeakLines.BITLINES,
+                               self.weak_lines is WeakLines.WORDLINES)[stored]
+        f = self.fraction  # a component with weak lines has a `fraction` parameter
+        return f * weak + (1.0 - f) * strong
+
+    def sub_passes(self) -> tuple[SubPass, ...]:
+        """The engine's sub-passes; their union flips each cell with :meth:`rate_table`'s rate."""
+        raise NotImplementedError(f"{type(self).__name__} must define sub_passes")
+
+    @classmethod
+    def fit_param_count(cls) -> int:
+        """Free parameters of its fit (BIC's k): every parameter."""
+        return len(cls.param_names())
+
+    @classmethod
+    def fit_exclusion(cls, data) -> str | None:
+        """Why ``data`` cannot identify this component (None: it can, given errors)."""
+        return None
+
+
+def model_spec(components, persistence: Persistence | str) -> str:
+    """The spec string of a union of components (``"em1:...+em0:..."``, ``";persistence=fixed"``
+    when not the default): what ``ErrorModel.to_spec`` prints and ``ErrorModel.from_spec`` reads."""
+    spec = "+".join(c.to_spec() for c in components)
+    if Persistence(persistence) is not DEFAULT_PERSISTENCE:
+        spec += f";persistence={Persistence(persistence).value}"
+    return spec
+
+
+# ------------------------------------------------------------------ registries
+_COMPONENTS: dict[str, type[Component]] = {}
+_FIT_MODELS: dict[str, Any] = {}
+
+
+def register(cls: type[Component]) -> type[Component]:
+    """Make ``cls`` known by ``cls.kind`` (specs, HDF5 files, the engine, the fit); returns ``cls``,
+    so it also works as a class decorator.
+
+    A class that defines ``fit_records`` also becomes a fit candidate named ``cls.kind``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Component) and cls.kind):
+        raise TypeError(f"register expects a Component subclass with a kind, got {cls!r}")
+    if cls.kind in _COMPONENTS or "+" in cls.kind or ":" in cls.kind:
+        raise ValueError(f"component kind {cls.kind!r} is taken or contains '+' or ':'")
+    undeclared = [f.name for f in dataclasses.fields(cls) if "range" not in f.metadata]
+    if undeclared:
+        raise TypeError(f"{cls.__name__}: declare parameters {undeclared} with rate_param() or fraction_param()")
+    _COMPONENTS[cls.kind] = cls
+    if hasattr(cls, "fit_records"):
+        register_fit_model(cls)
+    return cls
+
+
+def register_fit_model(model: Any) -> Any:
+    """Register a fit candidate (contract: :mod:`eden.errormodels.fitting`) under ``model.name``
+    (a component class: its ``kind``). Registration order is :data:`eden.dram.fit.MODELS`' order,
+    which also seeds each candidate's goodness-of-fit Monte Carlo."""
+    name = getattr(model, "kind", None) or model.name
+    if name in _FIT_MODELS:
+        raise ValueError(f"fit model {name!r} is already registered")
+    _FIT_MODELS[name] = model
+    return model
+
+
+def component_class(kind: str) -> type[Component]:
+    """The registered component class of ``kind``; unknown -> :func:`unknown_name`.
+
+    Call it through :mod:`eden.errormodels.components`, whose import registers the built-ins.
+    """
+    if kind not in _COMPONENTS:
+        raise unknown_name("error model", kind, _COMPONENTS)
+    return _COMPONENTS[kind]
+
+
+def component_kinds() -> tuple[str, ...]:
+    """Registered component kinds, in registration order."""
+    return tuple(_COMPONENTS)
+
+
+def fit_model(name: str) -> Any:
+    """The registered fit candidate ``name``; unknown -> :func:`unknown_name`."""
+    if name not in _FIT_MODELS:
+        raise unknown_name("model", name, _FIT_MODELS)
+    return _FIT_MODELS[name]
+
+
+def fit_model_names() -> tuple[str, ...]:
+    """Registered fit candidates, in registration order (simplest first)."""
+    return tuple(_FIT_MODELS)
