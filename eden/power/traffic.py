@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from eden.core import io as _io
+from eden.errors import EdenConfigError
 from eden.dram.address import SCHEMES, AddressMap, DramOrganization
 from eden.power.memspec import MemSpec, PerDomain, active_standby_power, command_energies, ns_to_cycles
 
@@ -67,6 +68,8 @@ ROW_BUFFER_POLICIES = ("open_page", "closed_page")
 LAYOUTS = ("row_aligned", "packed")
 TIMING_GRANULARITIES = ("cycle", "ns")
 TRAFFIC_KINDS = ("weight", "ifm")
+TRAFFIC_COMMANDS = ("act", "pre", "rd", "wr", "refa")
+"""Command keys the traffic model books; a standard used here must declare them (``Standard.commands``)."""
 
 
 def _int(label: str, value: Any, minimum: int = 0) -> int:
@@ -712,6 +715,10 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
     """
     if not isinstance(memspec, MemSpec):
         raise TypeError(f"energy_report: memspec must be a MemSpec, got {type(memspec).__name__}")
+    missing = [c for c in TRAFFIC_COMMANDS if c not in dict(memspec.spec.commands)]
+    if missing:
+        raise EdenConfigError(f"energy_report: the traffic model books the commands {', '.join(TRAFFIC_COMMANDS)}; "
+                              f"standard {memspec.standard} does not declare {', '.join(missing)}")
     if not isinstance(model, AccessModel):
         raise TypeError(f"energy_report: model must be an AccessModel, got {model!r}")
     samples = _int("energy_report: samples", samples, minimum=1)
@@ -752,7 +759,7 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
             per_type.append(EnergyBreakdown(
                 act=e.act.scaled(c.act * n), pre=e.pre.scaled(c.pre * n), rd=e.rd.scaled(c.rd * n),
                 wr=e.wr.scaled(c.wr * n), refresh=refresh.scaled(share), background=background.scaled(share)))
-        zero = PerDomain.zero(spec.vpp is not None)
+        zero = e.act.zero()
         dynamic = {k: sum((getattr(b, k) for b in per_type), zero) for k in ("act", "pre", "rd", "wr")}
         return EnergyBreakdown(**dynamic, refresh=refresh, background=background), refreshes, per_type
 
