@@ -77,11 +77,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from eden.dram import standards
 from eden.dram.address import DramOrganization
+from eden.dram.standards.base import Field
 from eden.errormodels.model import ErrorModel
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "STANDARDS", "SOURCE_KINDS", "NOMINAL",
+    "FORMAT", "FORMAT_VERSION", "SOURCE_KINDS", "NOMINAL",
     "ProfileError", "UnknownProfileError", "FieldError",
     "Source", "Measurement", "OperatingPoint", "Organization", "PowerSpec", "TimingSpec",
     "DramProfile", "list_presets", "load_profile", "parse_op_spec", "preset_path",
@@ -93,7 +95,6 @@ FORMAT = "eden.dram_profile"
 FORMAT_VERSION = 1
 """Layout version this module writes; it reads versions 1..FORMAT_VERSION."""
 
-STANDARDS = ("DDR3", "DDR4")
 SOURCE_KINDS = ("datasheet", "memspec", "standard", "dataset", "paper", "derivation", "assumption")
 NOMINAL = "nominal"
 """Name of the operating point at the datasheet VDD and tRCD (BER 0)."""
@@ -202,12 +203,12 @@ def _check_keys(prefix: str, mapping: Any, allowed, required=()) -> Mapping:
 
 
 # --------------------------------------------------------------------------- section records
-def _spec(kind: str, unit: str, doc: str, *, optional: bool = False, ddr4: bool = False,
+def _spec(kind: str, unit: str, doc: str, *, optional: bool = False,
           lo: float | None = 0.0, lo_open: bool = True, hi: float | None = None, choices: tuple = ()):
     """Dataclass field carrying its type, unit and bounds (read by ``_Section``)."""
-    meta = {"kind": kind, "unit": unit, "doc": doc, "optional": optional, "ddr4": ddr4,
+    meta = {"kind": kind, "unit": unit, "doc": doc, "optional": optional,
             "lo": lo, "lo_open": lo_open, "hi": hi, "choices": choices}
-    if optional or ddr4:
+    if optional:
         return dataclasses.field(default=None, metadata=meta)
     return dataclasses.field(metadata=meta)
 
@@ -221,7 +222,7 @@ class _Section:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None and (f.metadata["optional"] or f.metadata["ddr4"]):
+            if value is None and f.metadata["optional"]:
                 continue
             object.__setattr__(self, f.name, self._check_value(f, value))
         self._validate()
@@ -258,7 +259,7 @@ class _Section:
     def from_mapping(cls, mapping: Mapping[str, Any]) -> _Section:
         _check_keys(cls.section, mapping, cls.field_names())
         missing = [f.name for f in dataclasses.fields(cls)
-                   if f.name not in mapping and not (f.metadata["optional"] or f.metadata["ddr4"])]
+                   if f.name not in mapping and not f.metadata["optional"]]
         if missing:
             name = missing[0]
             rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
@@ -305,84 +306,111 @@ class Organization(_Section):
         return self.bus_width_bits // self.device_width_bits
 
 
-_CURRENT_KEYS = ("0", "2n", "3n", "4r", "4w", "5b", "2p", "3p", "6n")
-_CURRENT_DOC = {"0": "one-bank ACT-PRE", "2n": "precharged standby", "3n": "active standby",
-                "4r": "burst read", "4w": "burst write", "5b": "burst refresh (1x)",
-                "2p": "precharged power-down", "3p": "active power-down", "6n": "self-refresh"}
+def _standard_fields() -> dict[str, dict[str, Field]]:
+    """Standard name -> its ``power`` fields (``eden.dram.standards``), by field name."""
+    return {name: {f.name: f for f in standards.get(name).fields()} for name in standards.names()}
 
 
-@dataclasses.dataclass(frozen=True)
-class PowerSpec(_Section):
-    """Per-device supply voltages and currents under DRAMPower memspec names (mA, V).
+class PowerSpec:
+    """The ``power`` section: the memspec fields of the profile's standard (mA, V).
 
-    DDR4 has a VPP domain (``vpp_v``, ``ipp*_ma``); DDR3 has none. Optional:
-    ``ibeta_vdd_ma``/``ibeta_vpp_ma`` (DRAMPower iBeta, default idd0/ipp0) and
-    ``fact_rho`` (DRAMPower factRho, default 1).
+    The field list is the standard's (``eden.dram.standards.get(standard).fields()``):
+    for DDR4 the VDD and VPP domains (``vdd_v``, ``idd*_ma``, ``vpp_v``,
+    ``ipp*_ma``), for DDR3 VDD alone; optional ``ibeta_<domain>_ma`` (DRAMPower
+    iBeta, default the domain's ``0`` current) and ``fact_rho`` (DRAMPower
+    factRho, default 1). Fields read as attributes (``power.vdd_v``); an
+    optional field that is absent reads as None.
+
+    Raises:
+        FieldError: unknown standard or key (with a suggestion), a field of
+            another standard (``vpp_v`` on DDR3), a missing required field, or
+            a value out of the field's bounds.
     """
 
     section: ClassVar[str] = "power"
-    standard: str = _spec("str", "", "memory standard, DDR3 or DDR4", choices=STANDARDS)
-    nbr_of_banks: int = _spec("int", "", "banks per device (DRAMPower nbrOfBanks)")
-    nbr_of_devices: int = _spec("int", "", "devices per rank (DRAMPower nbrOfDevices)")
-    nbr_of_ranks: int = _spec("int", "", "ranks (DRAMPower nbrOfRanks)")
-    burst_length: int = _spec("int", "", "burst length BL")
-    data_rate: int = _spec("int", "", "transfers per clock (2 for DDR)")
-    vdd_v: float = _spec("float", "V", "nominal VDD")
-    idd0_ma: float = _spec("float", "mA", "IDD0 one-bank ACT-PRE current")
-    idd2n_ma: float = _spec("float", "mA", "IDD2N precharged standby current")
-    idd3n_ma: float = _spec("float", "mA", "IDD3N active standby current")
-    idd4r_ma: float = _spec("float", "mA", "IDD4R burst read current")
-    idd4w_ma: float = _spec("float", "mA", "IDD4W burst write current")
-    idd5b_ma: float = _spec("float", "mA", "IDD5B burst refresh current")
-    idd2p_ma: float = _spec("float", "mA", "IDD2P precharged power-down current")
-    idd3p_ma: float = _spec("float", "mA", "IDD3P active power-down current")
-    idd6n_ma: float = _spec("float", "mA", "IDD6N self-refresh current")
-    vpp_v: float | None = _spec("float", "V", "nominal VPP (DDR4)", ddr4=True)
-    ipp0_ma: float | None = _spec("float", "mA", "IPP0 (DDR4)", ddr4=True, lo_open=False)
-    ipp2n_ma: float | None = _spec("float", "mA", "IPP2N (DDR4)", ddr4=True, lo_open=False)
-    ipp3n_ma: float | None = _spec("float", "mA", "IPP3N (DDR4)", ddr4=True, lo_open=False)
-    ipp4r_ma: float | None = _spec("float", "mA", "IPP4R (DDR4)", ddr4=True, lo_open=False)
-    ipp4w_ma: float | None = _spec("float", "mA", "IPP4W (DDR4)", ddr4=True, lo_open=False)
-    ipp5b_ma: float | None = _spec("float", "mA", "IPP5B (DDR4)", ddr4=True, lo_open=False)
-    ipp2p_ma: float | None = _spec("float", "mA", "IPP2P (DDR4)", ddr4=True, lo_open=False)
-    ipp3p_ma: float | None = _spec("float", "mA", "IPP3P (DDR4)", ddr4=True, lo_open=False)
-    ipp6n_ma: float | None = _spec("float", "mA", "IPP6N (DDR4)", ddr4=True, lo_open=False)
-    ibeta_vdd_ma: float | None = _spec("float", "mA", "DRAMPower iBeta_vdd (optional, default idd0_ma)",
-                                       optional=True)
-    ibeta_vpp_ma: float | None = _spec("float", "mA", "DRAMPower iBeta_vpp (optional, DDR4, default ipp0_ma)",
-                                       ddr4=True, lo_open=False)
-    fact_rho: float | None = _spec("float", "", "DRAMPower factRho in [0, 1] (optional, default 1)",
-                                   optional=True, lo_open=False, hi=1.0)
+
+    def __init__(self, **values: Any) -> None:
+        known = standards.names()
+        standard = values.get("standard")
+        if standard is None:
+            raise FieldError("power.standard", f"missing required field (one of {', '.join(known)})")
+        if not isinstance(standard, str) or standard not in known:
+            raise FieldError("power.standard", f"expected one of {', '.join(known)}, found {standard!r}"
+                             f"{_suggest(standard, known)}")
+        fields = _standard_fields()[standard]
+        for key in values:
+            if key in fields:
+                continue
+            owners = [name for name, table in _standard_fields().items() if key in table]
+            if owners:
+                lacking = [d.name for o in owners for d in standards.get(o).domains
+                           if d.name not in standards.get(standard).domain_names]
+                what = f"it has no {lacking[0]} domain" if lacking else f"it is a field of {', '.join(owners)}"
+                raise FieldError(f"power.{key}", f"expected no {key} for {standard} ({what}); remove it")
+            raise FieldError(f"power.{key}", f"unknown key; expected one of {', '.join(fields)}"
+                             f"{_suggest(key, fields)}")
+        missing = [name for name, f in fields.items() if f.required and name not in values]
+        if missing:
+            rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+            raise FieldError(f"power.{missing[0]}", f"missing required field for {standard} "
+                             f"({fields[missing[0]].doc}){rest}")
+        checked: dict[str, Any] = {}
+        for name, f in fields.items():
+            if name not in values:
+                continue
+            where = f"power.{name}"
+            if f.kind == "str":
+                checked[name] = _text(where, values[name])
+            else:
+                checked[name] = _number(where, values[name], integer=f.kind == "int", lo=f.lo, lo_open=f.lo_open,
+                                        hi=f.hi)
+        object.__setattr__(self, "_values", MappingProxyType(checked))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        values = object.__getattribute__(self, "_values")
+        if name in values:
+            return values[name]
+        if name in _standard_fields()[values["standard"]]:
+            return None  # an optional field left out
+        raise AttributeError(f"PowerSpec has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PowerSpec) and dict(self._values) == dict(other._values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return f"PowerSpec({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        """This profile's standard's field list."""
+        return standards.get(self.standard).fields()
 
     @classmethod
-    def _ddr4_only(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["ddr4"])
+    def field_names(cls) -> tuple[str, ...]:
+        """Every ``power`` field of any registered standard (a file's keys are checked against these)."""
+        return tuple(dict.fromkeys(n for table in _standard_fields().values() for n in table))
 
-    def _validate(self) -> None:
-        ddr4_only = self._ddr4_only()
-        if self.standard == "DDR4":
-            for name in ddr4_only:
-                if name != "ibeta_vpp_ma" and getattr(self, name) is None:
-                    raise FieldError(f"power.{name}", f"missing required field for DDR4 "
-                                     f"({self.field_info()[name]['doc']})")
-        else:
-            for name in ddr4_only:
-                if getattr(self, name) is not None:
-                    raise FieldError(f"power.{name}", f"expected no {name} for {self.standard} "
-                                     "(it has no VPP domain); remove it")
+    @classmethod
+    def field_info(cls) -> dict[str, Mapping[str, Any]]:
+        return {n: {"kind": f.kind, "unit": f.unit, "doc": f.doc, "optional": not f.required}
+                for table in _standard_fields().values() for n, f in table.items()}
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> PowerSpec:
-        _check_keys("power", mapping, cls.field_names())
-        standard = mapping.get("standard")
-        if standard is None:
-            raise FieldError("power.standard", f"missing required field (one of {', '.join(STANDARDS)})")
-        if standard == "DDR4":
-            for name in cls._ddr4_only():
-                if name != "ibeta_vpp_ma" and name not in mapping:
-                    raise FieldError(f"power.{name}", f"missing required field for DDR4 "
-                                     f"({cls.field_info()[name]['doc']})")
-        return super().from_mapping(mapping)
+        if not isinstance(mapping, Mapping):
+            raise FieldError("power", f"expected an object (JSON mapping), found {type(mapping).__name__}")
+        return cls(**dict(mapping))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._values)
 
 
 @dataclasses.dataclass(frozen=True)
