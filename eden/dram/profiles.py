@@ -343,8 +343,8 @@ class PowerSpec:
                 continue
             owners = [name for name, table in _standard_fields().items() if key in table]
             if owners:
-                lacking = [d.name for o in owners for d in standards.get(o).domains
-                           if d.name not in standards.get(standard).domain_names]
+                lacking = [d.name for o in owners if (d := standards.get(o).domain_of_field(key)) is not None
+                           and d.name not in standards.get(standard).domain_names]
                 what = f"it has no {lacking[0]} domain" if lacking else f"it is a field of {', '.join(owners)}"
                 raise FieldError(f"power.{key}", f"expected no {key} for {standard} ({what}); remove it")
             raise FieldError(f"power.{key}", f"unknown key; expected one of {', '.join(fields)}"

@@ -481,6 +481,15 @@ class MemSpec:
         return _from_json(root, source)
 
     @classmethod
+    def from_profile(cls, profile: Any) -> "MemSpec":
+        """The memspec of a DRAM profile (``eden.dram.profiles.DramProfile``) at its nominal VDD.
+
+        The profile's ``power`` section was checked against the same standard's
+        field list when it was loaded; its ``timing`` section gives the timings.
+        """
+        return cls.from_fields(profile.memspec_fields(), source=str(profile.path or profile.name))
+
+    @classmethod
     def from_fields(cls, fields: Mapping[str, Any], source: str = "<fields>", *,
                     strict: bool = False) -> "MemSpec":
         """Build a MemSpec from eden's flat, unit-suffixed DRAM-profile fields.
@@ -549,8 +558,8 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
               for k in standards.get(name).field_table()["required"] + standards.get(name).field_table()["optional"]}
     foreign = [k for k in unknown if k in others]
     if foreign:
-        lacking = sorted({d.name for name in {others[k] for k in foreign} for d in standards.get(name).domains
-                          if d.name not in std.domain_names})
+        lacking = sorted({d.name for k in foreign if (d := standards.get(others[k]).domain_of_field(k)) is not None
+                          and d.name not in std.domain_names})
         what = f"no {', '.join(lacking)} domain" if lacking else "no such fields"
         problems.append(f"{std.name} has {what}; remove {', '.join(repr(k) for k in foreign)}")
     unknown = [k for k in unknown if k not in others]

@@ -10,11 +10,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from eden.power.memspec import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, VoltageDomain, active_standby_power,
-                        background_powers, command_energies, ns_to_cycles)
+from eden.dram import standards
+from eden.dram.address import DramOrganization
+from eden.dram.standards import ddr4
+from eden.dram.standards.base import Domain, RefreshMode, Standard
+from eden.errors import EdenConfigError
+from eden.power import traffic
+from eden.power.memspec import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, active_standby_power,
+                                background_powers, command_energies, ns_to_cycles)
 
 REL = 1e-9
 PJ, MW, MA = 1e-12, 1e-3, 1e-3
@@ -532,3 +542,91 @@ def test_memspec_validation_in_post_init():
     with pytest.raises(ValueError, match="has no domain 'VPP'"):
         MemSpec.from_fields({**{k: v for k, v in FIELDS_4GB.items() if not k.startswith(("ipp", "vpp"))},
                              "standard": "DDR3"}).derived_currents("VPP")
+
+
+# ---------------------------------------------------------------- the standard registry
+def test_registered_standards_are_listed_with_their_domains():
+    assert standards.names() == ["DDR3", "DDR4"]
+    assert standards.get("DDR4").domain_names == ("VDD", "VPP")
+    assert standards.get("DDR3").domain_names == ("VDD",)
+    assert [d.scales_with_vdd for d in standards.get("DDR4").domains] == [True, False]
+    assert {f.name for f in standards.get("DDR4").fields()} == (
+        set(FIELDS_DDR4["required"] + FIELDS_DDR4["optional"]) - {"name", "tck_ns", "tras_ns", "trp_ns", "trcd_ns",
+                                                                  "trfc1_ns", "trefi_ns"})
+
+
+def test_unknown_standard_lists_the_known_ones():
+    with pytest.raises(EdenConfigError, match=r"unknown DRAM standard 'DDR5'; known: DDR3, DDR4; did you mean"):
+        standards.get("DDR5")
+    with pytest.raises(EdenConfigError, match="unknown DRAM standard 'LPDDR9'"):
+        MemSpec.from_fields(dict(FIELDS_4GB, standard="LPDDR9"))
+    with pytest.raises(ValueError, match="already registered"):
+        standards.register(standards.get("DDR4"))
+
+
+def _toy_standard():
+    """Two rails: VCORE scales with VDD, VIO does not; two commands with simple, checkable energies."""
+    def energies(spec):
+        return {"act": {d.name: d.v * d.i0 * spec.ras * spec.tck_s for d in spec.domains},
+                "rd": {d.name: d.v * d.i4r * spec.burst_length * spec.tck_s for d in spec.domains}}
+
+    def background(spec):
+        return {"idle": {d.name: d.v * d.i2n for d in spec.domains}}
+
+    return Standard(
+        name="TOY", description="a test standard",
+        domains=(Domain("VCORE", "icore", scales_with_vdd=True), Domain("VIO", "iio", scales_with_vdd=False)),
+        currents=ddr4.CURRENTS, refresh_modes={1: RefreshMode(("5B",), ("RFC1",))},
+        commands=(("act", "ACT"), ("rd", "RD")), background_states=(("idle", "idle"),),
+        command_energies=energies, background_powers=background,
+        active_standby_power=lambda spec, n: {d.name: d.v * d.i3n for d in spec.domains},
+        derived_currents=lambda spec, domain: {"i_rho": 0.0, "i_1": 0.0, "i_theta": 0.0})
+
+
+def test_a_registered_toy_standard_flows_through_memspec_to_energies(monkeypatch):
+    toy = _toy_standard()
+    monkeypatch.setitem(standards._REGISTRY, "TOY", toy)
+    fields = {k: v for k, v in FIELDS_TEST.items() if not k.startswith(("idd", "ipp", "vdd", "vpp", "ibeta"))}
+    fields.update(standard="TOY", vcore_v=1.0, vio_v=1.8)
+    for prefix, scale in (("icore", 1.0), ("iio", 0.5)):
+        fields.update({f"{prefix}{c.suffix}_ma": scale * (i + 1) for i, c in enumerate(ddr4.CURRENTS)})
+    assert set(toy.field_table()["required"]) <= set(fields)
+    spec = MemSpec.from_fields(fields, source="toy")
+    assert [d.name for d in spec.domains] == ["VCORE", "VIO"] and spec.domain("vio").i0 == 0.5e-3
+    e = command_energies(spec)
+    assert e.keys == ("act", "rd")
+    assert e.act["VCORE"] == 1.0 * 1e-3 * spec.ras * spec.tck_s
+    assert e.rd["VIO"] == 1.8 * (0.5 * 4 / 1000) * spec.burst_length * spec.tck_s
+    assert set(e.to_dict()["act"]) == {"vcore", "vio", "total"} and "VCORE" in e.describe()
+    assert background_powers(spec).idle.total == 1.0 * 2e-3 + 1.8 * 1e-3
+    low = spec.at_vdd(0.9)  # VCORE scales (its currents ~ V), VIO is unchanged
+    assert low.domain("VCORE").v == 0.9 and low.domain("VCORE").i0 == 1e-3 * 0.9
+    assert low.domain("VIO") == spec.domain("VIO") and "VIO 1.8 V unchanged" in low.law
+    with pytest.raises(ValueError, match="bad TOY memspec fields: TOY has no VPP domain; remove 'vpp_v'"):
+        MemSpec.from_fields(dict(fields, vpp_v=2.5), source="toy")
+    with pytest.raises(ValueError, match="traffic model books the commands .*TOY does not declare pre, wr, refa"):
+        traffic.energy_report([], spec, DramOrganization())
+
+
+@pytest.mark.parametrize("block", ["sys.modules", "finder"])
+def test_dram_and_power_import_without_torch(block):
+    """eden.power and eden.dram import with torch unavailable (sys.modules['torch'] = None, or a finder
+    that refuses it: scipy.stats probes sys.modules['torch'] itself, so eden.dram.fit needs the finder)."""
+    modules = ["eden.dram.standards", "eden.dram.address", "eden.dram.profiles", "eden.dram.raw",
+               "eden.power.memspec", "eden.power.traffic"]
+    if block == "sys.modules":
+        setup = "sys.modules['torch'] = None"
+    else:
+        modules += ["eden.dram.fit", "eden.workflows.mapping"]
+        setup = ("class _NoTorch(importlib.abc.MetaPathFinder):\n"
+                 "    def find_spec(self, name, path=None, target=None):\n"
+                 "        if name == 'torch' or name.startswith('torch.'):\n"
+                 "            raise ImportError('torch is blocked')\n"
+                 "sys.meta_path.insert(0, _NoTorch())")
+    code = (f"import importlib, importlib.abc, sys\n{setup}\n"
+            + "".join(f"import {m}\n" for m in modules)
+            + "assert sys.modules.get('torch') is None, 'torch was imported'\n")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr

@@ -209,6 +209,13 @@ class Standard:
                 return d
         raise KeyError(name)
 
+    def domain_of_field(self, field: str) -> Domain | None:
+        """The domain a ``power`` field belongs to (``vpp_v``, ``ipp0_ma``, ``ibeta_vpp_ma`` -> VPP), else None."""
+        for d in self.domains:
+            if field in (d.voltage_field, d.beta_field, *(d.current_field(c) for c in self.currents)):
+                return d
+        return None
+
     def fields(self) -> tuple[Field, ...]:
         """The ``power`` section of a DRAM profile of this standard, in file order."""
         out = list(COMMON_FIELDS)
