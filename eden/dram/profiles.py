@@ -272,34 +272,57 @@ class _Section:
 
 
 @dataclasses.dataclass(frozen=True)
-class Organization(_Section):
-    """Geometry of one rank: the :class:`~eden.dram.address.DramOrganization` fields plus chip width.
+class Organization(DramOrganization):
+    """A profile's geometry: the :class:`~eden.dram.address.DramOrganization` fields plus the chip width.
 
-    ``row_bytes`` is the rank-level row (columns x bus width / 8), e.g. 8192 for a
-    64-bit rank of x8 chips with 1024 columns.
+    Every field is required in a profile (the base class's defaults do not apply).
+    ``row_bytes`` is the rank-level row (columns x bus width / 8), e.g. 8192 for
+    a 64-bit rank of x8 chips with 1024 columns.
     """
 
     section: ClassVar[str] = "organization"
-    banks: int = _spec("int", "", "banks per device (bank groups flattened)")
-    rows: int = _spec("int", "", "rows (wordlines) per bank")
-    row_bytes: int = _spec("int", "B", "bytes per rank-level row")
-    bus_width_bits: int = _spec("int", "bit", "rank data bus width")
-    subarray_rows: int = _spec("int", "", "rows sharing bitlines (a subarray)")
-    device_width_bits: int = _spec("int", "bit", "data width of one chip (x4/x8/x16)", choices=(4, 8, 16, 32))
+    CHIP_WIDTHS: ClassVar[tuple[int, ...]] = (4, 8, 16, 32)
+    device_width_bits: int = dataclasses.field(
+        kw_only=True, metadata={"unit": "bit", "doc": "data width of one chip (x4/x8/x16/x32)"})
 
-    def _validate(self) -> None:
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _number(f"organization.{f.name}", getattr(self, f.name), integer=True))
+        if self.device_width_bits not in self.CHIP_WIDTHS:
+            raise FieldError("organization.device_width_bits", f"expected one of "
+                             f"{', '.join(map(str, self.CHIP_WIDTHS))}, found {self.device_width_bits!r}")
         if self.bus_width_bits % self.device_width_bits:
             raise FieldError("organization.bus_width_bits", f"expected a multiple of device_width_bits "
                              f"({self.device_width_bits}), found {self.bus_width_bits}")
         try:
-            self.to_address()
+            super().__post_init__()
         except ValueError as exc:
             raise FieldError("organization", str(exc)) from None
 
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def field_info(cls) -> dict[str, Mapping[str, Any]]:
+        return {f.name: {"kind": "int", "optional": False, **f.metadata} for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> Organization:
+        _check_keys(cls.section, mapping, cls.field_names())
+        missing = [name for name in cls.field_names() if name not in mapping]
+        if missing:
+            rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+            raise FieldError(f"organization.{missing[0]}",
+                             f"missing required field ({cls.field_info()[missing[0]]['doc']}){rest}")
+        return cls(**dict(mapping))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.field_names()}
+
     def to_address(self) -> DramOrganization:
         """The geometry the address map and error injection use."""
-        return DramOrganization(banks=self.banks, rows=self.rows, row_bytes=self.row_bytes,
-                                bus_width_bits=self.bus_width_bits, subarray_rows=self.subarray_rows)
+        return self.geometry()
 
     @property
     def devices_per_rank(self) -> int:
