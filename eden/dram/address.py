@@ -24,13 +24,50 @@ bank a byte lands in, not the row/bitline structure that the error models use.
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 import numpy as np
 
-from eden.core.validate import check_int, unknown_name
+from eden.core.validate import check_int, did_you_mean
 from eden.errors import EdenConfigError
 
-SCHEMES = ("row_bank", "bank_row")
+class StrMode(str, enum.Enum):
+    """Base of the DRAM side's closed sets of mode names: a member *is* its string.
+
+    It compares, hashes, formats and serialises to JSON as the plain string, so
+    every place that took the string still takes it. (The same contract as
+    ``eden.core.validate.Mode`` where the core layer provides it.)
+    """
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+    __hash__ = str.__hash__
+
+    @classmethod
+    def coerce(cls, value: object, what: str):
+        """The member spelled ``value`` (a member or its string); else an error naming ``what`` and the spellings."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise EdenConfigError(f"{what} must be one of {', '.join(cls.values())}, got {value!r}"
+                                  f"{did_you_mean(value, cls.values())}") from None
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        """The spellings in declaration order (for CLI choices and messages)."""
+        return tuple(m.value for m in cls)
+
+
+class AddressScheme(StrMode):
+    """Chunk index -> (bank, row) mapping (see the module docstring)."""
+
+    ROW_BANK = "row_bank"
+    BANK_ROW = "bank_row"
+
+
+SCHEMES = AddressScheme.values()
 
 
 def _geometry(default: int, unit: str, doc: str):
@@ -95,17 +132,16 @@ class AddressMap:
     """
 
     organization: DramOrganization = DramOrganization()
-    scheme: str = "row_bank"
+    scheme: AddressScheme = AddressScheme.ROW_BANK
 
     def __post_init__(self) -> None:
-        if self.scheme not in SCHEMES:
-            raise unknown_name("address-map scheme", self.scheme, SCHEMES)
+        object.__setattr__(self, "scheme", AddressScheme.coerce(self.scheme, "AddressMap.scheme"))
 
     def chunk_to_bank_row(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bank and row of row-sized chunks (arrays of int64)."""
         org = self.organization
         chunk = np.asarray(chunk, dtype=np.int64)
-        if self.scheme == "row_bank":
+        if self.scheme is AddressScheme.ROW_BANK:
             return chunk % org.banks, chunk // org.banks
         return chunk // org.rows, chunk % org.rows
 

@@ -64,10 +64,9 @@ Example:
 
 from __future__ import annotations
 
-from eden.errors import EdenConfigError
+from eden.errors import EdenConfigError, EdenFileError, EdenTypeError
 
 import dataclasses
-import difflib
 import json
 import math
 import os
@@ -77,13 +76,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from eden.core.validate import did_you_mean
 from eden.dram import standards
-from eden.dram.address import DramOrganization
+from eden.dram.address import DramOrganization, StrMode
 from eden.dram.standards.base import Field
 from eden.errormodels.model import ErrorModel
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "SOURCE_KINDS", "NOMINAL",
+    "FORMAT", "FORMAT_VERSION", "SOURCE_KINDS", "SourceKind", "NOMINAL",
     "ProfileError", "UnknownProfileError", "FieldError",
     "Source", "Measurement", "OperatingPoint", "Organization", "PowerSpec", "TimingSpec",
     "DramProfile", "list_presets", "load_profile", "parse_op_spec", "preset_path",
@@ -95,7 +95,21 @@ FORMAT = "eden.dram_profile"
 FORMAT_VERSION = 1
 """Layout version this module writes; it reads versions 1..FORMAT_VERSION."""
 
-SOURCE_KINDS = ("datasheet", "memspec", "standard", "dataset", "paper", "derivation", "assumption")
+
+
+class SourceKind(StrMode):
+    """What a profile source is; ``assumption`` marks numbers that rest on an assumption."""
+
+    DATASHEET = "datasheet"
+    MEMSPEC = "memspec"
+    STANDARD = "standard"
+    DATASET = "dataset"
+    PAPER = "paper"
+    DERIVATION = "derivation"
+    ASSUMPTION = "assumption"
+
+
+SOURCE_KINDS = SourceKind.values()
 NOMINAL = "nominal"
 """Name of the operating point at the datasheet VDD and tRCD (BER 0)."""
 
@@ -113,12 +127,6 @@ _TOP_KEYS = ("format", "format_version", "name", "description", "extends", *_SEC
 
 
 # --------------------------------------------------------------------------- errors
-def _suggest(name: str, known) -> str:
-    known = [k for k in known if isinstance(k, str)]
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
 class FieldError(ValueError):
     """A bad value in a profile record; ``field`` is its dotted path (``power.idd0_ma``)."""
 
@@ -131,24 +139,24 @@ class FieldError(ValueError):
         return (type(self), (self.field, self.detail))
 
 
-class ProfileError(EdenConfigError):
+class ProfileError(EdenFileError):
     """A DRAM profile file (or a request against it) is invalid.
 
     Attributes:
         file: the profile file at fault (``"<in memory>"`` for profiles built in code).
         field: dotted path of the offending field (``"power.idd0_ma"``,
-            ``"operating_points['vdd-1.100'].ber"``, ``"/"`` for the whole file).
+            ``"operating_points['vdd-1.100'].ber"``, ``"/"`` for the whole file);
+            also ``location``, as for every :class:`~eden.errors.EdenFileError`.
         detail: what was expected and what was found.
     """
 
-    def __init__(self, file: os.PathLike | str | None, field: str, detail: str) -> None:
-        self.file = os.fspath(file) if file is not None else "<in memory>"
-        self.field = field
-        self.detail = detail
-        super().__init__(f"DRAM profile {self.file}: {field}: {detail}")
+    kind = "DRAM profile"
 
-    def __reduce__(self):
-        return (type(self), (self.file, self.field, self.detail))
+    def __init__(self, file: os.PathLike | str | None, field: str, detail: str) -> None:
+        super().__init__("<in memory>" if file is None else file, field, detail)
+        self.field = field
+        # the profile's own wording: "DRAM profile <file>: <field>: <detail>"
+        self.args = (f"DRAM profile {self.file}: {field}: {detail}",)
 
 
 class UnknownProfileError(EdenConfigError):
@@ -195,7 +203,7 @@ def _check_keys(prefix: str, mapping: Any, allowed, required=()) -> Mapping:
         raise FieldError(prefix or "/", f"expected an object (JSON mapping), found {type(mapping).__name__}")
     for key in mapping:
         if key not in allowed:
-            raise FieldError(where(key), f"unknown key; expected one of {', '.join(allowed)}{_suggest(key, allowed)}")
+            raise FieldError(where(key), f"unknown key; expected one of {', '.join(allowed)}{did_you_mean(key, allowed)}")
     for key in required:
         if key not in mapping:
             raise FieldError(where(key), "missing required key")
@@ -237,7 +245,7 @@ class _Section:
             value = _text(where, value)
             if m["choices"] and value not in m["choices"]:
                 raise FieldError(where, f"expected one of {', '.join(m['choices'])}, found {value!r}"
-                                 f"{_suggest(value, m['choices'])}")
+                                 f"{did_you_mean(value, m['choices'])}")
             return value
         value = _number(where, value, integer=m["kind"] == "int", lo=m["lo"], lo_open=m["lo_open"], hi=m["hi"])
         if m["choices"] and value not in m["choices"]:
@@ -359,7 +367,7 @@ class PowerSpec:
             raise FieldError("power.standard", f"missing required field (one of {', '.join(known)})")
         if not isinstance(standard, str) or standard not in known:
             raise FieldError("power.standard", f"expected one of {', '.join(known)}, found {standard!r}"
-                             f"{_suggest(standard, known)}")
+                             f"{did_you_mean(standard, known)}")
         fields = _standard_fields()[standard]
         for key in values:
             if key in fields:
@@ -371,7 +379,7 @@ class PowerSpec:
                 what = f"it has no {lacking[0]} domain" if lacking else f"it is a field of {', '.join(owners)}"
                 raise FieldError(f"power.{key}", f"expected no {key} for {standard} ({what}); remove it")
             raise FieldError(f"power.{key}", f"unknown key; expected one of {', '.join(fields)}"
-                             f"{_suggest(key, fields)}")
+                             f"{did_you_mean(key, fields)}")
         missing = [name for name, f in fields.items() if f.required and name not in values]
         if missing:
             rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
@@ -465,7 +473,7 @@ def _all_fields() -> list[str]:
 class Source:
     """Where numbers come from. ``kind`` ``assumption`` marks an assumption (its ``citation`` says what)."""
 
-    kind: str
+    kind: SourceKind
     citation: str
     url: str = ""
 
@@ -474,13 +482,14 @@ class Source:
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise FieldError("kind", f"expected one of {', '.join(SOURCE_KINDS)}, found {self.kind!r}"
-                             f"{_suggest(self.kind, SOURCE_KINDS)}")
+                             f"{did_you_mean(self.kind, SOURCE_KINDS)}")
+        object.__setattr__(self, "kind", SourceKind(self.kind))
         _text("citation", self.citation)
         _text("url", self.url, allow_empty=True)
 
     @property
     def is_assumption(self) -> bool:
-        return self.kind == "assumption"
+        return self.kind is SourceKind.ASSUMPTION
 
     def to_dict(self) -> dict[str, str]:
         d = {"kind": self.kind, "citation": self.citation}
@@ -630,20 +639,20 @@ def parse_op_spec(spec: str) -> dict[str, float]:
             a key given twice, or a value that is not a positive number.
     """
     if not isinstance(spec, str) or "=" not in spec:
-        raise ValueError(f"operating-point spec {spec!r} must be key=value pairs such as 'vdd=1.15', "
+        raise EdenConfigError(f"operating-point spec {spec!r} must be key=value pairs such as 'vdd=1.15', "
                          "'trcd=10' or 'vdd=1.15,trcd=10', or an operating point name")
     out: dict[str, float] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         key, eq, value = item.partition("=")
         key = key.strip().lower()
         if not eq:
-            raise ValueError(f"'{item}' in operating-point spec {spec!r} must be key=value")
+            raise EdenConfigError(f"'{item}' in operating-point spec {spec!r} must be key=value")
         if key not in _OP_KEYS:
-            raise ValueError(f"unknown key {key!r} in operating-point spec {spec!r}; known: vdd, trcd"
-                             f"{_suggest(key, list(_OP_KEYS))}")
+            raise EdenConfigError(f"unknown key {key!r} in operating-point spec {spec!r}; known: vdd, trcd"
+                             f"{did_you_mean(key, list(_OP_KEYS))}")
         field = _OP_KEYS[key]
         if field in out:
-            raise ValueError(f"{key} given twice in operating-point spec {spec!r}")
+            raise EdenConfigError(f"{key} given twice in operating-point spec {spec!r}")
         text = value.strip().lower()
         unit = _OP_UNITS[field]
         if text.endswith(unit):
@@ -651,14 +660,14 @@ def parse_op_spec(spec: str) -> dict[str, float]:
         try:
             number = float(text)
         except ValueError:
-            raise ValueError(f"{key} in operating-point spec {spec!r} must be a number "
+            raise EdenConfigError(f"{key} in operating-point spec {spec!r} must be a number "
                              f"(optionally followed by {unit.upper() if unit == 'v' else unit}), "
                              f"found {value.strip()!r}") from None
         if not (math.isfinite(number) and number > 0):
-            raise ValueError(f"{key} in operating-point spec {spec!r} must be > 0, found {value.strip()!r}")
+            raise EdenConfigError(f"{key} in operating-point spec {spec!r} must be > 0, found {value.strip()!r}")
         out[field] = number
     if not out:
-        raise ValueError(f"operating-point spec {spec!r} names no vdd or trcd")
+        raise EdenConfigError(f"operating-point spec {spec!r} names no vdd or trcd")
     return out
 
 
@@ -731,7 +740,7 @@ class DramProfile:
         fields = set(_all_fields())
         for key, value in self.cite.items():
             if key not in fields:
-                raise FieldError(f"cite.{key}", f"unknown field; expected 'section.field'{_suggest(key, fields)}")
+                raise FieldError(f"cite.{key}", f"unknown field; expected 'section.field'{did_you_mean(key, fields)}")
             self._cited_source(f"cite.{key}", value)
         for section in _SECTION_TYPES:
             for name, value in getattr(self, section).to_dict().items():
@@ -744,7 +753,7 @@ class DramProfile:
         sid = text.split(":", 1)[0].strip()
         if sid not in self.sources:
             raise FieldError(where, f"unknown source id {sid!r}; known: {', '.join(self.sources)}"
-                             f"{_suggest(sid, self.sources)}")
+                             f"{did_you_mean(sid, self.sources)}")
         return sid
 
     def _check_operating_points(self) -> None:
@@ -759,7 +768,7 @@ class DramProfile:
             seen[op.name] = i
             if op.source not in self.sources:
                 raise FieldError(f"{where}.source", f"unknown source id {op.source!r}; known: "
-                                 f"{', '.join(self.sources)}{_suggest(op.source, self.sources)}")
+                                 f"{', '.join(self.sources)}{did_you_mean(op.source, self.sources)}")
             for other in ops[:i]:
                 if self._same_setting(op, other.vdd_v, other.trcd_ns):
                     raise FieldError(f"{where}", f"same (vdd_v, trcd_ns) as {other.name!r} "
@@ -817,7 +826,7 @@ class DramProfile:
             for op in self.operating_points:
                 if op.name == spec:
                     return op
-            hint = _suggest(spec, self.op_names) or "."
+            hint = did_you_mean(spec, self.op_names) or "."
             raise self._error("operating_points", f"no operating point named {spec!r}{hint} "
                               f"Available: {self._available()}")
         try:
@@ -945,7 +954,7 @@ def preset_path(name: str) -> Path:
     if not path.is_file():
         known = list_presets()
         raise UnknownProfileError(f"unknown DRAM profile {name!r}; known presets: {', '.join(known)}"
-                                  f"{_suggest(name, known)} (or give a path to a .json profile file)")
+                                  f"{did_you_mean(name, known)} (or give a path to a .json profile file)")
     return path
 
 
@@ -1072,7 +1081,7 @@ def _apply_overrides(merged: dict[str, Any], origins: dict[str, str], overrides:
     for key, value in overrides.items():
         if not isinstance(key, str) or key not in fields:
             raise ProfileError(path, f"overrides[{key!r}]", f"unknown field; expected 'section.field' "
-                               f"(e.g. timing.trcd_ns){_suggest(str(key), fields)}")
+                               f"(e.g. timing.trcd_ns){did_you_mean(str(key), fields)}")
         section, name = key.split(".", 1)
         meta = _SECTION_TYPES[section].field_info()[name]
         if isinstance(value, str) and meta["kind"] != "str":
@@ -1118,7 +1127,7 @@ def load_profile(name_or_path: os.PathLike | str, overrides: Mapping[str, Any] |
     merged, origins, bases = _load_merged(path, ())
     if overrides:
         if not isinstance(overrides, Mapping):
-            raise TypeError(f"overrides must be a mapping of 'section.field' to value, got {type(overrides).__name__}")
+            raise EdenTypeError(f"overrides must be a mapping of 'section.field' to value, got {type(overrides).__name__}")
         _apply_overrides(merged, origins, overrides, path)
     top = os.fspath(path)
 

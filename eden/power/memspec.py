@@ -61,11 +61,12 @@ import numpy as np
 
 from eden.core.validate import check_int, check_number, did_you_mean
 from eden.dram import standards
+from eden.dram.address import StrMode
 from eden.dram.standards.base import TIMING_FIELDS, Standard
 from eden.errors import EdenConfigError, EdenTypeError
 
 __all__ = [
-    "FIELDS_DDR4", "FIELDS_DDR3", "ns_to_cycles",
+    "FIELDS_DDR4", "FIELDS_DDR3", "Rounding", "ns_to_cycles",
     "VoltageDomain", "MemSpec", "PerDomain", "DerivedCurrents",
     "CommandEnergies", "BackgroundPowers",
     "command_energies", "background_powers", "active_standby_power",
@@ -85,7 +86,14 @@ def _number(label: str, value: Any) -> float:
     return value
 
 
-def ns_to_cycles(t_ns: float, tck_ns: float, *, rounding: str = "up") -> int:
+class Rounding(StrMode):
+    """How :func:`ns_to_cycles` rounds: up for minimum delays, down for maximum intervals."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+def ns_to_cycles(t_ns: float, tck_ns: float, *, rounding: Rounding = Rounding.UP) -> int:
     """Whole clock cycles of a timing given in ns.
 
     Args:
@@ -109,12 +117,11 @@ def ns_to_cycles(t_ns: float, tck_ns: float, *, rounding: str = "up") -> int:
         raise EdenConfigError(f"ns_to_cycles: tck_ns must be > 0, got {tck_ns!r}")
     if t_ns < 0:
         raise EdenConfigError(f"ns_to_cycles: t_ns must be >= 0, got {t_ns!r}")
+    rounding = Rounding.coerce(rounding, "ns_to_cycles: rounding")
     ratio = t_ns / tck_ns
-    if rounding == "up":
+    if rounding is Rounding.UP:
         return max(0, math.ceil(ratio - GUARD_BAND_CYCLES))
-    if rounding == "down":
-        return math.floor(ratio + GUARD_BAND_CYCLES)
-    raise EdenConfigError(f"ns_to_cycles: rounding must be 'up' or 'down', got {rounding!r}")
+    return math.floor(ratio + GUARD_BAND_CYCLES)
 
 
 # ----------------------------------------------------------------------------- memspec
@@ -312,7 +319,7 @@ class MemSpec:
         """The VDD law this memspec is evaluated under, as one line of text."""
         std = self.spec
         scaling = [d.name for d in std.domains if d.scales_with_vdd]
-        fixed = "".join(f"; {d.name} {d.v:g} V unchanged" for d, decl in zip(self.domains, std.domains)
+        fixed = "".join(f"; {d.name} {d.v:g} V unchanged" for d, decl in zip(self.domains, std.domains, strict=True)
                         if not decl.scales_with_vdd)
         lead = self.vdd.name
         if self.alpha is None:
@@ -365,7 +372,7 @@ class MemSpec:
         nominal = self.nominal_domains or self.domains
         ratio = vdd_v / nominal[0].v
         scaled = tuple(d if not decl.scales_with_vdd else d.scaled(vdd_v if i == 0 else d.v * ratio, alpha)
-                       for i, (d, decl) in enumerate(zip(nominal, self.spec.domains)))
+                       for i, (d, decl) in enumerate(zip(nominal, self.spec.domains, strict=True)))
         return dataclasses.replace(self, domains=scaled, nominal_domains=nominal, alpha=alpha)
 
     def nominal(self) -> "MemSpec":
@@ -405,7 +412,7 @@ class MemSpec:
         out: dict[str, Any] = {"standard": self.standard, "name": self.name, "nbr_of_banks": self.banks,
                                "nbr_of_devices": self.devices, "nbr_of_ranks": self.ranks,
                                "burst_length": self.burst_length, "data_rate": self.data_rate}
-        for decl, dom in zip(std.domains, self.domains):
+        for decl, dom in zip(std.domains, self.domains, strict=True):
             out[decl.voltage_field] = dom.v
             for c in std.currents:
                 out[decl.current_field(c)] = clean(getattr(dom, c.key) * 1000.0)
@@ -601,13 +608,13 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
         t = num(key)
         if t <= 0:
             raise EdenConfigError(f"{source}: field {key!r} must be > 0 ns, got {present[key]!r}")
-        cycles[attr] = ns_to_cycles(t, tck_ns, rounding="up")
+        cycles[attr] = ns_to_cycles(t, tck_ns, rounding=Rounding.UP)
         if cycles[attr] < 1:
             raise EdenConfigError(f"{source}: field {key!r} = {t} ns is less than one clock ({tck_ns} ns)")
     refi = None
     if "trefi_ns" in present:
         t = num("trefi_ns")
-        refi = ns_to_cycles(t, tck_ns, rounding="down") if t > 0 else 0
+        refi = ns_to_cycles(t, tck_ns, rounding=Rounding.DOWN) if t > 0 else 0
         if refi < 1:
             raise EdenConfigError(f"{source}: field 'trefi_ns' must be at least one clock, "
                                   f"got {present['trefi_ns']!r}")
@@ -797,7 +804,7 @@ class PerDomain:
         if [(n, v is None) for n, v in self.values] != [(n, v is None) for n, v in other.values]:
             raise EdenConfigError(f"cannot add quantities of different domains: {self.names} and {other.names}")
         return PerDomain(tuple((n, None if a is None else a + b)
-                               for (n, a), (_, b) in zip(self.values, other.values)))
+                               for (n, a), (_, b) in zip(self.values, other.values, strict=True)))
 
     def zero(self) -> "PerDomain":
         """A quantity of the same domains, 0 in each present one."""
