@@ -186,7 +186,7 @@ def voltron_points(vendor_label: str, levels: dict[float, list[tuple[str, float]
                 by_vendor[d[0]].append(fd)
             means = {v: sum(x) / len(x) for v, x in sorted(by_vendor.items())}
             f = sum(means.values()) / len(means)
-            how = (f"mean over vendors of each vendor's DIMM mean: "
+            how = ("mean over vendors of each vendor's DIMM mean: "
                    + ", ".join(f"{v} {fmt_pct(m)} ({len(by_vendor[v])} DIMMs)" for v, m in means.items()))
         else:
             f = sum(fs) / len(fs)

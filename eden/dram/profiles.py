@@ -419,11 +419,6 @@ class PowerSpec:
     def __repr__(self) -> str:
         return f"PowerSpec({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
 
-    @property
-    def fields(self) -> tuple[Field, ...]:
-        """This profile's standard's field list."""
-        return standards.get(self.standard).fields()
-
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         """Every ``power`` field of any registered standard (a file's keys are checked against these)."""

@@ -203,12 +203,6 @@ class Standard:
     def domain_names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.domains)
 
-    def domain(self, name: str) -> Domain:
-        for d in self.domains:
-            if d.name == name:
-                return d
-        raise KeyError(name)
-
     def domain_of_field(self, field: str) -> Domain | None:
         """The domain a ``power`` field belongs to (``vpp_v``, ``ipp0_ma``, ``ibeta_vpp_ma`` -> VPP), else None."""
         for d in self.domains:
