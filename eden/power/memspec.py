@@ -652,7 +652,7 @@ def _json_keys_read(std: Standard) -> frozenset[str]:
         keys.update((d.json_voltage, d.json_beta))
         for c in std.currents:
             suffixes = c.json or tuple(s for m in std.refresh_modes.values() for s in m.current_json)
-            keys.update(d.prefix + s for s in suffixes)
+            keys.update(d.current_json(s) for s in suffixes)
     return frozenset(keys)
 
 
@@ -711,7 +711,7 @@ def _from_json(root: Mapping[str, Any], source: str) -> MemSpec:
     def domain(decl) -> VoltageDomain:
         currents = []
         for c in std.currents:
-            keys = [decl.prefix + s for s in (c.json or mode.current_json)]
+            keys = [decl.current_json(s) for s in (c.json or mode.current_json)]
             value = num("mempowerspec", power, keys, f"{decl.prefix.upper()}{c.suffix.upper()} current [A]")
             if value < 0:
                 raise EdenConfigError(f"{source}: mempowerspec.{keys[0]} must be >= 0 A, got {value!r}")

@@ -20,6 +20,7 @@ import pytest
 from eden.dram import standards
 from eden.dram.address import DramOrganization
 from eden.dram.standards import ddr4
+from eden.dram.profiles import FieldError, PowerSpec
 from eden.dram.standards.base import Domain, RefreshMode, Standard
 from eden.errors import EdenConfigError
 from eden.power import traffic
@@ -575,7 +576,8 @@ def _toy_standard():
 
     return Standard(
         name="TOY", description="a test standard",
-        domains=(Domain("VCORE", "icore", scales_with_vdd=True), Domain("VIO", "iio", scales_with_vdd=False)),
+        domains=(Domain("VCORE", "icore", scales_with_vdd=True, json_key="idd{current}c"),
+                 Domain("VIO", "iio", scales_with_vdd=False)),
         currents=ddr4.CURRENTS, refresh_modes={1: RefreshMode(("5B",), ("RFC1",))},
         commands=(("act", "ACT"), ("rd", "RD")), background_states=(("idle", "idle"),),
         command_energies=energies, background_powers=background,
@@ -606,6 +608,24 @@ def test_a_registered_toy_standard_flows_through_memspec_to_energies(monkeypatch
         MemSpec.from_fields(dict(fields, vpp_v=2.5), source="toy")
     with pytest.raises(ValueError, match="traffic model books the commands .*TOY does not declare pre, wr, refa"):
         traffic.energy_report([], spec, DramOrganization())
+    # the DRAM profile's power section is checked against the same field list
+    power = {k: v for k, v in fields.items() if k in {f.name for f in toy.fields()}}
+    assert PowerSpec.from_mapping(power).vcore_v == 1.0
+    with pytest.raises(FieldError, match="missing required field for TOY"):
+        PowerSpec.from_mapping({k: v for k, v in power.items() if k != "iio6n_ma"})
+    # and a DRAMPower JSON of the standard reads through its domains' JSON keys (VCORE: idd0c, ...)
+    json_spec = spec.to_dict()
+    power_json = {"vcore": 1.0, "vio": 1.8}
+    for decl, dom in zip(toy.domains, spec.domains, strict=True):
+        power_json.update({decl.current_json(c.json[0] if c.json else "5B"): getattr(dom, c.key)
+                           for c in toy.currents})
+    assert "idd0c" in power_json and "iio0" in power_json
+    loaded = MemSpec.from_drampower_json({"memoryType": "TOY", "memoryId": spec.name, "mempowerspec": power_json,
+        "memarchitecturespec": {"nbrOfBanks": spec.banks, "nbrOfDevices": spec.devices, "burstLength": spec.burst_length,
+                                "dataRate": spec.data_rate},
+        "memtimingspec": {"tCK": spec.tck_s, "RAS": spec.ras, "RP": spec.rp, "RCD": spec.rcd, "RFC1": spec.rfc,
+                          "REFI": json_spec["refi"]}, "bankwisespec": {"factRho": spec.fact_rho}})
+    assert loaded == spec
 
 
 @pytest.mark.parametrize("block", ["sys.modules", "finder"])

@@ -84,19 +84,30 @@ class Current:
 class Domain:
     """One supply domain (rail) of a standard.
 
+    The voltage is field ``<name>_v`` (``vdd_v``) and JSON ``<name>`` (``vdd``),
+    I_beta is ``ibeta_<name>_ma`` / ``iBeta_<name>`` (lower-case name); current
+    names follow the two templates (``{prefix}`` and ``{current}``, the
+    :class:`Current` suffix): DDR's ``idd0_ma`` / ``idd0`` by default, DRAMPower's
+    LPDDR names put the domain after the current (``json_key="idd{current}2h"``
+    reads ``idd02h``).
+
     Attributes:
-        name: ``"VDD"``, ``"VPP"``, ...; upper case, unique in the standard.
+        name: ``"VDD"``, ``"VPP"``, ``"VDD2H"``, ...; upper case, unique in the standard.
         prefix: current prefix in profile fields and JSON (``"idd"``, ``"ipp"``).
         scales_with_vdd: its currents follow ``IDD(V) = IDD_nominal * (V/V_nominal) ** alpha``
             when ``MemSpec.at_vdd`` lowers VDD; False: unchanged (DDR4's VPP).
         currents_may_be_zero: currents are ``>= 0`` (True) or ``> 0`` (False);
             the VPP standby currents of the Micron DDR4 memspecs are 0.
+        field_key: template of a current's profile field.
+        json_key: template of a current's DRAMPower JSON key.
     """
 
     name: str
     prefix: str
     scales_with_vdd: bool
     currents_may_be_zero: bool = False
+    field_key: str = "{prefix}{current}_ma"
+    json_key: str = "{prefix}{current}"
 
     @property
     def voltage_field(self) -> str:
@@ -118,7 +129,12 @@ class Domain:
         return f"iBeta_{self.name.lower()}"
 
     def current_field(self, current: Current) -> str:
-        return f"{self.prefix}{current.suffix}_ma"
+        """Profile field of ``current`` in this domain (``idd0_ma``)."""
+        return self.field_key.format(prefix=self.prefix, current=current.suffix)
+
+    def current_json(self, suffix: str) -> str:
+        """DRAMPower JSON key of a current suffix in this domain (``idd0``, ``idd5B``)."""
+        return self.json_key.format(prefix=self.prefix, current=suffix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +236,8 @@ class Standard:
                                  f"current", lo_open=not d.currents_may_be_zero))
         for d in self.domains:
             out.append(Field(d.beta_field, "mA", f"DRAMPower iBeta_{d.name.lower()} (optional, default "
-                             f"{d.prefix}0_ma)", required=False, lo_open=not d.currents_may_be_zero))
+                             f"{d.current_field(self.currents[0])})", required=False,
+                             lo_open=not d.currents_may_be_zero))
         out.append(FACT_RHO)
         return tuple(out)
 
