@@ -64,7 +64,7 @@ Example:
 
 from __future__ import annotations
 
-from eden.errors import EdenConfigError, EdenFileError, EdenTypeError
+from eden.errors import EdenConfigError, EdenError, EdenFileError, EdenTypeError
 
 import dataclasses
 import json
@@ -76,7 +76,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from eden.core.validate import did_you_mean
+from eden.core.validate import check_int, check_number, did_you_mean
 from eden.dram import standards
 from eden.dram.address import DramOrganization, StrMode
 from eden.dram.standards.base import Field
@@ -166,23 +166,21 @@ class UnknownProfileError(EdenConfigError):
 # --------------------------------------------------------------------------- value checks
 def _number(field: str, value: Any, *, integer: bool = False, lo: float | None = 0.0,
             lo_open: bool = True, hi: float | None = None) -> float | int:
-    want = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FieldError(field, f"expected {want}, found {value!r}")
-    if integer:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise FieldError(field, f"expected an integer, found {value!r}")
-            value = int(value)
-    else:
-        value = float(value)
-        if not math.isfinite(value):
-            raise FieldError(field, f"expected a finite number, found {value!r}")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise FieldError(field, f"expected {want} {'>' if lo_open else '>='} {lo:g}, found {value!r}")
-    if hi is not None and value > hi:
-        raise FieldError(field, f"expected {want} <= {hi:g}, found {value!r}")
-    return value
+    """A profile number checked by ``eden.core.validate`` (JSON's ``16.0`` counts as the integer 16).
+
+    Raises:
+        FieldError: at ``field``, with what was expected and what was found.
+    """
+    if integer and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        if integer:
+            return check_int(field, value, lo=None if lo is None else math.floor(lo) + (1 if lo_open else 0),
+                             hi=None if hi is None else math.floor(hi))
+        return check_number(field, value, lo=-math.inf if lo is None else lo, lo_open=lo_open,
+                            hi=math.inf if hi is None else hi)
+    except EdenError as exc:
+        raise FieldError(field, str(exc).removeprefix(f"{field} ")) from None
 
 
 def _text(field: str, value: Any, *, allow_empty: bool = False) -> str:

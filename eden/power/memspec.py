@@ -57,8 +57,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from eden.core.validate import check_int, check_number, did_you_mean
 from eden.dram import standards
 from eden.dram.address import StrMode
@@ -74,16 +72,6 @@ __all__ = [
 
 GUARD_BAND_CYCLES = 0.025
 """Fraction of a clock cycle tolerated when converting ns to cycles (see :func:`ns_to_cycles`)."""
-
-
-def _number(label: str, value: Any) -> float:
-    """``value`` as a finite float; errors name ``label`` (e.g. ``"MemSpec.tck_s"``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise EdenTypeError(f"{label} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise EdenConfigError(f"{label} must be finite, got {value!r}")
-    return value
 
 
 class Rounding(StrMode):
@@ -111,8 +99,8 @@ def ns_to_cycles(t_ns: float, tck_ns: float, *, rounding: Rounding = Rounding.UP
         >>> ns_to_cycles(13.32, 0.833), ns_to_cycles(32.0, 0.833), ns_to_cycles(3898.44, 0.833, rounding="down")
         (16, 39, 4680)
     """
-    t_ns = _number("ns_to_cycles: t_ns", t_ns)
-    tck_ns = _number("ns_to_cycles: tck_ns", tck_ns)
+    t_ns = check_number("ns_to_cycles: t_ns", t_ns)
+    tck_ns = check_number("ns_to_cycles: tck_ns", tck_ns)
     if tck_ns <= 0:
         raise EdenConfigError(f"ns_to_cycles: tck_ns must be > 0, got {tck_ns!r}")
     if t_ns < 0:
@@ -150,13 +138,13 @@ class VoltageDomain:
         if not isinstance(self.name, str) or not self.name:
             raise EdenTypeError(f"VoltageDomain.name must be a non-empty string, got {self.name!r}")
         owner = f"VoltageDomain[{self.name}]"
-        object.__setattr__(self, "v", _number(f"{owner}.v", self.v))
+        object.__setattr__(self, "v", check_number(f"{owner}.v", self.v))
         if self.v <= 0:
             raise EdenConfigError(f"{owner}.v must be > 0 V, got {self.v!r}")
         items = self.currents.items() if isinstance(self.currents, Mapping) else self.currents
         currents = []
         for key, value in items:
-            value = _number(f"{owner}.{key}", value)
+            value = check_number(f"{owner}.{key}", value)
             if value < 0:
                 raise EdenConfigError(f"{owner}.{key} must be >= 0 A, got {value!r}")
             currents.append((str(key), value))
@@ -254,7 +242,7 @@ class MemSpec:
         if self.refresh_mode not in std.refresh_modes:
             raise EdenConfigError(f"MemSpec.refresh_mode must be one of {', '.join(map(str, std.refresh_modes))} "
                                   f"for {std.name}, got {self.refresh_mode!r}")
-        object.__setattr__(self, "tck_s", _number("MemSpec.tck_s", self.tck_s))
+        object.__setattr__(self, "tck_s", check_number("MemSpec.tck_s", self.tck_s))
         if self.tck_s <= 0:
             raise EdenConfigError(f"MemSpec.tck_s must be > 0 s, got {self.tck_s!r}")
         object.__setattr__(self, "fact_rho", check_number("MemSpec.fact_rho", self.fact_rho, lo=0.0, hi=1.0))
@@ -363,8 +351,8 @@ class MemSpec:
         Returns:
             The scaled MemSpec (``nominal_domains`` and ``alpha`` record the law).
         """
-        vdd_v = _number("MemSpec.at_vdd: vdd_v", vdd_v)
-        alpha = _number("MemSpec.at_vdd: alpha", alpha)
+        vdd_v = check_number("MemSpec.at_vdd: vdd_v", vdd_v)
+        alpha = check_number("MemSpec.at_vdd: alpha", alpha)
         if vdd_v <= 0:
             raise EdenConfigError(f"MemSpec.at_vdd: vdd_v must be > 0 V, got {vdd_v!r}")
         if alpha < 0:
@@ -584,7 +572,7 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
     bounds = {f.name: f for f in std.fields()}
 
     def num(key: str) -> float:
-        return _number(f"{source}: field {key!r}", present[key])
+        return check_number(f"{source}: field {key!r}", present[key])
 
     def bounded(key: str) -> float:
         """A power field within the standard's bounds (``> 0`` or ``>= 0``, ``<= hi``)."""
@@ -682,7 +670,7 @@ def _from_json(root: Mapping[str, Any], source: str) -> MemSpec:
                               f"{did_you_mean(keys[0], candidates, n=2, cutoff=0.75)}")
 
     def num(sec_name: str, sec: Mapping[str, Any], keys: Iterable[str], meaning: str) -> float:
-        return _number(*get(sec_name, sec, keys, meaning))
+        return check_number(*get(sec_name, sec, keys, meaning))
 
     def integer(sec_name: str, sec: Mapping[str, Any], keys: Iterable[str], meaning: str,
                 minimum: int | None = 1, **kw) -> int:
@@ -717,7 +705,7 @@ def _from_json(root: Mapping[str, Any], source: str) -> MemSpec:
                 raise EdenConfigError(f"{source}: mempowerspec.{keys[0]} must be >= 0 A, got {value!r}")
             currents.append((c.key, value))
         beta = power.get(decl.json_beta)
-        beta = currents[0][1] if beta is None else _number(f"{source}: mempowerspec.{decl.json_beta}", beta)
+        beta = currents[0][1] if beta is None else check_number(f"{source}: mempowerspec.{decl.json_beta}", beta)
         if beta < 0:
             raise EdenConfigError(f"{source}: mempowerspec.{decl.json_beta} must be >= 0 A, got {beta!r}")
         v = num("mempowerspec", power, (decl.json_voltage,), f"{decl.name} supply voltage [V]")
@@ -737,7 +725,7 @@ def _from_json(root: Mapping[str, Any], source: str) -> MemSpec:
     refi = integer("memtimingspec", timing, ("REFI",), "refresh interval [cycles]", minimum=0,
                    default=0, required=False) or None
     rho = bankwise.get("factRho")
-    rho = 1.0 if rho is None else _number(f"{source}: bankwisespec.factRho", rho)
+    rho = 1.0 if rho is None else check_number(f"{source}: bankwisespec.factRho", rho)
     t = "memtimingspec"
     try:
         return MemSpec(

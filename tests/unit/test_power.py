@@ -351,7 +351,7 @@ def test_at_vdd_law_composition_and_text():
 
 @pytest.mark.parametrize("vdd, alpha, err", [
     (0.0, 1.0, "vdd_v must be > 0"), (-1.0, 1.0, "vdd_v must be > 0"), (1.1, -0.5, "alpha must be >= 0"),
-    (float("nan"), 1.0, "must be finite"), ("1.1", 1.0, "must be a number"),
+    (float("nan"), 1.0, "must be a number and finite"), ("1.1", 1.0, "must be a number"),
 ])
 def test_at_vdd_rejects_bad_values(vdd, alpha, err):
     with pytest.raises((ValueError, TypeError), match=err):
