@@ -201,7 +201,8 @@ def _check_keys(prefix: str, mapping: Any, allowed, required=()) -> Mapping:
         raise FieldError(prefix or "/", f"expected an object (JSON mapping), found {type(mapping).__name__}")
     for key in mapping:
         if key not in allowed:
-            raise FieldError(where(key), f"unknown key; expected one of {', '.join(allowed)}{did_you_mean(key, allowed)}")
+            raise FieldError(where(key), f"unknown key; expected one of {', '.join(allowed)}"
+                             f"{did_you_mean(key, allowed)}")
     for key in required:
         if key not in mapping:
             raise FieldError(where(key), "missing required key")
@@ -209,49 +210,21 @@ def _check_keys(prefix: str, mapping: Any, allowed, required=()) -> Mapping:
 
 
 # --------------------------------------------------------------------------- section records
-def _spec(kind: str, unit: str, doc: str, *, optional: bool = False,
-          lo: float | None = 0.0, lo_open: bool = True, hi: float | None = None, choices: tuple = ()):
-    """Dataclass field carrying its type, unit and bounds (read by ``_Section``)."""
-    meta = {"kind": kind, "unit": unit, "doc": doc, "optional": optional,
-            "lo": lo, "lo_open": lo_open, "hi": hi, "choices": choices}
-    if optional:
-        return dataclasses.field(default=None, metadata=meta)
-    return dataclasses.field(metadata=meta)
+def _spec(kind: str, unit: str, doc: str):
+    """A required dataclass field carrying its type (``"float"``/``"int"``), unit and meaning."""
+    return dataclasses.field(metadata={"kind": kind, "unit": unit, "doc": doc})
 
 
 @dataclasses.dataclass(frozen=True)
 class _Section:
-    """A flat profile section: every field typed, unit-suffixed and checked."""
+    """A flat profile section: every field required, typed, unit-suffixed and > 0."""
 
     section: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.metadata["optional"]:
-                continue
-            object.__setattr__(self, f.name, self._check_value(f, value))
-        self._validate()
-
-    @classmethod
-    def _check_value(cls, f: dataclasses.Field, value: Any):
-        m = f.metadata
-        where = f"{cls.section}.{f.name}"
-        if value is None:
-            raise FieldError(where, f"missing required field ({m['doc']})")
-        if m["kind"] == "str":
-            value = _text(where, value)
-            if m["choices"] and value not in m["choices"]:
-                raise FieldError(where, f"expected one of {', '.join(m['choices'])}, found {value!r}"
-                                 f"{did_you_mean(value, m['choices'])}")
-            return value
-        value = _number(where, value, integer=m["kind"] == "int", lo=m["lo"], lo_open=m["lo_open"], hi=m["hi"])
-        if m["choices"] and value not in m["choices"]:
-            raise FieldError(where, f"expected one of {', '.join(map(str, m['choices']))}, found {value!r}")
-        return value
-
-    def _validate(self) -> None:
-        pass
+            value = _number(f"{self.section}.{f.name}", getattr(self, f.name), integer=f.metadata["kind"] == "int")
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -264,8 +237,7 @@ class _Section:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> _Section:
         _check_keys(cls.section, mapping, cls.field_names())
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.name not in mapping and not f.metadata["optional"]]
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in mapping]
         if missing:
             name = missing[0]
             rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
@@ -274,7 +246,7 @@ class _Section:
         return cls(**dict(mapping))
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,7 +283,7 @@ class Organization(DramOrganization):
 
     @classmethod
     def field_info(cls) -> dict[str, Mapping[str, Any]]:
-        return {f.name: {"kind": "int", "optional": False, **f.metadata} for f in dataclasses.fields(cls)}
+        return {f.name: {"kind": "int", **f.metadata} for f in dataclasses.fields(cls)}
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Organization:
@@ -424,7 +396,7 @@ class PowerSpec:
 
     @classmethod
     def field_info(cls) -> dict[str, Mapping[str, Any]]:
-        return {n: {"kind": f.kind, "unit": f.unit, "doc": f.doc, "optional": not f.required}
+        return {n: {"kind": f.kind, "unit": f.unit, "doc": f.doc}
                 for table in _standard_fields().values() for n, f in table.items()}
 
     @classmethod
@@ -1120,7 +1092,8 @@ def load_profile(name_or_path: os.PathLike | str, overrides: Mapping[str, Any] |
     merged, origins, bases = _load_merged(path, ())
     if overrides:
         if not isinstance(overrides, Mapping):
-            raise EdenTypeError(f"overrides must be a mapping of 'section.field' to value, got {type(overrides).__name__}")
+            raise EdenTypeError(f"overrides must be a mapping of 'section.field' to value, "
+                                f"got {type(overrides).__name__}")
         _apply_overrides(merged, origins, overrides, path)
     top = os.fspath(path)
 

@@ -379,7 +379,8 @@ def _place(traffic: Sequence[DataTypeTraffic], amap: AddressMap, burst: int, lay
         try:
             amap.check_range(bases[t.name], t.footprint_bytes)
         except ValueError as exc:
-            raise EdenConfigError(f"data type {t.name!r} ({t.footprint_bytes} bytes at {bases[t.name]}): {exc}") from None
+            raise EdenConfigError(f"data type {t.name!r} ({t.footprint_bytes} bytes at {bases[t.name]}): "
+                                  f"{exc}") from None
     return bases
 
 

@@ -458,7 +458,8 @@ def test_ddr3_fields_reject_vpp_and_need_no_ipp():
 
 
 @pytest.mark.parametrize("change, exc_type, err", [
-    ({"standard": "DDR5"}, ValueError, "field 'standard': unknown DRAM standard 'DDR5'; known: DDR3, DDR4; did you mean"),
+    ({"standard": "DDR5"}, ValueError,
+     "field 'standard': unknown DRAM standard 'DDR5'; known: DDR3, DDR4; did you mean"),
     ({"standard": None}, ValueError, "missing field 'standard'"),
     ({"idd0_ma": "60.75"}, TypeError, "field 'idd0_ma' must be a number, got '60.75'"),
     ({"idd0_ma": True}, TypeError, "field 'idd0_ma' must be a number"),
@@ -621,8 +622,8 @@ def test_a_registered_toy_standard_flows_through_memspec_to_energies(monkeypatch
                            for c in toy.currents})
     assert "idd0c" in power_json and "iio0" in power_json
     loaded = MemSpec.from_drampower_json({"memoryType": "TOY", "memoryId": spec.name, "mempowerspec": power_json,
-        "memarchitecturespec": {"nbrOfBanks": spec.banks, "nbrOfDevices": spec.devices, "burstLength": spec.burst_length,
-                                "dataRate": spec.data_rate},
+        "memarchitecturespec": {"nbrOfBanks": spec.banks, "nbrOfDevices": spec.devices,
+                                "burstLength": spec.burst_length, "dataRate": spec.data_rate},
         "memtimingspec": {"tCK": spec.tck_s, "RAS": spec.ras, "RP": spec.rp, "RCD": spec.rcd, "RFC1": spec.rfc,
                           "REFI": json_spec["refi"]}, "bankwisespec": {"factRho": spec.fact_rho}})
     assert loaded == spec

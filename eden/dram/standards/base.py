@@ -47,7 +47,6 @@ class Field:
         kind: ``"float"``, ``"int"`` or ``"str"``.
         required: False for optional fields (their default is stated in ``doc``).
         lo, lo_open, hi: bounds of a number (``lo_open``: ``> lo``, else ``>= lo``).
-        choices: allowed values (empty: any).
     """
 
     name: str
@@ -58,7 +57,6 @@ class Field:
     lo: float | None = 0.0
     lo_open: bool = True
     hi: float | None = None
-    choices: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
