@@ -11,7 +11,10 @@ Reads the SAFARI characterization data (``../shared/data``, see its README):
   by ``scripts/fit_diva.py`` (``error_models/diva_ddr3_A10_trcd*.h5``) and must
   exist before this script runs;
 
-and writes ``dram_profiles/*.json``: a DDR3L base device, one DDR3L profile per
+and the cited device data in ``dram_profiles/datasheets/`` (``<device>.json``:
+organization, IDD/IPP currents, voltages and timings from data sheets and
+memspecs, each field cited; ``sources.json``: every source by id), and writes
+``dram_profiles/*.json``: a DDR3L base device, one DDR3L profile per
 vendor, the DIVA DDR3 DIMM, and a DDR4-2400 8Gb x8 device (Micron MT40A1G8) whose
 operating points borrow the DDR3L/DDR3 error behaviour (labelled as an
 assumption; rule in ``docs/profiles.md``). Every number cites a source in the
@@ -42,6 +45,7 @@ from eden.errormodels.h5 import read_metadata
 from eden.errormodels.model import ErrorModel
 
 PROFILES_DIR = REPO / "dram_profiles"
+DATASHEETS_DIR = PROFILES_DIR / "datasheets"
 MODELS_DIR = REPO / "error_models"
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
@@ -52,158 +56,52 @@ DIVA_CLOCK_NS = 2.5                 # the DIVA platform's command clock (data RE
 DIVA_TRCD_NS = (12.5, 10.0, 7.5)    # tRCD 5, 4, 3 cycles
 DIVA_MODEL = "diva_ddr3_A10_trcd{:.1f}ns.h5"
 
-DDR3L_VDD_NOM = 1.35
-DDR3_VDD_NOM = 1.5
-DDR4_VDD_NOM = 1.2
-DDR3_TRCD_NOM = 13.75
-DDR4_TRCD_NOM = 13.32
 
 TABLE_BEGIN = "<!-- BEGIN profile-table (scripts/build_profiles.py --table docs/profiles.md) -->"
 TABLE_END = "<!-- END profile-table -->"
 
-# ----------------------------------------------------------------------------- sources
-SOURCES = {
-    "voltron_data": {
-        "kind": "dataset",
-        "citation": "Chang et al., 'Understanding Reduced-Voltage Operation in Modern DRAM Devices', "
-                    "SIGMETRICS 2017 (arXiv 1705.10292), public data release: "
-                    "voltron-ddr3l/dimm_faulty_cachelines.csv (percentage of 64-byte lines with >= 1 "
-                    "flipped bit per DIMM and VDD; 30 DDR3L SO-DIMMs of vendors A, B, C in the file)"},
-    "voltron_paper": {
-        "kind": "paper",
-        "citation": "Chang et al., SIGMETRICS 2017 (arXiv 1705.10292), abstract: '124 real DDR3L "
-                    "(low-voltage) DRAM chips' from three vendors; nominal DDR3L VDD 1.35 V",
-        "url": "https://arxiv.org/abs/1705.10292"},
-    "diva_data": {
-        "kind": "dataset",
-        "citation": "Lee et al., 'Design-Induced Latency Variation in Modern DRAM Chips', SIGMETRICS 2017 "
-                    "(arXiv 1610.09604), public data release: diva-ddr3/vendor{A,B,C}/summary_NN "
-                    "(bit errors per DIMM per READ test; tRCD/tRAS/tRP/tWR in 2.5 ns cycles; tREFI 256 ms)"},
-    "diva_paper": {
-        "kind": "paper",
-        "citation": "Lee et al., SIGMETRICS 2017 (arXiv 1610.09604), abstract: '96 DIMMs (768 DRAM chips)'",
-        "url": "https://arxiv.org/abs/1610.09604"},
-    "diva_fit": {
-        "kind": "derivation",
-        "citation": "error models fitted by scripts/fit_diva.py to DIMM A-10's per-line error records "
-                    "(diva-ddr3/raw/vendorA_rawdata_10_*.gz; tRCD 12.5 and 10 ns) or summary total (7.5 ns); "
-                    "each .h5 file carries its provenance, docs/fits.md the fit report"},
-    "voltron_em0": {
-        "kind": "derivation",
-        "citation": "scripts/build_profiles.py: em0 (uniform) error model, persistence 'fixed', with "
-                    "p = 1 - (1 - f)^(1/512) where f is the vendor's mean faulty-line fraction at that VDD"},
-    "micron_ddr4_module": {
-        "kind": "datasheet",
-        "citation": "Micron MTA18ASF2G72HZ 16GB (x72, ECC, DR) 260-pin DDR4 SODIMM data sheet "
-                    "(asf18c2gx72hz.pdf Rev. F 8/16), Table 15 'DDR4 IDD Specifications and Conditions - 16GB "
-                    "(Die Revision B)', DDR4-2400 column: 'Values are for the MT40A1G8 DDR4 SDRAM only and are "
-                    "computed from values specified in the 8Gb (1 Gig x 8) component data sheet'. Module = 18 "
-                    "devices in 2 ranks; note 1 rows (IDD0, IPP0, IDD4R, IDD4W, IDD5B, IPP5B) have one rank "
-                    "active and the other in IDD2P/IPP3N, note 2 rows have all ranks in the condition",
-        "url": "https://www.omo-ic.com/pdf/683021/MTA18ASF2G72HZ-2G6E1/P19-P21.html"},
-    "micron_ddr4_8gb_notes": {
-        "kind": "datasheet",
-        "citation": "Micron 8Gb x4/x8/x16 DDR4 SDRAM data sheet, 'Current Specifications - Limits', note 23: "
-                    "'IPP3N test and limit is applicable for all IDD2x, IDD3x, IDD4x and IDD8 conditions'",
-        "url": "http://www.datasheetandpdf.com/EN/MICRON/334/MT40A2G4PM-083E.htm"},
-    "micron_ddr4_4gb_bins": {
-        "kind": "datasheet",
-        "citation": "Micron 4Gb x4/x8/x16 DDR4 SDRAM data sheet, Table 152 'DDR4-2400 Speed Bins': speed "
-                    "grade -083E (16-16-16): tRCD = tRP = 13.32 ns, tRAS min 32 ns, tCK(avg) min 0.833 ns, "
-                    "CWL 12 or 16 at tCK 0.833 ns (-083, 17-17-17, has 14.16 ns); Table 157: tRTP = greater of "
-                    "4CK or 7.5 ns. JEDEC speed-bin values are density-independent; the 8Gb data sheet's own "
-                    "table was not retrieved",
-        "url": "http://www.datasheetandpdf.com/EN/MICRON/333/MT40A1G4RH-075E.htm"},
-    "micron_ddr4_sodimm": {
-        "kind": "datasheet",
-        "citation": "Micron DDR4 SODIMM data sheets (e.g. MTA4ATF51264HZ, MTA16ATF2G64HZ): VDD = 1.20 V (NOM), "
-                    "VPP = 2.5 V (NOM), fixed burst length BL 8; 8Gb (1 Gig x 8) device: 16 banks "
-                    "(4 groups of 4), row address 64K A[15:0], column address 1K"},
-    "dramsim3_ddr4": {
-        "kind": "memspec",
-        "citation": "DRAMsim3 configs/DDR4_8Gb_x8_2400.ini ('DDR4-2400 for Micron MT40A1G8PM-083E'; "
-                    "umd-memsys/DRAMsim3): bankgroups 4 x 4 banks, rows 65536, columns 1024, width 8, BL 8, "
-                    "tCK 0.833 ns, CWL 16, tRFC 420 tCK ('350ns'), tREFI 9364 tCK (7.8 us); its currents "
-                    "(IDD0 48, IDD2P 25, IDD2N 34, IDD3P 37, IDD3N 43, IDD4W 123, IDD4R 135, IDD5 250 mA) "
-                    "agree with the module-derived values, IDD6 31 mA vs 30 mA"},
-    "dramsys_ddr4": {
-        "kind": "memspec",
-        "citation": "tukl-msd/DRAMSys configs/memspec/MICRON_4Gb_DDR4-2400_8bit_A.json (commit 2107966; "
-                    "as quoted in eden's power-model specification): WR 18 cycles at tCK 0.833 ns (15 ns), "
-                    "WL 16"},
-    "drampower_ddr3": {
-        "kind": "memspec",
-        "citation": "DRAMPower memspecs/MICRON_1Gb_DDR3-1600_8bit_G.json (tukl-msd/DRAMPower): 8 banks, "
-                    "16384 rows, 1024 columns, width 8, BL 8, 800 MHz; idd0 70, idd2p1 30 (fast exit), "
-                    "idd2n 45, idd3p1 35, idd3n 45, idd4r 140, idd4w 145, idd5 170, idd6 8 mA, vdd 1.5 V; "
-                    "RAS 28, RFC 88, REFI 6240, RTP 6, WR 12, WL 8 cycles (its RCD/RP are 10 cycles = 12.5 ns, "
-                    "the DDR3-1600J bin)"},
-    "micron_ddr3_bins": {
-        "kind": "datasheet",
-        "citation": "Micron DDR3/DDR3L SDRAM data sheets (e.g. MT41K512M8, 4Gb DDR3L), Table 1 'Key Timing "
-                    "Parameters': speed grade -125, DDR3-1600, 11-11-11: tRCD = tRP = 13.75 ns",
-        "url": "https://pdf.datasheet.directory/a3e91c15/micron.com/MT41K512M8RH-125E.html"},
-    "dramsim3_ddr3l": {
-        "kind": "memspec",
-        "citation": "DRAMsim3 configs/DDR3_4Gb_x16_1600.ini (umd-memsys/DRAMsim3): 8 banks, rows 32768, "
-                    "columns 1024, width 16, BL 8, tCK 1.25 ns, CWL 8, tRCD 11, tRP 11, tRAS 28, tRFC 208, "
-                    "REFI 6240, tWR 12, tRTP 6 cycles; VDD 1.35 V, IDD0 66, IDD2P 18, IDD2N 32, IDD3P 38, "
-                    "IDD3N 47, IDD4W 171, IDD4R 235, IDD5AB 235, IDD6x 20 mA. The file does not name the data "
-                    "sheet its currents come from (provenance not verified further)"},
-    "derive_voltron_org": {
-        "kind": "derivation",
-        "citation": "124 chips (paper abstract) / 31 DIMMs (data README) = 4 chips per 64-bit rank, so x16 "
-                    "chips; the smallest non-zero faulty-line fraction in the data, 2.98e-8 = 2^-25, implies "
-                    ">= 2^25 lines (2 GiB) per DIMM, so 4 x 4Gb x16 chips (8 banks x 32768 rows x 1024 columns)"},
-    "derive_diva_org": {
-        "kind": "derivation",
-        "citation": "768 chips / 96 DIMMs (paper abstract) = 8 chips per 64-bit rank, so x8 chips; the raw "
-                    "records of A-10 span banks 0-7, rows 0-16383 and lines 0-127 of 8 KiB rows, i.e. 1 GiB = "
-                    "8 x 1Gb x8 chips (8 banks x 16384 rows x 1024 columns)"},
-    "derive_ddr4_devices": {
-        "kind": "derivation",
-        "citation": "one 64-bit rank of x8 chips: 8 devices, rank row = 1024 columns x 64 bits = 8 KiB"},
-    "assume_subarray": {
-        "kind": "assumption",
-        "citation": "assumption: 512 rows per subarray (a common DRAM mat height, eden's default); the "
-                    "devices' subarray size is not published"},
-    "assume_single_rank": {
-        "kind": "assumption",
-        "citation": "assumption: one rank (a single-rank device description; multiply for more ranks)"},
-    "assume_ipp6n": {
-        "kind": "assumption",
-        "citation": "assumption: IPP6N = IPP3N (3 mA); no x8 self-refresh IPP value was found. Micron's 8Gb "
-                    "x16 die rev. D data sheet (MT40A1G16, note 11) applies the IPP3N limit to IDD6x too"},
-    "assume_ddr3_nominal": {
-        "kind": "assumption",
-        "citation": "assumption: the DIVA DIMMs are DDR3-1600K (11-11-11) parts with nominal tRCD = tRP = "
-                    "13.75 ns (the data gives only the tested 12.5/10/7.5 ns), error-free at nominal timing "
-                    "with the standard 64 ms refresh (BER 0 by specification, not measured)"},
-    "assume_voltron_timing": {
-        "kind": "assumption",
-        "citation": "assumption: the faulty-line fractions were measured at the nominal tRCD (the data file "
-                    "does not state the timing)"},
-    "assume_voltron_model": {
-        "kind": "assumption",
-        "citation": "assumption: reduced-voltage errors are modelled as uniform (em0) over the device with "
-                    "'fixed' persistence (the same weak cells fail on every access, nested across VDD); the "
-                    "paper's spatial plots show errors clustering in some banks and rows, which the per-DIMM "
-                    "data here cannot resolve"},
-    "assume_ddr3l_to_ddr4": {
-        "kind": "assumption",
-        "citation": "assumption: DDR3L error behaviour carried to DDR4 - a DDR3L point measured at VDD v "
-                    "(nominal 1.35 V) gives a DDR4 point at v x 1.2/1.35 (same fraction of nominal VDD, "
-                    "rounded to 1 mV) with the same error model and BER"},
-    "assume_ddr3_to_ddr4": {
-        "kind": "assumption",
-        "citation": "assumption: DDR3 (DIVA DIMM A-10) reduced-tRCD error behaviour carried to DDR4 - a DDR3 "
-                    "point at tRCD t (nominal 13.75 ns) gives a DDR4 point at t x 13.32/13.75 (same fraction "
-                    "of nominal tRCD, rounded to 0.01 ns) at nominal VDD, with the same error model and BER"},
-    "ddr4_nominal": {
-        "kind": "datasheet",
-        "citation": "nominal operating point of the data sheet (VDD 1.2 V, tRCD 13.32 ns); error-free by "
-                    "specification (BER 0)"},
-}
+# ----------------------------------------------------------------------------- device data
+def read_data_file(path: Path, fmt: str) -> dict:
+    """One cited data file of ``dram_profiles/datasheets/`` (format ``fmt``, version 1)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"{path}: cannot read a JSON data file ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt or data.get("format_version") != 1:
+        raise SystemExit(f"{path}: expected format {fmt!r} version 1, found {data.get('format')!r} "
+                         f"version {data.get('format_version')!r}")
+    return data
+
+
+SOURCES: dict[str, dict] = read_data_file(DATASHEETS_DIR / "sources.json", "eden.dram_sources")["sources"]
+"""Every source the profiles cite, by id, in the order profiles list them (``datasheets/sources.json``)."""
+
+
+def read_device(name: str) -> dict:
+    """A device's organization, power, timing and per-field citations (``datasheets/<name>.json``).
+
+    Every citation must name a source of ``sources.json``; the profile loader checks the values
+    against the standard's field list when the built profile is loaded.
+    """
+    path = DATASHEETS_DIR / f"{name}.json"
+    data = read_data_file(path, "eden.dram_datasheet")
+    for key, value in data["cite"].items():
+        sid = value.split(":", 1)[0].strip()
+        if sid not in SOURCES:
+            raise SystemExit(f"{path}: cite.{key} names source {sid!r}, which sources.json does not list")
+    return {k: data[k] for k in ("organization", "power", "timing", "cite")}
+
+
+DDR3L_DEVICE = read_device("ddr3l-1600-4gb-x16")
+DIVA_DEVICE = read_device("ddr3-1600-1gb-x8-diva-a10")
+DDR4_DEVICE = read_device("ddr4-2400-8gb-x8")
+
+DDR3L_VDD_NOM = DDR3L_DEVICE["power"]["vdd_v"]
+DDR3L_TRCD_NOM = DDR3L_DEVICE["timing"]["trcd_ns"]
+DDR3_VDD_NOM = DIVA_DEVICE["power"]["vdd_v"]
+DDR3_TRCD_NOM = DIVA_DEVICE["timing"]["trcd_ns"]
+DDR4_VDD_NOM = DDR4_DEVICE["power"]["vdd_v"]
+DDR4_TRCD_NOM = DDR4_DEVICE["timing"]["trcd_ns"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -288,7 +186,7 @@ def voltron_points(vendor_label: str, levels: dict[float, list[tuple[str, float]
                 by_vendor[d[0]].append(fd)
             means = {v: sum(x) / len(x) for v, x in sorted(by_vendor.items())}
             f = sum(means.values()) / len(means)
-            how = (f"mean over vendors of each vendor's DIMM mean: "
+            how = ("mean over vendors of each vendor's DIMM mean: "
                    + ", ".join(f"{v} {fmt_pct(m)} ({len(by_vendor[v])} DIMMs)" for v, m in means.items()))
         else:
             f = sum(fs) / len(fs)
@@ -385,122 +283,6 @@ def check_diva_models() -> dict[float, float]:
 
 
 # ----------------------------------------------------------------------------- profiles
-def cite_all(values: dict, default: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    overrides = overrides or {}
-    return {k: overrides.get(k, default) for k in values}
-
-
-def ddr3l_device() -> dict:
-    org = {"banks": 8, "rows": 32768, "row_bytes": 8192, "bus_width_bits": 64, "subarray_rows": 512,
-           "device_width_bits": 16}
-    power = {"standard": "DDR3", "nbr_of_banks": 8, "nbr_of_devices": 4, "nbr_of_ranks": 1, "burst_length": 8,
-             "data_rate": 2, "vdd_v": DDR3L_VDD_NOM, "idd0_ma": 66.0, "idd2n_ma": 32.0, "idd3n_ma": 47.0,
-             "idd4r_ma": 235.0, "idd4w_ma": 171.0, "idd5b_ma": 235.0, "idd2p_ma": 18.0, "idd3p_ma": 38.0,
-             "idd6n_ma": 20.0}
-    timing = {"tck_ns": 1.25, "tras_ns": 35.0, "trp_ns": 13.75, "trcd_ns": DDR3_TRCD_NOM, "trfc1_ns": 260.0,
-              "trefi_ns": 7800.0, "trtp_ns": 7.5, "twr_ns": 15.0, "cwl_cycles": 8}
-    cite = {}
-    cite.update({f"organization.{k}": "derive_voltron_org" for k in org})
-    cite["organization.subarray_rows"] = "assume_subarray"
-    cite.update({f"power.{k}": "dramsim3_ddr3l" for k in power})
-    cite["power.standard"] = "voltron_paper: DDR3L is the low-voltage DDR3 standard"
-    cite["power.nbr_of_banks"] = "dramsim3_ddr3l: banks_per_group 8 x bankgroups 1"
-    cite["power.nbr_of_devices"] = "derive_voltron_org: 4 x16 chips per rank"
-    cite["power.nbr_of_ranks"] = "assume_single_rank"
-    cite["power.data_rate"] = "dramsim3_ddr3l: DDR, two transfers per clock"
-    cite["power.vdd_v"] = "voltron_paper: nominal DDR3L VDD 1.35 V (also VDD in the DRAMsim3 file)"
-    cite["power.idd5b_ma"] = "dramsim3_ddr3l: IDD5AB"
-    cite["power.idd6n_ma"] = "dramsim3_ddr3l: IDD6x"
-    cite.update({f"timing.{k}": "dramsim3_ddr3l: cycles x tCK 1.25 ns" for k in timing})
-    cite["timing.tck_ns"] = "dramsim3_ddr3l: tCK"
-    cite["timing.cwl_cycles"] = "dramsim3_ddr3l: CWL"
-    return {"organization": org, "power": power, "timing": timing, "cite": cite}
-
-
-def ddr3_diva_device() -> dict:
-    org = {"banks": 8, "rows": 16384, "row_bytes": 8192, "bus_width_bits": 64, "subarray_rows": 512,
-           "device_width_bits": 8}
-    power = {"standard": "DDR3", "nbr_of_banks": 8, "nbr_of_devices": 8, "nbr_of_ranks": 1, "burst_length": 8,
-             "data_rate": 2, "vdd_v": DDR3_VDD_NOM, "idd0_ma": 70.0, "idd2n_ma": 45.0, "idd3n_ma": 45.0,
-             "idd4r_ma": 140.0, "idd4w_ma": 145.0, "idd5b_ma": 170.0, "idd2p_ma": 30.0, "idd3p_ma": 35.0,
-             "idd6n_ma": 8.0}
-    timing = {"tck_ns": 1.25, "tras_ns": 35.0, "trp_ns": DDR3_TRCD_NOM, "trcd_ns": DDR3_TRCD_NOM,
-              "trfc1_ns": 110.0, "trefi_ns": 7800.0, "trtp_ns": 7.5, "twr_ns": 15.0, "cwl_cycles": 8}
-    cite = {f"organization.{k}": "derive_diva_org" for k in org}
-    cite["organization.subarray_rows"] = "assume_subarray"
-    cite.update({f"power.{k}": "drampower_ddr3" for k in power})
-    cite["power.nbr_of_devices"] = "derive_diva_org: 8 x8 chips per rank"
-    cite["power.nbr_of_ranks"] = "assume_single_rank"
-    cite["power.idd2p_ma"] = "drampower_ddr3: idd2p1 (fast-exit precharge power-down, DLL on, as DDR4's IDD2P)"
-    cite["power.idd3p_ma"] = "drampower_ddr3: idd3p1 (fast-exit active power-down)"
-    cite["power.idd5b_ma"] = "drampower_ddr3: idd5"
-    cite["power.idd6n_ma"] = "drampower_ddr3: idd6"
-    cite.update({f"timing.{k}": "drampower_ddr3: cycles x tCK 1.25 ns (800 MHz)" for k in timing})
-    cite["timing.tck_ns"] = "drampower_ddr3: clkMhz 800"
-    cite["timing.cwl_cycles"] = "drampower_ddr3: WL"
-    cite["timing.trcd_ns"] = "assume_ddr3_nominal: DDR3-1600K bin (micron_ddr3_bins), not the memspec's 12.5 ns"
-    cite["timing.trp_ns"] = "assume_ddr3_nominal: DDR3-1600K bin (micron_ddr3_bins), not the memspec's 12.5 ns"
-    return {"organization": org, "power": power, "timing": timing, "cite": cite}
-
-
-def ddr4_device() -> dict:
-    org = {"banks": 16, "rows": 65536, "row_bytes": 8192, "bus_width_bits": 64, "subarray_rows": 512,
-           "device_width_bits": 8}
-    power = {"standard": "DDR4", "nbr_of_banks": 16, "nbr_of_devices": 8, "nbr_of_ranks": 1, "burst_length": 8,
-             "data_rate": 2, "vdd_v": DDR4_VDD_NOM, "vpp_v": 2.5,
-             "idd0_ma": 48.0, "idd2n_ma": 34.0, "idd3n_ma": 43.0, "idd4r_ma": 135.0, "idd4w_ma": 123.0,
-             "idd5b_ma": 250.0, "idd2p_ma": 25.0, "idd3p_ma": 37.0, "idd6n_ma": 30.0,
-             "ipp0_ma": 3.0, "ipp2n_ma": 3.0, "ipp3n_ma": 3.0, "ipp4r_ma": 3.0, "ipp4w_ma": 3.0,
-             "ipp5b_ma": 28.0, "ipp2p_ma": 3.0, "ipp3p_ma": 3.0, "ipp6n_ma": 3.0}
-    timing = {"tck_ns": 0.833, "tras_ns": 32.0, "trp_ns": DDR4_TRCD_NOM, "trcd_ns": DDR4_TRCD_NOM,
-              "trfc1_ns": 350.0, "trefi_ns": 7800.0, "trtp_ns": 7.5, "twr_ns": 15.0, "cwl_cycles": 16}
-    m = "micron_ddr4_module"
-    cite = {
-        "organization.banks": "micron_ddr4_sodimm: 4 bank groups x 4 banks (also dramsim3_ddr4)",
-        "organization.rows": "micron_ddr4_sodimm: row address 64K (also dramsim3_ddr4)",
-        "organization.row_bytes": "derive_ddr4_devices",
-        "organization.bus_width_bits": "derive_ddr4_devices",
-        "organization.subarray_rows": "assume_subarray",
-        "organization.device_width_bits": "micron_ddr4_sodimm: 1 Gig x 8",
-        "power.standard": "micron_ddr4_module: DDR4 SDRAM",
-        "power.nbr_of_banks": "micron_ddr4_sodimm: 16 banks",
-        "power.nbr_of_devices": "derive_ddr4_devices",
-        "power.nbr_of_ranks": "assume_single_rank",
-        "power.burst_length": "micron_ddr4_sodimm: fixed BL 8",
-        "power.data_rate": "micron_ddr4_sodimm: double data rate, two transfers per clock",
-        "power.vdd_v": "micron_ddr4_sodimm: VDD 1.20 V (NOM)",
-        "power.vpp_v": "micron_ddr4_sodimm: VPP 2.5 V (NOM)",
-        "power.idd0_ma": f"{m}: (IDD0 657 mA - 9 x IDD2P 25 mA) / 9",
-        "power.idd2n_ma": f"{m}: IDD2N 612 mA / 18",
-        "power.idd3n_ma": f"{m}: IDD3N 774 mA / 18",
-        "power.idd4r_ma": f"{m}: (IDD4R 1440 mA - 9 x 25 mA) / 9",
-        "power.idd4w_ma": f"{m}: (IDD4W 1332 mA - 9 x 25 mA) / 9",
-        "power.idd5b_ma": f"{m}: (IDD5B 2475 mA - 9 x 25 mA) / 9",
-        "power.idd2p_ma": f"{m}: IDD2P 450 mA / 18",
-        "power.idd3p_ma": f"{m}: IDD3P 666 mA / 18",
-        "power.idd6n_ma": f"{m}: IDD6N 540 mA / 18 (DRAMsim3 lists 31 mA)",
-        "power.ipp0_ma": f"{m}: (IPP0 54 mA - 9 x IPP3N 3 mA) / 9",
-        "power.ipp3n_ma": f"{m}: IPP3N 54 mA / 18",
-        "power.ipp5b_ma": f"{m}: (IPP5B 279 mA - 9 x IPP3N 3 mA) / 9",
-        "power.ipp2n_ma": "micron_ddr4_8gb_notes: IPP3N limit (3 mA) applies to IDD2N",
-        "power.ipp2p_ma": "micron_ddr4_8gb_notes: IPP3N limit (3 mA) applies to IDD2P",
-        "power.ipp3p_ma": "micron_ddr4_8gb_notes: IPP3N limit (3 mA) applies to IDD3P",
-        "power.ipp4r_ma": "micron_ddr4_8gb_notes: IPP3N limit (3 mA) applies to IDD4R",
-        "power.ipp4w_ma": "micron_ddr4_8gb_notes: IPP3N limit (3 mA) applies to IDD4W",
-        "power.ipp6n_ma": "assume_ipp6n",
-        "timing.tck_ns": "micron_ddr4_4gb_bins: tCK(avg) min 0.833 ns at DDR4-2400",
-        "timing.tras_ns": "micron_ddr4_4gb_bins: tRAS min 32 ns",
-        "timing.trp_ns": "micron_ddr4_4gb_bins: -083E tRP 13.32 ns",
-        "timing.trcd_ns": "micron_ddr4_4gb_bins: -083E tRCD 13.32 ns",
-        "timing.trfc1_ns": "dramsim3_ddr4: tRFC 420 tCK = 350 ns for 8Gb",
-        "timing.trefi_ns": "dramsim3_ddr4: tREFI 9364 tCK = 7.8 us",
-        "timing.trtp_ns": "micron_ddr4_4gb_bins: tRTP = greater of 4CK or 7.5 ns",
-        "timing.twr_ns": "dramsys_ddr4: WR 18 cycles x 0.833 ns = 15 ns",
-        "timing.cwl_cycles": "dramsim3_ddr4: CWL 16 (Micron bins allow 12 or 16 at 0.833 ns)",
-    }
-    return {"organization": org, "power": power, "timing": timing, "cite": cite}
-
-
 def op_name_vdd(v: float) -> str:
     return f"vdd-{v:.3f}"
 
@@ -584,9 +366,9 @@ def build(data: Path, force: bool) -> list[str]:
     diva = read_diva(data)
 
     profiles: list[dict] = []
-    ddr3l = ddr3l_device()
+    ddr3l = DDR3L_DEVICE
     all_dimms = sorted({d for levels in voltron.values() for d, _ in levels[DDR3L_VDD_NOM]})
-    nominal_ddr3l = {"name": "nominal", "vdd_v": DDR3L_VDD_NOM, "trcd_ns": DDR3_TRCD_NOM, "ber": 0.0,
+    nominal_ddr3l = {"name": "nominal", "vdd_v": DDR3L_VDD_NOM, "trcd_ns": DDR3L_TRCD_NOM, "ber": 0.0,
                      "error_model": None, "source": "voltron_data",
                      "measured": {"figure": f"no faulty line in {len(all_dimms)} DIMMs at 1.35 V", "ber": 0.0,
                                   "estimator": "no error observed",
@@ -613,7 +395,7 @@ def build(data: Path, force: bool) -> list[str]:
             "figure": f"no faulty line in {len(levels[DDR3L_VDD_NOM])} vendor-{vendor} DIMMs at 1.35 V",
             "ber": 0.0, "estimator": "no error observed",
             "data": f"voltron-ddr3l/dimm_faulty_cachelines.csv, vendor {vendor}, vdd 1.35"}
-        ops = [nominal, *voltron_ops(points, DDR3_TRCD_NOM, "error model: em0 at the em0-equivalent BER, "
+        ops = [nominal, *voltron_ops(points, DDR3L_TRCD_NOM, "error model: em0 at the em0-equivalent BER, "
                                      "persistence fixed (assume_voltron_model); measured at nominal tRCD "
                                      "(assume_voltron_timing)")]
         profiles.append(make_profile(
@@ -639,7 +421,7 @@ def build(data: Path, force: bool) -> list[str]:
         "ddr3-diva-a10",
         "DDR3-1600 DIMM A-10 of the DIVA study (8 x 1Gb x8 chips, one 64-bit rank, VDD 1.5 V) at reduced "
         "tRCD (12.5, 10 and 7.5 ns; tRAS 37.5 ns, tRP 12.5 ns, tREFI 256 ms in the test), with error models "
-        "fitted to its per-line error records.", ddr3_diva_device(), diva_ops,
+        "fitted to its per-line error records.", DIVA_DEVICE, diva_ops,
         extra_sources=("diva_fit", "diva_paper", "micron_ddr3_bins"),
         notes=["Currents: DRAMPower's MICRON_1Gb_DDR3-1600_8bit_G memspec; organization inferred from the DIVA "
                "data (see cite).",
@@ -647,7 +429,7 @@ def build(data: Path, force: bool) -> list[str]:
                "that interval causes (the DIVA baseline row at 12.5 ns shows them)."]))
 
     # DDR4-2400 8Gb x8
-    ddr4 = ddr4_device()
+    ddr4 = DDR4_DEVICE
     ddr4_nominal = {"name": "nominal", "vdd_v": DDR4_VDD_NOM, "trcd_ns": DDR4_TRCD_NOM, "ber": 0.0,
                     "error_model": None, "source": "ddr4_nominal"}
     ddr4_notes = ["Currents: per-device values derived from Micron's MTA18ASF2G72HZ module table for MT40A1G8 "

@@ -24,15 +24,62 @@ bank a byte lands in, not the row/bitline structure that the error models use.
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 import numpy as np
 
-SCHEMES = ("row_bank", "bank_row")
+from eden.core.validate import check_int, did_you_mean
+from eden.errors import EdenConfigError
+
+class StrMode(str, enum.Enum):
+    """Base of the DRAM side's closed sets of mode names: a member *is* its string.
+
+    It compares, hashes, formats and serialises to JSON as the plain string, so
+    every place that took the string still takes it. (The same contract as
+    ``eden.core.validate.Mode`` where the core layer provides it.)
+    """
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+    __hash__ = str.__hash__
+
+    @classmethod
+    def coerce(cls, value: object, what: str):
+        """The member spelled ``value`` (a member or its string); else an error naming ``what`` and the spellings."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise EdenConfigError(f"{what} must be one of {', '.join(cls.values())}, got {value!r}"
+                                  f"{did_you_mean(value, cls.values())}") from None
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        """The spellings in declaration order (for CLI choices and messages)."""
+        return tuple(m.value for m in cls)
+
+
+class AddressScheme(StrMode):
+    """Chunk index -> (bank, row) mapping (see the module docstring)."""
+
+    ROW_BANK = "row_bank"
+    BANK_ROW = "bank_row"
+
+
+SCHEMES = AddressScheme.values()
+
+
+def _geometry(default: int, unit: str, doc: str):
+    """A geometry field with its unit and meaning (read by the DRAM profile's ``organization`` section)."""
+    return dataclasses.field(default=default, metadata={"unit": unit, "doc": doc})
 
 
 @dataclasses.dataclass(frozen=True)
 class DramOrganization:
     """Geometry of one DRAM partition (a rank, or a group of banks of it).
+
+    ``eden.dram.profiles.Organization`` extends it with the chip width.
 
     Attributes:
         banks: number of banks (bank groups flattened).
@@ -42,21 +89,24 @@ class DramOrganization:
         subarray_rows: rows that share bitlines (a subarray).
     """
 
-    banks: int = 16
-    rows: int = 65536
-    row_bytes: int = 8192
-    bus_width_bits: int = 64
-    subarray_rows: int = 512
+    banks: int = _geometry(16, "", "banks per device (bank groups flattened)")
+    rows: int = _geometry(65536, "", "rows (wordlines) per bank")
+    row_bytes: int = _geometry(8192, "B", "bytes per rank-level row (columns x bus width / 8)")
+    bus_width_bits: int = _geometry(64, "bit", "rank data bus width")
+    subarray_rows: int = _geometry(512, "", "rows sharing bitlines (a subarray)")
 
     def __post_init__(self) -> None:
-        for name in ("banks", "rows", "row_bytes", "bus_width_bits", "subarray_rows"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"DramOrganization.{name} must be a positive integer, got {value!r}")
+        for f in dataclasses.fields(DramOrganization):
+            check_int(f"{type(self).__name__}.{f.name}", getattr(self, f.name), lo=1)
         if self.row_bytes % 4:
-            raise ValueError(f"DramOrganization.row_bytes must be a multiple of 4, got {self.row_bytes}")
+            raise EdenConfigError(f"{type(self).__name__}.row_bytes must be a multiple of 4, got {self.row_bytes}")
         if self.banks * self.rows >= 2**32:
-            raise ValueError("DramOrganization: banks * rows must be < 2**32 (row ids are 32-bit)")
+            raise EdenConfigError(f"{type(self).__name__}: banks * rows must be < 2**32 (row ids are 32-bit), "
+                                  f"got {self.banks} * {self.rows}")
+
+    def geometry(self) -> DramOrganization:
+        """The plain geometry (a :class:`DramOrganization`, whatever subclass ``self`` is)."""
+        return DramOrganization(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DramOrganization)})
 
     @property
     def row_bits(self) -> int:
@@ -82,17 +132,16 @@ class AddressMap:
     """
 
     organization: DramOrganization = DramOrganization()
-    scheme: str = "row_bank"
+    scheme: AddressScheme = AddressScheme.ROW_BANK
 
     def __post_init__(self) -> None:
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"unknown address-map scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
+        object.__setattr__(self, "scheme", AddressScheme.coerce(self.scheme, "AddressMap.scheme"))
 
     def chunk_to_bank_row(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bank and row of row-sized chunks (arrays of int64)."""
         org = self.organization
         chunk = np.asarray(chunk, dtype=np.int64)
-        if self.scheme == "row_bank":
+        if self.scheme is AddressScheme.ROW_BANK:
             return chunk % org.banks, chunk // org.banks
         return chunk // org.rows, chunk % org.rows
 
@@ -125,9 +174,9 @@ class AddressMap:
     def check_range(self, base_address: int, nbytes: int) -> None:
         cap = self.organization.capacity_bytes
         if base_address < 0:
-            raise ValueError(f"base_address must be >= 0, got {base_address}")
+            raise EdenConfigError(f"base_address must be >= 0, got {base_address}")
         if base_address + nbytes > cap:
-            raise ValueError(
+            raise EdenConfigError(
                 f"tensor of {nbytes} bytes at base address {base_address} does not fit the DRAM "
                 f"partition of {cap} bytes ({self.organization}); use a larger organization or a "
                 f"smaller base address")

@@ -64,10 +64,9 @@ Example:
 
 from __future__ import annotations
 
-from eden.errors import EdenConfigError
+from eden.errors import EdenConfigError, EdenError, EdenFileError, EdenTypeError
 
 import dataclasses
-import difflib
 import json
 import math
 import os
@@ -77,11 +76,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from eden.dram.address import DramOrganization
+from eden.core.validate import check_int, check_number, did_you_mean
+from eden.dram import standards
+from eden.dram.address import DramOrganization, StrMode
+from eden.dram.standards.base import Field
 from eden.errormodels.model import ErrorModel
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "STANDARDS", "SOURCE_KINDS", "NOMINAL",
+    "FORMAT", "FORMAT_VERSION", "SOURCE_KINDS", "SourceKind", "NOMINAL",
     "ProfileError", "UnknownProfileError", "FieldError",
     "Source", "Measurement", "OperatingPoint", "Organization", "PowerSpec", "TimingSpec",
     "DramProfile", "list_presets", "load_profile", "parse_op_spec", "preset_path",
@@ -93,8 +95,21 @@ FORMAT = "eden.dram_profile"
 FORMAT_VERSION = 1
 """Layout version this module writes; it reads versions 1..FORMAT_VERSION."""
 
-STANDARDS = ("DDR3", "DDR4")
-SOURCE_KINDS = ("datasheet", "memspec", "standard", "dataset", "paper", "derivation", "assumption")
+
+
+class SourceKind(StrMode):
+    """What a profile source is; ``assumption`` marks numbers that rest on an assumption."""
+
+    DATASHEET = "datasheet"
+    MEMSPEC = "memspec"
+    STANDARD = "standard"
+    DATASET = "dataset"
+    PAPER = "paper"
+    DERIVATION = "derivation"
+    ASSUMPTION = "assumption"
+
+
+SOURCE_KINDS = SourceKind.values()
 NOMINAL = "nominal"
 """Name of the operating point at the datasheet VDD and tRCD (BER 0)."""
 
@@ -112,12 +127,6 @@ _TOP_KEYS = ("format", "format_version", "name", "description", "extends", *_SEC
 
 
 # --------------------------------------------------------------------------- errors
-def _suggest(name: str, known) -> str:
-    known = [k for k in known if isinstance(k, str)]
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
 class FieldError(ValueError):
     """A bad value in a profile record; ``field`` is its dotted path (``power.idd0_ma``)."""
 
@@ -130,24 +139,24 @@ class FieldError(ValueError):
         return (type(self), (self.field, self.detail))
 
 
-class ProfileError(EdenConfigError):
+class ProfileError(EdenFileError):
     """A DRAM profile file (or a request against it) is invalid.
 
     Attributes:
         file: the profile file at fault (``"<in memory>"`` for profiles built in code).
         field: dotted path of the offending field (``"power.idd0_ma"``,
-            ``"operating_points['vdd-1.100'].ber"``, ``"/"`` for the whole file).
+            ``"operating_points['vdd-1.100'].ber"``, ``"/"`` for the whole file);
+            also ``location``, as for every :class:`~eden.errors.EdenFileError`.
         detail: what was expected and what was found.
     """
 
-    def __init__(self, file: os.PathLike | str | None, field: str, detail: str) -> None:
-        self.file = os.fspath(file) if file is not None else "<in memory>"
-        self.field = field
-        self.detail = detail
-        super().__init__(f"DRAM profile {self.file}: {field}: {detail}")
+    kind = "DRAM profile"
 
-    def __reduce__(self):
-        return (type(self), (self.file, self.field, self.detail))
+    def __init__(self, file: os.PathLike | str | None, field: str, detail: str) -> None:
+        super().__init__("<in memory>" if file is None else file, field, detail)
+        self.field = field
+        # the profile's own wording: "DRAM profile <file>: <field>: <detail>"
+        self.args = (f"DRAM profile {self.file}: {field}: {detail}",)
 
 
 class UnknownProfileError(EdenConfigError):
@@ -157,23 +166,21 @@ class UnknownProfileError(EdenConfigError):
 # --------------------------------------------------------------------------- value checks
 def _number(field: str, value: Any, *, integer: bool = False, lo: float | None = 0.0,
             lo_open: bool = True, hi: float | None = None) -> float | int:
-    want = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FieldError(field, f"expected {want}, found {value!r}")
-    if integer:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise FieldError(field, f"expected an integer, found {value!r}")
-            value = int(value)
-    else:
-        value = float(value)
-        if not math.isfinite(value):
-            raise FieldError(field, f"expected a finite number, found {value!r}")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise FieldError(field, f"expected {want} {'>' if lo_open else '>='} {lo:g}, found {value!r}")
-    if hi is not None and value > hi:
-        raise FieldError(field, f"expected {want} <= {hi:g}, found {value!r}")
-    return value
+    """A profile number checked by ``eden.core.validate`` (JSON's ``16.0`` counts as the integer 16).
+
+    Raises:
+        FieldError: at ``field``, with what was expected and what was found.
+    """
+    if integer and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        if integer:
+            return check_int(field, value, lo=None if lo is None else math.floor(lo) + (1 if lo_open else 0),
+                             hi=None if hi is None else math.floor(hi))
+        return check_number(field, value, lo=-math.inf if lo is None else lo, lo_open=lo_open,
+                            hi=math.inf if hi is None else hi)
+    except EdenError as exc:
+        raise FieldError(field, str(exc).removeprefix(f"{field} ")) from None
 
 
 def _text(field: str, value: Any, *, allow_empty: bool = False) -> str:
@@ -194,7 +201,8 @@ def _check_keys(prefix: str, mapping: Any, allowed, required=()) -> Mapping:
         raise FieldError(prefix or "/", f"expected an object (JSON mapping), found {type(mapping).__name__}")
     for key in mapping:
         if key not in allowed:
-            raise FieldError(where(key), f"unknown key; expected one of {', '.join(allowed)}{_suggest(key, allowed)}")
+            raise FieldError(where(key), f"unknown key; expected one of {', '.join(allowed)}"
+                             f"{did_you_mean(key, allowed)}")
     for key in required:
         if key not in mapping:
             raise FieldError(where(key), "missing required key")
@@ -202,49 +210,21 @@ def _check_keys(prefix: str, mapping: Any, allowed, required=()) -> Mapping:
 
 
 # --------------------------------------------------------------------------- section records
-def _spec(kind: str, unit: str, doc: str, *, optional: bool = False, ddr4: bool = False,
-          lo: float | None = 0.0, lo_open: bool = True, hi: float | None = None, choices: tuple = ()):
-    """Dataclass field carrying its type, unit and bounds (read by ``_Section``)."""
-    meta = {"kind": kind, "unit": unit, "doc": doc, "optional": optional, "ddr4": ddr4,
-            "lo": lo, "lo_open": lo_open, "hi": hi, "choices": choices}
-    if optional or ddr4:
-        return dataclasses.field(default=None, metadata=meta)
-    return dataclasses.field(metadata=meta)
+def _spec(kind: str, unit: str, doc: str):
+    """A required dataclass field carrying its type (``"float"``/``"int"``), unit and meaning."""
+    return dataclasses.field(metadata={"kind": kind, "unit": unit, "doc": doc})
 
 
 @dataclasses.dataclass(frozen=True)
 class _Section:
-    """A flat profile section: every field typed, unit-suffixed and checked."""
+    """A flat profile section: every field required, typed, unit-suffixed and > 0."""
 
     section: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None and (f.metadata["optional"] or f.metadata["ddr4"]):
-                continue
-            object.__setattr__(self, f.name, self._check_value(f, value))
-        self._validate()
-
-    @classmethod
-    def _check_value(cls, f: dataclasses.Field, value: Any):
-        m = f.metadata
-        where = f"{cls.section}.{f.name}"
-        if value is None:
-            raise FieldError(where, f"missing required field ({m['doc']})")
-        if m["kind"] == "str":
-            value = _text(where, value)
-            if m["choices"] and value not in m["choices"]:
-                raise FieldError(where, f"expected one of {', '.join(m['choices'])}, found {value!r}"
-                                 f"{_suggest(value, m['choices'])}")
-            return value
-        value = _number(where, value, integer=m["kind"] == "int", lo=m["lo"], lo_open=m["lo_open"], hi=m["hi"])
-        if m["choices"] and value not in m["choices"]:
-            raise FieldError(where, f"expected one of {', '.join(map(str, m['choices']))}, found {value!r}")
-        return value
-
-    def _validate(self) -> None:
-        pass
+            value = _number(f"{self.section}.{f.name}", getattr(self, f.name), integer=f.metadata["kind"] == "int")
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -257,8 +237,7 @@ class _Section:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> _Section:
         _check_keys(cls.section, mapping, cls.field_names())
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.name not in mapping and not (f.metadata["optional"] or f.metadata["ddr4"])]
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in mapping]
         if missing:
             name = missing[0]
             rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
@@ -267,122 +246,167 @@ class _Section:
         return cls(**dict(mapping))
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclasses.dataclass(frozen=True)
-class Organization(_Section):
-    """Geometry of one rank: the :class:`~eden.dram.address.DramOrganization` fields plus chip width.
+class Organization(DramOrganization):
+    """A profile's geometry: the :class:`~eden.dram.address.DramOrganization` fields plus the chip width.
 
-    ``row_bytes`` is the rank-level row (columns x bus width / 8), e.g. 8192 for a
-    64-bit rank of x8 chips with 1024 columns.
+    Every field is required in a profile (the base class's defaults do not apply).
+    ``row_bytes`` is the rank-level row (columns x bus width / 8), e.g. 8192 for
+    a 64-bit rank of x8 chips with 1024 columns.
     """
 
     section: ClassVar[str] = "organization"
-    banks: int = _spec("int", "", "banks per device (bank groups flattened)")
-    rows: int = _spec("int", "", "rows (wordlines) per bank")
-    row_bytes: int = _spec("int", "B", "bytes per rank-level row")
-    bus_width_bits: int = _spec("int", "bit", "rank data bus width")
-    subarray_rows: int = _spec("int", "", "rows sharing bitlines (a subarray)")
-    device_width_bits: int = _spec("int", "bit", "data width of one chip (x4/x8/x16)", choices=(4, 8, 16, 32))
+    CHIP_WIDTHS: ClassVar[tuple[int, ...]] = (4, 8, 16, 32)
+    device_width_bits: int = dataclasses.field(
+        kw_only=True, metadata={"unit": "bit", "doc": "data width of one chip (x4/x8/x16/x32)"})
 
-    def _validate(self) -> None:
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _number(f"organization.{f.name}", getattr(self, f.name), integer=True))
+        if self.device_width_bits not in self.CHIP_WIDTHS:
+            raise FieldError("organization.device_width_bits", f"expected one of "
+                             f"{', '.join(map(str, self.CHIP_WIDTHS))}, found {self.device_width_bits!r}")
         if self.bus_width_bits % self.device_width_bits:
             raise FieldError("organization.bus_width_bits", f"expected a multiple of device_width_bits "
                              f"({self.device_width_bits}), found {self.bus_width_bits}")
         try:
-            self.to_address()
+            super().__post_init__()
         except ValueError as exc:
             raise FieldError("organization", str(exc)) from None
 
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def field_info(cls) -> dict[str, Mapping[str, Any]]:
+        return {f.name: {"kind": "int", **f.metadata} for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> Organization:
+        _check_keys(cls.section, mapping, cls.field_names())
+        missing = [name for name in cls.field_names() if name not in mapping]
+        if missing:
+            rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+            raise FieldError(f"organization.{missing[0]}",
+                             f"missing required field ({cls.field_info()[missing[0]]['doc']}){rest}")
+        return cls(**dict(mapping))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.field_names()}
+
     def to_address(self) -> DramOrganization:
         """The geometry the address map and error injection use."""
-        return DramOrganization(banks=self.banks, rows=self.rows, row_bytes=self.row_bytes,
-                                bus_width_bits=self.bus_width_bits, subarray_rows=self.subarray_rows)
+        return self.geometry()
 
     @property
     def devices_per_rank(self) -> int:
         return self.bus_width_bits // self.device_width_bits
 
 
-_CURRENT_KEYS = ("0", "2n", "3n", "4r", "4w", "5b", "2p", "3p", "6n")
-_CURRENT_DOC = {"0": "one-bank ACT-PRE", "2n": "precharged standby", "3n": "active standby",
-                "4r": "burst read", "4w": "burst write", "5b": "burst refresh (1x)",
-                "2p": "precharged power-down", "3p": "active power-down", "6n": "self-refresh"}
+def _standard_fields() -> dict[str, dict[str, Field]]:
+    """Standard name -> its ``power`` fields (``eden.dram.standards``), by field name."""
+    return {name: {f.name: f for f in standards.get(name).fields()} for name in standards.names()}
 
 
-@dataclasses.dataclass(frozen=True)
-class PowerSpec(_Section):
-    """Per-device supply voltages and currents under DRAMPower memspec names (mA, V).
+class PowerSpec:
+    """The ``power`` section: the memspec fields of the profile's standard (mA, V).
 
-    DDR4 has a VPP domain (``vpp_v``, ``ipp*_ma``); DDR3 has none. Optional:
-    ``ibeta_vdd_ma``/``ibeta_vpp_ma`` (DRAMPower iBeta, default idd0/ipp0) and
-    ``fact_rho`` (DRAMPower factRho, default 1).
+    The field list is the standard's (``eden.dram.standards.get(standard).fields()``):
+    for DDR4 the VDD and VPP domains (``vdd_v``, ``idd*_ma``, ``vpp_v``,
+    ``ipp*_ma``), for DDR3 VDD alone; optional ``ibeta_<domain>_ma`` (DRAMPower
+    iBeta, default the domain's ``0`` current) and ``fact_rho`` (DRAMPower
+    factRho, default 1). Fields read as attributes (``power.vdd_v``); an
+    optional field that is absent reads as None.
+
+    Raises:
+        FieldError: unknown standard or key (with a suggestion), a field of
+            another standard (``vpp_v`` on DDR3), a missing required field, or
+            a value out of the field's bounds.
     """
 
     section: ClassVar[str] = "power"
-    standard: str = _spec("str", "", "memory standard, DDR3 or DDR4", choices=STANDARDS)
-    nbr_of_banks: int = _spec("int", "", "banks per device (DRAMPower nbrOfBanks)")
-    nbr_of_devices: int = _spec("int", "", "devices per rank (DRAMPower nbrOfDevices)")
-    nbr_of_ranks: int = _spec("int", "", "ranks (DRAMPower nbrOfRanks)")
-    burst_length: int = _spec("int", "", "burst length BL")
-    data_rate: int = _spec("int", "", "transfers per clock (2 for DDR)")
-    vdd_v: float = _spec("float", "V", "nominal VDD")
-    idd0_ma: float = _spec("float", "mA", "IDD0 one-bank ACT-PRE current")
-    idd2n_ma: float = _spec("float", "mA", "IDD2N precharged standby current")
-    idd3n_ma: float = _spec("float", "mA", "IDD3N active standby current")
-    idd4r_ma: float = _spec("float", "mA", "IDD4R burst read current")
-    idd4w_ma: float = _spec("float", "mA", "IDD4W burst write current")
-    idd5b_ma: float = _spec("float", "mA", "IDD5B burst refresh current")
-    idd2p_ma: float = _spec("float", "mA", "IDD2P precharged power-down current")
-    idd3p_ma: float = _spec("float", "mA", "IDD3P active power-down current")
-    idd6n_ma: float = _spec("float", "mA", "IDD6N self-refresh current")
-    vpp_v: float | None = _spec("float", "V", "nominal VPP (DDR4)", ddr4=True)
-    ipp0_ma: float | None = _spec("float", "mA", "IPP0 (DDR4)", ddr4=True, lo_open=False)
-    ipp2n_ma: float | None = _spec("float", "mA", "IPP2N (DDR4)", ddr4=True, lo_open=False)
-    ipp3n_ma: float | None = _spec("float", "mA", "IPP3N (DDR4)", ddr4=True, lo_open=False)
-    ipp4r_ma: float | None = _spec("float", "mA", "IPP4R (DDR4)", ddr4=True, lo_open=False)
-    ipp4w_ma: float | None = _spec("float", "mA", "IPP4W (DDR4)", ddr4=True, lo_open=False)
-    ipp5b_ma: float | None = _spec("float", "mA", "IPP5B (DDR4)", ddr4=True, lo_open=False)
-    ipp2p_ma: float | None = _spec("float", "mA", "IPP2P (DDR4)", ddr4=True, lo_open=False)
-    ipp3p_ma: float | None = _spec("float", "mA", "IPP3P (DDR4)", ddr4=True, lo_open=False)
-    ipp6n_ma: float | None = _spec("float", "mA", "IPP6N (DDR4)", ddr4=True, lo_open=False)
-    ibeta_vdd_ma: float | None = _spec("float", "mA", "DRAMPower iBeta_vdd (optional, default idd0_ma)",
-                                       optional=True)
-    ibeta_vpp_ma: float | None = _spec("float", "mA", "DRAMPower iBeta_vpp (optional, DDR4, default ipp0_ma)",
-                                       ddr4=True, lo_open=False)
-    fact_rho: float | None = _spec("float", "", "DRAMPower factRho in [0, 1] (optional, default 1)",
-                                   optional=True, lo_open=False, hi=1.0)
+
+    def __init__(self, **values: Any) -> None:
+        known = standards.names()
+        standard = values.get("standard")
+        if standard is None:
+            raise FieldError("power.standard", f"missing required field (one of {', '.join(known)})")
+        if not isinstance(standard, str) or standard not in known:
+            raise FieldError("power.standard", f"expected one of {', '.join(known)}, found {standard!r}"
+                             f"{did_you_mean(standard, known)}")
+        fields = _standard_fields()[standard]
+        for key in values:
+            if key in fields:
+                continue
+            owners = [name for name, table in _standard_fields().items() if key in table]
+            if owners:
+                lacking = [d.name for o in owners if (d := standards.get(o).domain_of_field(key)) is not None
+                           and d.name not in standards.get(standard).domain_names]
+                what = f"it has no {lacking[0]} domain" if lacking else f"it is a field of {', '.join(owners)}"
+                raise FieldError(f"power.{key}", f"expected no {key} for {standard} ({what}); remove it")
+            raise FieldError(f"power.{key}", f"unknown key; expected one of {', '.join(fields)}"
+                             f"{did_you_mean(key, fields)}")
+        missing = [name for name, f in fields.items() if f.required and name not in values]
+        if missing:
+            rest = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+            raise FieldError(f"power.{missing[0]}", f"missing required field for {standard} "
+                             f"({fields[missing[0]].doc}){rest}")
+        checked: dict[str, Any] = {}
+        for name, f in fields.items():
+            if name not in values:
+                continue
+            where = f"power.{name}"
+            if f.kind == "str":
+                checked[name] = _text(where, values[name])
+            else:
+                checked[name] = _number(where, values[name], integer=f.kind == "int", lo=f.lo, lo_open=f.lo_open,
+                                        hi=f.hi)
+        object.__setattr__(self, "_values", MappingProxyType(checked))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        values = object.__getattribute__(self, "_values")
+        if name in values:
+            return values[name]
+        if name in _standard_fields()[values["standard"]]:
+            return None  # an optional field left out
+        raise AttributeError(f"PowerSpec has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PowerSpec) and dict(self._values) == dict(other._values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return f"PowerSpec({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
 
     @classmethod
-    def _ddr4_only(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["ddr4"])
+    def field_names(cls) -> tuple[str, ...]:
+        """Every ``power`` field of any registered standard (a file's keys are checked against these)."""
+        return tuple(dict.fromkeys(n for table in _standard_fields().values() for n in table))
 
-    def _validate(self) -> None:
-        ddr4_only = self._ddr4_only()
-        if self.standard == "DDR4":
-            for name in ddr4_only:
-                if name != "ibeta_vpp_ma" and getattr(self, name) is None:
-                    raise FieldError(f"power.{name}", f"missing required field for DDR4 "
-                                     f"({self.field_info()[name]['doc']})")
-        else:
-            for name in ddr4_only:
-                if getattr(self, name) is not None:
-                    raise FieldError(f"power.{name}", f"expected no {name} for {self.standard} "
-                                     "(it has no VPP domain); remove it")
+    @classmethod
+    def field_info(cls) -> dict[str, Mapping[str, Any]]:
+        return {n: {"kind": f.kind, "unit": f.unit, "doc": f.doc}
+                for table in _standard_fields().values() for n, f in table.items()}
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> PowerSpec:
-        _check_keys("power", mapping, cls.field_names())
-        standard = mapping.get("standard")
-        if standard is None:
-            raise FieldError("power.standard", f"missing required field (one of {', '.join(STANDARDS)})")
-        if standard == "DDR4":
-            for name in cls._ddr4_only():
-                if name != "ibeta_vpp_ma" and name not in mapping:
-                    raise FieldError(f"power.{name}", f"missing required field for DDR4 "
-                                     f"({cls.field_info()[name]['doc']})")
-        return super().from_mapping(mapping)
+        if not isinstance(mapping, Mapping):
+            raise FieldError("power", f"expected an object (JSON mapping), found {type(mapping).__name__}")
+        return cls(**dict(mapping))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,7 +438,7 @@ def _all_fields() -> list[str]:
 class Source:
     """Where numbers come from. ``kind`` ``assumption`` marks an assumption (its ``citation`` says what)."""
 
-    kind: str
+    kind: SourceKind
     citation: str
     url: str = ""
 
@@ -423,13 +447,14 @@ class Source:
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise FieldError("kind", f"expected one of {', '.join(SOURCE_KINDS)}, found {self.kind!r}"
-                             f"{_suggest(self.kind, SOURCE_KINDS)}")
+                             f"{did_you_mean(self.kind, SOURCE_KINDS)}")
+        object.__setattr__(self, "kind", SourceKind(self.kind))
         _text("citation", self.citation)
         _text("url", self.url, allow_empty=True)
 
     @property
     def is_assumption(self) -> bool:
-        return self.kind == "assumption"
+        return self.kind is SourceKind.ASSUMPTION
 
     def to_dict(self) -> dict[str, str]:
         d = {"kind": self.kind, "citation": self.citation}
@@ -579,20 +604,20 @@ def parse_op_spec(spec: str) -> dict[str, float]:
             a key given twice, or a value that is not a positive number.
     """
     if not isinstance(spec, str) or "=" not in spec:
-        raise ValueError(f"operating-point spec {spec!r} must be key=value pairs such as 'vdd=1.15', "
+        raise EdenConfigError(f"operating-point spec {spec!r} must be key=value pairs such as 'vdd=1.15', "
                          "'trcd=10' or 'vdd=1.15,trcd=10', or an operating point name")
     out: dict[str, float] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         key, eq, value = item.partition("=")
         key = key.strip().lower()
         if not eq:
-            raise ValueError(f"'{item}' in operating-point spec {spec!r} must be key=value")
+            raise EdenConfigError(f"'{item}' in operating-point spec {spec!r} must be key=value")
         if key not in _OP_KEYS:
-            raise ValueError(f"unknown key {key!r} in operating-point spec {spec!r}; known: vdd, trcd"
-                             f"{_suggest(key, list(_OP_KEYS))}")
+            raise EdenConfigError(f"unknown key {key!r} in operating-point spec {spec!r}; known: vdd, trcd"
+                             f"{did_you_mean(key, list(_OP_KEYS))}")
         field = _OP_KEYS[key]
         if field in out:
-            raise ValueError(f"{key} given twice in operating-point spec {spec!r}")
+            raise EdenConfigError(f"{key} given twice in operating-point spec {spec!r}")
         text = value.strip().lower()
         unit = _OP_UNITS[field]
         if text.endswith(unit):
@@ -600,14 +625,14 @@ def parse_op_spec(spec: str) -> dict[str, float]:
         try:
             number = float(text)
         except ValueError:
-            raise ValueError(f"{key} in operating-point spec {spec!r} must be a number "
+            raise EdenConfigError(f"{key} in operating-point spec {spec!r} must be a number "
                              f"(optionally followed by {unit.upper() if unit == 'v' else unit}), "
                              f"found {value.strip()!r}") from None
         if not (math.isfinite(number) and number > 0):
-            raise ValueError(f"{key} in operating-point spec {spec!r} must be > 0, found {value.strip()!r}")
+            raise EdenConfigError(f"{key} in operating-point spec {spec!r} must be > 0, found {value.strip()!r}")
         out[field] = number
     if not out:
-        raise ValueError(f"operating-point spec {spec!r} names no vdd or trcd")
+        raise EdenConfigError(f"operating-point spec {spec!r} names no vdd or trcd")
     return out
 
 
@@ -680,7 +705,7 @@ class DramProfile:
         fields = set(_all_fields())
         for key, value in self.cite.items():
             if key not in fields:
-                raise FieldError(f"cite.{key}", f"unknown field; expected 'section.field'{_suggest(key, fields)}")
+                raise FieldError(f"cite.{key}", f"unknown field; expected 'section.field'{did_you_mean(key, fields)}")
             self._cited_source(f"cite.{key}", value)
         for section in _SECTION_TYPES:
             for name, value in getattr(self, section).to_dict().items():
@@ -693,7 +718,7 @@ class DramProfile:
         sid = text.split(":", 1)[0].strip()
         if sid not in self.sources:
             raise FieldError(where, f"unknown source id {sid!r}; known: {', '.join(self.sources)}"
-                             f"{_suggest(sid, self.sources)}")
+                             f"{did_you_mean(sid, self.sources)}")
         return sid
 
     def _check_operating_points(self) -> None:
@@ -708,7 +733,7 @@ class DramProfile:
             seen[op.name] = i
             if op.source not in self.sources:
                 raise FieldError(f"{where}.source", f"unknown source id {op.source!r}; known: "
-                                 f"{', '.join(self.sources)}{_suggest(op.source, self.sources)}")
+                                 f"{', '.join(self.sources)}{did_you_mean(op.source, self.sources)}")
             for other in ops[:i]:
                 if self._same_setting(op, other.vdd_v, other.trcd_ns):
                     raise FieldError(f"{where}", f"same (vdd_v, trcd_ns) as {other.name!r} "
@@ -766,7 +791,7 @@ class DramProfile:
             for op in self.operating_points:
                 if op.name == spec:
                     return op
-            hint = _suggest(spec, self.op_names) or "."
+            hint = did_you_mean(spec, self.op_names) or "."
             raise self._error("operating_points", f"no operating point named {spec!r}{hint} "
                               f"Available: {self._available()}")
         try:
@@ -894,7 +919,7 @@ def preset_path(name: str) -> Path:
     if not path.is_file():
         known = list_presets()
         raise UnknownProfileError(f"unknown DRAM profile {name!r}; known presets: {', '.join(known)}"
-                                  f"{_suggest(name, known)} (or give a path to a .json profile file)")
+                                  f"{did_you_mean(name, known)} (or give a path to a .json profile file)")
     return path
 
 
@@ -1021,7 +1046,7 @@ def _apply_overrides(merged: dict[str, Any], origins: dict[str, str], overrides:
     for key, value in overrides.items():
         if not isinstance(key, str) or key not in fields:
             raise ProfileError(path, f"overrides[{key!r}]", f"unknown field; expected 'section.field' "
-                               f"(e.g. timing.trcd_ns){_suggest(str(key), fields)}")
+                               f"(e.g. timing.trcd_ns){did_you_mean(str(key), fields)}")
         section, name = key.split(".", 1)
         meta = _SECTION_TYPES[section].field_info()[name]
         if isinstance(value, str) and meta["kind"] != "str":
@@ -1067,7 +1092,8 @@ def load_profile(name_or_path: os.PathLike | str, overrides: Mapping[str, Any] |
     merged, origins, bases = _load_merged(path, ())
     if overrides:
         if not isinstance(overrides, Mapping):
-            raise TypeError(f"overrides must be a mapping of 'section.field' to value, got {type(overrides).__name__}")
+            raise EdenTypeError(f"overrides must be a mapping of 'section.field' to value, "
+                                f"got {type(overrides).__name__}")
         _apply_overrides(merged, origins, overrides, path)
     top = os.fspath(path)
 

@@ -46,7 +46,6 @@ All energies are for one rank (``memspec.devices`` devices) in J; times in s.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -54,38 +53,54 @@ from typing import Any
 import numpy as np
 
 from eden.core import io as _io
-from eden.dram.address import SCHEMES, AddressMap, DramOrganization
-from eden.power.memspec import MemSpec, PerDomain, active_standby_power, command_energies, ns_to_cycles
+from eden.core.validate import check_int, check_number
+from eden.errors import EdenConfigError, EdenTypeError
+from eden.dram.address import AddressMap, AddressScheme, DramOrganization, StrMode
+from eden.power.memspec import (MemSpec, PerDomain, Rounding, active_standby_power, command_energies,
+                                ns_to_cycles)
 
 __all__ = [
     "DataTypeTraffic", "inference_traffic", "RowBufferPolicy", "AccessModel", "CommandCounts",
     "command_counts", "LatencyReport", "latency_report", "EnergyBreakdown", "DataTypeEnergy",
-    "EnergyReport", "energy_report", "ROW_BUFFER_POLICIES", "LAYOUTS", "TIMING_GRANULARITIES",
+    "EnergyReport", "energy_report", "PageKind", "Layout", "TimingGranularity", "TrafficKind",
+    "ROW_BUFFER_POLICIES", "LAYOUTS", "TIMING_GRANULARITIES",
 ]
 
-ROW_BUFFER_POLICIES = ("open_page", "closed_page")
-LAYOUTS = ("row_aligned", "packed")
-TIMING_GRANULARITIES = ("cycle", "ns")
-TRAFFIC_KINDS = ("weight", "ifm")
 
 
-def _int(label: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{label} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{label} must be >= {minimum}, got {value!r}")
-    return int(value)
+class PageKind(StrMode):
+    """Row-buffer policy: rows stay open until another row of the bank is needed, or close after each burst."""
+
+    OPEN_PAGE = "open_page"
+    CLOSED_PAGE = "closed_page"
 
 
-def _float(label: str, value: Any, low: float, high: float | None = None, low_open: bool = False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{label} must be a number, got {value!r}")
-    value = float(value)
-    bad = not math.isfinite(value) or value < low or (low_open and value == low) or (high is not None and value > high)
-    if bad:
-        span = f"{'(' if low_open else '['}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
-        raise ValueError(f"{label} must be in {span}, got {value!r}")
-    return value
+class Layout(StrMode):
+    """Default placement of data types without base addresses: each starts a new row, or the next burst."""
+
+    ROW_ALIGNED = "row_aligned"
+    PACKED = "packed"
+
+
+class TimingGranularity(StrMode):
+    """How an operating tRCD is applied: rounded up to whole clocks, or in ns as given."""
+
+    CYCLE = "cycle"
+    NS = "ns"
+
+
+class TrafficKind(StrMode):
+    """What a tensor of :func:`inference_traffic` is: a stored weight or an input feature map."""
+
+    WEIGHT = "weight"
+    IFM = "ifm"
+
+
+ROW_BUFFER_POLICIES = PageKind.values()
+LAYOUTS = Layout.values()
+TIMING_GRANULARITIES = TimingGranularity.values()
+TRAFFIC_COMMANDS = ("act", "pre", "rd", "wr", "refa")
+"""Command keys the traffic model books; a standard used here must declare them (``Standard.commands``)."""
 
 
 # ----------------------------------------------------------------------------- traffic
@@ -109,17 +124,17 @@ class DataTypeTraffic:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"DataTypeTraffic.name must be a non-empty string, got {self.name!r}")
-        read = _int(f"DataTypeTraffic({self.name!r}).bytes_read", self.bytes_read)
-        written = _int(f"DataTypeTraffic({self.name!r}).bytes_written", self.bytes_written)
+            raise EdenConfigError(f"DataTypeTraffic.name must be a non-empty string, got {self.name!r}")
+        read = check_int(f"DataTypeTraffic({self.name!r}).bytes_read", self.bytes_read, lo=0)
+        written = check_int(f"DataTypeTraffic({self.name!r}).bytes_written", self.bytes_written, lo=0)
         object.__setattr__(self, "bytes_read", read)
         object.__setattr__(self, "bytes_written", written)
         if self.footprint_bytes is None:
             object.__setattr__(self, "footprint_bytes", max(read, written))
         else:
-            fp = _int(f"DataTypeTraffic({self.name!r}).footprint_bytes", self.footprint_bytes)
+            fp = check_int(f"DataTypeTraffic({self.name!r}).footprint_bytes", self.footprint_bytes, lo=0)
             if fp == 0 and (read or written):
-                raise ValueError(f"DataTypeTraffic({self.name!r}).footprint_bytes must be > 0 when it has "
+                raise EdenConfigError(f"DataTypeTraffic({self.name!r}).footprint_bytes must be > 0 when it has "
                                  f"traffic, got {fp}")
             object.__setattr__(self, "footprint_bytes", fp)
 
@@ -151,27 +166,25 @@ def inference_traffic(tensors: Iterable[tuple[str, str, int]], *, batch_size: in
         ...                                             batch_size=8)]
         [4000, 3200]
     """
-    batch = _int("inference_traffic: batch_size", batch_size, minimum=1)
-    reads = _int("inference_traffic: weight_reads", weight_reads, minimum=0)
+    batch = check_int("inference_traffic: batch_size", batch_size, lo=1)
+    reads = check_int("inference_traffic: weight_reads", weight_reads, lo=0)
     consumers = dict(consumers or {})
     out, seen = [], set()
     for entry in tensors:
         if not isinstance(entry, (tuple, list)) or len(entry) != 3:
-            raise ValueError(f"inference_traffic: each tensor is (name, kind, nbytes), got {entry!r}")
+            raise EdenConfigError(f"inference_traffic: each tensor is (name, kind, nbytes), got {entry!r}")
         name, kind, nbytes = entry
-        nbytes = _int(f"inference_traffic: nbytes of {name!r}", nbytes)
-        if kind == "weight":
+        nbytes = check_int(f"inference_traffic: nbytes of {name!r}", nbytes, lo=0)
+        kind = TrafficKind.coerce(kind, f"inference_traffic: kind of {name!r}")
+        if kind is TrafficKind.WEIGHT:
             out.append(DataTypeTraffic(name, reads * nbytes, 0, nbytes))
-        elif kind == "ifm":
-            n = _int(f"inference_traffic: consumers of {name!r}", consumers.get(name, 1))
-            out.append(DataTypeTraffic(name, n * batch * nbytes, batch * nbytes, batch * nbytes))
         else:
-            raise ValueError(f"inference_traffic: kind of {name!r} must be one of {', '.join(TRAFFIC_KINDS)}, "
-                             f"got {kind!r}")
+            n = check_int(f"inference_traffic: consumers of {name!r}", consumers.get(name, 1), lo=0)
+            out.append(DataTypeTraffic(name, n * batch * nbytes, batch * nbytes, batch * nbytes))
         seen.add(name)
     stray = sorted(set(consumers) - seen)
     if stray:
-        raise ValueError(f"inference_traffic: consumers given for unknown tensors {stray}")
+        raise EdenConfigError(f"inference_traffic: consumers given for unknown tensors {stray}")
     return out
 
 
@@ -187,20 +200,19 @@ class RowBufferPolicy:
             the one computed from the access order.
     """
 
-    kind: str = "open_page"
+    kind: PageKind = PageKind.OPEN_PAGE
     hit_rate: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ROW_BUFFER_POLICIES:
-            raise ValueError(f"RowBufferPolicy.kind must be one of {', '.join(ROW_BUFFER_POLICIES)}, "
-                             f"got {self.kind!r}")
+        object.__setattr__(self, "kind", PageKind.coerce(self.kind, "RowBufferPolicy.kind"))
         if self.hit_rate is not None:
-            if self.kind != "open_page":
-                raise ValueError(f"RowBufferPolicy.hit_rate applies to open_page only, got kind={self.kind!r}")
-            object.__setattr__(self, "hit_rate", _float("RowBufferPolicy.hit_rate", self.hit_rate, 0.0, 1.0))
+            if self.kind is not PageKind.OPEN_PAGE:
+                raise EdenConfigError(f"RowBufferPolicy.hit_rate applies to open_page only, got kind={self.kind}")
+            object.__setattr__(self, "hit_rate",
+                               check_number("RowBufferPolicy.hit_rate", self.hit_rate, lo=0.0, hi=1.0))
 
     def describe(self) -> str:
-        if self.kind == "closed_page":
+        if self.kind is PageKind.CLOSED_PAGE:
             return "closed page (every burst ACT + PRE)"
         if self.hit_rate is None:
             return "open page, hit rate computed from the access order"
@@ -228,27 +240,25 @@ class AccessModel:
     """
 
     policy: RowBufferPolicy = RowBufferPolicy()
-    scheme: str = "row_bank"
-    layout: str = "row_aligned"
+    scheme: AddressScheme = AddressScheme.ROW_BANK
+    layout: Layout = Layout.ROW_ALIGNED
     miss_overlap: float = 0.0
-    timing_granularity: str = "cycle"
+    timing_granularity: TimingGranularity = TimingGranularity.CYCLE
     idle_rows_open: bool = True
     refresh: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy, RowBufferPolicy):
-            raise TypeError(f"AccessModel.policy must be a RowBufferPolicy, got {self.policy!r}")
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"AccessModel.scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"AccessModel.layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
-        object.__setattr__(self, "miss_overlap", _float("AccessModel.miss_overlap", self.miss_overlap, 0.0, 1.0))
-        if self.timing_granularity not in TIMING_GRANULARITIES:
-            raise ValueError(f"AccessModel.timing_granularity must be one of {', '.join(TIMING_GRANULARITIES)}, "
-                             f"got {self.timing_granularity!r}")
+            raise EdenTypeError(f"AccessModel.policy must be a RowBufferPolicy, got {self.policy!r}")
+        object.__setattr__(self, "scheme", AddressScheme.coerce(self.scheme, "AccessModel.scheme"))
+        object.__setattr__(self, "layout", Layout.coerce(self.layout, "AccessModel.layout"))
+        object.__setattr__(self, "miss_overlap",
+                           check_number("AccessModel.miss_overlap", self.miss_overlap, lo=0.0, hi=1.0))
+        object.__setattr__(self, "timing_granularity",
+                           TimingGranularity.coerce(self.timing_granularity, "AccessModel.timing_granularity"))
         for name in ("idle_rows_open", "refresh"):
             if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"AccessModel.{name} must be a bool, got {getattr(self, name)!r}")
+                raise EdenTypeError(f"AccessModel.{name} must be a bool, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -298,9 +308,9 @@ class CommandCounts:
 
 def _burst_bytes(organization: DramOrganization, burst_length: int) -> int:
     if organization.bus_width_bits % 8:
-        raise ValueError(f"DramOrganization.bus_width_bits must be a multiple of 8 to form bursts, "
+        raise EdenConfigError(f"DramOrganization.bus_width_bits must be a multiple of 8 to form bursts, "
                          f"got {organization.bus_width_bits}")
-    return organization.bus_width_bits // 8 * _int("burst_length", burst_length, minimum=1)
+    return organization.bus_width_bits // 8 * check_int("burst_length", burst_length, lo=1)
 
 
 def _stream(amap: AddressMap, open_row: np.ndarray, base: int, nbytes: int) -> int:
@@ -346,21 +356,21 @@ def _bursts(footprint: int, total: int, burst: int) -> int:
     return full * -(-footprint // burst) + -(-rest // burst)
 
 
-def _place(traffic: Sequence[DataTypeTraffic], amap: AddressMap, burst: int, layout: str,
+def _place(traffic: Sequence[DataTypeTraffic], amap: AddressMap, burst: int, layout: Layout,
            base_addresses: Mapping[str, int] | None) -> dict[str, int]:
     names = [t.name for t in traffic]
     if base_addresses is not None:
         missing = [n for n in names if n not in base_addresses]
         extra = sorted(set(base_addresses) - set(names))
         if missing or extra:
-            raise ValueError(f"base_addresses must give exactly the traffic's data types; missing {missing}, "
+            raise EdenConfigError(f"base_addresses must give exactly the traffic's data types; missing {missing}, "
                              f"unknown {extra}")
-        bases = {n: _int(f"base_addresses[{n!r}]", base_addresses[n]) for n in names}
+        bases = {n: check_int(f"base_addresses[{n!r}]", base_addresses[n], lo=0) for n in names}
         for n, b in bases.items():
             if b % burst:
-                raise ValueError(f"base_addresses[{n!r}] = {b} is not a multiple of the {burst}-byte burst")
+                raise EdenConfigError(f"base_addresses[{n!r}] = {b} is not a multiple of the {burst}-byte burst")
     else:
-        align = amap.organization.row_bytes if layout == "row_aligned" else burst
+        align = amap.organization.row_bytes if layout is Layout.ROW_ALIGNED else burst
         bases, cursor = {}, 0
         for t in traffic:
             bases[t.name] = -(-cursor // align) * align
@@ -369,7 +379,8 @@ def _place(traffic: Sequence[DataTypeTraffic], amap: AddressMap, burst: int, lay
         try:
             amap.check_range(bases[t.name], t.footprint_bytes)
         except ValueError as exc:
-            raise ValueError(f"data type {t.name!r} ({t.footprint_bytes} bytes at {bases[t.name]}): {exc}") from None
+            raise EdenConfigError(f"data type {t.name!r} ({t.footprint_bytes} bytes at {bases[t.name]}): "
+                                  f"{exc}") from None
     return bases
 
 
@@ -378,16 +389,16 @@ def _check_traffic(traffic: Iterable[DataTypeTraffic]) -> list[DataTypeTraffic]:
     seen = set()
     for t in traffic:
         if not isinstance(t, DataTypeTraffic):
-            raise TypeError(f"traffic entries must be DataTypeTraffic, got {t!r}")
+            raise EdenTypeError(f"traffic entries must be DataTypeTraffic, got {t!r}")
         if t.name in seen:
-            raise ValueError(f"data type {t.name!r} appears twice in the traffic")
+            raise EdenConfigError(f"data type {t.name!r} appears twice in the traffic")
         seen.add(t.name)
     return traffic
 
 
 def command_counts(traffic: Iterable[DataTypeTraffic], organization: DramOrganization, *,
                    burst_length: int = 8, policy: RowBufferPolicy = RowBufferPolicy(),
-                   scheme: str = "row_bank", layout: str = "row_aligned",
+                   scheme: AddressScheme = AddressScheme.ROW_BANK, layout: Layout = Layout.ROW_ALIGNED,
                    base_addresses: Mapping[str, int] | None = None) -> dict[str, CommandCounts]:
     """RD/WR/ACT/PRE commands per data type for one inference on one rank.
 
@@ -411,19 +422,18 @@ def command_counts(traffic: Iterable[DataTypeTraffic], organization: DramOrganiz
     """
     traffic = _check_traffic(traffic)
     if not isinstance(policy, RowBufferPolicy):
-        raise TypeError(f"command_counts: policy must be a RowBufferPolicy, got {policy!r}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"command_counts: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise EdenTypeError(f"command_counts: policy must be a RowBufferPolicy, got {policy!r}")
+    layout = Layout.coerce(layout, "command_counts: layout")
     amap = AddressMap(organization, scheme)
     burst = _burst_bytes(organization, burst_length)
-    simulate = policy.kind == "open_page" and policy.hit_rate is None
+    simulate = policy.kind is PageKind.OPEN_PAGE and policy.hit_rate is None
     bases = _place(traffic, amap, burst, layout, base_addresses) if simulate or base_addresses is not None else {}
     open_row = np.full(organization.banks, -1, dtype=np.int64)
     out = {}
     for t in traffic:
         wr = _bursts(t.footprint_bytes, t.bytes_written, burst)
         rd = _bursts(t.footprint_bytes, t.bytes_read, burst)
-        if policy.kind == "closed_page":
+        if policy.kind is PageKind.CLOSED_PAGE:
             act = float(rd + wr)
         elif policy.hit_rate is not None:
             act = (rd + wr) * (1.0 - policy.hit_rate)
@@ -484,13 +494,14 @@ class LatencyReport:
                 f"at memory-bound fraction {self.memory_bound_fraction:g}")
 
 
-def _t_rcd(memspec: MemSpec, trcd_ns: float | None, granularity: str) -> tuple[float, int | None]:
+def _t_rcd(memspec: MemSpec, trcd_ns: float | None,
+           granularity: TimingGranularity) -> tuple[float, int | None]:
     if trcd_ns is None:
         return memspec.rcd * memspec.tck_s, memspec.rcd
-    trcd_ns = _float("trcd_ns", trcd_ns, 0.0, low_open=True)
-    if granularity == "ns":
+    trcd_ns = check_number("trcd_ns", trcd_ns, lo=0.0, lo_open=True)
+    if granularity is TimingGranularity.NS:
         return trcd_ns / 1e9, None
-    cycles = max(1, ns_to_cycles(trcd_ns, memspec.tck_s * 1e9, rounding="up"))
+    cycles = max(1, ns_to_cycles(trcd_ns, memspec.tck_s * 1e9, rounding=Rounding.UP))
     return cycles * memspec.tck_s, cycles
 
 
@@ -517,8 +528,8 @@ def latency_report(counts: Mapping[str, CommandCounts], memspec: MemSpec, *, trc
         :class:`LatencyReport`.
     """
     if not isinstance(memspec, MemSpec):
-        raise TypeError(f"latency_report: memspec must be a MemSpec, got {type(memspec).__name__}")
-    f = _float("memory_bound_fraction", memory_bound_fraction, 0.0, 1.0)
+        raise EdenTypeError(f"latency_report: memspec must be a MemSpec, got {type(memspec).__name__}")
+    f = check_number("memory_bound_fraction", memory_bound_fraction, lo=0.0, hi=1.0)
     t_nom = memspec.rcd * memspec.tck_s
     t_op, rcd_op = _t_rcd(memspec, trcd_ns, model.timing_granularity)
     nominal = _access_times(counts, memspec, t_nom, model.miss_overlap)
@@ -711,15 +722,19 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
             time, or refresh requested without tREFI in the memspec.
     """
     if not isinstance(memspec, MemSpec):
-        raise TypeError(f"energy_report: memspec must be a MemSpec, got {type(memspec).__name__}")
+        raise EdenTypeError(f"energy_report: memspec must be a MemSpec, got {type(memspec).__name__}")
+    missing = [c for c in TRAFFIC_COMMANDS if c not in dict(memspec.spec.commands)]
+    if missing:
+        raise EdenConfigError(f"energy_report: the traffic model books the commands {', '.join(TRAFFIC_COMMANDS)}; "
+                              f"standard {memspec.standard} does not declare {', '.join(missing)}")
     if not isinstance(model, AccessModel):
-        raise TypeError(f"energy_report: model must be an AccessModel, got {model!r}")
-    samples = _int("energy_report: samples", samples, minimum=1)
+        raise EdenTypeError(f"energy_report: model must be an AccessModel, got {model!r}")
+    samples = check_int("energy_report: samples", samples, lo=1)
     nominal_spec = memspec.nominal()
     op_spec = nominal_spec if vdd_v is None else nominal_spec.at_vdd(vdd_v, alpha)
-    f = _float("memory_bound_fraction", memory_bound_fraction, 0.0, 1.0, low_open=run_time_s is None)
+    f = check_number("memory_bound_fraction", memory_bound_fraction, lo=0.0, hi=1.0, lo_open=run_time_s is None)
     if model.refresh and nominal_spec.refi is None:
-        raise ValueError(f"memspec {nominal_spec.name or nominal_spec.source!r} has no tREFI (trefi_ns / REFI); "
+        raise EdenConfigError(f"memspec {nominal_spec.name or nominal_spec.source!r} has no tREFI (trefi_ns / REFI); "
                          "give it, or use AccessModel(refresh=False)")
 
     traffic = _check_traffic(traffic)
@@ -730,16 +745,16 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
     if run_time_s is None:
         t_nom = a_nom / f
     else:
-        t_nom = _float("run_time_s", run_time_s, 0.0)
+        t_nom = check_number("run_time_s", run_time_s, lo=0.0)
         if t_nom < a_nom:
-            raise ValueError(f"run_time_s = {t_nom!r} s is shorter than the DRAM access time of the traffic, "
+            raise EdenConfigError(f"run_time_s = {t_nom!r} s is shorter than the DRAM access time of the traffic, "
                              f"{a_nom!r} s; give a longer run time or a higher miss_overlap / hit rate")
     t_op = t_nom if a_nom == 0 else t_nom * ((1.0 - f) + f * (a_op / a_nom))
 
     def breakdown(spec: MemSpec, access: dict[str, float], run_time: float):
         """(total, refreshes, per-type breakdowns) of the rank at ``spec`` over ``run_time``."""
         e, n = command_energies(spec), spec.devices
-        closed = model.policy.kind == "closed_page"
+        closed = model.policy.kind is PageKind.CLOSED_PAGE
         p_access = active_standby_power(spec, 1 if closed else spec.banks).scaled(n)
         p_idle = p_access if (not closed and model.idle_rows_open) else active_standby_power(spec, 0).scaled(n)
         busy = sum(access.values())
@@ -752,7 +767,7 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
             per_type.append(EnergyBreakdown(
                 act=e.act.scaled(c.act * n), pre=e.pre.scaled(c.pre * n), rd=e.rd.scaled(c.rd * n),
                 wr=e.wr.scaled(c.wr * n), refresh=refresh.scaled(share), background=background.scaled(share)))
-        zero = PerDomain.zero(spec.vpp is not None)
+        zero = e.act.zero()
         dynamic = {k: sum((getattr(b, k) for b in per_type), zero) for k in ("act", "pre", "rd", "wr")}
         return EnergyBreakdown(**dynamic, refresh=refresh, background=background), refreshes, per_type
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from eden._version import __version__
 from eden.workflows.mapping import DataTypeDemand, Partition, map_datatypes, validate_and_backoff
+from eden.power.memspec import MemSpec
 from eden.power.traffic import AccessModel, RowBufferPolicy, energy_report, inference_traffic
 
 REPORT_FORMAT = "eden-deployment"
@@ -125,9 +126,8 @@ def traffic_from_tolerance(record: dict, *, batch_size: int):
 
 
 def memspec_of(profile):
-    from eden.power.memspec import MemSpec
-
-    return MemSpec.from_fields(profile.memspec_fields(), source=str(profile.path or profile.name))
+    """The profile's memspec at nominal VDD (``MemSpec.from_profile``)."""
+    return MemSpec.from_profile(profile)
 
 
 # ------------------------------------------------------------------ cost

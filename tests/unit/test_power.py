@@ -10,11 +10,22 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from eden.power.memspec import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, VoltageDomain, active_standby_power,
-                        background_powers, command_energies, ns_to_cycles)
+from eden.dram import standards
+from eden.dram.address import DramOrganization
+from eden.dram.standards import ddr4
+from eden.dram.profiles import FieldError, PowerSpec
+from eden.dram.standards.base import Domain, RefreshMode, Standard
+from eden.errors import EdenConfigError
+from eden.power import traffic
+from eden.power.memspec import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, active_standby_power,
+                                background_powers, command_energies, ns_to_cycles)
 
 REL = 1e-9
 PJ, MW, MA = 1e-12, 1e-3, 1e-3
@@ -340,7 +351,7 @@ def test_at_vdd_law_composition_and_text():
 
 @pytest.mark.parametrize("vdd, alpha, err", [
     (0.0, 1.0, "vdd_v must be > 0"), (-1.0, 1.0, "vdd_v must be > 0"), (1.1, -0.5, "alpha must be >= 0"),
-    (float("nan"), 1.0, "must be finite"), ("1.1", 1.0, "must be a number"),
+    (float("nan"), 1.0, "must be a number and finite"), ("1.1", 1.0, "must be a number"),
 ])
 def test_at_vdd_rejects_bad_values(vdd, alpha, err):
     with pytest.raises((ValueError, TypeError), match=err):
@@ -383,9 +394,9 @@ def test_to_fields_round_trip(key):
     back = MemSpec.from_fields(spec.to_fields(), source="round trip")
     assert (back.ras, back.rp, back.rcd, back.rfc, back.refi) == (spec.ras, spec.rp, spec.rcd, spec.rfc, spec.refi)
     for a, b in zip(back.domains, spec.domains, strict=True):
-        for f in dataclasses.fields(VoltageDomain):
-            x, y = getattr(a, f.name), getattr(b, f.name)
-            assert x == y if isinstance(x, str) else abs(x - y) <= 1e-15 * abs(y), (f.name, x, y)
+        assert a.name == b.name and abs(a.v - b.v) <= 1e-15 * b.v
+        for (name, x), (other, y) in zip(a.currents, b.currents, strict=True):
+            assert name == other and abs(x - y) <= 1e-15 * abs(y), (name, x, y)
     with pytest.raises(ValueError, match="scaled memspecs"):
         spec.at_vdd(1.1).to_fields()
 
@@ -447,17 +458,19 @@ def test_ddr3_fields_reject_vpp_and_need_no_ipp():
 
 
 @pytest.mark.parametrize("change, exc_type, err", [
-    ({"standard": "DDR5"}, ValueError, "'standard' must be one of DDR4, DDR3, got 'DDR5'"),
+    ({"standard": "DDR5"}, ValueError,
+     "field 'standard': unknown DRAM standard 'DDR5'; known: DDR3, DDR4; did you mean"),
     ({"standard": None}, ValueError, "missing field 'standard'"),
     ({"idd0_ma": "60.75"}, TypeError, "field 'idd0_ma' must be a number, got '60.75'"),
     ({"idd0_ma": True}, TypeError, "field 'idd0_ma' must be a number"),
-    ({"idd2n_ma": -1.0}, ValueError, "'idd2n_ma' must be >= 0 mA"),
+    ({"idd2n_ma": -1.0}, ValueError, "'idd2n_ma' must be > 0 mA"),
+    ({"ipp2n_ma": -1.0}, ValueError, "'ipp2n_ma' must be >= 0 mA"),
     ({"nbr_of_banks": 16.0}, TypeError, "field 'nbr_of_banks' must be an integer"),
-    ({"nbr_of_banks": 0}, ValueError, "field 'nbr_of_banks' must be >= 1"),
+    ({"nbr_of_banks": 0}, ValueError, "field 'nbr_of_banks' must be an integer >= 1"),
     ({"tck_ns": 0}, ValueError, "'tck_ns' must be > 0"),
     ({"trp_ns": 0.01}, ValueError, "less than one clock"),
-    ({"fact_rho": 1.5}, ValueError, "fact_rho must be in \\[0, 1\\]"),
-    ({"vdd_v": 0.0}, ValueError, "v must be > 0 V"),
+    ({"fact_rho": 1.5}, ValueError, "'fact_rho' must be in \\[0, 1\\]"),
+    ({"vdd_v": 0.0}, ValueError, "'vdd_v' must be > 0 V"),
 ])
 def test_bad_field_values(change, exc_type, err):
     with pytest.raises(exc_type, match=err) as exc:
@@ -483,7 +496,7 @@ def test_json_file_missing_current_names_file_section_and_suggests(tmp_path):
 
 @pytest.mark.parametrize("mutate, err", [
     (lambda m: m.pop("memtimingspec"), "missing section 'memtimingspec'"),
-    (lambda m: m.__setitem__("memoryType", "LPDDR4"), "memoryType 'LPDDR4' is not supported"),
+    (lambda m: m.__setitem__("memoryType", "LPDDR4"), "memoryType: unknown DRAM standard 'LPDDR4'; known: DDR3, DDR4"),
     (lambda m: m.pop("memoryType"), "missing field 'memoryType'"),
     (lambda m: m["memtimingspec"].pop("RFC1"), "missing field 'memtimingspec.RFC1'"),
     (lambda m: m["mempowerspec"].pop("ipp0"), "missing field 'mempowerspec.ipp0'"),
@@ -516,16 +529,125 @@ def test_json_defaults_and_refresh_mode():
 
 def test_memspec_validation_in_post_init():
     spec = SPECS["4Gb-json"]()
-    with pytest.raises(ValueError, match="vpp must be None for DDR3"):
+    with pytest.raises(TypeError, match="domains must be VoltageDomains named VDD for DDR3, got \\['VDD', 'VPP'\\]"):
         dataclasses.replace(spec, standard="DDR3")
-    with pytest.raises(TypeError, match="vpp must be a VoltageDomain named 'VPP'"):
-        dataclasses.replace(spec, vpp=None)
-    with pytest.raises(ValueError, match="MemSpec.ras must be >= 1, got 0"):
+    with pytest.raises(TypeError, match="domains must be VoltageDomains named VDD, VPP for DDR4, got \\['VDD'\\]"):
+        dataclasses.replace(spec, domains=(spec.vdd,))
+    with pytest.raises(ValueError, match="unknown DRAM standard 'DDR9'"):
+        dataclasses.replace(spec, standard="DDR9")
+    with pytest.raises(ValueError, match="MemSpec.ras must be an integer >= 1, got 0"):
         dataclasses.replace(spec, ras=0)
     with pytest.raises(ValueError, match="set together"):
         dataclasses.replace(spec, alpha=1.0)
     with pytest.raises(ValueError, match=r"VoltageDomain\[VDD\].i3n must be >= 0 A"):
-        dataclasses.replace(spec.vdd, i3n=-0.001)
+        spec.vdd.replace(i3n=-0.001)
     with pytest.raises(ValueError, match="has no domain 'VPP'"):
         MemSpec.from_fields({**{k: v for k, v in FIELDS_4GB.items() if not k.startswith(("ipp", "vpp"))},
                              "standard": "DDR3"}).derived_currents("VPP")
+
+
+# ---------------------------------------------------------------- the standard registry
+def test_registered_standards_are_listed_with_their_domains():
+    assert standards.names() == ["DDR3", "DDR4"]
+    assert standards.get("DDR4").domain_names == ("VDD", "VPP")
+    assert standards.get("DDR3").domain_names == ("VDD",)
+    assert [d.scales_with_vdd for d in standards.get("DDR4").domains] == [True, False]
+    assert {f.name for f in standards.get("DDR4").fields()} == (
+        set(FIELDS_DDR4["required"] + FIELDS_DDR4["optional"]) - {"name", "tck_ns", "tras_ns", "trp_ns", "trcd_ns",
+                                                                  "trfc1_ns", "trefi_ns"})
+
+
+def test_unknown_standard_lists_the_known_ones():
+    with pytest.raises(EdenConfigError, match=r"unknown DRAM standard 'DDR5'; known: DDR3, DDR4; did you mean"):
+        standards.get("DDR5")
+    with pytest.raises(EdenConfigError, match="unknown DRAM standard 'LPDDR9'"):
+        MemSpec.from_fields(dict(FIELDS_4GB, standard="LPDDR9"))
+    with pytest.raises(ValueError, match="already registered"):
+        standards.register(standards.get("DDR4"))
+
+
+def _toy_standard():
+    """Two rails: VCORE scales with VDD, VIO does not; two commands with simple, checkable energies."""
+    def energies(spec):
+        return {"act": {d.name: d.v * d.i0 * spec.ras * spec.tck_s for d in spec.domains},
+                "rd": {d.name: d.v * d.i4r * spec.burst_length * spec.tck_s for d in spec.domains}}
+
+    def background(spec):
+        return {"idle": {d.name: d.v * d.i2n for d in spec.domains}}
+
+    return Standard(
+        name="TOY", description="a test standard",
+        domains=(Domain("VCORE", "icore", scales_with_vdd=True, json_key="idd{current}c"),
+                 Domain("VIO", "iio", scales_with_vdd=False)),
+        currents=ddr4.CURRENTS, refresh_modes={1: RefreshMode(("5B",), ("RFC1",))},
+        commands=(("act", "ACT"), ("rd", "RD")), background_states=(("idle", "idle"),),
+        command_energies=energies, background_powers=background,
+        active_standby_power=lambda spec, n: {d.name: d.v * d.i3n for d in spec.domains},
+        derived_currents=lambda spec, domain: {"i_rho": 0.0, "i_1": 0.0, "i_theta": 0.0})
+
+
+def test_a_registered_toy_standard_flows_through_memspec_to_energies(monkeypatch):
+    toy = _toy_standard()
+    monkeypatch.setitem(standards._REGISTRY, "TOY", toy)
+    fields = {k: v for k, v in FIELDS_TEST.items() if not k.startswith(("idd", "ipp", "vdd", "vpp", "ibeta"))}
+    fields.update(standard="TOY", vcore_v=1.0, vio_v=1.8)
+    for prefix, scale in (("icore", 1.0), ("iio", 0.5)):
+        fields.update({f"{prefix}{c.suffix}_ma": scale * (i + 1) for i, c in enumerate(ddr4.CURRENTS)})
+    assert set(toy.field_table()["required"]) <= set(fields)
+    spec = MemSpec.from_fields(fields, source="toy")
+    assert [d.name for d in spec.domains] == ["VCORE", "VIO"] and spec.domain("vio").i0 == 0.5e-3
+    e = command_energies(spec)
+    assert e.keys == ("act", "rd")
+    assert e.act["VCORE"] == 1.0 * 1e-3 * spec.ras * spec.tck_s
+    assert e.rd["VIO"] == 1.8 * (0.5 * 4 / 1000) * spec.burst_length * spec.tck_s
+    assert set(e.to_dict()["act"]) == {"vcore", "vio", "total"} and "VCORE" in e.describe()
+    assert background_powers(spec).idle.total == 1.0 * 2e-3 + 1.8 * 1e-3
+    low = spec.at_vdd(0.9)  # VCORE scales (its currents ~ V), VIO is unchanged
+    assert low.domain("VCORE").v == 0.9 and low.domain("VCORE").i0 == 1e-3 * 0.9
+    assert low.domain("VIO") == spec.domain("VIO") and "VIO 1.8 V unchanged" in low.law
+    with pytest.raises(ValueError, match="bad TOY memspec fields: TOY has no VPP domain; remove 'vpp_v'"):
+        MemSpec.from_fields(dict(fields, vpp_v=2.5), source="toy")
+    with pytest.raises(ValueError, match="traffic model books the commands .*TOY does not declare pre, wr, refa"):
+        traffic.energy_report([], spec, DramOrganization())
+    # the DRAM profile's power section is checked against the same field list
+    power = {k: v for k, v in fields.items() if k in {f.name for f in toy.fields()}}
+    assert PowerSpec.from_mapping(power).vcore_v == 1.0
+    with pytest.raises(FieldError, match="missing required field for TOY"):
+        PowerSpec.from_mapping({k: v for k, v in power.items() if k != "iio6n_ma"})
+    # and a DRAMPower JSON of the standard reads through its domains' JSON keys (VCORE: idd0c, ...)
+    json_spec = spec.to_dict()
+    power_json = {"vcore": 1.0, "vio": 1.8}
+    for decl, dom in zip(toy.domains, spec.domains, strict=True):
+        power_json.update({decl.current_json(c.json[0] if c.json else "5B"): getattr(dom, c.key)
+                           for c in toy.currents})
+    assert "idd0c" in power_json and "iio0" in power_json
+    loaded = MemSpec.from_drampower_json({"memoryType": "TOY", "memoryId": spec.name, "mempowerspec": power_json,
+        "memarchitecturespec": {"nbrOfBanks": spec.banks, "nbrOfDevices": spec.devices,
+                                "burstLength": spec.burst_length, "dataRate": spec.data_rate},
+        "memtimingspec": {"tCK": spec.tck_s, "RAS": spec.ras, "RP": spec.rp, "RCD": spec.rcd, "RFC1": spec.rfc,
+                          "REFI": json_spec["refi"]}, "bankwisespec": {"factRho": spec.fact_rho}})
+    assert loaded == spec
+
+
+@pytest.mark.parametrize("block", ["sys.modules", "finder"])
+def test_dram_and_power_import_without_torch(block):
+    """eden.power and eden.dram import with torch unavailable (sys.modules['torch'] = None, or a finder
+    that refuses it: scipy.stats probes sys.modules['torch'] itself, so eden.dram.fit needs the finder)."""
+    modules = ["eden.dram.standards", "eden.dram.address", "eden.dram.profiles", "eden.dram.raw",
+               "eden.power.memspec", "eden.power.traffic"]
+    if block == "sys.modules":
+        setup = "sys.modules['torch'] = None"
+    else:
+        modules += ["eden.dram.fit", "eden.workflows.mapping"]
+        setup = ("class _NoTorch(importlib.abc.MetaPathFinder):\n"
+                 "    def find_spec(self, name, path=None, target=None):\n"
+                 "        if name == 'torch' or name.startswith('torch.'):\n"
+                 "            raise ImportError('torch is blocked')\n"
+                 "sys.meta_path.insert(0, _NoTorch())")
+    code = (f"import importlib, importlib.abc, sys\n{setup}\n"
+            + "".join(f"import {m}\n" for m in modules)
+            + "assert sys.modules.get('torch') is None, 'torch was imported'\n")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,53 @@
+"""DRAM standards, registered by name: one module per standard plus one registration line.
+
+Each module (``ddr4.py``, ``ddr3.py``) builds one :class:`~eden.dram.standards.base.Standard`
+(memspec fields, voltage domains, currents, refresh modes, commands, energies,
+background powers); the line at the bottom of this file registers it. The DRAM
+profile loader (``eden.dram.profiles``) checks a profile's ``power`` section
+against :meth:`Standard.fields`; the power model (``eden.power.memspec``)
+builds memspecs and evaluates energies through the same record.
+
+Example:
+    >>> names()
+    ['DDR3', 'DDR4']
+    >>> [d.name for d in get("DDR4").domains]
+    ['VDD', 'VPP']
+"""
+
+from __future__ import annotations
+
+from eden.core.validate import unknown_name
+from eden.dram.standards import ddr3, ddr4
+from eden.dram.standards.base import Standard
+
+__all__ = ["Standard", "register", "get", "names"]
+
+_REGISTRY: dict[str, Standard] = {}
+
+
+def register(standard: Standard) -> Standard:
+    """Add ``standard`` under ``standard.name`` (a name registers once)."""
+    if not isinstance(standard, Standard):
+        raise TypeError(f"register: expected a Standard, got {type(standard).__name__}")
+    if standard.name in _REGISTRY:
+        raise ValueError(f"DRAM standard {standard.name!r} is already registered")
+    _REGISTRY[standard.name] = standard
+    return standard
+
+
+def get(name: object) -> Standard:
+    """The registered standard ``name``; an unknown name raises ``EdenConfigError`` listing the known ones."""
+    try:
+        return _REGISTRY[name]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise unknown_name("DRAM standard", name, _REGISTRY) from None
+
+
+def names() -> list[str]:
+    """Registered standard names, sorted."""
+    return sorted(_REGISTRY)
+
+
+# Registration: one line per standard.
+register(ddr4.STANDARD)
+register(ddr3.STANDARD)

@@ -1,0 +1,252 @@
+"""What a DRAM standard declares: memspec fields, voltage domains, currents, commands, energies.
+
+A standard is one :class:`Standard` record built in one module (``ddr4.py``,
+``ddr3.py``) and registered by one line in ``eden/dram/standards/__init__.py``
+(as Ramulator 2's ``src/dram/impl/<std>.cpp`` and DRAMPower's
+``standards/<std>/``). Everything standard-specific lives in that record:
+
+* its **voltage domains** keyed by name (:class:`Domain`: DDR4 VDD and VPP,
+  DDR3 VDD; LPDDR5 would be VDD1, VDD2H, VDD2L, VDDQ), each saying whether
+  it scales when VDD is lowered (``MemSpec.at_vdd``);
+* the **currents** each domain carries (:class:`Current`), their DRAM-profile
+  field suffix (``idd0_ma``) and DRAMPower JSON names (``idd0``);
+* its **memspec fields** (:meth:`Standard.fields`: the DRAM profile's
+  ``power`` section and the flat fields ``MemSpec.from_fields`` reads, with
+  units, required/optional and meaning), derived from the domains and currents;
+* its **refresh modes** (JSON names of the refresh current and tRFC per mode);
+* its **command set** and **background states**, with the functions that give
+  their per-domain energies [J] and powers [W] from a memspec.
+
+This module imports nothing from the power model: the energy functions take
+the memspec (``eden.power.memspec.MemSpec``) as an argument and read its
+attributes (``banks``, ``tck_s``, ``ras``, ``rp``, ``rfc``, ``burst_length``,
+``data_rate``, ``fact_rho``, ``domains``), so the profile loader (this layer)
+and the power model (the layer above) read one description.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["Field", "Current", "Domain", "RefreshMode", "Standard", "COMMON_FIELDS", "TIMING_FIELDS"]
+
+PerDomainValues = Mapping[str, float]
+"""Domain name -> value of one quantity (J or W), as a standard's energy functions return it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One flat memspec field of a DRAM profile, named with its unit (``idd0_ma``, ``vdd_v``).
+
+    Attributes:
+        name: the field name; the suffix is the unit.
+        unit: the unit in words (``"mA"``, ``"V"``, ``"ns"``, ``""``).
+        doc: what the field means.
+        kind: ``"float"``, ``"int"`` or ``"str"``.
+        required: False for optional fields (their default is stated in ``doc``).
+        lo, lo_open, hi: bounds of a number (``lo_open``: ``> lo``, else ``>= lo``).
+    """
+
+    name: str
+    unit: str
+    doc: str
+    kind: str = "float"
+    required: bool = True
+    lo: float | None = 0.0
+    lo_open: bool = True
+    hi: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Current:
+    """One current every domain of a standard carries.
+
+    Attributes:
+        key: attribute name on ``VoltageDomain`` (``"i0"``).
+        suffix: profile field suffix: field ``f"{domain.prefix}{suffix}_ma"`` (``idd0_ma``).
+        meaning: what it measures (``"one-bank ACT-PRE"``).
+        json: DRAMPower JSON suffixes, first preferred: key ``f"{domain.prefix}{s}"``
+            (``("6n", "6")`` reads ``idd6n`` or DRAMSys' DDR3 ``idd6``). Empty for
+            the refresh current, whose JSON name depends on the refresh mode.
+    """
+
+    key: str
+    suffix: str
+    meaning: str
+    json: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Domain:
+    """One supply domain (rail) of a standard.
+
+    The voltage is field ``<name>_v`` (``vdd_v``) and JSON ``<name>`` (``vdd``),
+    I_beta is ``ibeta_<name>_ma`` / ``iBeta_<name>`` (lower-case name); current
+    names follow the two templates (``{prefix}`` and ``{current}``, the
+    :class:`Current` suffix): DDR's ``idd0_ma`` / ``idd0`` by default, DRAMPower's
+    LPDDR names put the domain after the current (``json_key="idd{current}2h"``
+    reads ``idd02h``).
+
+    Attributes:
+        name: ``"VDD"``, ``"VPP"``, ``"VDD2H"``, ...; upper case, unique in the standard.
+        prefix: current prefix in profile fields and JSON (``"idd"``, ``"ipp"``).
+        scales_with_vdd: its currents follow ``IDD(V) = IDD_nominal * (V/V_nominal) ** alpha``
+            when ``MemSpec.at_vdd`` lowers VDD; False: unchanged (DDR4's VPP).
+        currents_may_be_zero: currents are ``>= 0`` (True) or ``> 0`` (False);
+            the VPP standby currents of the Micron DDR4 memspecs are 0.
+        field_key: template of a current's profile field.
+        json_key: template of a current's DRAMPower JSON key.
+    """
+
+    name: str
+    prefix: str
+    scales_with_vdd: bool
+    currents_may_be_zero: bool = False
+    field_key: str = "{prefix}{current}_ma"
+    json_key: str = "{prefix}{current}"
+
+    @property
+    def voltage_field(self) -> str:
+        """Profile field of the voltage (``vdd_v``)."""
+        return f"{self.name.lower()}_v"
+
+    @property
+    def json_voltage(self) -> str:
+        """DRAMPower JSON key of the voltage (``vdd``)."""
+        return self.name.lower()
+
+    @property
+    def beta_field(self) -> str:
+        """Profile field of DRAMPower's I_beta (``ibeta_vdd_ma``), optional, default ``{prefix}0_ma``."""
+        return f"ibeta_{self.name.lower()}_ma"
+
+    @property
+    def json_beta(self) -> str:
+        return f"iBeta_{self.name.lower()}"
+
+    def current_field(self, current: Current) -> str:
+        """Profile field of ``current`` in this domain (``idd0_ma``)."""
+        return self.field_key.format(prefix=self.prefix, current=current.suffix)
+
+    def current_json(self, suffix: str) -> str:
+        """DRAMPower JSON key of a current suffix in this domain (``idd0``, ``idd5B``)."""
+        return self.json_key.format(prefix=self.prefix, current=suffix)
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshMode:
+    """JSON names of one refresh mode's current (suffix after the domain prefix) and tRFC."""
+
+    current_json: tuple[str, ...]
+    rfc_json: tuple[str, ...]
+
+
+COMMON_FIELDS: tuple[Field, ...] = (
+    Field("standard", "", "memory standard (a registered name, eden.dram.standards.names())", kind="str"),
+    Field("nbr_of_banks", "", "banks per device (DRAMPower nbrOfBanks)", kind="int"),
+    Field("nbr_of_devices", "", "devices per rank (DRAMPower nbrOfDevices)", kind="int"),
+    Field("nbr_of_ranks", "", "ranks (DRAMPower nbrOfRanks)", kind="int"),
+    Field("burst_length", "", "burst length BL", kind="int"),
+    Field("data_rate", "", "transfers per clock (2 for DDR)", kind="int"),
+)
+"""Architecture fields every standard's ``power`` section starts with."""
+
+FACT_RHO = Field("fact_rho", "", "DRAMPower factRho in [0, 1] (optional, default 1)", required=False,
+                 lo_open=False, hi=1.0)
+
+TIMING_FIELDS: tuple[Field, ...] = (
+    Field("tck_ns", "ns", "clock period tCK"),
+    Field("tras_ns", "ns", "ACT-to-PRE tRAS, rounded up to cycles"),
+    Field("trp_ns", "ns", "PRE period tRP, rounded up to cycles"),
+    Field("trcd_ns", "ns", "nominal ACT-to-RD/WR tRCD, rounded up to cycles"),
+    Field("trfc1_ns", "ns", "refresh cycle time tRFC1, rounded up to cycles"),
+    Field("trefi_ns", "ns", "average refresh interval tREFI, rounded down to cycles (optional for the "
+          "power model; needed for refresh energy)", required=False),
+)
+"""Timing fields the power model reads (the DRAM profile's ``timing`` section holds them and more)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Standard:
+    """One DRAM standard, as its module declares it (see the module docstring).
+
+    Attributes:
+        name: the registered name (``"DDR4"``), the value of a profile's ``power.standard``
+            and of a DRAMPower JSON's ``memoryType``.
+        description: one line (the DRAMPower equations it follows).
+        domains: its supply domains, in report order; the first is the VDD that
+            ``MemSpec.at_vdd`` sets.
+        currents: the currents every domain carries.
+        refresh_modes: refresh mode (DRAMPower ``RefMode``) -> JSON names; profiles
+            describe mode 1.
+        commands: ``(key, label)`` of every per-command energy, in report order.
+        background_states: ``(key, label)`` of every background power, in report order.
+        command_energies: ``memspec -> {command key: {domain: J}}``, per device.
+        background_powers: ``memspec -> {state key: {domain: W}}``, per device.
+        active_standby_power: ``(memspec, open_banks) -> {domain: W}``, per device;
+            ``open_banks = 0`` is precharged standby.
+        derived_currents: ``(memspec, domain) -> {name: A}`` (DRAMPower's I_rho, I_1, I_theta).
+        reported_as_null: domains the standard lacks that reports still list, as
+            null, so that its reports share a layout with a related standard's
+            (DDR3 reports VPP as null next to DDR4's VPP).
+    """
+
+    name: str
+    description: str
+    domains: tuple[Domain, ...]
+    currents: tuple[Current, ...]
+    refresh_modes: Mapping[int, RefreshMode]
+    commands: tuple[tuple[str, str], ...]
+    background_states: tuple[tuple[str, str], ...]
+    command_energies: Callable[[Any], Mapping[str, PerDomainValues]]
+    background_powers: Callable[[Any], Mapping[str, PerDomainValues]]
+    active_standby_power: Callable[[Any, int], PerDomainValues]
+    derived_currents: Callable[[Any, str], Mapping[str, float]]
+    reported_as_null: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.domains]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"Standard {self.name!r}: domains must be non-empty and unique, got {names}")
+        if 1 not in self.refresh_modes:
+            raise ValueError(f"Standard {self.name!r}: refresh mode 1 (the profiles' mode) must be declared")
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.domains)
+
+    def domain_of_field(self, field: str) -> Domain | None:
+        """The domain a ``power`` field belongs to (``vpp_v``, ``ipp0_ma``, ``ibeta_vpp_ma`` -> VPP), else None."""
+        for d in self.domains:
+            if field in (d.voltage_field, d.beta_field, *(d.current_field(c) for c in self.currents)):
+                return d
+        return None
+
+    def fields(self) -> tuple[Field, ...]:
+        """The ``power`` section of a DRAM profile of this standard, in file order."""
+        out = list(COMMON_FIELDS)
+        for d in self.domains:
+            out.append(Field(d.voltage_field, "V", f"nominal {d.name}"))
+            for c in self.currents:
+                out.append(Field(d.current_field(c), "mA", f"{d.prefix.upper()}{c.suffix.upper()} {c.meaning} "
+                                 f"current", lo_open=not d.currents_may_be_zero))
+        for d in self.domains:
+            out.append(Field(d.beta_field, "mA", f"DRAMPower iBeta_{d.name.lower()} (optional, default "
+                             f"{d.current_field(self.currents[0])})", required=False,
+                             lo_open=not d.currents_may_be_zero))
+        out.append(FACT_RHO)
+        return tuple(out)
+
+    def field_table(self) -> dict[str, tuple[str, ...]]:
+        """``{"required": names, "optional": names}`` of the flat fields ``MemSpec.from_fields`` reads.
+
+        The ``power`` fields plus :data:`TIMING_FIELDS` and an optional ``name``.
+        """
+        required = [f.name for f in self.fields() if f.required]
+        optional = ["name"] + [f.name for f in self.fields() if not f.required]
+        # timing fields after the power fields, optional ones with the optional group
+        required += [f.name for f in TIMING_FIELDS if f.required]
+        optional += [f.name for f in TIMING_FIELDS if not f.required]
+        return {"required": tuple(required), "optional": tuple(optional)}
