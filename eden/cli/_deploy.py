@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import fail
-from eden.cli._dnn import _library_errors, build
+from eden.cli._common import build_model_and_data, fail, load_profile_or_fail
 
 
 def deploy_options(f):
@@ -48,15 +47,6 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
                          partition_banks=partition_banks, tolerance=tolerance_source, objective=objective)
 
 
-def load_profile_or_fail(name):
-    from eden.dram.profiles import load_profile
-
-    try:
-        return load_profile(name)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--profile") from None
-
-
 @main.command("map")
 @click.option("--tolerance", "tolerance_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="tolerance.json from `eden characterize` (fine-grained for per-data-type mapping).")
@@ -74,7 +64,6 @@ def load_profile_or_fail(name):
               show_default=True)
 @click.option("--force", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-@_library_errors
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
             partition_banks, objective, tolerance_source, validate, model_spec, weights, data_spec, batch_size, device, seeds,
             output, force, as_json):
@@ -91,8 +80,9 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
                         objective, tolerance_source)
     model = loader = dev = None
     if validate:
-        model, _, loader, dev = build(model_spec or record["model"]["id"], weights,
-                                      data_spec or record.get("data", {}).get("id", "digits"), batch_size, device)
+        model, _, loader, dev = build_model_and_data(model_spec or record["model"]["id"], weights,
+                                                     data_spec or record.get("data", {}).get("id", "digits"),
+                                                     batch_size, device)
     rep = deploy(record, profile, options=opts, model=model, loader=loader, seeds=seeds, device=dev)
     write_json(output, rep, overwrite=force, what="mapping report")
     click.echo(json.dumps(rep, indent=2) if as_json else report_table(rep) + f"\n\nwrote {output}")
@@ -105,7 +95,6 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw energy per data type, nominal vs mapped, to this PNG.")
 @click.option("--force", is_flag=True, help="Overwrite the plot file.")
-@_library_errors
 def report_cmd(report_path, as_json, as_csv, plot_path, force):
     """Show a mapping report as a table, JSON, CSV or plot."""
     from eden.workflows.deploy import load_report, report_table

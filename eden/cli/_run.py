@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._dnn import _library_errors
 
 
 @main.command("run")
@@ -36,7 +35,6 @@ from eden.cli._dnn import _library_errors
 @click.option("--restart", is_flag=True, help="Discard an existing run directory with other settings.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@_library_errors
 def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_drop, seeds, resolution,
             retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, seed, restart, progress,
             as_json):
