@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,39 @@ class EdenGroup(click.Group):
             return super().invoke(ctx)
         except EdenError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose names come from a registry or a mode enum, read when needed.
+
+    ``names`` is called each time click needs the choices (help, conversion), so the library
+    module holding the registry is imported only by the commands that use it (``import eden.cli``
+    stays light) and names registered later are offered too.
+
+    Example::
+
+        def _policies():
+            from eden.workflows.mapping import MAPPING_POLICIES
+            return sorted(MAPPING_POLICIES)
+
+        click.option("--policy", type=LazyChoice(_policies), default="milp")
+    """
+
+    def __init__(self, names: Callable[[], Iterable[str]], case_sensitive: bool = True) -> None:
+        # click.Choice.__init__ would store a fixed tuple; ``choices`` is a property here instead.
+        self._names = names
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(str(n) for n in self._names())
+
+
+def mapping_policies() -> list[str]:
+    """The registered mapping policies (``eden.workflows.mapping.MAPPING_POLICIES``), for --policy."""
+    from eden.workflows.mapping import MAPPING_POLICIES
+
+    return sorted(MAPPING_POLICIES)
 
 
 def fail(message: str) -> None:

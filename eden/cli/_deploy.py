@@ -10,14 +10,26 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import build_model_and_data, fail, load_profile_or_fail
+from eden.cli._common import LazyChoice, build_model_and_data, fail, load_profile_or_fail, mapping_policies
+
+
+def _objectives() -> tuple[str, ...]:
+    from eden.workflows.deploy import Objective
+
+    return Objective.values()
+
+
+def _tolerance_sources() -> tuple[str, ...]:
+    from eden.workflows.deploy import ToleranceSource
+
+    return ToleranceSource.values()
 
 
 def deploy_options(f):
     """Assumptions shared by `eden map` and `eden run`."""
     options = [
-        click.option("--policy", type=click.Choice(["greedy", "milp"]), default="milp", show_default=True,
-                     help="Mapping policy: EDEN's greedy or the exact MILP."),
+        click.option("--policy", type=LazyChoice(mapping_policies), default="milp", show_default=True,
+                     help="Mapping policy: EDEN's greedy, the exact MILP, or another registered one."),
         click.option("--inference-batch", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Samples per inference for the DRAM traffic model."),
         click.option("--alpha", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -28,9 +40,9 @@ def deploy_options(f):
                      help="Row-buffer hit rate (default: computed from the access order)."),
         click.option("--partition-banks", type=click.IntRange(min=1), default=None,
                      help="Banks per reduced-voltage/latency partition (default: equal shares)."),
-        click.option("--objective", type=click.Choice(["energy", "latency"]), default="energy", show_default=True,
+        click.option("--objective", type=LazyChoice(_objectives), default="energy", show_default=True,
                      help="What the mapper minimizes per inference: DRAM energy or DRAM access time."),
-        click.option("--tolerance-source", type=click.Choice(["joint", "fine", "coarse"]), default="joint",
+        click.option("--tolerance-source", type=LazyChoice(_tolerance_sources), default="joint",
                      show_default=True, help="Which tolerable BERs of the tolerance file to use."),
     ]
     for opt in reversed(options):

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from eden.cli import main
+from eden.cli._common import LazyChoice, mapping_policies
 
 
 @main.command("run")
@@ -28,7 +29,7 @@ from eden.cli import main
               help="Training samples per retraining batch.")
 @click.option("--retrain-gain", type=click.FloatRange(min=1, min_open=True), default=10.0, show_default=True,
               help="Retrain to this multiple of the tolerable BER before retraining.")
-@click.option("--policy", type=click.Choice(["greedy", "milp"]), default="milp", show_default=True)
+@click.option("--policy", type=LazyChoice(mapping_policies), default="milp", show_default=True)
 @click.option("--memory-bound-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5,
               show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

@@ -147,3 +147,16 @@ def test_model_that_does_not_fit_the_data(mnist_factory, command, data):
     assert "\n" not in line and line.startswith("Error: model Sequential fails on " + data)
     assert "float32 tensor of shape (359, 1, 8, 8)" in line and "in module '1' (Linear)" in line
     assert "mat1 and mat2 shapes cannot be multiplied" in line
+
+
+def test_choices_come_from_the_registries(monkeypatch):
+    from eden.workflows.mapping import MAPPING_POLICIES
+
+    monkeypatch.setitem(MAPPING_POLICIES, "all_nominal", lambda problem: ([problem.nominal_index]
+                                                                          * len(problem.demands), "heuristic", ""))
+    r = CliRunner().invoke(main, ["map", "--help"])
+    assert r.exit_code == 0 and "[all_nominal|greedy|milp]" in r.output and "[energy|latency]" in r.output
+    r = CliRunner().invoke(main, ["run", "--help"])
+    assert r.exit_code == 0 and "[all_nominal|greedy|milp]" in r.output
+    r = CliRunner().invoke(main, ["map", "--tolerance", __file__, "--objective", "power"])
+    assert r.exit_code == 2 and "'power' is not one of 'energy', 'latency'" in r.output

@@ -1,6 +1,7 @@
 """``import eden`` stays light, and the DRAM side works without torch.
 
-* ``import eden`` imports no torch, numba or CuPy, and never initialises CUDA.
+* ``import eden`` imports no torch, numba or CuPy, and never initialises CUDA; ``import eden.cli``
+  not even numpy.
 * ``eden.dram``, ``eden.power``, ``eden.errormodels``, ``eden.formats`` (every module) and
   ``eden.workflows.mapping`` import in a fresh interpreter where torch cannot be imported, as if
   it were not installed: a meta-path finder raises ImportError for ``torch`` and its submodules.
@@ -42,6 +43,10 @@ def test_import_eden_is_lean():
 
         heavy = sorted(m for m in ("torch", "cupy", "numba") if m in sys.modules)
         assert not heavy, f"import eden imported {heavy}"
+        import eden.cli  # noqa: F401  (commands import the library when they run)
+
+        heavy = sorted(m for m in ("torch", "cupy", "numba", "numpy") if m in sys.modules)
+        assert not heavy, f"import eden.cli imported {heavy}"
         print("lean")
     """)
     assert proc.returncode == 0, proc.stderr
