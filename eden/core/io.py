@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from eden.errors import EdenError, EdenFileError, EdenFileNotFoundError
 
 __all__ = ["atomic_path", "write_json", "write_text", "exists_error", "move_into_place", "read_json_record",
-           "OutputExistsError", "OutputIsDirectoryError"]
+           "OutputExistsError", "OutputIsDirectoryError", "OutputPermissionError"]
 
 
 class OutputExistsError(EdenError, FileExistsError):
@@ -30,6 +30,10 @@ class OutputExistsError(EdenError, FileExistsError):
 
 class OutputIsDirectoryError(EdenError, IsADirectoryError):
     """An output path names a directory (``except IsADirectoryError`` works)."""
+
+
+class OutputPermissionError(EdenError, PermissionError):
+    """The output's directory or file may not be written (``except PermissionError`` works)."""
 
 
 def exists_error(target: Path, what: str = "file") -> OutputExistsError:
@@ -61,6 +65,7 @@ def atomic_path(path: os.PathLike | str, *, overwrite: bool = False, what: str =
             and after writing).
         EdenFileNotFoundError: the parent directory does not exist.
         OutputIsDirectoryError: ``path`` is a directory.
+        OutputPermissionError: the directory or the file may not be written.
     """
     target = Path(os.fspath(path))
     if target.is_dir():
@@ -74,6 +79,8 @@ def atomic_path(path: os.PathLike | str, *, overwrite: bool = False, what: str =
     try:
         yield tmp
         move_into_place(tmp, target, overwrite, what)
+    except PermissionError as exc:  # writing the temporary in, or moving it into, the user's directory
+        raise OutputPermissionError(errno.EACCES, f"cannot write the {what}: {exc.strerror}", str(target)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

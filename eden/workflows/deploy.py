@@ -56,9 +56,6 @@ class Objective(Mode):
     LATENCY = "latency"  # DRAM access time
 
 
-TOLERANCE_SOURCES = ToleranceSource.values()
-OBJECTIVES = Objective.values()
-
 
 @dataclasses.dataclass(frozen=True)
 class DeployOptions:
