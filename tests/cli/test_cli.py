@@ -160,3 +160,22 @@ def test_choices_come_from_the_registries(monkeypatch):
     assert r.exit_code == 0 and "[all_nominal|greedy|milp]" in r.output
     r = CliRunner().invoke(main, ["map", "--tolerance", __file__, "--objective", "power"])
     assert r.exit_code == 2 and "'power' is not one of 'energy', 'latency'" in r.output
+
+
+def test_every_command_module_is_registered():
+    """A command module (eden/cli/_NAME.py) counts once `eden.cli` imports it: the one registration line."""
+    from pathlib import Path
+
+    import click
+
+    import eden.cli
+
+    def walk(command):
+        yield command
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                yield from walk(sub)
+
+    files = {f"eden.cli.{p.stem}" for p in Path(eden.cli.__file__).parent.glob("_*.py")}
+    defining = {c.callback.__module__ for c in walk(main) if c.callback is not None}
+    assert files - {"eden.cli.__init__", "eden.cli._common"} <= defining, "a command module is not imported"
