@@ -21,6 +21,9 @@ import torch
 from eden.core.validate import unknown_name
 from eden.errors import EdenConfigError, EdenDataError, EdenError
 
+# Where torch.nn.Module.__call__ runs hooks and dispatches to forward (not a module's own code).
+_MODULE_CALL_FILE = torch.nn.modules.module.__file__
+
 Metric = Callable[[torch.Tensor, torch.Tensor], tuple[float, int]]
 
 
@@ -54,11 +57,11 @@ def _describe(x, depth: int = 0) -> str:
 def model_failure(model: torch.nn.Module, inputs, exc: BaseException, data: str) -> EdenDataError | None:
     """The EdenDataError for ``model`` failing on ``inputs``, or None when ``exc`` is not such a failure.
 
-    A failure is an exception raised inside the ``forward`` of one of the model's modules (a shape or
-    dtype mismatch surfaces there); the failing module is the innermost one on the traceback, found
-    after the fact (no hooks, nothing paid when the model runs). An exception raised elsewhere, in a
-    forward hook (eden's emulation hooks among them) or in eden's own code, is not one: None, and
-    the caller re-raises it unchanged.
+    A failure is an exception raised in the code of one of the model's modules (its ``forward`` or a
+    helper it calls: a shape or dtype mismatch surfaces there); the failing module is the innermost
+    one on the traceback, found after the fact (no hooks, nothing paid when the model runs). An
+    exception raised in torch's module call machinery, i.e. by a forward hook (eden's emulation
+    hooks among them), or outside the model, is not one: None, and the caller re-raises it.
 
     Args:
         model: the model that was called.
@@ -74,9 +77,9 @@ def model_failure(model: torch.nn.Module, inputs, exc: BaseException, data: str)
     while tb is not None:
         owner = tb.tb_frame.f_locals.get("self")
         if owner is not None and id(owner) in names:
-            innermost = (names[id(owner)], owner, tb.tb_frame.f_code.co_name)
+            innermost = (names[id(owner)], owner, tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
-    if innermost is None or innermost[2] != "forward":
+    if innermost is None or innermost[2] == _MODULE_CALL_FILE:
         return None
     name, module, _ = innermost
     where = f"in module {name!r} ({type(module).__name__})" if name else "in its forward"

@@ -208,6 +208,26 @@ def test_model_that_does_not_fit_the_data_names_model_data_and_module(batch):
             evaluate(model, [batch])
 
 
+class _Helper(nn.Module):
+    """A module whose own code fails in a helper its forward calls (as torchvision's _forward_impl)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self._impl(x)
+
+    def _impl(self, x):
+        return x.flatten(1) @ self.fc.weight.t()
+
+
+def test_failure_in_a_modules_own_helper_is_found(batch):
+    with pytest.raises(EdenDataError, match=r"model _Helper fails .* in its forward: mat1 and mat2 shapes cannot be "
+                                            r"multiplied \(64x9 and 4x2\)"):
+        evaluate(_Helper(), [(batch[0][:, :, :3, :3], batch[1])])
+
+
 def test_only_failures_inside_a_forward_become_data_errors(lenet, batch):
     # a later batch of another shape is the loader's bug, not a model/data mismatch of the first batch
     other = (batch[0][:, :, :4, :4], batch[1])
