@@ -197,7 +197,7 @@ class DataTypeConfig:
             raise unknown_name("correction", self.correction, CORRECTIONS)
         if self.correction != "none" and not self.format.is_float:
             raise EdenConfigError(f"correction {self.correction!r} applies to float formats, not {self.format}; "
-                             "integer codes cannot leave their range")
+                                  "integer codes cannot leave their range")
 
     def to_dict(self) -> dict:
         return {"error_model": None if self.error_model is None else self.error_model.to_spec(),
@@ -232,7 +232,7 @@ def selection(select: str | Iterable[str]) -> tuple[str, ...]:
     keys = (select,) if isinstance(select, str) else tuple(select)
     if not keys or not all(isinstance(k, str) and k.lstrip("!") and not k.startswith("!!") for k in keys):
         raise EdenConfigError(f"select must be non-empty data-type names or patterns (each may start with one '!' "
-                         f"to leave its matches out), got {select!r}")
+                              f"to leave its matches out), got {select!r}")
     if keys[0].startswith("!"):
         keys = ("*",) + keys
     return keys
@@ -261,7 +261,7 @@ class EmulationPlan:
                 raise EdenConfigError(f"plan key {key!r}: expected a data-type name or glob pattern after one '!'")
             if key.startswith("!") and not fixed:
                 raise EdenConfigError(f"plan key {key!r} comes first: there is nothing before it to take out (put "
-                                 "'*' or other keys before it)")
+                                      "'*' or other keys before it)")
             if not isinstance(cfg, DataTypeConfig):
                 cfg = DataTypeConfig.from_dict(cfg, where=f"plan entry {key!r}")
             fixed.append((key, cfg))
@@ -297,7 +297,7 @@ class EmulationPlan:
                 hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
                 if not hits:
                     raise EdenConfigError(f"plan pattern {key!r} matches no data type of the model; data types "
-                                     f"look like {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
+                                          f"look like {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
             else:
                 if pat not in known:
                     raise EdenConfigError(f"unknown data type {pat!r} in plan key {key!r}"
@@ -477,7 +477,7 @@ class Emulation:
         cap = self.address_map.organization.capacity_bytes
         if addr > cap:
             raise EdenInfeasibleError(f"the model's emulated weights need {addr} bytes of DRAM (row-aligned) but the "
-                             f"address map's device holds {cap} bytes; use a larger DramOrganization")
+                                      f"address map's device holds {cap} bytes; use a larger DramOrganization")
         return addr
 
     def __enter__(self) -> "Emulation":
@@ -556,8 +556,8 @@ class Emulation:
         start, end = self._ifm_region
         row = self.address_map.organization.row_bytes
         if nbytes > end - start:
-            raise EdenInfeasibleError(f"{name}: an IFM of {nbytes} bytes does not fit the {end - start} bytes of DRAM left "
-                             "after the weights; use a larger DramOrganization or a smaller batch")
+            raise EdenInfeasibleError(f"{name}: an IFM of {nbytes} bytes does not fit the {end - start} bytes of "
+                                      "DRAM left after the weights; use a larger DramOrganization or a smaller batch")
         if self._ifm_cursor + nbytes > end:
             self._ifm_cursor = start  # activation buffers are reused
         addr = self._ifm_cursor

@@ -293,5 +293,5 @@ def build_data(spec: str = "digits", split: Split | str = "test", batch_size: in
         iter(loader)
     except TypeError:
         raise EdenTypeError(f"data factory {spec!r} returned {type(loader).__name__}, which is not iterable "
-                        "(expected a DataLoader of (inputs, targets) batches)") from None
+                            "(expected a DataLoader of (inputs, targets) batches)") from None
     return loader

@@ -113,8 +113,8 @@ def partitions_from_profile(profile, *, partition_banks: int | None = None) -> l
     bank_bytes = org.capacity_bytes // org.banks
     per = partition_banks if partition_banks is not None else max(1, org.banks // (len(ops) + 1))
     if per * len(ops) >= org.banks:
-        raise EdenInfeasibleError(f"profile {profile.name}: {len(ops)} operating points x {per} banks leave no bank of the "
-                         f"{org.banks} for the nominal partition; use fewer banks per partition")
+        raise EdenInfeasibleError(f"profile {profile.name}: {len(ops)} operating points x {per} banks leave no bank "
+                                  f"of the {org.banks} for the nominal partition; use fewer banks per partition")
     parts = [Partition(op.name, op.ber, per * bank_bytes, vdd_v=op.vdd_v, trcd_ns=op.trcd_ns,
                        error_model=op.error_model) for op in ops]
     nominal = profile.nominal
@@ -201,8 +201,8 @@ def check_model_matches(record: dict, model, source: str = "tolerance file") -> 
     got = fingerprint(model)
     if want != got:
         raise EdenDataError(f"{source} was characterized on another model ({record['model'].get('id')!r}, "
-                         f"fingerprint {str(want)[:12]}...) than the one given (fingerprint {got[:12]}...); "
-                         "characterize this model first")
+                            f"fingerprint {str(want)[:12]}...) than the one given (fingerprint {got[:12]}...); "
+                            "characterize this model first")
 
 
 def evaluate_mapping(model, loader, record: dict, profile, assignment: dict[str, str], seeds: Sequence[int],

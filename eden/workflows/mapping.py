@@ -239,13 +239,13 @@ class MappingProblem:
         nominal = [i for i, p in enumerate(partitions) if p.nominal]
         if len(nominal) > 1:
             raise EdenConfigError("at most one partition may be nominal, got "
-                             + ", ".join(repr(partitions[i].name) for i in nominal))
+                                  + ", ".join(repr(partitions[i].name) for i in nominal))
         implicit = not nominal
         if implicit:
             if any(p.name == IMPLICIT_NOMINAL_NAME for p in partitions):
                 raise EdenConfigError(f"partition {IMPLICIT_NOMINAL_NAME!r} is not marked nominal=True, but no "
-                                 "partition is, and the implicit nominal partition needs that name; "
-                                 "mark it nominal=True or rename it")
+                                      "partition is, and the implicit nominal partition needs that name; "
+                                      "mark it nominal=True or rename it")
             partitions = partitions + (Partition(IMPLICIT_NOMINAL_NAME, 0.0, None, nominal=True),)
             nominal_index = len(partitions) - 1
         else:
@@ -265,15 +265,15 @@ class MappingProblem:
                 extra = (" (the last column is the implicit nominal partition, since none is marked "
                          "nominal=True)" if implicit else "")
                 raise EdenConfigError(f"cost must have shape (data types, partitions) = {shape}{extra}, "
-                                 f"got {m.shape}")
+                                      f"got {m.shape}")
         else:
             raise EdenTypeError(f"cost must be an array or a callable (demand, partition) -> float, "
-                            f"got {type(cost).__name__}")
+                                f"got {type(cost).__name__}")
         bad = np.argwhere(~np.isfinite(m))
         if bad.size:
             i, j = bad[0]
             raise EdenConfigError(f"cost[{demands[i].name!r}, {partitions[j].name!r}] must be finite, "
-                             f"got {float(m[i, j])!r} ({len(bad)} non-finite entries)")
+                                  f"got {float(m[i, j])!r} ({len(bad)} non-finite entries)")
         return cls(demands, partitions, _readonly(m), nominal_index, implicit)
 
     # -- derived arrays (cheap, recomputed on use) --

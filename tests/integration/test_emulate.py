@@ -279,7 +279,8 @@ def test_a_leading_bang_leaves_data_types_out(lenet, batch):
                          {k: v for k, v in before.items() if k.endswith(".weight")})
             assert not _same(_bits(lenet), before)  # the biases did get errors
         assert _same(_bits(lenet), before)
-    with pytest.raises(ValueError, match="'features.0.imf' in plan key '!features.0.imf'; did you mean 'features.0.ifm'"):
+    with pytest.raises(ValueError, match="'features.0.imf' in plan key '!features.0.imf'; "
+                                         "did you mean 'features.0.ifm'"):
         EmulationPlan.uniform(cfg.error_model, select="!features.0.imf").resolve(names)
     with pytest.raises(ValueError, match="'!encoder.\\*' matches no data type"):
         EmulationPlan.uniform(cfg.error_model, select=["*", "!encoder.*"]).resolve(names)
