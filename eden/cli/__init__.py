@@ -1,7 +1,8 @@
 """eden's command line: parses, calls the library, prints. No logic of its own.
 
 Each command group lives in its own module of this package and registers itself on
-``main`` when imported below.
+``main`` when imported below. ``main`` is the error boundary (``_common.EdenGroup``):
+eden's input errors become one-line messages, anything else keeps its traceback.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import click
 
 from eden._version import __version__
+from eden.cli._common import EdenGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EdenGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eden")
 def main() -> None:
     """eden: run neural networks on emulated approximate DRAM."""

@@ -1,12 +1,64 @@
-"""Shared pieces of the command line: failures, model options, atomic outputs."""
+"""Shared pieces of the command line: the error boundary, DNN and error-model options, atomic outputs."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import click
+
+from eden.errors import EdenError
+
+
+class EdenGroup(click.Group):
+    """The root command group and eden's one error boundary.
+
+    An :class:`eden.errors.EdenError` (bad input: a spec, a file, data that do not fit) raised by
+    any command becomes a one-line ``Error: ...`` message with exit status 1, like :func:`fail`.
+    Every other exception is a bug and propagates with its traceback; click's usage errors keep
+    their own handling (exit 2).
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdenError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose names come from a registry or a mode enum, read when needed.
+
+    ``names`` is called each time click needs the choices (help, conversion), so the library
+    module holding the registry is imported only by the commands that use it (``import eden.cli``
+    stays light) and names registered later are offered too.
+
+    Example::
+
+        def _policies():
+            from eden.workflows.mapping import MAPPING_POLICIES
+            return sorted(MAPPING_POLICIES)
+
+        click.option("--policy", type=LazyChoice(_policies), default="milp")
+    """
+
+    def __init__(self, names: Callable[[], Iterable[str]], case_sensitive: bool = True) -> None:
+        # click.Choice.__init__ would store a fixed tuple; ``choices`` is a property here instead.
+        self._names = names
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(str(n) for n in self._names())
+
+
+def mapping_policies() -> list[str]:
+    """The registered mapping policies (``eden.workflows.mapping.MAPPING_POLICIES``), for --policy."""
+    from eden.workflows.mapping import MAPPING_POLICIES
+
+    return sorted(MAPPING_POLICIES)
 
 
 def fail(message: str) -> None:
@@ -20,8 +72,47 @@ def load_error_model(spec: str, param_hint: str = "--error-model"):
 
     try:
         return ErrorModel.coerce(spec)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
+    except EdenError as exc:
         raise click.BadParameter(str(exc), param_hint=param_hint) from None
+
+
+# ------------------------------------------------------------------ DNN model and data
+def model_options(f):
+    """Add --model/--weights/--data/--batch-size/--device, shared by every DNN command.
+
+    The command receives ``model_spec``, ``weights``, ``data_spec``, ``batch_size`` and ``device``
+    and passes them to :func:`build_model_and_data`.
+    """
+    options = [
+        click.option("--model", "model_spec", default="digits-lenet", show_default=True,
+                     help="Bundled model name, torchvision:NAME, or package.module:factory returning an nn.Module."),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="State dict (.pt) to load into the model."),
+        click.option("--data", "data_spec", default="digits", show_default=True,
+                     help="Bundled dataset name, or package.module:factory returning a DataLoader."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
+                     help="Evaluation batch size (bundled data only)."),
+        click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def build_model_and_data(model_spec: str, weights: Path | None, data_spec: str, batch_size: int,
+                         device: str | None):
+    """(model on the device, model id, test-split loader, torch.device) from the options of :func:`model_options`.
+
+    Bad specs, weights or data raise :class:`eden.errors.EdenError` (one-line message at the boundary).
+    """
+    import torch
+
+    from eden.nn import zoo
+
+    model, model_id = zoo.build_model(model_spec, weights)
+    loader = zoo.build_data(data_spec, split="test", batch_size=batch_size)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return model.to(dev), model_id, loader, dev
 
 
 # ------------------------------------------------------------------ error model or DRAM profile
@@ -147,5 +238,5 @@ def atomic_save_npy(path: Path, array, force: bool) -> None:
 
     try:
         write_with(path, write, overwrite=force, what="output file")
-    except FileExistsError:
+    except FileExistsError:  # appeared after the command's own check
         fail(f"{path} exists; pass --force to overwrite it")

@@ -10,15 +10,26 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import fail
-from eden.cli._dnn import _library_errors, build
+from eden.cli._common import LazyChoice, build_model_and_data, fail, load_profile_or_fail, mapping_policies
+
+
+def _objectives() -> tuple[str, ...]:
+    from eden.workflows.deploy import Objective
+
+    return Objective.values()
+
+
+def _tolerance_sources() -> tuple[str, ...]:
+    from eden.workflows.deploy import ToleranceSource
+
+    return ToleranceSource.values()
 
 
 def deploy_options(f):
     """Assumptions shared by `eden map` and `eden run`."""
     options = [
-        click.option("--policy", type=click.Choice(["greedy", "milp"]), default="milp", show_default=True,
-                     help="Mapping policy: EDEN's greedy or the exact MILP."),
+        click.option("--policy", type=LazyChoice(mapping_policies), default="milp", show_default=True,
+                     help="Mapping policy: EDEN's greedy, the exact MILP, or another registered one."),
         click.option("--inference-batch", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Samples per inference for the DRAM traffic model."),
         click.option("--alpha", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -29,9 +40,9 @@ def deploy_options(f):
                      help="Row-buffer hit rate (default: computed from the access order)."),
         click.option("--partition-banks", type=click.IntRange(min=1), default=None,
                      help="Banks per reduced-voltage/latency partition (default: equal shares)."),
-        click.option("--objective", type=click.Choice(["energy", "latency"]), default="energy", show_default=True,
+        click.option("--objective", type=LazyChoice(_objectives), default="energy", show_default=True,
                      help="What the mapper minimizes per inference: DRAM energy or DRAM access time."),
-        click.option("--tolerance-source", type=click.Choice(["joint", "fine", "coarse"]), default="joint",
+        click.option("--tolerance-source", type=LazyChoice(_tolerance_sources), default="joint",
                      show_default=True, help="Which tolerable BERs of the tolerance file to use."),
     ]
     for opt in reversed(options):
@@ -46,15 +57,6 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
     return DeployOptions(policy=policy, batch_size=inference_batch, alpha=alpha,
                          memory_bound_fraction=memory_bound_fraction, hit_rate=hit_rate,
                          partition_banks=partition_banks, tolerance=tolerance_source, objective=objective)
-
-
-def load_profile_or_fail(name):
-    from eden.dram.profiles import load_profile
-
-    try:
-        return load_profile(name)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--profile") from None
 
 
 @main.command("map")
@@ -74,7 +76,6 @@ def load_profile_or_fail(name):
               show_default=True)
 @click.option("--force", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-@_library_errors
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
             partition_banks, objective, tolerance_source, validate, model_spec, weights, data_spec, batch_size, device, seeds,
             output, force, as_json):
@@ -91,8 +92,9 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
                         objective, tolerance_source)
     model = loader = dev = None
     if validate:
-        model, _, loader, dev = build(model_spec or record["model"]["id"], weights,
-                                      data_spec or record.get("data", {}).get("id", "digits"), batch_size, device)
+        model, _, loader, dev = build_model_and_data(model_spec or record["model"]["id"], weights,
+                                                     data_spec or record.get("data", {}).get("id", "digits"),
+                                                     batch_size, device)
     rep = deploy(record, profile, options=opts, model=model, loader=loader, seeds=seeds, device=dev)
     write_json(output, rep, overwrite=force, what="mapping report")
     click.echo(json.dumps(rep, indent=2) if as_json else report_table(rep) + f"\n\nwrote {output}")
@@ -105,7 +107,6 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw energy per data type, nominal vs mapped, to this PNG.")
 @click.option("--force", is_flag=True, help="Overwrite the plot file.")
-@_library_errors
 def report_cmd(report_path, as_json, as_csv, plot_path, force):
     """Show a mapping report as a table, JSON, CSV or plot."""
     from eden.workflows.deploy import load_report, report_table

@@ -2,69 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import click
 
 from eden.cli import main
-from eden.cli._common import error_model_options, fail, resolve_error_model
-
-
-def model_options(f):
-    """--model/--weights/--data/--batch-size/--device, shared by every DNN command."""
-    options = [
-        click.option("--model", "model_spec", default="digits-lenet", show_default=True,
-                     help="Bundled model name, torchvision:NAME, or package.module:factory returning an nn.Module."),
-        click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="State dict (.pt) to load into the model."),
-        click.option("--data", "data_spec", default="digits", show_default=True,
-                     help="Bundled dataset name, or package.module:factory returning a DataLoader."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
-                     help="Evaluation batch size (bundled data only)."),
-        click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)."),
-    ]
-    for opt in reversed(options):
-        f = opt(f)
-    return f
-
-
-def build(model_spec, weights, data_spec, batch_size, device):
-    import torch
-
-    from eden.nn import zoo
-
-    try:
-        model, model_id = zoo.build_model(model_spec, weights)
-        loader = zoo.build_data(data_spec, split="test", batch_size=batch_size)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        fail(str(exc))
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return model.to(dev), model_id, loader, dev
-
-
-def _library_errors(f):
-    @functools.wraps(f)
-    def wrapper(*a, **k):
-        try:
-            return f(*a, **k)
-        except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-            fail(str(exc))
-    return wrapper
+from eden.cli._common import build_model_and_data, error_model_options, fail, model_options, resolve_error_model
+from eden.errors import EdenFileError
 
 
 @main.command("datatypes")
 @model_options
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format for the sizes.")
 @click.option("--json", "as_json", is_flag=True)
-@_library_errors
 def datatypes_cmd(model_spec, weights, data_spec, batch_size, device, fmt, as_json):
     """List a model's data types (weights and IFMs) with their sizes."""
     from eden.nn.emulate import datatypes
     from eden.nn.quant import NumericFormat
 
-    model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+    model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
     first = next(iter(loader), None)
     if first is None:
         fail("the dataset yielded no batches")
@@ -85,9 +42,10 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
 
     if plan_path is not None:
         try:
-            return EmulationPlan.from_dict(json.loads(plan_path.read_text()), source=str(plan_path))
-        except json.JSONDecodeError as exc:
-            fail(f"{plan_path}: not JSON: {exc}")
+            data = json.loads(plan_path.read_text())
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+            raise EdenFileError(plan_path, "/", f"not a readable JSON eden plan: {exc}") from None
+        return EmulationPlan.from_dict(data, source=str(plan_path))
     return EmulationPlan.uniform(em, format=fmt, correction=correction, select=list(select) or "*")
 
 
@@ -104,7 +62,6 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
               help="An eden-plan JSON file instead of the options above.")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds 0..N-1.")
 @click.option("--json", "as_json", is_flag=True)
-@_library_errors
 def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction, select,
                 plan_path, seeds, as_json):
     """Evaluate a model with bit errors in its data types (mean and 95% CI over seeds)."""
@@ -116,7 +73,7 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
                                  param_hint="--plan")
     em = None if plan_path is not None else resolve_error_model(error_model, profile, op)
     plan = _plan_from_options(plan_path, em, fmt, correction, select)
-    model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+    model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
     if plan.entries and not plan.resolve(model):
         fail("the plan leaves no data type of the model to corrupt (see `eden datatypes`)")
     clean = evaluate(model, loader, device=dev)
@@ -164,7 +121,6 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
-@_library_errors
 def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction,
                      mode, ber,
                      target_drop, seeds, criterion, resolution, select, output, plot_path, force, progress,
@@ -193,7 +149,7 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
     if em.expected_ber() == 0:
         raise click.BadParameter("the error model has no errors (BER 0), so it has no shape to scale; pick an "
                                  "operating point with errors", param_hint="--op")
-    model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+    model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
     cache = output.with_name(output.name + ".partial")
     record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode,
                           target_drop_pp=target_drop, seeds=seeds, criterion=criterion,

@@ -11,6 +11,7 @@ import click
 from eden._version import __version__
 from eden.cli import main
 from eden.cli._common import atomic_save_npy, error_model_options, fail, resolve_model_choice
+from eden.errors import EdenError, EdenFileError
 
 
 @main.command()
@@ -44,13 +45,13 @@ def inject(input_path, output_path, error_model, profile, op, seed, access, base
     model = choice.model
     try:
         array = np.load(input_path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        fail(f"cannot read {input_path} as a .npy array: {exc}")
+    except (ValueError, OSError) as exc:  # unreadable, pickled objects, not .npy
+        raise EdenFileError(input_path, "/", f"cannot be read as a .npy array: {exc}") from None
     array = np.ascontiguousarray(array)
     try:
         log = inject_(array, model, seed=seed, access=access, base_address=base_address, correction=correction,
                       address_map=choice.address_map())
-    except (TypeError, ValueError) as exc:
+    except EdenError as exc:  # name the array the error is about
         fail(f"{input_path}: {exc}")
     atomic_save_npy(output_path, array, force)
     summary = {

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import error_model_options, fail, resolve_model_choice
-from eden.cli._dnn import _library_errors, build, model_options
+from eden.cli._common import build_model_and_data, error_model_options, fail, model_options, resolve_model_choice
+from eden.errors import EdenError
 
 DEFAULT_SHAPE = "em0:p=1e-3"
 
@@ -37,9 +37,10 @@ def _train_dataset(train_spec: str | None, data_spec: str):
         raise click.BadParameter(f"--data {data_spec} is a factory, so eden cannot pick its training split: give "
                                  "--train-data too", param_hint="--train-data")
     try:
-        return zoo.resolve_factory(spec, "training data")(), spec
-    except (ValueError, TypeError) as exc:
+        factory = zoo.resolve_factory(spec, "training data")
+    except EdenError as exc:
         raise click.BadParameter(str(exc), param_hint="--train-data") from None
+    return factory(), spec
 
 
 def _init_distributed(device: str | None):
@@ -118,7 +119,6 @@ def _init_distributed(device: str | None):
 @click.option("--force", is_flag=True, help="Overwrite outputs; without --resume also start over.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report instead of the table.")
-@_library_errors
 def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, train_spec, fmt,
                 correction, select, target_ber, schedule, start_ber, ramp_epochs, steps, epochs, optimizer, lr,
                 lr_schedule, weight_decay, freeze_norm_stats, clip_grad_norm, train_batch_size, seed, tolerance,
@@ -156,7 +156,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
                                batch_size=train_batch_size, seed=seed)
         check = ToleranceCheck(seeds=tolerance_seeds, target_drop_pp=target_drop, resolution_decades=resolution,
                                baseline=tolerance_baseline)
-    except (ValueError, TypeError) as exc:
+    except EdenError as exc:
         raise click.BadParameter(str(exc)) from None
     if checkpoint.exists() and not (resume or force):
         fail(f"checkpoint {checkpoint} exists; pass --resume to continue it or --force to start over")
@@ -171,7 +171,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
     rank, device = _init_distributed(device)
     finished = False  # this rank's part is done (rank 0: outputs written)
     try:
-        model, model_id, loader, dev = build(model_spec, weights, data_spec, batch_size, device)
+        model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
         train_data, train_id = _train_dataset(train_spec, data_spec)
         try:
             result = retrain(model, train_data, loader, config, tolerance=check if tolerance else None,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._dnn import _library_errors
+from eden.cli._common import LazyChoice, mapping_policies
 
 
 @main.command("run")
@@ -29,14 +29,13 @@ from eden.cli._dnn import _library_errors
               help="Training samples per retraining batch.")
 @click.option("--retrain-gain", type=click.FloatRange(min=1, min_open=True), default=10.0, show_default=True,
               help="Retrain to this multiple of the tolerable BER before retraining.")
-@click.option("--policy", type=click.Choice(["greedy", "milp"]), default="milp", show_default=True)
+@click.option("--policy", type=LazyChoice(mapping_policies), default="milp", show_default=True)
 @click.option("--memory-bound-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5,
               show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--restart", is_flag=True, help="Discard an existing run directory with other settings.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@_library_errors
 def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_drop, seeds, resolution,
             retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, seed, restart, progress,
             as_json):

@@ -18,12 +18,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "write_text", "exists_error", "move_into_place", "read_json_record"]
+from eden.errors import EdenError, EdenFileError, EdenFileNotFoundError
+
+__all__ = ["atomic_path", "write_json", "write_text", "exists_error", "move_into_place", "read_json_record",
+           "OutputExistsError", "OutputIsDirectoryError", "OutputPermissionError"]
 
 
-def exists_error(target: Path, what: str = "file") -> FileExistsError:
-    return FileExistsError(errno.EEXIST, f"{what} already exists; pass overwrite=True "
-                           "(--force on the command line) to replace it", str(target))
+class OutputExistsError(EdenError, FileExistsError):
+    """An output file exists and the caller did not allow replacing it (``except FileExistsError`` works)."""
+
+
+class OutputIsDirectoryError(EdenError, IsADirectoryError):
+    """An output path names a directory (``except IsADirectoryError`` works)."""
+
+
+class OutputPermissionError(EdenError, PermissionError):
+    """The output's directory or file may not be written (``except PermissionError`` works)."""
+
+
+def exists_error(target: Path, what: str = "file") -> OutputExistsError:
+    return OutputExistsError(errno.EEXIST, f"{what} already exists; pass overwrite=True "
+                             "(--force on the command line) to replace it", str(target))
 
 
 def move_into_place(tmp: Path, target: Path, overwrite: bool, what: str = "file") -> None:
@@ -46,23 +61,26 @@ def atomic_path(path: os.PathLike | str, *, overwrite: bool = False, what: str =
     """Yield a temporary path to write; on success it becomes ``path`` atomically.
 
     Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is false (checked before
+        OutputExistsError: ``path`` exists and ``overwrite`` is false (checked before
             and after writing).
-        FileNotFoundError: the parent directory does not exist.
-        IsADirectoryError: ``path`` is a directory.
+        EdenFileNotFoundError: the parent directory does not exist.
+        OutputIsDirectoryError: ``path`` is a directory.
+        OutputPermissionError: the directory or the file may not be written.
     """
     target = Path(os.fspath(path))
     if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"cannot write a {what} over a directory", str(target))
+        raise OutputIsDirectoryError(errno.EISDIR, f"cannot write a {what} over a directory", str(target))
     if target.exists() and not overwrite:
         raise exists_error(target, what)
     parent = target.parent
     if not parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, f"directory for the {what} does not exist", str(parent))
+        raise EdenFileNotFoundError(errno.ENOENT, f"directory for the {what} does not exist", str(parent))
     tmp = parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
         yield tmp
         move_into_place(tmp, target, overwrite, what)
+    except PermissionError as exc:  # writing the temporary in, or moving it into, the user's directory
+        raise OutputPermissionError(errno.EACCES, f"cannot write the {what}: {exc.strerror}", str(target)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -98,23 +116,23 @@ def read_json_record(path: os.PathLike | str, fmt: str, version: int, what: str,
     """Read a versioned JSON result file and check its ``format``, ``format_version`` and fields.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: unreadable JSON, another format or version, or a missing field
-            (the message names the file and what was expected).
+        EdenFileNotFoundError: no such file.
+        EdenFileError: unreadable (permissions, not JSON), another format or version, or a missing
+            field; the message names the file, the field and what was expected.
     """
     path = Path(os.fspath(path))
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise
+        raise EdenFileNotFoundError(errno.ENOENT, f"no such {what}", str(path)) from None
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable JSON {what}: {exc}") from None
+        raise EdenFileError(path, "/", f"not a readable JSON {what}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
-        raise ValueError(f"{path}: not an eden {what} (field 'format' should be {fmt!r})")
+        raise EdenFileError(path, "format", f"not an eden {what} (field 'format' should be {fmt!r})")
     if data.get("format_version") != version:
-        raise ValueError(f"{path}: {what} format_version {data.get('format_version')!r} is not supported "
-                         f"(this eden reads {version})")
+        raise EdenFileError(path, "format_version", f"{what} format_version {data.get('format_version')!r} is "
+                            f"not supported (this eden reads {version})")
     for key in required:
         if key not in data:
-            raise ValueError(f"{path}: {what} lacks the field {key!r}")
+            raise EdenFileError(path, key, f"{what} lacks the field {key!r}")
     return data

@@ -16,6 +16,7 @@ for one out of range. ``what`` names the argument or field as the user wrote it 
 from __future__ import annotations
 
 import difflib
+import enum
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -78,6 +79,39 @@ def check_probability(what: str, value: Any) -> float:
     return result
 
 
+class Mode(str, enum.Enum):
+    """Base of eden's closed sets of mode names (objectives, tolerance sources, splits...).
+
+    A member *is* its name string: it compares, hashes, formats and serialises to JSON as the
+    plain string, so every place that took the string still takes it and every record written
+    before keeps reading back equal. Subclasses list the members::
+
+        class Objective(Mode):
+            ENERGY = "energy"
+            LATENCY = "latency"
+
+        Objective.coerce("energy", "objective")  # Objective.ENERGY
+    """
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+    @classmethod
+    def coerce(cls, value: Any, what: str):
+        """The member named ``value`` (a member or its string), else an unknown-name error naming ``what``."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise unknown_name(what, value, cls.values()) from None
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        """The member names in declaration order (for click choices and messages)."""
+        return tuple(m.value for m in cls)
+
+
 def _interval(lo, hi, *, integer: bool = False, lo_open: bool = False, hi_open: bool = False) -> str:
     low = lo is not None and not (isinstance(lo, float) and math.isinf(lo))
     high = hi is not None and not (isinstance(hi, float) and math.isinf(hi))
@@ -91,4 +125,4 @@ def _interval(lo, hi, *, integer: bool = False, lo_open: bool = False, hi_open: 
     return kind
 
 
-__all__ = ["did_you_mean", "unknown_name", "check_int", "check_number", "check_probability"]
+__all__ = ["did_you_mean", "unknown_name", "check_int", "check_number", "check_probability", "Mode"]

@@ -42,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import hashlib
 from collections.abc import Iterable, Mapping
@@ -51,25 +50,35 @@ from typing import Any
 import torch
 from torch import nn
 
+from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.errormodels.model import ErrorModel
 from eden.engine.ops import CORRECTIONS, Correction, finite_range, inject_
+from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
+from eden.nn.evaluate import model_failure
 from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat
 
-__all__ = ["DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
+__all__ = ["DataKind", "DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
            "datatype_seed"]
 
 _NO_IFM = (nn.Embedding, nn.EmbeddingBag)
 
 
 # --------------------------------------------------------------------- data types
+class DataKind(Mode):
+    """What a data type holds: a parameter of a module, or a module's input feature map."""
+
+    WEIGHT = "weight"
+    IFM = "ifm"
+
+
 @dataclasses.dataclass(frozen=True)
 class DataType:
     """One data type of a model.
 
     Attributes:
         name: ``module.param`` or ``module.ifm``.
-        kind: ``"weight"`` (any parameter) or ``"ifm"``.
+        kind: :class:`DataKind` (equal to the strings ``"weight"``, any parameter, or ``"ifm"``).
         module: qualified module name ("" for the root).
         param: parameter attribute name (None for IFMs).
         numel: number of values (IFMs: per forward pass of the measured batch,
@@ -78,7 +87,7 @@ class DataType:
     """
 
     name: str
-    kind: str
+    kind: DataKind
     module: str
     param: str | None
     numel: int
@@ -100,6 +109,10 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
         model: the network.
         example_input: when given, one forward pass (no grad) measures the IFM
             shapes; pass a batch of the size you will run.
+
+    Raises:
+        EdenDataError: the model fails on ``example_input`` (the message names the model,
+            the input's shape and the module that failed).
     """
     ifm_shapes: dict[str, tuple[int, ...]] = {}
     if example_input is not None:
@@ -118,6 +131,11 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
         try:
             with torch.no_grad():
                 model(example_input)
+        except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+            mismatch = model_failure(model, example_input, exc, "the example input")
+            if mismatch is None:
+                raise
+            raise mismatch from exc
         finally:
             for h in hooks:
                 h.remove()
@@ -127,11 +145,11 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
         if not params:
             continue
         for pname, p in params:
-            out.append(DataType(_qual(mname, pname), "weight", mname, pname, p.numel(), tuple(p.shape)))
+            out.append(DataType(_qual(mname, pname), DataKind.WEIGHT, mname, pname, p.numel(), tuple(p.shape)))
         if not isinstance(mod, _NO_IFM):
             name = _qual(mname, "ifm")
             shape, n = ifm_shapes.get(name, ((), 0))
-            out.append(DataType(name, "ifm", mname, None, n, shape))
+            out.append(DataType(name, DataKind.IFM, mname, None, n, shape))
     return out
 
 
@@ -152,8 +170,7 @@ def _float_inputs(args) -> list[torch.Tensor]:
 
 def datatype_seed(seed: int, name: str) -> int:
     """The injection seed of one data type: a 63-bit hash of (emulation seed, name)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_int("seed", seed, lo=0)
     digest = hashlib.blake2b(f"{seed}\x00{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
@@ -177,10 +194,10 @@ class DataTypeConfig:
         if not isinstance(self.format, NumericFormat):
             object.__setattr__(self, "format", NumericFormat.parse(self.format))
         if self.correction not in CORRECTIONS:
-            raise ValueError(f"unknown correction {self.correction!r}; known: {', '.join(CORRECTIONS)}")
+            raise unknown_name("correction", self.correction, CORRECTIONS)
         if self.correction != "none" and not self.format.is_float:
-            raise ValueError(f"correction {self.correction!r} applies to float formats, not {self.format}; "
-                             "integer codes cannot leave their range")
+            raise EdenConfigError(f"correction {self.correction!r} applies to float formats, not {self.format}; "
+                                  "integer codes cannot leave their range")
 
     def to_dict(self) -> dict:
         return {"error_model": None if self.error_model is None else self.error_model.to_spec(),
@@ -189,14 +206,15 @@ class DataTypeConfig:
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "plan entry") -> "DataTypeConfig":
         if not isinstance(d, Mapping):
-            raise TypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
+            raise EdenTypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
         unknown = set(d) - {"error_model", "format", "correction"}
         if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: error_model, format, correction")
+            raise EdenConfigError(f"{where}: unknown keys {sorted(unknown)}; known: error_model, format, "
+                                  "correction")
         try:
             return cls(d.get("error_model"), d.get("format", "fp32"), d.get("correction", "none"))
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{where}: {exc}") from None
+        except (EdenConfigError, EdenTypeError) as exc:  # file errors name their file already
+            raise (EdenTypeError if isinstance(exc, TypeError) else EdenConfigError)(f"{where}: {exc}") from exc
 
 
 def _is_pattern(key: str) -> bool:
@@ -209,12 +227,12 @@ def selection(select: str | Iterable[str]) -> tuple[str, ...]:
     from every data type (``"!stem.0.ifm"`` = all but the input).
 
     Raises:
-        ValueError: an empty selection, or an empty or non-string key.
+        EdenConfigError: an empty selection, or an empty or non-string key.
     """
     keys = (select,) if isinstance(select, str) else tuple(select)
     if not keys or not all(isinstance(k, str) and k.lstrip("!") and not k.startswith("!!") for k in keys):
-        raise ValueError(f"select must be non-empty data-type names or patterns (each may start with one '!' "
-                         f"to leave its matches out), got {select!r}")
+        raise EdenConfigError(f"select must be non-empty data-type names or patterns (each may start with one '!' "
+                              f"to leave its matches out), got {select!r}")
     if keys[0].startswith("!"):
         keys = ("*",) + keys
     return keys
@@ -238,12 +256,12 @@ class EmulationPlan:
         fixed = []
         for key, cfg in entries:
             if not isinstance(key, str) or not key:
-                raise TypeError(f"plan keys are data-type names or glob patterns, got {key!r}")
+                raise EdenTypeError(f"plan keys are data-type names or glob patterns, got {key!r}")
             if not key.lstrip("!") or key.startswith("!!"):
-                raise ValueError(f"plan key {key!r}: expected a data-type name or glob pattern after one '!'")
+                raise EdenConfigError(f"plan key {key!r}: expected a data-type name or glob pattern after one '!'")
             if key.startswith("!") and not fixed:
-                raise ValueError(f"plan key {key!r} comes first: there is nothing before it to take out (put "
-                                 "'*' or other keys before it)")
+                raise EdenConfigError(f"plan key {key!r} comes first: there is nothing before it to take out (put "
+                                      "'*' or other keys before it)")
             if not isinstance(cfg, DataTypeConfig):
                 cfg = DataTypeConfig.from_dict(cfg, where=f"plan entry {key!r}")
             fixed.append((key, cfg))
@@ -264,7 +282,7 @@ class EmulationPlan:
         """Config per data-type name (only the listed ones).
 
         Raises:
-            ValueError: an exact name that is not a data type of the model (with
+            EdenConfigError: an exact name that is not a data type of the model (with
                 close matches), or a pattern that matches none.
         """
         if isinstance(names, nn.Module):
@@ -278,14 +296,13 @@ class EmulationPlan:
             if _is_pattern(pat):
                 hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
                 if not hits:
-                    raise ValueError(f"plan pattern {key!r} matches no data type of the model; data types "
-                                     f"look like {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
+                    raise EdenConfigError(f"plan pattern {key!r} matches no data type of the model; data types "
+                                          f"look like {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
             else:
                 if pat not in known:
-                    close = difflib.get_close_matches(pat, names, n=3, cutoff=0.5)
-                    hint = f"; did you mean {', '.join(close)}?" if close else ""
-                    raise ValueError(f"unknown data type {pat!r} in plan key {key!r}{hint} (the model has "
-                                     f"{len(names)} data types: see `eden datatypes`)")
+                    raise EdenConfigError(f"unknown data type {pat!r} in plan key {key!r}"
+                                          f"{did_you_mean(pat, names, cutoff=0.5)} (the model has {len(names)} "
+                                          "data types: see `eden datatypes`)")
                 hits = [pat]
             for n in hits:
                 if drop:
@@ -301,14 +318,14 @@ class EmulationPlan:
     @classmethod
     def from_dict(cls, d: Mapping, source: str = "plan") -> "EmulationPlan":
         if not isinstance(d, Mapping) or d.get("format") != "eden-plan":
-            raise ValueError(f"{source}: not an eden plan (expected format 'eden-plan')")
+            raise EdenConfigError(f"{source}: not an eden plan (expected format 'eden-plan')")
         if d.get("format_version") != 1:
-            raise ValueError(f"{source}: unsupported plan format_version {d.get('format_version')!r} "
-                             "(this eden reads 1)")
+            raise EdenConfigError(f"{source}: unsupported plan format_version {d.get('format_version')!r} "
+                                  "(this eden reads 1)")
         entries = []
         for i, e in enumerate(d.get("entries", [])):
             if not isinstance(e, Mapping) or "select" not in e:
-                raise ValueError(f"{source}: entries[{i}] needs a 'select' name or pattern")
+                raise EdenConfigError(f"{source}: entries[{i}] needs a 'select' name or pattern")
             rest = {k: v for k, v in e.items() if k != "select"}
             entries.append((e["select"], DataTypeConfig.from_dict(rest, where=f"{source}: entries[{i}]")))
         return cls(tuple(entries))
@@ -421,7 +438,7 @@ class Emulation:
     def __init__(self, model: nn.Module, plan: EmulationPlan | Mapping | None, *, seed: int = 0,
                  address_map: AddressMap | None = None, backend: str = "auto"):
         if not isinstance(model, nn.Module):
-            raise TypeError(f"emulate needs a torch.nn.Module, got {type(model).__name__}")
+            raise EdenTypeError(f"emulate needs a torch.nn.Module, got {type(model).__name__}")
         if plan is None:
             plan = EmulationPlan()
         elif not isinstance(plan, EmulationPlan):
@@ -449,7 +466,7 @@ class Emulation:
         addr = 0
         modules = dict(self.model.named_modules())
         for dt in self.datatypes:  # every weight gets a place, listed or not: placement
-            if dt.kind != "weight":  # does not depend on the plan
+            if dt.kind is not DataKind.WEIGHT:  # does not depend on the plan
                 continue
             cfg = self.configs.get(dt.name)
             fmt = cfg.format if cfg is not None else NumericFormat("fp32")
@@ -459,8 +476,8 @@ class Emulation:
             addr = _align(addr + fmt.storage_bytes(dt.numel), row)
         cap = self.address_map.organization.capacity_bytes
         if addr > cap:
-            raise ValueError(f"the model's emulated weights need {addr} bytes of DRAM (row-aligned) but the "
-                             f"address map's device holds {cap} bytes; use a larger DramOrganization")
+            raise EdenInfeasibleError(f"the model's emulated weights need {addr} bytes of DRAM (row-aligned) but the "
+                                      f"address map's device holds {cap} bytes; use a larger DramOrganization")
         return addr
 
     def __enter__(self) -> "Emulation":
@@ -539,8 +556,8 @@ class Emulation:
         start, end = self._ifm_region
         row = self.address_map.organization.row_bytes
         if nbytes > end - start:
-            raise ValueError(f"{name}: an IFM of {nbytes} bytes does not fit the {end - start} bytes of DRAM left "
-                             "after the weights; use a larger DramOrganization or a smaller batch")
+            raise EdenInfeasibleError(f"{name}: an IFM of {nbytes} bytes does not fit the {end - start} bytes of "
+                                      "DRAM left after the weights; use a larger DramOrganization or a smaller batch")
         if self._ifm_cursor + nbytes > end:
             self._ifm_cursor = start  # activation buffers are reused
         addr = self._ifm_cursor
@@ -653,7 +670,7 @@ def emulate(model: nn.Module, plan: EmulationPlan | Mapping | None, *, seed: int
         backend: injection backend ("auto": by tensor device).
 
     Raises:
-        ValueError: unknown data-type names or patterns in the plan (with close
-            matches), a model that does not fit the DRAM device.
+        EdenConfigError: unknown data-type names or patterns in the plan (with close matches).
+        EdenInfeasibleError: a model that does not fit the DRAM device.
     """
     return Emulation(model, plan, seed=seed, address_map=address_map, backend=backend)

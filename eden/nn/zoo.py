@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import errno
 import hashlib
 import importlib
 from pathlib import Path
@@ -24,9 +24,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from eden.core.validate import Mode, unknown_name
+from eden.errors import EdenConfigError, EdenDataError, EdenFileError, EdenFileNotFoundError, EdenTypeError
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SPLIT_SEED = 20191012  # EDEN's MICRO 2019 date; fixes the train/test split forever
 TEST_FRACTION = 0.2
+
+
+class Split(Mode):
+    """A split of the bundled data."""
+
+    TRAIN = "train"
+    TEST = "test"
+
+
+class WeightsFileError(EdenFileError):
+    """A weights file torch cannot read as a state dict."""
+
+    kind = "weights"
 
 
 # ------------------------------------------------------------------------- data
@@ -37,18 +53,17 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return (images.astype(np.float32) / 16.0)[:, None], labels.astype(np.int64)
 
 
-def digits_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def digits_split(split: Split | str) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed ``"train"`` (1,438) or ``"test"`` (359) split, stratified by nothing, seeded."""
-    if split not in ("train", "test"):
-        raise ValueError(f"digits split must be 'train' or 'test', got {split!r}")
+    split = Split.coerce(split, "digits split")
     x, y = digits_arrays()
     order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
     n_test = int(round(TEST_FRACTION * len(y)))
-    idx = order[:n_test] if split == "test" else order[n_test:]
+    idx = order[:n_test] if split is Split.TEST else order[n_test:]
     return torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
 
 
-def digits_loader(split: str = "test", batch_size: int = 128, shuffle: bool = False,
+def digits_loader(split: Split | str = "test", batch_size: int = 128, shuffle: bool = False,
                   seed: int = 0) -> torch.utils.data.DataLoader:
     """A DataLoader over a digits split (shuffling, if asked, is seeded)."""
     x, y = digits_split(split)
@@ -132,44 +147,53 @@ MODELS: dict[str, ZooEntry] = {e.name: e for e in (
 DATASETS = {"digits": digits_loader}
 
 
-def _unknown(kind: str, name: str, known) -> ValueError:
-    close = difflib.get_close_matches(name, list(known), n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ValueError(f"unknown {kind} {name!r}{hint}; bundled: {', '.join(known)}")
-
-
 def weights_path(name: str) -> Path:
     if name not in MODELS:
-        raise _unknown("model", name, MODELS)
+        raise unknown_name("model", name, MODELS)
     return ASSETS / "zoo" / MODELS[name].weights
 
 
 def load_model(name: str = "digits-lenet", weights: str | Path | None = None) -> nn.Module:
-    """A bundled model with its shipped trained weights (or ``weights``), in eval mode."""
+    """A bundled model with its shipped trained weights (or ``weights``), in eval mode.
+
+    Raises:
+        EdenConfigError: not a bundled model (lists them, with close matches).
+        EdenFileNotFoundError: no weights file (the shipped one: how to rebuild it).
+        WeightsFileError, EdenDataError: see :func:`load_weights`.
+    """
     if name not in MODELS:
-        raise _unknown("model", name, MODELS)
+        raise unknown_name("model", name, MODELS)
     model = MODELS[name].factory()
     path = Path(weights) if weights is not None else weights_path(name)
     if not path.exists():
-        raise FileNotFoundError(f"weights for {name} not found at {path}; rebuild them with "
-                                f"'python scripts/train_zoo.py {name}'")
+        raise EdenFileNotFoundError(errno.ENOENT, f"weights for {name} not found; rebuild them with "
+                                    f"'python scripts/train_zoo.py {name}'", str(path))
     load_weights(model, path)
     return model.eval()
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a state dict (or a checkpoint with a 'model' entry) into ``model``, strictly."""
+    """Load a state dict (or a checkpoint with a 'model' entry) into ``model``, strictly.
+
+    Raises:
+        EdenFileNotFoundError: no such file.
+        WeightsFileError: torch cannot read it (permissions, not a weights-only torch file).
+        EdenDataError: the state dict does not fit the model (missing, unexpected or
+            differently shaped entries).
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read weights file {path}: {exc}") from None
+    except FileNotFoundError:
+        raise EdenFileNotFoundError(errno.ENOENT, "no such weights file", str(path)) from None
+    except Exception as exc:  # torch.load raises many kinds (pickle, zip, OS, unsafe globals)
+        raise WeightsFileError(path, "/", f"cannot be read by torch.load(weights_only=True): {exc}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ValueError(f"weights file {path} does not fit {type(model).__name__}: {first}") from None
+        raise EdenDataError(f"weights file {path} does not fit {type(model).__name__}: {first}") from None
 
 
 def train(model: nn.Module, loader, *, epochs: int, lr: float, seed: int = 0) -> nn.Module:
@@ -199,59 +223,75 @@ def fingerprint(model: nn.Module) -> str:
 
 # ------------------------------------------------------------- user factories
 def resolve_factory(spec: str, kind: str):
-    """Import ``package.module:attr`` and return the attribute (a callable)."""
+    """Import ``package.module:attr`` and return the attribute (a callable).
+
+    Raises:
+        EdenConfigError: a malformed spec, a module that does not import, no such attribute.
+        EdenTypeError: the attribute is not callable.
+    """
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
-        raise ValueError(f"{kind} factory must look like 'package.module:function', got {spec!r}")
+        raise EdenConfigError(f"{kind} factory must look like 'package.module:function', got {spec!r}")
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
-        raise ValueError(f"cannot import {mod_name!r} for {kind} factory {spec!r}: {exc}") from None
+        raise EdenConfigError(f"cannot import {mod_name!r} for {kind} factory {spec!r}: {exc}") from None
     try:
         obj = getattr(module, attr)
     except AttributeError:
-        raise ValueError(f"module {mod_name!r} has no attribute {attr!r} ({kind} factory {spec!r})") from None
+        raise EdenConfigError(f"module {mod_name!r} has no attribute {attr!r} ({kind} factory {spec!r})") from None
     if not callable(obj):
-        raise ValueError(f"{kind} factory {spec!r} is not callable")
+        raise EdenTypeError(f"{kind} factory {spec!r} is not callable")
     return obj
 
 
 def build_model(spec: str = "digits-lenet", weights: str | Path | None = None) -> tuple[nn.Module, str]:
-    """(model in eval mode, model id) from a bundled name, ``torchvision:NAME`` or ``pkg.mod:factory``."""
+    """(model in eval mode, model id) from a bundled name, ``torchvision:NAME`` or ``pkg.mod:factory``.
+
+    Raises:
+        EdenConfigError: an unknown name (with close matches) or a bad factory spec.
+        EdenTypeError: the factory returned no ``torch.nn.Module``.
+        EdenFileError, EdenDataError: ``weights`` unreadable or not fitting (:func:`load_weights`).
+    """
     if spec in MODELS:
         return load_model(spec, weights), spec
     if spec.startswith("torchvision:"):
         try:
             import torchvision.models as tvm
         except ImportError:
-            raise ValueError(f"{spec!r} needs torchvision (pip install torchvision)") from None
+            raise EdenConfigError(f"{spec!r} needs torchvision (pip install torchvision)") from None
         name = spec.split(":", 1)[1]
         try:
             model = tvm.get_model(name, weights=None)
         except (ValueError, KeyError):
-            raise _unknown("torchvision model", name, tvm.list_models()) from None
+            raise unknown_name("torchvision model", name, tvm.list_models()) from None
     elif ":" in spec:
         model = resolve_factory(spec, "model")()
     else:
-        raise _unknown("model", spec, MODELS)
+        raise unknown_name("model", spec, MODELS)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise EdenTypeError(f"model factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     if weights is not None:
         load_weights(model, weights)
     return model.eval(), spec
 
 
-def build_data(spec: str = "digits", split: str = "test", batch_size: int = 128):
-    """A DataLoader (any iterable of (inputs, targets) batches) from a bundled name or factory."""
+def build_data(spec: str = "digits", split: Split | str = "test", batch_size: int = 128):
+    """A DataLoader (any iterable of (inputs, targets) batches) from a bundled name or factory.
+
+    Raises:
+        EdenConfigError: an unknown name (with close matches) or a bad factory spec.
+        EdenTypeError: the factory returned something that is not iterable.
+    """
     if spec in DATASETS:
         return DATASETS[spec](split=split, batch_size=batch_size)
     if ":" in spec:
         loader = resolve_factory(spec, "data")()
     else:
-        raise _unknown("dataset", spec, DATASETS)
+        raise unknown_name("dataset", spec, DATASETS)
     try:
         iter(loader)
     except TypeError:
-        raise TypeError(f"data factory {spec!r} returned {type(loader).__name__}, which is not iterable "
-                        "(expected a DataLoader of (inputs, targets) batches)") from None
+        raise EdenTypeError(f"data factory {spec!r} returned {type(loader).__name__}, which is not iterable "
+                            "(expected a DataLoader of (inputs, targets) batches)") from None
     return loader

@@ -27,19 +27,35 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from eden._version import __version__
-from eden.workflows.mapping import DataTypeDemand, Partition, map_datatypes, validate_and_backoff
+from eden.core.validate import Mode, check_int, check_number, unknown_name
+from eden.errors import EdenConfigError, EdenDataError, EdenInfeasibleError
 from eden.power.memspec import MemSpec
 from eden.power.traffic import AccessModel, RowBufferPolicy, energy_report, inference_traffic
+from eden.workflows.mapping import (MAPPING_POLICIES, DataTypeDemand, Partition, map_datatypes,
+                                    validate_and_backoff)
 
 REPORT_FORMAT = "eden-deployment"
 REPORT_VERSION = 1
-TOLERANCE_SOURCES = ("joint", "fine", "coarse")
-OBJECTIVES = ("energy", "latency")
+
+
+class ToleranceSource(Mode):
+    """Which tolerable BERs of a tolerance record the mapping uses."""
+
+    JOINT = "joint"  # the fine-grained BERs, as checked jointly by characterization
+    FINE = "fine"  # each data type's own BER, measured alone
+    COARSE = "coarse"  # one BER for every data type
+
+
+class Objective(Mode):
+    """What the mapper minimizes per inference."""
+
+    ENERGY = "energy"  # DRAM energy
+    LATENCY = "latency"  # DRAM access time
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +63,7 @@ class DeployOptions:
     """Assumptions of a deployment; every one is recorded in the report.
 
     Attributes:
-        policy: mapping policy ("greedy" or "milp").
+        policy: mapping policy, a name in ``MAPPING_POLICIES`` ("greedy", "milp").
         batch_size: samples per inference (IFM traffic scales with it).
         alpha: VDD law exponent, IDD ~ (V / V_nominal) ** alpha.
         memory_bound_fraction: share of the nominal run time spent on DRAM
@@ -55,9 +71,14 @@ class DeployOptions:
             end-to-end speedup).
         hit_rate: row-buffer hit rate (None: computed from the access order).
         partition_banks: banks per non-nominal partition (None: equal shares).
-        tolerance: which tolerable BERs to use ("joint", "fine", "coarse").
-        objective: what the mapper minimizes: "energy" (DRAM energy per
+        tolerance: which tolerable BERs to use (:class:`ToleranceSource`: "joint", "fine",
+            "coarse"; the string or the member).
+        objective: what the mapper minimizes (:class:`Objective`): "energy" (DRAM energy per
             inference) or "latency" (DRAM access time per inference).
+
+    Raises:
+        EdenConfigError, EdenTypeError: a field out of range or of the wrong type, an unknown
+            policy, objective or tolerance source (the message names the field).
     """
 
     policy: str = "greedy"
@@ -66,23 +87,19 @@ class DeployOptions:
     memory_bound_fraction: float = 0.5
     hit_rate: float | None = None
     partition_banks: int | None = None
-    tolerance: str = "joint"
-    objective: str = "energy"
+    tolerance: ToleranceSource | str = ToleranceSource.JOINT
+    objective: Objective | str = Objective.ENERGY
 
     def __post_init__(self):
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not (0 < self.memory_bound_fraction <= 1):
-            raise ValueError(f"memory_bound_fraction must be in (0, 1], got {self.memory_bound_fraction!r}")
-        if not (self.alpha >= 0 and math.isfinite(self.alpha)):
-            raise ValueError(f"alpha must be finite and >= 0, got {self.alpha!r}")
-        if self.partition_banks is not None and (not isinstance(self.partition_banks, int)
-                                                 or self.partition_banks < 1):
-            raise ValueError(f"partition_banks must be an integer >= 1, got {self.partition_banks!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.tolerance not in TOLERANCE_SOURCES:
-            raise ValueError(f"tolerance must be one of {', '.join(TOLERANCE_SOURCES)}, got {self.tolerance!r}")
+        # Checked, not converted: the report records the values as given.
+        if self.policy not in MAPPING_POLICIES:
+            raise unknown_name("mapping policy", self.policy, MAPPING_POLICIES)
+        check_int("batch_size", self.batch_size, lo=1)
+        check_number("memory_bound_fraction", self.memory_bound_fraction, lo=0.0, hi=1.0, lo_open=True)
+        check_number("alpha", self.alpha, lo=0.0)
+        check_int("partition_banks", self.partition_banks, lo=1, optional=True)
+        object.__setattr__(self, "tolerance", ToleranceSource.coerce(self.tolerance, "tolerance source"))
+        object.__setattr__(self, "objective", Objective.coerce(self.objective, "objective"))
 
     @property
     def access_model(self) -> AccessModel:
@@ -97,8 +114,8 @@ def partitions_from_profile(profile, *, partition_banks: int | None = None) -> l
     bank_bytes = org.capacity_bytes // org.banks
     per = partition_banks if partition_banks is not None else max(1, org.banks // (len(ops) + 1))
     if per * len(ops) >= org.banks:
-        raise ValueError(f"profile {profile.name}: {len(ops)} operating points x {per} banks leave no bank of the "
-                         f"{org.banks} for the nominal partition; use fewer banks per partition")
+        raise EdenInfeasibleError(f"profile {profile.name}: {len(ops)} operating points x {per} banks leave no bank "
+                                  f"of the {org.banks} for the nominal partition; use fewer banks per partition")
     parts = [Partition(op.name, op.ber, per * bank_bytes, vdd_v=op.vdd_v, trcd_ns=op.trcd_ns,
                        error_model=op.error_model) for op in ops]
     nominal = profile.nominal
@@ -108,7 +125,8 @@ def partitions_from_profile(profile, *, partition_banks: int | None = None) -> l
 
 
 # ------------------------------------------------------------------ demands
-def demands_from_tolerance(record: dict, *, batch_size: int, source: str = "joint") -> list[DataTypeDemand]:
+def demands_from_tolerance(record: dict, *, batch_size: int,
+                           source: ToleranceSource | str = ToleranceSource.JOINT) -> list[DataTypeDemand]:
     """Data types with their stored size (IFMs: for ``batch_size`` samples) and tolerable BER."""
     from eden.workflows.characterize import tolerable_bers
 
@@ -149,7 +167,7 @@ def cost_matrix(record: dict, profile, partitions: Sequence[Partition], options:
         reports[p.name] = rep
         by_name = {d.name: d for d in rep.data_types}
         for i, n in enumerate(names):
-            if options.objective == "latency":
+            if options.objective is Objective.LATENCY:
                 tn, to = rep.latency.per_data_type[n]
                 cost[i, j] = tn if p.nominal else to
             else:
@@ -182,9 +200,9 @@ def check_model_matches(record: dict, model, source: str = "tolerance file") -> 
     want = record["model"].get("fingerprint")
     got = fingerprint(model)
     if want != got:
-        raise ValueError(f"{source} was characterized on another model ({record['model'].get('id')!r}, "
-                         f"fingerprint {str(want)[:12]}...) than the one given (fingerprint {got[:12]}...); "
-                         "characterize this model first")
+        raise EdenDataError(f"{source} was characterized on another model ({record['model'].get('id')!r}, "
+                            f"fingerprint {str(want)[:12]}...) than the one given (fingerprint {got[:12]}...); "
+                            "characterize this model first")
 
 
 def evaluate_mapping(model, loader, record: dict, profile, assignment: dict[str, str], seeds: Sequence[int],
@@ -222,14 +240,16 @@ def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), m
         accuracy under the mapping, fallbacks and back-off steps.
 
     Raises:
-        ValueError: a record from another model, capacities too small
-            (``MappingInfeasibleError``), bad options or profile fields.
+        EdenDataError: a record from another model, a model that fails on the data.
+        EdenInfeasibleError: capacities too small (``MappingInfeasibleError``), a profile
+            with too many operating points for its banks.
+        EdenConfigError: no seeds for validation, bad profile fields.
     """
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if model is not None:
         check_model_matches(record, model)
         if not seeds:
-            raise ValueError("validation needs at least one seed")
+            raise EdenConfigError("validation needs at least one seed")
     parts = list(partitions) if partitions is not None else partitions_from_profile(
         profile, partition_banks=options.partition_banks)
     demands = demands_from_tolerance(record, batch_size=options.batch_size, source=options.tolerance)
@@ -323,7 +343,7 @@ def record_at_target(record: dict, target_drop_pp: float) -> dict:
     import copy
 
     if "fine" not in record:
-        raise ValueError("a Pareto sweep needs a fine-grained tolerance record (characterize --mode fine|both)")
+        raise EdenDataError("a Pareto sweep needs a fine-grained tolerance record (characterize --mode fine|both)")
     rec = copy.deepcopy(record)
     threshold = rec["baseline"]["clean_in_format"] - target_drop_pp / 100
     for r in rec["fine"].values():

@@ -48,12 +48,9 @@ Example:
 
 from __future__ import annotations
 
-from eden.errors import EdenInfeasibleError
-
 import contextlib
 import ctypes
 import dataclasses
-import difflib
 import logging
 import math
 import os
@@ -64,6 +61,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from eden.core.validate import check_int, check_number, unknown_name
+from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
 
 __all__ = [
     "Partition", "DataTypeDemand", "MappingProblem", "MappingResult", "BackoffStep",
@@ -98,32 +98,7 @@ class MappingInfeasibleError(EdenInfeasibleError):
 
 def _check_name(owner: str, value) -> str:
     if not isinstance(value, str) or not value:
-        raise TypeError(f"{owner}.name must be a non-empty string, got {value!r}")
-    return value
-
-
-def _check_int(owner: str, field: str, value, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        kind = "a positive int or None" if allow_none else "a positive int"
-        raise TypeError(f"{owner}.{field} must be {kind}, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{owner}.{field} must be > 0, got {value!r}")
-    return int(value)
-
-
-def _check_float(owner: str, field: str, value, *, lo: float, hi: float = math.inf,
-                 allow_inf: bool = False, allow_none: bool = False) -> float | None:
-    """A real number in [lo, hi]; +inf only when ``allow_inf``; never NaN."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner}.{field} must be a number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf) or not lo <= value <= hi:
-        upper = "inf]" if allow_inf else (f"{hi}]" if math.isfinite(hi) else "inf), finite")
-        raise ValueError(f"{owner}.{field} must be in [{lo}, {upper}, got {value!r}")
+        raise EdenTypeError(f"{owner}.name must be a non-empty string, got {value!r}")
     return value
 
 
@@ -153,21 +128,19 @@ class Partition:
     def __post_init__(self):
         _check_name("Partition", self.name)
         owner = f"Partition {self.name!r}"
-        object.__setattr__(self, "ber", _check_float(owner, "ber", self.ber, lo=0.0, hi=1.0))
+        object.__setattr__(self, "ber", check_number(f"{owner}.ber", self.ber, lo=0.0, hi=1.0))
         object.__setattr__(self, "capacity_bytes",
-                           _check_int(owner, "capacity_bytes", self.capacity_bytes, allow_none=True))
+                           check_int(f"{owner}.capacity_bytes", self.capacity_bytes, lo=1, optional=True))
         if not isinstance(self.nominal, (bool, np.bool_)):
-            raise TypeError(f"{owner}.nominal must be a bool, got {self.nominal!r}")
+            raise EdenTypeError(f"{owner}.nominal must be a bool, got {self.nominal!r}")
         object.__setattr__(self, "nominal", bool(self.nominal))
         if self.nominal and self.ber != 0.0:
-            raise ValueError(f"{owner}.ber must be 0 for the nominal partition, got {self.ber!r}")
+            raise EdenConfigError(f"{owner}.ber must be 0 for the nominal partition, got {self.ber!r}")
         for f in ("vdd_v", "trcd_ns"):
-            v = _check_float(owner, f, getattr(self, f), lo=0.0, allow_none=True)
-            if v == 0.0:
-                raise ValueError(f"{owner}.{f} must be > 0, got {v!r}")
-            object.__setattr__(self, f, v)
+            object.__setattr__(self, f, check_number(f"{owner}.{f}", getattr(self, f), lo=0.0, lo_open=True,
+                                                     optional=True))
         if self.error_model is not None and not isinstance(self.error_model, str):
-            raise TypeError(f"{owner}.error_model must be a spec/path string or None, got {self.error_model!r}")
+            raise EdenTypeError(f"{owner}.error_model must be a spec/path string or None, got {self.error_model!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -191,9 +164,9 @@ class DataTypeDemand:
     def __post_init__(self):
         _check_name("DataTypeDemand", self.name)
         owner = f"DataTypeDemand {self.name!r}"
-        object.__setattr__(self, "size_bytes", _check_int(owner, "size_bytes", self.size_bytes))
+        object.__setattr__(self, "size_bytes", check_int(f"{owner}.size_bytes", self.size_bytes, lo=1))
         object.__setattr__(self, "tolerable_ber",
-                           _check_float(owner, "tolerable_ber", self.tolerable_ber, lo=0.0, allow_inf=True))
+                           check_number(f"{owner}.tolerable_ber", self.tolerable_ber, lo=0.0, allow_inf=True))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -248,31 +221,31 @@ class MappingProblem:
             The problem.
 
         Raises:
-            TypeError: an element is not a ``DataTypeDemand`` / ``Partition``, or cost is
+            EdenTypeError: an element is not a ``DataTypeDemand`` / ``Partition``, or cost is
                 neither an array nor a callable.
-            ValueError: duplicate names, several nominal partitions, a name clash with
+            EdenConfigError: duplicate names, several nominal partitions, a name clash with
                 the implicit nominal, a cost of the wrong shape or not finite.
         """
         demands = tuple(demands)
         partitions = tuple(partitions)
         for i, d in enumerate(demands):
             if not isinstance(d, DataTypeDemand):
-                raise TypeError(f"demands[{i}] must be a DataTypeDemand, got {type(d).__name__}")
+                raise EdenTypeError(f"demands[{i}] must be a DataTypeDemand, got {type(d).__name__}")
         for i, p in enumerate(partitions):
             if not isinstance(p, Partition):
-                raise TypeError(f"partitions[{i}] must be a Partition, got {type(p).__name__}")
+                raise EdenTypeError(f"partitions[{i}] must be a Partition, got {type(p).__name__}")
         _check_unique("data type", [d.name for d in demands])
         _check_unique("partition", [p.name for p in partitions])
         nominal = [i for i, p in enumerate(partitions) if p.nominal]
         if len(nominal) > 1:
-            raise ValueError("at most one partition may be nominal, got "
-                             + ", ".join(repr(partitions[i].name) for i in nominal))
+            raise EdenConfigError("at most one partition may be nominal, got "
+                                  + ", ".join(repr(partitions[i].name) for i in nominal))
         implicit = not nominal
         if implicit:
             if any(p.name == IMPLICIT_NOMINAL_NAME for p in partitions):
-                raise ValueError(f"partition {IMPLICIT_NOMINAL_NAME!r} is not marked nominal=True, but no "
-                                 "partition is, and the implicit nominal partition needs that name; "
-                                 "mark it nominal=True or rename it")
+                raise EdenConfigError(f"partition {IMPLICIT_NOMINAL_NAME!r} is not marked nominal=True, but no "
+                                      "partition is, and the implicit nominal partition needs that name; "
+                                      "mark it nominal=True or rename it")
             partitions = partitions + (Partition(IMPLICIT_NOMINAL_NAME, 0.0, None, nominal=True),)
             nominal_index = len(partitions) - 1
         else:
@@ -284,23 +257,23 @@ class MappingProblem:
                 for j, p in enumerate(partitions):
                     v = cost(d, p)
                     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-                        raise TypeError(f"cost({d.name!r}, {p.name!r}) must return a number, got {v!r}")
+                        raise EdenTypeError(f"cost({d.name!r}, {p.name!r}) must return a number, got {v!r}")
                     m[i, j] = float(v)
         elif isinstance(cost, (np.ndarray, list, tuple)):
             m = np.asarray(cost, dtype=np.float64)
             if m.shape != shape:
                 extra = (" (the last column is the implicit nominal partition, since none is marked "
                          "nominal=True)" if implicit else "")
-                raise ValueError(f"cost must have shape (data types, partitions) = {shape}{extra}, "
-                                 f"got {m.shape}")
+                raise EdenConfigError(f"cost must have shape (data types, partitions) = {shape}{extra}, "
+                                      f"got {m.shape}")
         else:
-            raise TypeError(f"cost must be an array or a callable (demand, partition) -> float, "
-                            f"got {type(cost).__name__}")
+            raise EdenTypeError(f"cost must be an array or a callable (demand, partition) -> float, "
+                                f"got {type(cost).__name__}")
         bad = np.argwhere(~np.isfinite(m))
         if bad.size:
             i, j = bad[0]
-            raise ValueError(f"cost[{demands[i].name!r}, {partitions[j].name!r}] must be finite, "
-                             f"got {float(m[i, j])!r} ({len(bad)} non-finite entries)")
+            raise EdenConfigError(f"cost[{demands[i].name!r}, {partitions[j].name!r}] must be finite, "
+                                  f"got {float(m[i, j])!r} ({len(bad)} non-finite entries)")
         return cls(demands, partitions, _readonly(m), nominal_index, implicit)
 
     # -- derived arrays (cheap, recomputed on use) --
@@ -399,7 +372,7 @@ def _check_unique(what: str, names: list[str]) -> None:
             dup.append(n)
         seen.add(n)
     if dup:
-        raise ValueError(f"{what} names must be unique; repeated: {', '.join(repr(n) for n in dup)}")
+        raise EdenConfigError(f"{what} names must be unique; repeated: {', '.join(repr(n) for n in dup)}")
 
 
 # ---------------------------------------------------------------------------
@@ -700,14 +673,12 @@ def map_datatypes(demands: Sequence[DataTypeDemand], partitions: Sequence[Partit
         partition and listed in ``result.fallbacks`` (also logged as a warning).
 
     Raises:
-        ValueError: unknown policy (the message lists the known ones), invalid inputs.
+        EdenConfigError: unknown policy (the message lists the known ones), invalid inputs.
         MappingInfeasibleError: the capacities cannot hold the data types (message gives
             bytes needed vs available); for greedy, also when greedy's packing fails.
     """
     if policy not in MAPPING_POLICIES:
-        close = difflib.get_close_matches(str(policy), list(MAPPING_POLICIES), n=2)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown mapping policy {policy!r}; known: {', '.join(sorted(MAPPING_POLICIES))}{hint}")
+        raise unknown_name("mapping policy", policy, MAPPING_POLICIES)
     problem = MappingProblem.build(demands, partitions, cost)
     t0 = time.perf_counter()
     idx, status, message = MAPPING_POLICIES[policy](problem, **options)
@@ -814,17 +785,16 @@ def validate_and_backoff(result: MappingResult, check: Callable[[MappingResult],
         The final mapping, the steps, whether it passed, and the number of checks.
 
     Raises:
-        TypeError: ``check`` returned something other than a bool.
-        ValueError: ``max_steps`` is negative.
+        EdenTypeError: ``check`` returned something other than a bool; ``max_steps`` is not an int.
+        EdenConfigError: ``max_steps`` is negative.
     """
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
-        raise ValueError(f"max_steps must be None or an int >= 0, got {max_steps!r}")
+    check_int("max_steps", max_steps, lo=0, optional=True)
     current, steps, checks = result, [], 0
     while True:
         ok = check(current)
         checks += 1
         if not isinstance(ok, (bool, np.bool_)):
-            raise TypeError(f"check must return a bool, got {ok!r} ({type(ok).__name__})")
+            raise EdenTypeError(f"check must return a bool, got {ok!r} ({type(ok).__name__})")
         if ok:
             return BackoffOutcome(current, tuple(steps), True, checks,
                                   f"check passed after {len(steps)} back-off step(s)")

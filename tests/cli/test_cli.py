@@ -88,3 +88,94 @@ def test_demo_restores_everything():
 def test_doctor():
     r = CliRunner().invoke(main, ["doctor"])
     assert r.exit_code == 0 and "bit-identical" in r.output
+
+
+# ------------------------------------------------------------------ the error boundary
+@pytest.mark.parametrize("bug", [KeyError("oops"), RuntimeError("kernel exploded"), ValueError("not eden's")])
+def test_a_bug_keeps_its_traceback(monkeypatch, bug):
+    import eden.workflows.demo
+
+    def broken(**kwargs):
+        raise bug
+
+    monkeypatch.setattr(eden.workflows.demo, "run_demo", broken)
+    r = CliRunner().invoke(main, ["demo"])
+    assert r.exception is bug  # not turned into SystemExit with a one-line message
+    assert "Error:" not in r.output
+
+
+def test_an_eden_error_is_one_line_with_exit_1(monkeypatch):
+    import eden.workflows.demo
+    from eden.errors import EdenConfigError
+
+    def bad_input(**kwargs):
+        raise EdenConfigError("ber must be in (0, 1], got 7")
+
+    monkeypatch.setattr(eden.workflows.demo, "run_demo", bad_input)
+    r = CliRunner().invoke(main, ["demo"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    assert r.output == "Error: ber must be in (0, 1], got 7\n"
+
+
+def test_library_input_errors_reach_the_boundary(tmp_path):
+    r = CliRunner().invoke(main, ["datatypes", "--model", "digits-lenot"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    assert "unknown model 'digits-lenot'" in r.output and "did you mean 'digits-lenet'" in r.output
+    plan = tmp_path / "plan.json"
+    plan.write_text("{not json")
+    r = CliRunner().invoke(main, ["emulate", "--plan", str(plan)])
+    assert r.exit_code == 1 and f"invalid eden file '{plan}' at /: not a readable JSON eden plan" in r.output
+
+
+@pytest.fixture()
+def mnist_factory(tmp_path, monkeypatch):
+    """A package.module:factory for a 28x28 model, which the bundled 8x8 digits do not fit."""
+    (tmp_path / "eden_test_mnist.py").write_text(
+        "import torch\n\n\n"
+        "def mlp():\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "eden_test_mnist:mlp"
+
+
+@pytest.mark.parametrize("command, data", [(["datatypes"], "the example input"),
+                                           (["emulate", "-m", "em0:p=1e-3", "--seeds", "1"], "the first batch")])
+def test_model_that_does_not_fit_the_data(mnist_factory, command, data):
+    r = CliRunner().invoke(main, [*command, "--model", mnist_factory])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    line = r.output.strip()
+    assert "\n" not in line and line.startswith("Error: model Sequential fails on " + data)
+    assert "float32 tensor of shape (359, 1, 8, 8)" in line and "in module '1' (Linear)" in line
+    assert "mat1 and mat2 shapes cannot be multiplied" in line
+
+
+def test_choices_come_from_the_registries(monkeypatch):
+    from eden.workflows.mapping import MAPPING_POLICIES
+
+    monkeypatch.setitem(MAPPING_POLICIES, "all_nominal", lambda problem: ([problem.nominal_index]
+                                                                          * len(problem.demands), "heuristic", ""))
+    r = CliRunner().invoke(main, ["map", "--help"])
+    assert r.exit_code == 0 and "[all_nominal|greedy|milp]" in r.output and "[energy|latency]" in r.output
+    r = CliRunner().invoke(main, ["run", "--help"])
+    assert r.exit_code == 0 and "[all_nominal|greedy|milp]" in r.output
+    r = CliRunner().invoke(main, ["map", "--tolerance", __file__, "--objective", "power"])
+    assert r.exit_code == 2 and "'power' is not one of 'energy', 'latency'" in r.output
+
+
+def test_every_command_module_is_registered():
+    """A command module (eden/cli/_NAME.py) counts once `eden.cli` imports it: the one registration line."""
+    from pathlib import Path
+
+    import click
+
+    import eden.cli
+
+    def walk(command):
+        yield command
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                yield from walk(sub)
+
+    files = {f"eden.cli.{p.stem}" for p in Path(eden.cli.__file__).parent.glob("_*.py")}
+    defining = {c.callback.__module__ for c in walk(main) if c.callback is not None}
+    assert files - {"eden.cli.__init__", "eden.cli._common"} <= defining, "a command module is not imported"

@@ -137,9 +137,9 @@ def test_cli_bad_inputs(factories, tmp_path):
                           "--data", "eden_test_factories:empty_data", "-o", str(tmp_path / "t.json")])
     assert res.exit_code == 1 and "no batches" in res.output
     res = r.invoke(main, ["emulate", "-m", "em0:p=1e-3", "--select", "features.0.wieght"])
-    assert res.exit_code == 1 and "did you mean features.0.weight" in res.output
+    assert res.exit_code == 1 and "did you mean 'features.0.weight'" in res.output
     res = r.invoke(main, ["characterize", "--model", "digits-lenot"])
-    assert res.exit_code == 1 and "did you mean digits-lenet" in res.output
+    assert res.exit_code == 1 and "did you mean 'digits-lenet'" in res.output
     existing = tmp_path / "exists.json"
     existing.write_text("{}")
     res = r.invoke(main, ["characterize", "-o", str(existing)])

@@ -124,6 +124,23 @@ def test_bad_options():
             DeployOptions(**kw)
 
 
+def test_modes_are_str_enums_that_take_their_strings():
+    from eden.errors import EdenConfigError
+    from eden.workflows.deploy import Objective, ToleranceSource
+
+    opts = DeployOptions(objective="latency", tolerance="fine")
+    assert opts.objective is Objective.LATENCY and opts.objective == "latency"
+    assert opts.tolerance is ToleranceSource.FINE and f"{opts.tolerance}" == "fine"
+    assert DeployOptions(objective=Objective.LATENCY, tolerance="fine") == opts  # member or string: the same
+    assert json.loads(json.dumps({"o": opts.objective})) == {"o": "latency"}  # reports keep the spelling
+    with pytest.raises(EdenConfigError, match="unknown objective 'power'; known: energy, latency"):
+        DeployOptions(objective="power")
+    with pytest.raises(EdenConfigError, match="unknown tolerance source 'best'; known: coarse, fine, joint"):
+        DeployOptions(tolerance="best")
+    with pytest.raises(EdenConfigError, match="unknown mapping policy 'mlip'.*did you mean 'milp'"):
+        DeployOptions(policy="mlip")
+
+
 def test_cli_map_and_report(lenet, tmp_path):
     rec = make_record(lenet, lambda d: 1e-4)
     tol = tmp_path / "tol.json"

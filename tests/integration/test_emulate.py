@@ -4,8 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from eden.errors import EdenConfigError, EdenDataError, EdenError, EdenTypeError
 from eden.nn import zoo
 from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatype_seed, datatypes, emulate
+from eden.nn.evaluate import evaluate
 from eden.nn.quant import NumericFormat
 
 
@@ -152,7 +154,7 @@ def test_gradients_pass_straight_through(lenet, batch):
 
 def test_unknown_datatype_lists_close_matches(lenet):
     plan = EmulationPlan({"features.0.weigth": DataTypeConfig("em0:p=1e-3")})
-    with pytest.raises(ValueError, match="did you mean features.0.weight"):
+    with pytest.raises(ValueError, match="did you mean 'features.0.weight'"):
         emulate(lenet, plan)
     with pytest.raises(ValueError, match="matches no data type"):
         emulate(lenet, EmulationPlan.uniform("em0:p=1e-3", select="encoder.*"))
@@ -169,6 +171,84 @@ def test_bad_configs():
         emulate(object(), EmulationPlan())
     with pytest.raises(ValueError, match="seed"):
         datatype_seed(-1, "x")
+
+
+def test_bad_input_raises_eden_errors(lenet):
+    with pytest.raises(EdenConfigError, match="did you mean 'features.0.weight'"):
+        emulate(lenet, EmulationPlan({"features.0.weigth": DataTypeConfig("em0:p=1e-3")}))
+    with pytest.raises(EdenTypeError, match="nn.Module"):
+        emulate(object(), EmulationPlan())
+    with pytest.raises(EdenConfigError, match="seed must be an integer >= 0, got -1"):
+        datatype_seed(-1, "x")
+    with pytest.raises(EdenConfigError, match=r"plan entry '\*': unknown correction 'round'"):
+        EmulationPlan({"*": {"correction": "round"}})
+    with pytest.raises(EdenDataError, match="no batches"):
+        evaluate(lenet, [])
+    with pytest.raises(EdenConfigError, match="unknown metric 'top2'; known: top1, top5"):
+        evaluate(lenet, [], "top2")
+
+
+def _mnist_mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+
+
+def test_model_that_does_not_fit_the_data_names_model_data_and_module(batch):
+    model = _mnist_mlp()
+    with pytest.raises(EdenDataError) as info:
+        datatypes(model, batch[0])
+    msg = str(info.value)
+    assert "model Sequential fails on the example input" in msg and "float32 tensor of shape (64, 1, 8, 8)" in msg
+    assert "in module '1' (Linear)" in msg and "mat1 and mat2 shapes cannot be multiplied" in msg
+    assert isinstance(info.value.__cause__, RuntimeError)  # the original error stays attached
+    with pytest.raises(EdenDataError, match=r"first batch of the data \(list\), a float32 tensor of shape "
+                                            r"\(64, 1, 8, 8\), in module '1' \(Linear\)"):
+        evaluate(model, [batch])
+    with emulate(model, EmulationPlan.uniform("em0:p=1e-3")):  # the emulation's hooks do not hide it
+        with pytest.raises(EdenDataError, match=r"in module '1' \(Linear\)"):
+            evaluate(model, [batch])
+
+
+class _Helper(nn.Module):
+    """A module whose own code fails in a helper its forward calls (as torchvision's _forward_impl)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self._impl(x)
+
+    def _impl(self, x):
+        return x.flatten(1) @ self.fc.weight.t()
+
+
+def test_failure_in_a_modules_own_helper_is_found(batch):
+    with pytest.raises(EdenDataError, match=r"model _Helper fails .* in its forward: mat1 and mat2 shapes cannot be "
+                                            r"multiplied \(64x9 and 4x2\)"):
+        evaluate(_Helper(), [(batch[0][:, :, :3, :3], batch[1])])
+
+
+def test_only_failures_inside_a_forward_become_data_errors(lenet, batch):
+    # a later batch of another shape is the loader's bug, not a model/data mismatch of the first batch
+    other = (batch[0][:, :, :4, :4], batch[1])
+    with pytest.raises(RuntimeError) as info:
+        evaluate(lenet, [batch, other])
+    assert not isinstance(info.value, EdenError)
+
+    # an exception raised by a forward hook (as eden's emulation hooks are) is a bug: unchanged
+    def broken_hook(module, args):
+        raise RuntimeError("hook bug")
+
+    handle = lenet.features[0].register_forward_pre_hook(broken_hook)
+    try:
+        with pytest.raises(RuntimeError, match="hook bug") as info:
+            evaluate(lenet, [batch])
+        assert not isinstance(info.value, EdenError)
+        with pytest.raises(RuntimeError, match="hook bug") as info:
+            datatypes(lenet, batch[0])
+        assert not isinstance(info.value, EdenError)
+    finally:
+        handle.remove()
 
 
 def test_plan_json_roundtrip():
@@ -199,7 +279,8 @@ def test_a_leading_bang_leaves_data_types_out(lenet, batch):
                          {k: v for k, v in before.items() if k.endswith(".weight")})
             assert not _same(_bits(lenet), before)  # the biases did get errors
         assert _same(_bits(lenet), before)
-    with pytest.raises(ValueError, match="'features.0.imf' in plan key '!features.0.imf'; did you mean features.0.ifm"):
+    with pytest.raises(ValueError, match="'features.0.imf' in plan key '!features.0.imf'; "
+                                         "did you mean 'features.0.ifm'"):
         EmulationPlan.uniform(cfg.error_model, select="!features.0.imf").resolve(names)
     with pytest.raises(ValueError, match="'!encoder.\\*' matches no data type"):
         EmulationPlan.uniform(cfg.error_model, select=["*", "!encoder.*"]).resolve(names)

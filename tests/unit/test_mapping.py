@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+from eden.errors import EdenError
 from eden.workflows.mapping import (
     MAPPING_POLICIES, DataTypeDemand, MappingInfeasibleError, MappingProblem, Partition,
     map_datatypes, register_policy, validate_and_backoff,
@@ -326,42 +327,44 @@ def test_packing_infeasible_message(policy):
 
 
 def test_unknown_policy_lists_known():
-    with pytest.raises(ValueError, match=r"unknown mapping policy 'mlip'; known: greedy, milp; did you mean milp"):
+    with pytest.raises(ValueError, match=r"unknown mapping policy 'mlip'; known: greedy, milp; did you mean 'milp'"):
         map_datatypes([], [], np.ones((0, 1)), policy="mlip")
 
 
 @pytest.mark.parametrize("kwargs, exc, msg", [
     (dict(name="", ber=0.1), TypeError, "name must be a non-empty string"),
-    (dict(name="p", ber=1.5), ValueError, r"Partition 'p'.ber must be in \[0.0, 1.0\], got 1.5"),
+    (dict(name="p", ber=1.5), ValueError, r"Partition 'p'.ber must be in \[0, 1\], got 1.5"),
     (dict(name="p", ber=float("nan")), ValueError, "ber must be in"),
     (dict(name="p", ber=-1e-3), ValueError, "ber must be in"),
     (dict(name="p", ber="1e-3"), TypeError, "ber must be a number, got '1e-3'"),
     (dict(name="p", ber=True), TypeError, "ber must be a number"),
-    (dict(name="p", ber=0.1, capacity_bytes=0), ValueError, "capacity_bytes must be > 0, got 0"),
-    (dict(name="p", ber=0.1, capacity_bytes=-5), ValueError, "capacity_bytes must be > 0, got -5"),
-    (dict(name="p", ber=0.1, capacity_bytes=1.5), TypeError, "capacity_bytes must be a positive int or None"),
+    (dict(name="p", ber=0.1, capacity_bytes=0), ValueError, "capacity_bytes must be an integer >= 1, got 0"),
+    (dict(name="p", ber=0.1, capacity_bytes=-5), ValueError, "capacity_bytes must be an integer >= 1, got -5"),
+    (dict(name="p", ber=0.1, capacity_bytes=1.5), TypeError, "capacity_bytes must be an integer or None"),
     (dict(name="p", ber=0.1, nominal=True), ValueError, "ber must be 0 for the nominal partition, got 0.1"),
     (dict(name="p", ber=0.1, nominal="yes"), TypeError, "nominal must be a bool"),
-    (dict(name="p", ber=0.1, vdd_v=0), ValueError, "vdd_v must be > 0"),
-    (dict(name="p", ber=0.1, trcd_ns=float("inf")), ValueError, "trcd_ns must be in"),
+    (dict(name="p", ber=0.1, vdd_v=0), ValueError, "vdd_v must be a number > 0"),
+    (dict(name="p", ber=0.1, trcd_ns=float("inf")), ValueError, "trcd_ns must be a number > 0 and finite, got inf"),
     (dict(name="p", ber=0.1, error_model=3), TypeError, "error_model must be a spec/path string"),
 ])
 def test_partition_validation(kwargs, exc, msg):
-    with pytest.raises(exc, match=msg):
+    with pytest.raises(exc, match=msg) as info:
         Partition(**kwargs)
+    assert isinstance(info.value, EdenError)  # a user error: one line at the CLI
 
 
 @pytest.mark.parametrize("args, exc, msg", [
-    (("d", 0, 1e-3), ValueError, "DataTypeDemand 'd'.size_bytes must be > 0, got 0"),
-    (("d", 1.0, 1e-3), TypeError, "size_bytes must be a positive int"),
-    (("d", 8, -1e-3), ValueError, "tolerable_ber must be in"),
-    (("d", 8, float("nan")), ValueError, "tolerable_ber must be in"),
+    (("d", 0, 1e-3), ValueError, "DataTypeDemand 'd'.size_bytes must be an integer >= 1, got 0"),
+    (("d", 1.0, 1e-3), TypeError, "size_bytes must be an integer, got 1.0"),
+    (("d", 8, -1e-3), ValueError, "tolerable_ber must be a number >= 0, got -0.001"),
+    (("d", 8, float("nan")), ValueError, "tolerable_ber must be a number >= 0, got nan"),
     (("d", 8, None), TypeError, "tolerable_ber must be a number, got None"),
     ((None, 8, 1e-3), TypeError, "name must be a non-empty string"),
 ])
 def test_demand_validation(args, exc, msg):
-    with pytest.raises(exc, match=msg):
+    with pytest.raises(exc, match=msg) as info:
         DataTypeDemand(*args)
+    assert isinstance(info.value, EdenError)
 
 
 def test_demand_accepts_numpy_and_inf():
@@ -544,7 +547,7 @@ def test_backoff_bad_check_and_args():
     res = map_datatypes(*_ladder())
     with pytest.raises(TypeError, match="check must return a bool, got 0.93"):
         validate_and_backoff(res, lambda m: 0.93)
-    with pytest.raises(ValueError, match="max_steps must be None or an int >= 0, got -1"):
+    with pytest.raises(ValueError, match="max_steps must be an integer >= 0, got -1"):
         validate_and_backoff(res, lambda m: True, max_steps=-1)
     assert validate_and_backoff(res, lambda m: np.bool_(True)).passed
 
