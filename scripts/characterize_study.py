@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from eden.nn import zoo
 from eden.core.io import write_text
+from eden.nn import zoo
 from eden.workflows.characterize import characterize, save_tolerance, tolerance_table
 
 SHAPES = {

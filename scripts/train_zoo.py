@@ -19,8 +19,8 @@ import zipfile
 import numpy as np
 import torch
 
-from eden.nn import zoo
 from eden.core.io import write_with
+from eden.nn import zoo
 from eden.nn.evaluate import evaluate
 
 

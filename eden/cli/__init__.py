@@ -20,6 +20,7 @@ def main() -> None:
 
 
 # Command modules register on ``main``; imported for that side effect, in help order.
+# isort: off
 from eden.cli import _inject, _errormodel  # noqa: E402,F401
 from eden.cli import _profiles  # noqa: E402,F401
 from eden.cli import _dnn  # noqa: E402,F401
@@ -27,5 +28,6 @@ from eden.cli import _deploy  # noqa: E402,F401
 from eden.cli import _run  # noqa: E402,F401
 from eden.cli import _retrain  # noqa: E402,F401
 from eden.cli import _raw  # noqa: E402,F401
+# isort: on
 
 __all__ = ["main"]

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import click
 
 from eden.cli import main
-from eden.cli._common import fail, load_error_model
-
-class _RegistryChoice(click.Choice):
-    """A ``click.Choice`` whose names are read from a registry when click needs them, so that
-    ``import eden.cli`` does not import the error-model registry (and numpy with it)."""
-
-    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
-        # click.Choice.__init__ would store a fixed tuple; ``choices`` is a property here instead.
-        self._names = names
-        self.case_sensitive = True
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        return tuple(str(n) for n in self._names())
+from eden.cli._common import LazyChoice, fail, load_error_model
 
 
 def _fit_models() -> tuple[str, ...]:
@@ -70,8 +56,8 @@ def errormodel_show(model, profile, op, as_json):
         "components": [{"kind": c.kind, **c.params()} for c in em.components],
     }
     if model.endswith((".h5", ".hdf5")):
-        from eden.errormodels import h5 as _h5
         from eden.dram.fit import read_fit_report
+        from eden.errormodels import h5 as _h5
 
         info["provenance"] = _h5.read_metadata(model)["provenance"]
         report = read_fit_report(model)
@@ -107,9 +93,9 @@ def errormodel_show(model, profile, op, as_json):
               type=click.Path(dir_okay=False, path_type=Path), help="error-model file to write")
 @click.option("--test", "test_name", default=None, metavar="NAME",
               help="test of RAW.h5 to fit (default: its only test)")
-@click.option("--model", "forced", type=_RegistryChoice(_fit_models), default=None,
+@click.option("--model", "forced", type=LazyChoice(_fit_models), default=None,
               help="fit only this model instead of selecting by BIC")
-@click.option("--persistence", type=_RegistryChoice(_persistence_modes), default="access", show_default=True,
+@click.option("--persistence", type=LazyChoice(_persistence_modes), default="access", show_default=True,
               help="persistence of the saved model (not identifiable from summed counts)")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.99,
               show_default=True, help="confidence level of the intervals")

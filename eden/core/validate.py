@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import enum
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -97,13 +98,16 @@ class Mode(str, enum.Enum):
         return self.value
 
     __format__ = str.__format__
+    __hash__ = str.__hash__  # a member and its string are the same dict key
 
     @classmethod
-    def coerce(cls, value: Any, what: str):
-        """The member named ``value`` (a member or its string), else an unknown-name error naming ``what``."""
+    def coerce(cls, value: Any, what: str | None = None):
+        """The member named ``value`` (a member or its string), else an unknown-name error naming ``what``
+        (by default the class name in words: ``CorrectionMode`` -> "correction mode")."""
         try:
             return cls(value)
         except ValueError:
+            what = what or re.sub(r"(?<!^)(?=[A-Z])", " ", cls.__name__).lower()
             raise unknown_name(what, value, cls.values()) from None
 
     @classmethod

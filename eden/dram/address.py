@@ -24,43 +24,14 @@ bank a byte lands in, not the row/bitline structure that the error models use.
 from __future__ import annotations
 
 import dataclasses
-import enum
 
 import numpy as np
 
-from eden.core.validate import check_int, did_you_mean
+from eden.core.validate import Mode, check_int
 from eden.errors import EdenConfigError
 
-class StrMode(str, enum.Enum):
-    """Base of the DRAM side's closed sets of mode names: a member *is* its string.
 
-    It compares, hashes, formats and serialises to JSON as the plain string, so
-    every place that took the string still takes it. (The same contract as
-    ``eden.core.validate.Mode`` where the core layer provides it.)
-    """
-
-    def __str__(self) -> str:
-        return self.value
-
-    __format__ = str.__format__
-    __hash__ = str.__hash__
-
-    @classmethod
-    def coerce(cls, value: object, what: str):
-        """The member spelled ``value`` (a member or its string); else an error naming ``what`` and the spellings."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise EdenConfigError(f"{what} must be one of {', '.join(cls.values())}, got {value!r}"
-                                  f"{did_you_mean(value, cls.values())}") from None
-
-    @classmethod
-    def values(cls) -> tuple[str, ...]:
-        """The spellings in declaration order (for CLI choices and messages)."""
-        return tuple(m.value for m in cls)
-
-
-class AddressScheme(StrMode):
+class AddressScheme(Mode):
     """Chunk index -> (bank, row) mapping (see the module docstring)."""
 
     ROW_BANK = "row_bank"

@@ -64,8 +64,6 @@ Example:
 
 from __future__ import annotations
 
-from eden.errors import EdenConfigError, EdenError, EdenFileError, EdenTypeError
-
 import dataclasses
 import json
 import math
@@ -76,11 +74,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from eden.core.validate import check_int, check_number, did_you_mean
+from eden.core.validate import Mode, check_int, check_number, did_you_mean
 from eden.dram import standards
-from eden.dram.address import DramOrganization, StrMode
+from eden.dram.address import DramOrganization
 from eden.dram.standards.base import Field
 from eden.errormodels.model import ErrorModel
+from eden.errors import EdenConfigError, EdenError, EdenFileError, EdenTypeError
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "SOURCE_KINDS", "SourceKind", "NOMINAL",
@@ -97,7 +96,7 @@ FORMAT_VERSION = 1
 
 
 
-class SourceKind(StrMode):
+class SourceKind(Mode):
     """What a profile source is; ``assumption`` marks numbers that rest on an assumption."""
 
     DATASHEET = "datasheet"

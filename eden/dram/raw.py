@@ -49,10 +49,11 @@ from typing import Any, ClassVar
 import h5py
 import numpy as np
 
-from eden.errormodels.h5 import EdenFileError, _as_str, _describe, _describe_node, _is_integer, _provenance_json
-from eden.core.io import write_with
 from eden._version import __version__
+from eden.core.io import write_with
 from eden.dram.address import DramOrganization
+from eden.errormodels.h5 import _as_str, _describe, _describe_node, _is_integer, _provenance_json
+from eden.errors import EdenConfigError, EdenDataError, EdenFileError, EdenFileNotFoundError, EdenTypeError
 
 __all__ = [
     "FORMAT",
@@ -85,6 +86,12 @@ DIRECTION_0TO1 = 0
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ORG_FIELDS = ("banks", "rows", "row_bytes", "bus_width_bits")
+
+
+class UnknownTestError(EdenConfigError, KeyError):
+    """No test of that name in a raw file (also a ``KeyError``, as a lookup by name)."""
+
+    __str__ = Exception.__str__  # the message as written, not KeyError's repr of it
 
 
 class RawFileError(EdenFileError):
@@ -184,7 +191,7 @@ class OperatingPoint:
 
 def _check_name(name) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"test name must match {_NAME_RE.pattern} (letters, digits, '._+-'; it is an "
+        raise EdenConfigError(f"test name must match {_NAME_RE.pattern} (letters, digits, '._+-'; it is an "
                          f"HDF5 group name), got {name!r}")
     return name
 
@@ -371,7 +378,7 @@ class RecordTest:
             ValueError: The test has no ``pattern``.
         """
         if self.pattern is None:
-            raise ValueError(f"test {self.name!r} has no pattern: stored bits are not known")
+            raise EdenDataError(f"test {self.name!r} has no pattern: stored bits are not known")
         row = np.asarray(row, np.int64)
         bitline = np.asarray(bitline, np.int64)
         byte = self.pattern[row % self.pattern.shape[0], bitline // 8]
@@ -522,25 +529,25 @@ class RawCharacterization:
     def __post_init__(self) -> None:
         tests = tuple(self.tests)
         if not tests:
-            raise ValueError("a RawCharacterization needs at least one test")
+            raise EdenConfigError("a RawCharacterization needs at least one test")
         seen = set()
         for t in tests:
             if not isinstance(t, (RecordTest, SummaryTest)):
-                raise TypeError(f"tests must be RecordTest or SummaryTest, got {type(t).__name__}")
+                raise EdenTypeError(f"tests must be RecordTest or SummaryTest, got {type(t).__name__}")
             if t.name in seen:
-                raise ValueError(f"test names must be unique; {t.name!r} appears twice")
+                raise EdenConfigError(f"test names must be unique; {t.name!r} appears twice")
             seen.add(t.name)
         object.__setattr__(self, "tests", tests)
         if self.organization is not None and not isinstance(self.organization, DramOrganization):
-            raise TypeError(f"organization must be a DramOrganization or None, got {self.organization!r}")
+            raise EdenTypeError(f"organization must be a DramOrganization or None, got {self.organization!r}")
         if not isinstance(self.subarray_rows_known, bool):
-            raise TypeError(f"subarray_rows_known must be a bool, got {self.subarray_rows_known!r}")
+            raise EdenTypeError(f"subarray_rows_known must be a bool, got {self.subarray_rows_known!r}")
         _provenance_json(self.provenance)  # JSON-serialisable mapping, else TypeError
         object.__setattr__(self, "provenance", dict(self.provenance))
         for t in tests:
             if isinstance(t, RecordTest):
                 if self.organization is None:
-                    raise ValueError(f"test {t.name!r} has error records, which need the tested region: "
+                    raise EdenConfigError(f"test {t.name!r} has error records, which need the tested region: "
                                      "pass organization=DramOrganization(...)")
                 try:
                     t.check_against(self.organization)
@@ -561,11 +568,11 @@ class RawCharacterization:
         if name is None:
             if len(self.tests) == 1:
                 return self.tests[0]
-            raise KeyError(f"the file holds {len(self.tests)} tests; choose one of: {', '.join(self.names)}")
+            raise UnknownTestError(f"the file holds {len(self.tests)} tests; choose one of: {', '.join(self.names)}")
         for t in self.tests:
             if t.name == name:
                 return t
-        raise KeyError(f"no test named {name!r}; known: {', '.join(self.names)}")
+        raise UnknownTestError(f"no test named {name!r}; known: {', '.join(self.names)}")
 
     def save(self, path: os.PathLike | str, *, overwrite: bool = False) -> None:
         """Write to ``path`` (atomic; see :func:`save_raw`)."""
@@ -599,7 +606,7 @@ def save_raw(raw: RawCharacterization, path: os.PathLike | str, *, overwrite: bo
         FileExistsError: ``path`` exists and ``overwrite`` is False.
     """
     if not isinstance(raw, RawCharacterization):
-        raise TypeError(f"save_raw expects a RawCharacterization, got {type(raw).__name__}")
+        raise EdenTypeError(f"save_raw expects a RawCharacterization, got {type(raw).__name__}")
     provenance_json = _provenance_json(raw.provenance)
 
     def write(tmp: Path) -> None:
@@ -679,7 +686,7 @@ def load_raw(path: os.PathLike | str) -> RawCharacterization:
     """
     p = Path(os.fspath(path))
     if not p.exists():
-        raise FileNotFoundError(errno.ENOENT, "raw characterization file not found", str(p))
+        raise EdenFileNotFoundError(errno.ENOENT, "raw characterization file not found", str(p))
     try:
         f = h5py.File(p, "r")
     except OSError as exc:

@@ -30,13 +30,12 @@ run, and the weak-line maps its plans use) and must register a kernel for every 
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from eden.core.validate import unknown_name
+from eden.core.validate import Mode, unknown_name
 from eden.errors import EdenConfigError, EdenError
 
 
@@ -44,7 +43,7 @@ class BackendUnavailableError(EdenError, RuntimeError):
     """A backend that cannot run here (CuPy or a GPU missing); the message says how to fix it."""
 
 
-class Op(str, enum.Enum):
+class Op(Mode):
     """The engine's ops (module docstring: signatures and contracts)."""
 
     INJECT = "inject"

@@ -10,22 +10,18 @@ backend computes the same words.
 
 from __future__ import annotations
 
-import enum
-
 import numpy as np
 
+from eden.core.validate import Mode
 from eden.formats.base import FloatFormat
 
 
-class CorrectionMode(str, enum.Enum):
+class CorrectionMode(Mode):
     """What happens to an implausible corrupted value; equal to (and printed as) its string."""
 
     NONE = "none"
     ZERO = "zero"
     CLAMP = "clamp"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def popcount(words) -> int:

@@ -50,6 +50,7 @@ from eden.engine.sampling import TAG_ACCESS, TAG_FIXED, TWO53, fixed_bands
 from eden.errormodels.component import Persistence, Population, WeakLines
 from eden.errormodels.model import ErrorModel
 
+
 @dataclasses.dataclass
 class Plan:
     """Everything a backend needs, as plain arrays (shapes in comments)."""

@@ -25,42 +25,30 @@ whole model: :class:`Persistence`.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Any, ClassVar
 
-from eden.core.validate import check_number, did_you_mean, unknown_name
+from eden.core.validate import Mode, check_number, did_you_mean, unknown_name
 from eden.errors import EdenConfigError
 
 
-class Persistence(str, enum.Enum):
+class Persistence(Mode):
     """Whether errors are redrawn on every access or fixed per device seed (module docs of model.py)."""
 
     ACCESS = "access"
     FIXED = "fixed"
 
-    def __str__(self) -> str:
-        return self.value
-
-    @classmethod
-    def coerce(cls, value: "Persistence | str") -> "Persistence":
-        """The member for ``value`` (a member or its spelling); unknown -> :func:`unknown_name`."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise unknown_name("persistence", value, [m.value for m in cls]) from None
-
 
 DEFAULT_PERSISTENCE = Persistence.ACCESS
 
 
-class WeakLines(str, enum.Enum):
+class WeakLines(Mode):
     """The weak-line map a component draws with its ``fraction`` (per device seed, nested in it)."""
 
     BITLINES = "bitlines"    # a fraction of the bitlines of each (bank, subarray)
     WORDLINES = "wordlines"  # a fraction of the rows
 
 
-class Population(str, enum.Enum):
+class Population(Mode):
     """Cells a sub-pass walks in each row."""
 
     ALL = "all"                      # every bitline of the row

@@ -10,24 +10,10 @@ package imports without torch.
 """
 
 from eden.formats import bf16, fp16, fp32, int4, int8, int16, int32, uint8  # noqa: F401 (registers them)
-from eden.formats.base import (
-                               BitLayout,
-                               FloatFormat,
-                               Granularity,
-                               IntFormat,
-                               MetadataField,
-                               MetadataLocation,
-                               QuantScheme,
-                               StorageFormat,
-)
+from eden.formats.base import (BitLayout, FloatFormat, Granularity, IntFormat, MetadataField, MetadataLocation,
+                               QuantScheme, StorageFormat)
 from eden.formats.int4 import pack_int4, unpack_int4
-from eden.formats.registry import (
-                               FORMATS,
-                               format_of,
-                               get_format,
-                               register_format,
-                               unregister_format,
-)
+from eden.formats.registry import FORMATS, format_of, get_format, register_format, unregister_format
 
 __all__ = [
                                "FORMATS",

@@ -24,23 +24,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import enum
 import math
 
 import numpy as np
 
-from eden.core.validate import check_int
+from eden.core.validate import Mode, check_int
 from eden.errors import EdenConfigError
 
 
-class _StrEnum(str, enum.Enum):
-    """A mode spelled as before: equal to its string, printed as its string."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Granularity(_StrEnum):
+class Granularity(Mode):
     """How many values share one set of quantization metadata (torchao's ``block_size``)."""
 
     TENSOR = "tensor"    # one scale for the whole tensor
@@ -84,7 +76,7 @@ class Granularity(_StrEnum):
         return (g,)
 
 
-class MetadataLocation(_StrEnum):
+class MetadataLocation(Mode):
     """Where a format's metadata is stored: reliable memory (never injected) or the DRAM it describes."""
 
     RELIABLE = "reliable"
@@ -246,7 +238,7 @@ class FloatFormat(StorageFormat):
             return ~xp.isfinite(values) | (values < low) | (values > high)
 
 
-class QuantScheme(_StrEnum):
+class QuantScheme(Mode):
     """How float values map to integer codes."""
 
     SYMMETRIC = "symmetric"  # q = round(x / s), codes in [-(2^(b-1) - 1), 2^(b-1) - 1]

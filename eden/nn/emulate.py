@@ -52,8 +52,8 @@ from torch import nn
 
 from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
-from eden.errormodels.model import ErrorModel
 from eden.engine.ops import CORRECTIONS, Correction, finite_range, inject_
+from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
 from eden.nn.evaluate import model_failure
 from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat

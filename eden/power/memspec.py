@@ -57,9 +57,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from eden.core.validate import check_int, check_number, did_you_mean
+from eden.core.validate import Mode, check_int, check_number, did_you_mean
 from eden.dram import standards
-from eden.dram.address import StrMode
 from eden.dram.standards.base import TIMING_FIELDS, Standard
 from eden.errors import EdenConfigError, EdenTypeError
 
@@ -74,7 +73,7 @@ GUARD_BAND_CYCLES = 0.025
 """Fraction of a clock cycle tolerated when converting ns to cycles (see :func:`ns_to_cycles`)."""
 
 
-class Rounding(StrMode):
+class Rounding(Mode):
     """How :func:`ns_to_cycles` rounds: up for minimum delays, down for maximum intervals."""
 
     UP = "up"

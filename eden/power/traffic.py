@@ -53,11 +53,10 @@ from typing import Any
 import numpy as np
 
 from eden.core import io as _io
-from eden.core.validate import check_int, check_number
+from eden.core.validate import Mode, check_int, check_number
+from eden.dram.address import AddressMap, AddressScheme, DramOrganization
 from eden.errors import EdenConfigError, EdenTypeError
-from eden.dram.address import AddressMap, AddressScheme, DramOrganization, StrMode
-from eden.power.memspec import (MemSpec, PerDomain, Rounding, active_standby_power, command_energies,
-                                ns_to_cycles)
+from eden.power.memspec import MemSpec, PerDomain, Rounding, active_standby_power, command_energies, ns_to_cycles
 
 __all__ = [
     "DataTypeTraffic", "inference_traffic", "RowBufferPolicy", "AccessModel", "CommandCounts",
@@ -68,28 +67,28 @@ __all__ = [
 
 
 
-class PageKind(StrMode):
+class PageKind(Mode):
     """Row-buffer policy: rows stay open until another row of the bank is needed, or close after each burst."""
 
     OPEN_PAGE = "open_page"
     CLOSED_PAGE = "closed_page"
 
 
-class Layout(StrMode):
+class Layout(Mode):
     """Default placement of data types without base addresses: each starts a new row, or the next burst."""
 
     ROW_ALIGNED = "row_aligned"
     PACKED = "packed"
 
 
-class TimingGranularity(StrMode):
+class TimingGranularity(Mode):
     """How an operating tRCD is applied: rounded up to whole clocks, or in ns as given."""
 
     CYCLE = "cycle"
     NS = "ns"
 
 
-class TrafficKind(StrMode):
+class TrafficKind(Mode):
     """What a tensor of :func:`inference_traffic` is: a stored weight or an input feature map."""
 
     WEIGHT = "weight"

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import enum
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -41,20 +40,21 @@ from typing import Any
 
 from torch import nn
 
-from eden.core.io import read_json_record, write_json
-from eden.core.validate import check_number, unknown_name
 from eden._version import __version__
-from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate, selection
+from eden.core.io import read_json_record, write_json
+from eden.core.validate import Mode as StrMode
+from eden.core.validate import check_number
 from eden.errormodels.model import ErrorModel
-from eden.nn.evaluate import Estimate, Metric, estimate, evaluate
 from eden.errors import EdenConfigError, EdenDataError, EdenFileError
+from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate, selection
+from eden.nn.evaluate import Estimate, Metric, estimate, evaluate
 from eden.nn.quant import NumericFormat
 
 TOLERANCE_FORMAT = "eden-tolerance"
 TOLERANCE_VERSION = 1
 
 
-class Mode(str, enum.Enum):
+class Mode(StrMode):
     """What :func:`characterize` measures (the value is the spelling accepted everywhere)."""
 
     COARSE = "coarse"  # one tolerable BER for all data types
@@ -63,29 +63,23 @@ class Mode(str, enum.Enum):
     LEAVE_ONE_OUT = "leave-one-out"  # accuracy at one BER: every, each only, all but each
 
 
-class Criterion(str, enum.Enum):
+class Criterion(StrMode):
     """When a BER point passes: its mean accuracy, or its 95% CI's lower end, reaches the threshold."""
 
     MEAN = "mean"
     CI_LOW = "ci_low"
 
 
-MODES = tuple(m.value for m in Mode)
-CRITERIA = tuple(c.value for c in Criterion)
+MODES = Mode.values()
+CRITERIA = Criterion.values()
 
 
 def _mode(value) -> Mode:
-    try:
-        return Mode(value)
-    except ValueError:
-        raise unknown_name("characterization mode", value, MODES) from None
+    return Mode.coerce(value, "characterization mode")
 
 
 def _criterion(value) -> Criterion:
-    try:
-        return Criterion(value)
-    except ValueError:
-        raise unknown_name("criterion", value, CRITERIA) from None
+    return Criterion.coerce(value, "criterion")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,9 +43,9 @@ def run_demo(seed: int = 0, ber: float = 1e-3) -> list[dict]:
     """Inject each demo model into each format; returns one row per (model, format)."""
     import torch
 
+    from eden.engine.ops import inject_
     from eden.errormodels.model import ErrorModel
     from eden.formats import pack_int4, unpack_int4
-    from eden.engine.ops import inject_
 
     w = _layer_weight(seed)
     ref = w.numpy().ravel()

@@ -35,8 +35,7 @@ from eden.core.validate import Mode, check_int, check_number, unknown_name
 from eden.errors import EdenConfigError, EdenDataError, EdenInfeasibleError
 from eden.power.memspec import MemSpec
 from eden.power.traffic import AccessModel, RowBufferPolicy, energy_report, inference_traffic
-from eden.workflows.mapping import (MAPPING_POLICIES, DataTypeDemand, Partition, map_datatypes,
-                                    validate_and_backoff)
+from eden.workflows.mapping import MAPPING_POLICIES, DataTypeDemand, Partition, map_datatypes, validate_and_backoff
 
 REPORT_FORMAT = "eden-deployment"
 REPORT_VERSION = 1

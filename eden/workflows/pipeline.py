@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
+from eden._version import __version__
 from eden.core.io import write_json, write_text
 from eden.core.validate import check_int, check_number
 from eden.errors import EdenConfigError, EdenDataError, EdenFileError
-from eden._version import __version__
 
 STAGES = ("clean", "tolerance_before", "retrain", "tolerance_after", "map_baseline", "map_retrained", "pareto",
           "report")

@@ -64,13 +64,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from eden.core.io import write_json, write_with
-from eden.core.validate import check_int, check_number, unknown_name
 from eden._version import __version__
-from eden.nn.emulate import DataTypeConfig, EmulationPlan, emulate, selection
+from eden.core.io import write_json, write_with
+from eden.core.validate import Mode, check_int, check_number
 from eden.errormodels.model import ErrorModel
-from eden.nn.evaluate import evaluate
 from eden.errors import EdenConfigError, EdenDataError, EdenFileError, EdenTypeError
+from eden.nn.emulate import DataTypeConfig, EmulationPlan, emulate, selection
+from eden.nn.evaluate import evaluate
 from eden.nn.quant import NumericFormat
 from eden.workflows.characterize import Criterion
 
@@ -84,7 +84,7 @@ REPORT_FORMAT = "eden-retrain-report"
 REPORT_VERSION = 1
 
 
-class Schedule(str, enum.Enum):
+class Schedule(Mode):
     """How the BER of :class:`Curriculum` rises to the target."""
 
     GEOMETRIC = "geometric"
@@ -93,7 +93,7 @@ class Schedule(str, enum.Enum):
     CONSTANT = "constant"
 
 
-class Optimizer(str, enum.Enum):
+class Optimizer(Mode):
     """The optimizer of :class:`RetrainConfig` (SGD with momentum 0.9)."""
 
     ADAM = "adam"
@@ -101,14 +101,14 @@ class Optimizer(str, enum.Enum):
     SGD = "sgd"
 
 
-class LRSchedule(str, enum.Enum):
+class LRSchedule(Mode):
     """Learning rate over the epochs: cosine decay to 0, or constant."""
 
     COSINE = "cosine"
     CONSTANT = "constant"
 
 
-class ToleranceBaseline(str, enum.Enum):
+class ToleranceBaseline(Mode):
     """What the tolerance after retraining counts its drop from (see :class:`ToleranceCheck`)."""
 
     OWN = "own"
@@ -121,12 +121,9 @@ LR_SCHEDULES = tuple(m.value for m in LRSchedule)
 TOLERANCE_BASELINES = tuple(m.value for m in ToleranceBaseline)
 
 
-def _choice(cls: type[enum.Enum], what: str, value: Any) -> Any:
+def _choice(cls: type[Mode], what: str, value: Any) -> Any:
     """The member of the str enum ``cls`` spelled ``value`` (or the member itself)."""
-    try:
-        return cls(value)
-    except ValueError:
-        raise unknown_name(what, value, [m.value for m in cls]) from None
+    return cls.coerce(value, what)
 
 
 def _plain(d: dict) -> dict:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from eden.dram.address import DramOrganization
 from eden.cli import main
-from eden.errormodels.model import ErrorModel
+from eden.dram.address import DramOrganization
 from eden.dram.fit import simulate_records
 from eden.dram.raw import OperatingPoint, RawCharacterization, SummaryTest
+from eden.errormodels.model import ErrorModel
 
 ORG = DramOrganization(banks=4, rows=512, row_bytes=2048, subarray_rows=256)
 

@@ -160,9 +160,9 @@ def profiles() -> dict:
 
 
 def power() -> dict:
-    from eden.workflows.deploy import memspec_of
-    from eden.power.memspec import background_powers, command_energies
     from eden.dram.profiles import list_presets, load_profile
+    from eden.power.memspec import background_powers, command_energies
+    from eden.workflows.deploy import memspec_of
 
     out = {}
     for name in list_presets():
@@ -177,8 +177,8 @@ def power() -> dict:
 
 
 def mapping(record: dict) -> dict:
-    from eden.workflows.deploy import DeployOptions, deploy
     from eden.dram.profiles import load_profile
+    from eden.workflows.deploy import DeployOptions, deploy
 
     out = {}
     for prof in ("ddr4-2400-8gb-x8", "ddr3l-vendor-c", "ddr3-diva-a10"):

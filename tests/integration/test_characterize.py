@@ -8,9 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from eden.cli import main
 from eden.nn import zoo
 from eden.workflows.characterize import characterize, load_tolerance, save_tolerance, tolerable_bers, tolerance_table
-from eden.cli import main
 
 
 @pytest.fixture(scope="module")

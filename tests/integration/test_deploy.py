@@ -8,12 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from eden.nn import zoo
 from eden.cli import main
-from eden.workflows.deploy import DeployOptions, deploy, partitions_from_profile
-from eden.nn.emulate import datatypes
-from eden.workflows.mapping import MappingInfeasibleError, Partition
 from eden.dram.profiles import load_profile
+from eden.nn import zoo
+from eden.nn.emulate import datatypes
+from eden.workflows.deploy import DeployOptions, deploy, partitions_from_profile
+from eden.workflows.mapping import MappingInfeasibleError, Partition
 
 
 @pytest.fixture(scope="module")

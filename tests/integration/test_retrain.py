@@ -15,13 +15,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from eden.nn import zoo
 from eden.cli import main
+from eden.nn import zoo
 from eden.nn.emulate import EmulationPlan, emulate
 from eden.nn.evaluate import estimate, evaluate
-from eden.workflows.retrain import (Curriculum, RetrainConfig, ToleranceCheck, _check_before, derive_seed, load_checkpoint,
-                          retrain,
-                          retrain_table)
+from eden.workflows.retrain import (Curriculum, RetrainConfig, ToleranceCheck, _check_before, derive_seed,
+                                    load_checkpoint, retrain, retrain_table)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,16 +16,9 @@ import numpy as np
 import pytest
 
 from eden.dram.address import AddressMap, DramOrganization
-from eden.errormodels.model import ErrorModel
-from eden.dram.fit import (
-    FitError,
-    fit,
-    fit_test,
-    read_fit_report,
-    save_fit,
-    simulate_records,
-)
+from eden.dram.fit import FitError, fit, fit_test, read_fit_report, save_fit, simulate_records
 from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.errormodels.model import ErrorModel
 
 ORG = DramOrganization(banks=4, rows=1024, row_bytes=4096, subarray_rows=512)
 BITS = ORG.banks * ORG.rows * ORG.row_bits

@@ -10,20 +10,8 @@ import torch
 
 from eden import EdenConfigError, inject_
 from eden.errors import EdenTypeError
-from eden.formats import (
-    FORMATS,
-    BitLayout,
-    FloatFormat,
-    Granularity,
-    IntFormat,
-    MetadataLocation,
-    format_of,
-    get_format,
-    pack_int4,
-    register_format,
-    unpack_int4,
-    unregister_format,
-)
+from eden.formats import (FORMATS, BitLayout, FloatFormat, Granularity, IntFormat, MetadataLocation, format_of,
+                          get_format, pack_int4, register_format, unpack_int4, unregister_format)
 from eden.nn.quant import FLOAT_FORMATS, GRANULARITIES, NumericFormat, numeric_formats
 
 TORCH_FLOATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -76,7 +76,7 @@ def test_import_eden_initialises_no_cuda():
 
 def test_the_torch_free_list_is_complete():
     names = _torch_free_modules()
-    assert {"eden.dram.profiles", "eden.power.memspec", "eden.errormodels.model", "eden.formats.storage",
+    assert {"eden.dram.profiles", "eden.power.memspec", "eden.errormodels.model", "eden.formats.registry",
             "eden.workflows.mapping"} <= set(names)
 
 

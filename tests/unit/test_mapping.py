@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 
 from eden.errors import EdenError
-from eden.workflows.mapping import (
-    MAPPING_POLICIES, DataTypeDemand, MappingInfeasibleError, MappingProblem, Partition,
-    map_datatypes, register_policy, validate_and_backoff,
-)
+from eden.workflows.mapping import (MAPPING_POLICIES, DataTypeDemand, MappingInfeasibleError, MappingProblem, Partition,
+                                    map_datatypes, register_policy, validate_and_backoff)
 
 POLICIES = ("greedy", "milp")
 

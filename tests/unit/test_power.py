@@ -19,13 +19,13 @@ import pytest
 
 from eden.dram import standards
 from eden.dram.address import DramOrganization
-from eden.dram.standards import ddr4
 from eden.dram.profiles import FieldError, PowerSpec
+from eden.dram.standards import ddr4
 from eden.dram.standards.base import Domain, RefreshMode, Standard
 from eden.errors import EdenConfigError
 from eden.power import traffic
-from eden.power.memspec import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, active_standby_power,
-                                background_powers, command_energies, ns_to_cycles)
+from eden.power.memspec import (FIELDS_DDR3, FIELDS_DDR4, MemSpec, PerDomain, active_standby_power, background_powers,
+                                command_energies, ns_to_cycles)
 
 REL = 1e-9
 PJ, MW, MA = 1e-12, 1e-3, 1e-3

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from eden.errormodels.model import ErrorModel
 from eden.dram.profiles import (FORMAT, NOMINAL, DramProfile, OperatingPoint, ProfileError, UnknownProfileError,
-                           list_presets, load_profile, parse_op_spec, preset_path)
+                                list_presets, load_profile, parse_op_spec, preset_path)
+from eden.errormodels.model import ErrorModel
 
 PRESETS = list_presets()
 DDR4 = "ddr4-2400-8gb-x8"

@@ -15,7 +15,7 @@ import pytest
 from eden.dram.address import AddressMap, DramOrganization
 from eden.power.memspec import MemSpec, background_powers, command_energies
 from eden.power.traffic import (AccessModel, CommandCounts, DataTypeTraffic, RowBufferPolicy, command_counts,
-                          energy_report, inference_traffic, latency_report)
+                                energy_report, inference_traffic, latency_report)
 
 REL = 1e-9
 PJ = 1e-12

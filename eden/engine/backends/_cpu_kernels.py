@@ -41,7 +41,6 @@ from numba.extending import intrinsic
 
 from eden.engine import rng
 
-
 M0 = np.uint64(rng.PHILOX_M0)
 M1 = np.uint64(rng.PHILOX_M1)
 W0 = np.uint32(rng.PHILOX_W0)

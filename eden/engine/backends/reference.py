@@ -15,9 +15,9 @@ import numpy as np
 from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
 from eden.engine.correct import correct_segments
 from eden.engine.plan import Plan
-from eden.engine.sampling import geometric_candidates
+
 # The oracle's weak-line maps: this backend's ``weak_lines`` for compile_plan.
-from eden.engine.sampling import weak_bitlines, weak_wordlines  # noqa: F401
+from eden.engine.sampling import geometric_candidates, weak_bitlines, weak_wordlines  # noqa: F401
 
 
 def sample_flips(plan: Plan, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

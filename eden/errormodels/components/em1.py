@@ -8,8 +8,7 @@ import dataclasses
 import numpy as np
 
 from eden.errormodels import fitting as mle
-from eden.errormodels.component import (Component, Population, SubPass, WeakLines, fraction_param,
-                                        rate_param)
+from eden.errormodels.component import Component, Population, SubPass, WeakLines, fraction_param, rate_param
 from eden.errors import EdenConfigError
 
 
