@@ -54,7 +54,7 @@ from scipy import special, stats
 from eden.core.io import write_with
 from eden.core.validate import check_int
 from eden.dram.address import DramOrganization
-from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.dram.raw import MeasurementConditions, RawCharacterization, RecordTest, SummaryTest
 from eden.errormodels import fitting as mle
 from eden.errormodels.component import Persistence
 from eden.errormodels.components import Uniform, fit_model, fit_model_names
@@ -191,7 +191,7 @@ class FitResult:
 
     test: str
     device: str
-    operating_point: OperatingPoint
+    operating_point: MeasurementConditions
     data: Mapping[str, Any]
     candidates: tuple
     selected: str
@@ -707,7 +707,7 @@ def read_fit_report(path: os.PathLike | str) -> dict | None:
 def simulate_records(model: ErrorModel | str, organization: DramOrganization, *, seed: int = 0,
                      iterations: int = 1, column_bits: int = 1, per_iteration: bool = False,
                      pattern: np.ndarray | None = None, record_direction: bool = True,
-                     name: str = "synthetic", operating_point: OperatingPoint | None = None,
+                     name: str = "synthetic", operating_point: MeasurementConditions | None = None,
                      device: str = "synthetic") -> RecordTest:
     """Draw error records of a whole organization from a known error model.
 
@@ -788,7 +788,7 @@ class CellSpace:
     P: int
 
     @classmethod
-    def of(cls, org: DramOrganization, pattern: np.ndarray) -> "CellSpace":
+    def of(cls, org: DramOrganization, pattern: np.ndarray) -> CellSpace:
         bits = np.unpackbits(pattern, axis=1, bitorder="little")
         return cls(org, org.row_bits, org.banks * org.rows, org.subarray_rows, -(-org.rows // org.subarray_rows),
                    pattern, bits, pattern.shape[0])
@@ -815,7 +815,7 @@ def _failing_trials(model: ErrorModel, cells: CellSpace, rng: np.random.Generato
 
 def _records(trial: np.ndarray, cells: CellSpace, t_draw: int, *, iterations: int, persistence: Persistence,
              column_bits: int, per_iteration: bool, record_direction: bool, name: str,
-             operating_point: OperatingPoint | None, device: str) -> RecordTest:
+             operating_point: MeasurementConditions | None, device: str) -> RecordTest:
     """Failing trials -> error records per (bank, row, column unit[, iteration])."""
     org, B, P = cells.org, cells.B, cells.P
     cell, it = trial // t_draw, trial % t_draw
@@ -842,7 +842,7 @@ def _records(trial: np.ndarray, cells: CellSpace, t_draw: int, *, iterations: in
                       iterations=iterations, iteration=it_u, direction=direction, pattern=cells.pattern,
                       data_pattern=f"synthetic: {P} pattern row(s), ones fraction "
                                    f"{float(cells.bits.mean()):g}",
-                      operating_point=operating_point or OperatingPoint(), device=device)
+                      operating_point=operating_point or MeasurementConditions(), device=device)
 
 
 def _distinct(rng: np.random.Generator, m: int, k: int) -> np.ndarray:

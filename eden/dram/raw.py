@@ -58,7 +58,7 @@ from eden.errors import EdenConfigError, EdenDataError, EdenFileError, EdenFileN
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "OperatingPoint",
+    "MeasurementConditions",
     "RawCharacterization",
     "RawFileError",
     "RecordTest",
@@ -139,7 +139,7 @@ def _optional_number(name: str, value, *, positive: bool) -> float | None:
 
 
 @dataclasses.dataclass(frozen=True)
-class OperatingPoint:
+class MeasurementConditions:
     """Where a test ran: supply voltage, timings, temperature, refresh interval.
 
     ``None`` means "not recorded by the source"; nothing is guessed.
@@ -154,7 +154,7 @@ class OperatingPoint:
         refresh_interval_ms: time between refreshes of a row (ms).
 
     Example:
-        >>> OperatingPoint(trcd_ns=10.0, refresh_interval_ms=256.0).describe()
+        >>> MeasurementConditions(trcd_ns=10.0, refresh_interval_ms=256.0).describe()
         'tRCD 10 ns, refresh 256 ms'
     """
 
@@ -171,7 +171,7 @@ class OperatingPoint:
             try:
                 value = _optional_number(f.name, getattr(self, f.name), positive=f.name != "temperature_c")
             except _FieldError as exc:
-                raise exc.owned("OperatingPoint") from None
+                raise exc.owned("MeasurementConditions") from None
             object.__setattr__(self, f.name, value)
 
     def to_dict(self) -> dict[str, float]:
@@ -292,7 +292,7 @@ class RecordTest:
     pattern: Any = None
     data_pattern: str = "unknown"
     ones_fraction: float | None = None
-    operating_point: OperatingPoint = OperatingPoint()
+    operating_point: MeasurementConditions = MeasurementConditions()
     device: str = ""
 
     def __post_init__(self) -> None:
@@ -303,13 +303,15 @@ class RecordTest:
             raise exc.owned(f"RecordTest {self.name!r}") from None
 
     def _validate(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)
+        def set_(k: str, v: Any) -> None:
+            object.__setattr__(self, k, v)
+
         set_("column_bits", _check_int("column_bits", self.column_bits, minimum=1))
         set_("iterations", _check_int("iterations", self.iterations, minimum=1))
         set_("data_pattern", _check_text("data_pattern", self.data_pattern))
         set_("device", _check_text("device", self.device))
-        if not isinstance(self.operating_point, OperatingPoint):
-            raise _FieldError("operating_point", "an OperatingPoint", repr(self.operating_point), attribute=True)
+        if not isinstance(self.operating_point, MeasurementConditions):
+            raise _FieldError("operating_point", "an MeasurementConditions", repr(self.operating_point), attribute=True)
         arrays = {}
         for name in ("bank", "row", "column", "count"):
             arrays[name] = _as_index_array(name, getattr(self, name))
@@ -456,7 +458,7 @@ class SummaryTest:
     iterations: int | None = None
     data_pattern: str = "unknown"
     ones_fraction: float | None = None
-    operating_point: OperatingPoint = OperatingPoint()
+    operating_point: MeasurementConditions = MeasurementConditions()
     device: str = ""
 
     def __post_init__(self) -> None:
@@ -467,7 +469,9 @@ class SummaryTest:
             raise exc.owned(f"SummaryTest {self.name!r}") from None
 
     def _validate(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)
+        def set_(k: str, v: Any) -> None:
+            object.__setattr__(self, k, v)
+
         if self.quantity not in SUMMARY_QUANTITIES:
             raise _FieldError("quantity", f"one of {', '.join(SUMMARY_QUANTITIES)}", repr(self.quantity),
                               attribute=True)
@@ -477,8 +481,8 @@ class SummaryTest:
         set_("data_pattern", _check_text("data_pattern", self.data_pattern))
         set_("device", _check_text("device", self.device))
         set_("ones_fraction", _check_fraction("ones_fraction", self.ones_fraction))
-        if not isinstance(self.operating_point, OperatingPoint):
-            raise _FieldError("operating_point", "an OperatingPoint", repr(self.operating_point), attribute=True)
+        if not isinstance(self.operating_point, MeasurementConditions):
+            raise _FieldError("operating_point", "an MeasurementConditions", repr(self.operating_point), attribute=True)
         v = self.value
         if not _number(v) or not math.isfinite(float(v)):
             raise _FieldError("value", "a finite number", repr(v))
@@ -585,7 +589,7 @@ class RawCharacterization:
 
 
 # --------------------------------------------------------------------- writing
-_OP_FIELDS = tuple(f.name for f in dataclasses.fields(OperatingPoint))
+_OP_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementConditions))
 
 
 def save_raw(raw: RawCharacterization, path: os.PathLike | str, *, overwrite: bool = False) -> None:
@@ -851,7 +855,7 @@ def _read_test(node, loc: str, name: str, path, org) -> Test:
         "ones_fraction": _float_attr(node, "ones_fraction", loc, path),
     }
     try:
-        common["operating_point"] = OperatingPoint(**{k: _float_attr(node, k, loc, path) for k in _OP_FIELDS})
+        common["operating_point"] = MeasurementConditions(**{k: _float_attr(node, k, loc, path) for k in _OP_FIELDS})
     except _FieldError as exc:
         raise RawFileError(path, _loc(loc, exc.field), exc.detail) from None
     if kind == "summary":

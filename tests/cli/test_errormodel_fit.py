@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from eden.cli import main
 from eden.dram.address import DramOrganization
 from eden.dram.fit import simulate_records
-from eden.dram.raw import OperatingPoint, RawCharacterization, SummaryTest
+from eden.dram.raw import MeasurementConditions, RawCharacterization, SummaryTest
 from eden.errormodels.model import ErrorModel
 
 ORG = DramOrganization(banks=4, rows=512, row_bytes=2048, subarray_rows=256)
@@ -26,9 +26,9 @@ def _run(*args):
 def raw_file(tmp_path):
     """Two tests: weak bitlines per cell (em1 planted) and a summary."""
     t = simulate_records("em1:fraction=0.02,p=0.02,p_else=1e-6", ORG, seed=0, name="weak_cols",
-                         operating_point=OperatingPoint(trcd_ns=10.0))
+                         operating_point=MeasurementConditions(trcd_ns=10.0))
     s = SummaryTest("vdd1.200V", quantity="faulty_unit_fraction", value=0.2, unit_bits=512,
-                    operating_point=OperatingPoint(vdd_v=1.2))
+                    operating_point=MeasurementConditions(vdd_v=1.2))
     path = tmp_path / "raw.h5"
     RawCharacterization((t, s), ORG, provenance={"source": "synthetic"}).save(path)
     return path

@@ -17,7 +17,7 @@ import pytest
 
 from eden.dram.address import AddressMap, DramOrganization
 from eden.dram.fit import FitError, fit, fit_test, read_fit_report, save_fit, simulate_records
-from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.dram.raw import MeasurementConditions, RawCharacterization, RecordTest, SummaryTest
 from eden.errormodels.model import ErrorModel
 
 ORG = DramOrganization(banks=4, rows=1024, row_bytes=4096, subarray_rows=512)
@@ -147,7 +147,7 @@ def test_summary_bit_errors_is_uniform_equivalent():
 def test_summary_faulty_line_fraction_is_a_lower_bound():
     f = 0.2
     s = SummaryTest("C5_vdd1.200V", quantity="faulty_unit_fraction", value=f, unit_bits=512,
-                    operating_point=OperatingPoint(vdd_v=1.2))
+                    operating_point=MeasurementConditions(vdd_v=1.2))
     r = fit_test(s, None, persistence="fixed")
     e = r.best.estimates[0]
     assert e.value == pytest.approx(1 - (1 - f) ** (1 / 512), rel=1e-12)

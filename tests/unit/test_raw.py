@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eden.dram.address import DramOrganization
-from eden.dram.raw import FORMAT, OperatingPoint, RawCharacterization, RawFileError, RecordTest, SummaryTest, load_raw
+from eden.dram.raw import FORMAT, MeasurementConditions, RawCharacterization, RawFileError, RecordTest, SummaryTest, load_raw
 
 ORG = DramOrganization(banks=2, rows=16, row_bytes=64, bus_width_bits=64, subarray_rows=8)
 PATTERN = np.array([[0xAA] * 64, [0x0F] * 64], np.uint8)
@@ -21,7 +21,7 @@ def _bit_test(name="cells", **kw):
     stored = PATTERN[rows % 2, bitlines // 8] >> (bitlines % 8) & 1
     args = {"bank": [0, 1, 1, 0], "row": rows, "column": bitlines, "count": [1, 2, 1, 2], "iterations": 2,
                 "direction": stored, "pattern": PATTERN, "data_pattern": "0xAA / 0x0F rows",
-                "operating_point": OperatingPoint(vdd_v=1.2, trcd_ns=10.0, temperature_c=45.0,
+                "operating_point": MeasurementConditions(vdd_v=1.2, trcd_ns=10.0, temperature_c=45.0,
                                                refresh_interval_ms=64.0), "device": "chip 7"}
     args.update(kw)
     return RecordTest(name, **args)
@@ -86,7 +86,7 @@ def test_unknown_subarray_size_is_not_written(tmp_path):
 def test_summary_only_file_needs_no_organization(tmp_path):
     path = tmp_path / "v.h5"
     s = SummaryTest("A1_vdd1.100V", quantity="faulty_unit_fraction", value=0.2, unit_bits=512,
-                    operating_point=OperatingPoint(vdd_v=1.1))
+                    operating_point=MeasurementConditions(vdd_v=1.1))
     RawCharacterization((s,), None).save(path)
     raw = load_raw(path)
     assert raw.organization is None and raw.test() == s
@@ -160,7 +160,7 @@ def test_records_need_an_organization_and_unique_names():
     ({"quantity": "faulty_unit_fraction", "value": 1.5, "unit_bits": 512}, "value: expected a fraction in [0, 1]"),
     ({"quantity": "errors"}, "quantity: expected one of bit_errors, faulty_unit_fraction"),
     ({"unit_bits": 512}, "unit_bits: expected 1 for quantity 'bit_errors'"),
-    ({"operating_point": OperatingPoint()}, None),
+    ({"operating_point": MeasurementConditions()}, None),
 ])
 def test_summary_validation(kw, needle):
     if needle is None:
@@ -172,18 +172,18 @@ def test_summary_validation(kw, needle):
 
 
 @pytest.mark.parametrize("kw, needle", [
-    ({"trcd_ns": -1.0}, "OperatingPoint.trcd_ns: expected a finite number > 0; found -1.0"),
-    ({"vdd_v": float("nan")}, "OperatingPoint.vdd_v"),
-    ({"temperature_c": "hot"}, "OperatingPoint.temperature_c: expected a finite number or None"),
+    ({"trcd_ns": -1.0}, "MeasurementConditions.trcd_ns: expected a finite number > 0; found -1.0"),
+    ({"vdd_v": float("nan")}, "MeasurementConditions.vdd_v"),
+    ({"temperature_c": "hot"}, "MeasurementConditions.temperature_c: expected a finite number or None"),
 ])
 def test_operating_point_validation(kw, needle):
     with pytest.raises(ValueError) as exc:
-        OperatingPoint(**kw)
+        MeasurementConditions(**kw)
     assert needle in str(exc.value)
 
 
 def test_operating_point_describe():
-    op = OperatingPoint(vdd_v=1.2, trcd_ns=7.5, refresh_interval_ms=64)
+    op = MeasurementConditions(vdd_v=1.2, trcd_ns=7.5, refresh_interval_ms=64)
     assert op.describe() == "VDD 1.2 V, tRCD 7.5 ns, refresh 64 ms"
     assert op.to_dict() == {"vdd_v": 1.2, "trcd_ns": 7.5, "refresh_interval_ms": 64.0}
 

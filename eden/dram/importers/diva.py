@@ -39,7 +39,7 @@ import numpy as np
 
 from eden.dram.address import DramOrganization
 from eden.dram.importers import Importer, register
-from eden.dram.raw import OperatingPoint, RawCharacterization, RecordTest, SummaryTest
+from eden.dram.raw import MeasurementConditions, RawCharacterization, RecordTest, SummaryTest
 from eden.errors import EdenDataError
 
 CLOCK_NS = 2.5
@@ -59,9 +59,9 @@ _CONVERTER = "scripts/convert_diva.py"
 _SUMMARY_RE = re.compile(r"^READ\s+(\d+)ms\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*:\s*(\S+)\s+(\S+)\s*(\d*)\s*S?\s*$")
 
 
-def operating_point(trcd: int, tras: int, trp: int, twr: int, refresh_ms: float = REFRESH_MS) -> OperatingPoint:
-    """Timings in controller cycles -> an OperatingPoint in ns."""
-    return OperatingPoint(trcd_ns=trcd * CLOCK_NS, tras_ns=tras * CLOCK_NS, trp_ns=trp * CLOCK_NS,
+def operating_point(trcd: int, tras: int, trp: int, twr: int, refresh_ms: float = REFRESH_MS) -> MeasurementConditions:
+    """Timings in controller cycles -> an MeasurementConditions in ns."""
+    return MeasurementConditions(trcd_ns=trcd * CLOCK_NS, tras_ns=tras * CLOCK_NS, trp_ns=trp * CLOCK_NS,
                           twr_ns=twr * CLOCK_NS, refresh_interval_ms=refresh_ms)
 
 

@@ -31,7 +31,7 @@ import csv
 from pathlib import Path
 
 from eden.dram.importers import Importer, register
-from eden.dram.raw import OperatingPoint, RawCharacterization, SummaryTest
+from eden.dram.raw import MeasurementConditions, RawCharacterization, SummaryTest
 from eden.errors import EdenDataError
 
 CITATION = ("Chang et al., \"Understanding Reduced-Voltage Operation in Modern DRAM Devices: Experimental "
@@ -67,7 +67,7 @@ def read_faulty_lines(path: Path) -> list[SummaryTest]:
             tests.append(SummaryTest(
                 name, quantity="faulty_unit_fraction", value=percent / 100.0, unit_bits=LINE_BITS,
                 units_tested=None, iterations=None, data_pattern="unknown (not in the data file)",
-                operating_point=OperatingPoint(vdd_v=vdd),
+                operating_point=MeasurementConditions(vdd_v=vdd),
                 device=f"DDR3L SO-DIMM {row['dimm_name']} (vendor {row['vendor']})"))
     if not tests:
         raise EdenDataError(f"{path}: no data rows")
