@@ -5,11 +5,12 @@ numba, and the DRAM side (``eden.dram``, ``eden.power``, ``eden.workflows.mappin
 without torch installed.
 
 Errors
-    EdenError (root), EdenFileError, EdenConfigError, EdenDataError, EdenInfeasibleError
+    EdenError (root), EdenFileError, EdenFileNotFoundError, EdenConfigError, EdenTypeError, EdenDataError,
+    EdenInfeasibleError, BackendUnavailableError
 Error models, DRAM placement and profiles
     ErrorModel, AddressMap, DramOrganization, DramProfile, load_profile
 Injection
-    inject_, FlipLog, Correction
+    inject_, FlipLog, Correction, CorrectionMode
 Storage and numeric formats
     FORMATS, pack_int4, unpack_int4, NumericFormat
 DNN emulation and evaluation
@@ -30,13 +31,15 @@ import importlib
 from typing import Any
 
 from eden._version import __version__
-from eden.errors import EdenConfigError, EdenDataError, EdenError, EdenFileError, EdenInfeasibleError
+from eden.errors import (EdenConfigError, EdenDataError, EdenError, EdenFileError, EdenFileNotFoundError,
+                         EdenInfeasibleError, EdenTypeError)
 
 _LAZY = {
     "ErrorModel": "eden.errormodels.model",
     "AddressMap": "eden.dram.address", "DramOrganization": "eden.dram.address",
     "DramProfile": "eden.dram.profiles", "load_profile": "eden.dram.profiles",
     "inject_": "eden.engine.ops", "FlipLog": "eden.engine.ops", "Correction": "eden.engine.ops",
+    "CorrectionMode": "eden.engine.correct", "BackendUnavailableError": "eden.engine.contract",
     "FORMATS": "eden.formats", "pack_int4": "eden.formats", "unpack_int4": "eden.formats",
     "NumericFormat": "eden.nn.quant",
     "emulate": "eden.nn.emulate", "EmulationPlan": "eden.nn.emulate", "DataTypeConfig": "eden.nn.emulate",
@@ -76,11 +79,12 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__",
     # errors
-    "EdenError", "EdenFileError", "EdenConfigError", "EdenDataError", "EdenInfeasibleError",
+    "EdenError", "EdenFileError", "EdenFileNotFoundError", "EdenConfigError", "EdenTypeError", "EdenDataError",
+    "EdenInfeasibleError", "BackendUnavailableError",
     # error models, placement, profiles
     "ErrorModel", "AddressMap", "DramOrganization", "DramProfile", "load_profile",
     # injection
-    "inject_", "FlipLog", "Correction",
+    "inject_", "FlipLog", "Correction", "CorrectionMode",
     # formats
     "FORMATS", "pack_int4", "unpack_int4", "NumericFormat",
     # DNN emulation

@@ -100,3 +100,17 @@ def test_dram_side_imports_without_torch(module):
     """)
     assert proc.returncode == 0, f"{module} needs torch:\n{proc.stderr}"
     assert proc.stdout.strip().endswith("imported")
+
+
+def test_every_public_name_resolves():
+    """Each name of ``eden.__all__`` (and each ``eden.<module>`` alias) loads from its layer."""
+    proc = _run("""
+        import eden
+        for name in eden.__all__ + sorted(eden._MODULES):
+            assert getattr(eden, name) is not None, name
+        assert eden.emulate.__module__ == "eden.nn.emulate" and callable(eden.characterize)
+        assert issubclass(eden.EdenConfigError, (eden.EdenError, ValueError))
+        print(len(eden.__all__))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 30
