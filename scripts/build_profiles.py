@@ -40,9 +40,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from eden.core import io as _io
-from eden.errormodels.h5 import read_metadata
-from eden.errormodels.model import ErrorModel
+from eden.core import io as _io  # noqa: E402 (needs the sys.path entry above)
+from eden.errormodels.h5 import read_metadata  # noqa: E402 (needs the sys.path entry above)
+from eden.errormodels.model import ErrorModel  # noqa: E402 (needs the sys.path entry above)
 
 PROFILES_DIR = REPO / "dram_profiles"
 DATASHEETS_DIR = PROFILES_DIR / "datasheets"

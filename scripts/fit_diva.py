@@ -37,10 +37,10 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(REPO))
 
-from eden.core.io import write_text
-from eden.dram.fit import CI_METHOD, fit, save_fit
-from eden.dram.importers import diva
-from eden.dram.raw import load_raw
+from eden.core.io import write_text  # noqa: E402 (needs the sys.path fallback above)
+from eden.dram.fit import CI_METHOD, fit, save_fit  # noqa: E402 (needs the sys.path fallback above)
+from eden.dram.importers import diva  # noqa: E402 (needs the sys.path fallback above)
+from eden.dram.raw import load_raw  # noqa: E402 (needs the sys.path fallback above)
 
 FITS = (  # (test in the raw file, tRCD in ns)
     ("trcd12.5ns", 12.5),
@@ -113,7 +113,7 @@ def render(results, raw_path: Path, facts, summaries) -> str:
            ("| tRCD | data | errors | BER / bit / sweep | model | k | ln L | BIC | dBIC | row chi2/dof | "
            "column chi2/dof |"),
            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (name, trcd), r in results:
+    for (_name, trcd), r in results:
         d = r.data
         if d["kind"] == "records":
             what = f"{d['records']} line records"
@@ -134,7 +134,7 @@ def render(results, raw_path: Path, facts, summaries) -> str:
                                                 dbic, chi[0], chi[1]]) + " |")
     out += ["", ("em3 (data dependent) is fitted for no tRCD: the records carry no error direction "
             "(see below)."), "", "## Selected models (99% intervals)", ""]
-    for (name, trcd), r in results:
+    for (_name, trcd), r in results:
         out.append(f"### tRCD = {trcd:g} ns: `{r.selected}` -> `error_models/{model_path(Path(), trcd).name}`")
         out.append("")
         out.append(f"Spec: `{r.model.to_spec()}`")

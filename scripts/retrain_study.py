@@ -324,7 +324,8 @@ Columns: *clean acc.*: top-1 without errors after retraining (mean ± 95% CI ove
 *tolerable BER*: geometric mean over training seeds [95% CI, Student t in log10], with the 1 pp drop counted from the
 retrained model's own clean accuracy (the strict criterion); *gain*: that over the shipped model's tolerable BER (per
 seed in parentheses); *gain vs original*: the same with the drop counted from the shipped model's clean accuracy
-(EDEN's baseline; it credits retraining with any clean accuracy it added); *acc. at target BER*: accuracy with errors at the target
+(EDEN's baseline; it credits retraining with any clean accuracy it added); *acc. at target BER*: accuracy \
+with errors at the target
 BER, mean ± 95% CI over all (training seed, device seed) pairs; for the shipped model over device seeds.
 
 {table}

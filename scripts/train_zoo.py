@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         acc = evaluate(model, zoo.digits_loader("test"))
         path = zoo.weights_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_with(path, lambda tmp: torch.save(model.state_dict(), tmp), overwrite=True)
+        write_with(path, lambda tmp, m=model: torch.save(m.state_dict(), tmp), overwrite=True)
         print(f"{name}: trained {entry.epochs} epochs in {dt:.1f} s, clean test top-1 {acc * 100:.2f}% -> {path}")
     return 0
 

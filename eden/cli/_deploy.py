@@ -60,13 +60,16 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 
 
 @main.command("map")
-@click.option("--tolerance", "tolerance_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--tolerance", "tolerance_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="tolerance.json from `eden characterize` (fine-grained for per-data-type mapping).")
-@click.option("--profile", "profile_name", default="ddr4-2400-8gb-x8", show_default=True, help="DRAM profile name or file.")
+@click.option("--profile", "profile_name", default="ddr4-2400-8gb-x8", show_default=True,
+              help="DRAM profile name or file.")
 @deploy_options
 @click.option("--validate/--no-validate", default=True, show_default=True,
               help="Check the mapping by emulation (needs the model the tolerance file belongs to).")
-@click.option("--model", "model_spec", default=None, help="Model for validation (default: the tolerance file's model id).")
+@click.option("--model", "model_spec", default=None,
+              help="Model for validation (default: the tolerance file's model id).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", "data_spec", default=None, help="Evaluation data (default: the tolerance file's data id).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
@@ -77,8 +80,8 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 @click.option("--force", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
-            partition_banks, objective, tolerance_source, validate, model_spec, weights, data_spec, batch_size, device, seeds,
-            output, force, as_json):
+            partition_banks, objective, tolerance_source, validate, model_spec, weights, data_spec, batch_size, device,
+            seeds, output, force, as_json):
     """Map each data type to the most aggressive DRAM partition it tolerates; report energy/latency."""
     from eden.core.io import write_json
     from eden.workflows.characterize import load_tolerance

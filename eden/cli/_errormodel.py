@@ -32,14 +32,16 @@ def errormodel():
 
 @errormodel.command("show")
 @click.argument("model", metavar="SPEC|FILE.h5", required=False)
-@click.option("--profile", metavar="NAME|FILE.json", help="Show the model of a DRAM profile's operating point (with --op).")
+@click.option("--profile", metavar="NAME|FILE.json",
+              help="Show the model of a DRAM profile's operating point (with --op).")
 @click.option("--op", metavar="OP", help="Operating point of --profile (a name, or vdd=..., trcd=...).")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def errormodel_show(model, profile, op, as_json):
     """Print an error model (from a spec, an HDF5 file, or --profile NAME --op OP)."""
     if model is not None:
         if profile is not None or op is not None:
-            raise click.BadParameter("give either SPEC|FILE.h5 or --profile with --op, not both", param_hint="--profile")
+            raise click.BadParameter("give either SPEC|FILE.h5 or --profile with --op, not both",
+                                     param_hint="--profile")
         em = load_error_model(model, param_hint="SPEC|FILE.h5")
     else:
         from eden.cli._common import resolve_model_choice

@@ -13,10 +13,10 @@ import errno
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from eden.errors import EdenError, EdenFileError, EdenFileNotFoundError
 

@@ -112,7 +112,7 @@ class Component:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_params(cls, text: str, spec: str) -> "Component":
+    def from_params(cls, text: str, spec: str) -> Component:
         """Parse the ``key=value,...`` part of a spec (``spec`` is the whole spec, for messages)."""
         kwargs: dict[str, float] = {}
         for item in filter(None, (a.strip() for a in text.split(","))):
@@ -137,7 +137,7 @@ class Component:
     def to_spec(self) -> str:
         return self.kind + ":" + ",".join(f"{k}={v!r}" for k, v in self.params().items())
 
-    def scaled(self, k: float) -> "Component":
+    def scaled(self, k: float) -> Component:
         """Same component with every probability (not fraction) multiplied by k, capped at 1."""
         changes = {f.name: min(1.0, getattr(self, f.name) * k) for f in dataclasses.fields(self)
                    if f.metadata["scales"]}

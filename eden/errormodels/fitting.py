@@ -236,7 +236,7 @@ def mixture_starts(n, y, m):
     rate = y / n
     order = np.argsort(-rate, kind="stable")
     cum = np.cumsum(m[order]) / m.sum()
-    for i, frac in enumerate((None, 0.5, 0.1, 0.01, 0.001)):
+    for frac in (None, 0.5, 0.1, 0.01, 0.001):
         if frac is None:
             sel = weak
         else:
@@ -303,7 +303,9 @@ def estimates(names, theta, fn, confidence, *, fixed_cov=None, skip=()):
     free = [i for i in range(theta.size) if theta[i] > 0 and i not in skip]
     cov = None
     if free:
-        sub = lambda t: fn(put(theta, free, t))
+        def sub(t):
+            return fn(put(theta, free, t))
+
         lower = np.zeros(len(free))
         upper = np.ones(len(free))
         H = hessian(sub, theta[free], lower, upper)
@@ -363,7 +365,9 @@ def fit_line_mixture(cls, n, y, data, confidence: float) -> CandidateFit:
     """MLE of a weak-line component ``cls`` (fields fraction, p, p_else): a two-class binomial
     mixture over line units with trials ``n`` and errors ``y``; ``theta = (fraction, p, p_else)``."""
     (ll, theta), (n_u, y_u, m) = fit_mixture(n, y)
-    fn = lambda t: mix_ll(t, n_u, y_u, m) + data.log_const
+    def fn(t):
+        return mix_ll(t, n_u, y_u, m) + data.log_const
+
     ll = fn(theta)
     f, p, pe = theta
     names = tuple(f"{cls.kind}.{k}" for k in ("fraction", "p", "p_else"))

@@ -64,7 +64,7 @@ class ErrorModel:
 
     # ----------------------------------------------------------------- building
     @classmethod
-    def from_spec(cls, spec: str, persistence: Persistence | str | None = None) -> "ErrorModel":
+    def from_spec(cls, spec: str, persistence: Persistence | str | None = None) -> ErrorModel:
         """Parse ``"em0:p=1e-4"``-style specs (see module docs)."""
         if not isinstance(spec, str) or not spec.strip():
             raise EdenConfigError(f"error-model spec must be a non-empty string, got {spec!r}")
@@ -84,11 +84,11 @@ class ErrorModel:
         return cls(tuple(comps), persistence or options.get("persistence", DEFAULT_PERSISTENCE))
 
     @classmethod
-    def uniform(cls, p: float, persistence: Persistence | str = DEFAULT_PERSISTENCE) -> "ErrorModel":
+    def uniform(cls, p: float, persistence: Persistence | str = DEFAULT_PERSISTENCE) -> ErrorModel:
         return cls((Uniform(p),), persistence)
 
     @classmethod
-    def coerce(cls, value: "ErrorModel | str | os.PathLike") -> "ErrorModel":
+    def coerce(cls, value: ErrorModel | str | os.PathLike) -> ErrorModel:
         """An ErrorModel from a model, a spec string or an HDF5 path."""
         if isinstance(value, ErrorModel):
             return value
@@ -126,12 +126,12 @@ class ErrorModel:
             total += weight * (1.0 - keep)
         return total
 
-    def scaled(self, k: float) -> "ErrorModel":
+    def scaled(self, k: float) -> ErrorModel:
         if not (k >= 0 and math.isfinite(k)):
             raise EdenConfigError(f"scale factor must be finite and >= 0, got {k}")
         return ErrorModel(tuple(c.scaled(k) for c in self.components), self.persistence)
 
-    def at_ber(self, ber: float, ones_fraction: float = 0.5) -> "ErrorModel":
+    def at_ber(self, ber: float, ones_fraction: float = 0.5) -> ErrorModel:
         """This model's shape with all probabilities scaled so expected_ber() == ber."""
         ber = check_probability("ErrorModel.at_ber.ber", ber)
         base = self.expected_ber(ones_fraction)
@@ -162,7 +162,7 @@ class ErrorModel:
                             overwrite=overwrite)
 
     @classmethod
-    def load(cls, path) -> "ErrorModel":
+    def load(cls, path) -> ErrorModel:
         """Read a model from an HDF5 file; errors name the file and HDF5 path."""
         from eden.errormodels import h5 as _h5
 

@@ -118,7 +118,9 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
     if example_input is not None:
         hooks = []
         for mname, mod in _ifm_modules(model):
-            def hook(m, args, _name=_qual(mname, "ifm")):
+            ifm_name = _qual(mname, "ifm")
+
+            def hook(m, args, _name=ifm_name):
                 n, shapes = 0, []
                 for t in _float_inputs(args):
                     n += t.numel()
@@ -204,7 +206,7 @@ class DataTypeConfig:
                 "format": str(self.format), "correction": self.correction}
 
     @classmethod
-    def from_dict(cls, d: Mapping, where: str = "plan entry") -> "DataTypeConfig":
+    def from_dict(cls, d: Mapping, where: str = "plan entry") -> DataTypeConfig:
         if not isinstance(d, Mapping):
             raise EdenTypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
         unknown = set(d) - {"error_model", "format", "correction"}
@@ -269,13 +271,13 @@ class EmulationPlan:
 
     @classmethod
     def uniform(cls, error_model, *, format: str | NumericFormat = "fp32", correction: str = "none",
-                select: str | Iterable[str] = "*") -> "EmulationPlan":
+                select: str | Iterable[str] = "*") -> EmulationPlan:
         """The same config for every data type matching ``select`` (pattern(s) or names)."""
         cfg = DataTypeConfig(None if error_model is None else ErrorModel.coerce(error_model),
                              NumericFormat.parse(format), correction)
         return cls(tuple((k, cfg) for k in selection(select)))
 
-    def with_entry(self, key: str, cfg: DataTypeConfig) -> "EmulationPlan":
+    def with_entry(self, key: str, cfg: DataTypeConfig) -> EmulationPlan:
         return EmulationPlan(self.entries + ((key, cfg),))
 
     def resolve(self, names: Iterable[str] | nn.Module) -> dict[str, DataTypeConfig]:
@@ -316,7 +318,7 @@ class EmulationPlan:
                 "entries": [{"select": k, **cfg.to_dict()} for k, cfg in self.entries]}
 
     @classmethod
-    def from_dict(cls, d: Mapping, source: str = "plan") -> "EmulationPlan":
+    def from_dict(cls, d: Mapping, source: str = "plan") -> EmulationPlan:
         if not isinstance(d, Mapping) or d.get("format") != "eden-plan":
             raise EdenConfigError(f"{source}: not an eden plan (expected format 'eden-plan')")
         if d.get("format_version") != 1:
@@ -480,7 +482,7 @@ class Emulation:
                                       f"address map's device holds {cap} bytes; use a larger DramOrganization")
         return addr
 
-    def __enter__(self) -> "Emulation":
+    def __enter__(self) -> Emulation:
         if self._active:
             raise RuntimeError("this Emulation is already active")
         weights_end = self._layout_weights()

@@ -17,8 +17,8 @@ import dataclasses
 import errno
 import hashlib
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -157,7 +157,7 @@ class VoltageDomain:
                 return value
         raise AttributeError(f"VoltageDomain[{self.name}] has no current {key!r}")
 
-    def replace(self, **changes: float) -> "VoltageDomain":
+    def replace(self, **changes: float) -> VoltageDomain:
         """This domain with some currents (or ``v``) changed, checked again."""
         v = changes.pop("v", self.v)
         unknown = [k for k in changes if k not in dict(self.currents)]
@@ -166,7 +166,7 @@ class VoltageDomain:
                                   f"{did_you_mean(unknown[0], dict(self.currents))}")
         return VoltageDomain(self.name, v, tuple((k, changes.get(k, x)) for k, x in self.currents))
 
-    def scaled(self, v: float, alpha: float) -> "VoltageDomain":
+    def scaled(self, v: float, alpha: float) -> VoltageDomain:
         """This domain at voltage ``v`` with every current times ``(v / self.v) ** alpha``."""
         factor = (v / self.v) ** alpha
         return VoltageDomain(self.name, v, tuple((k, x * factor) for k, x in self.currents))
@@ -333,7 +333,7 @@ class MemSpec:
         return DerivedCurrents(**self.spec.derived_currents(self, self.domain(domain).name))
 
     # ------------------------------------------------------------------ operating point
-    def at_vdd(self, vdd_v: float, alpha: float = 1.0) -> "MemSpec":
+    def at_vdd(self, vdd_v: float, alpha: float = 1.0) -> MemSpec:
         """This memspec at a reduced (or raised) VDD.
 
         The first domain (VDD) is set to ``vdd_v``; every other domain the
@@ -362,7 +362,7 @@ class MemSpec:
                        for i, (d, decl) in enumerate(zip(nominal, self.spec.domains, strict=True)))
         return dataclasses.replace(self, domains=scaled, nominal_domains=nominal, alpha=alpha)
 
-    def nominal(self) -> "MemSpec":
+    def nominal(self) -> MemSpec:
         """This memspec at its nominal VDD (itself when not scaled)."""
         if self.nominal_domains is None:
             return self
@@ -423,7 +423,7 @@ class MemSpec:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_drampower_json(cls, spec: Mapping[str, Any] | str | os.PathLike,
-                            *, source: str | None = None) -> "MemSpec":
+                            *, source: str | None = None) -> MemSpec:
         """Read a DRAMPower / DRAMSys JSON memspec of a registered standard (DDR4, DDR3).
 
         Args:
@@ -475,7 +475,7 @@ class MemSpec:
         return _from_json(root, source)
 
     @classmethod
-    def from_profile(cls, profile: Any) -> "MemSpec":
+    def from_profile(cls, profile: Any) -> MemSpec:
         """The memspec of a DRAM profile (``eden.dram.profiles.DramProfile``) at its nominal VDD.
 
         The profile's ``power`` section was checked against the same standard's
@@ -485,7 +485,7 @@ class MemSpec:
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any], source: str = "<fields>", *,
-                    strict: bool = False) -> "MemSpec":
+                    strict: bool = False) -> MemSpec:
         """Build a MemSpec from eden's flat, unit-suffixed DRAM-profile fields.
 
         Args:
@@ -782,10 +782,10 @@ class PerDomain:
             total = total + v
         return total
 
-    def scaled(self, k: float) -> "PerDomain":
+    def scaled(self, k: float) -> PerDomain:
         return PerDomain(tuple((n, None if v is None else v * k) for n, v in self.values))
 
-    def __add__(self, other: "PerDomain") -> "PerDomain":
+    def __add__(self, other: PerDomain) -> PerDomain:
         if not isinstance(other, PerDomain):
             return NotImplemented
         if [(n, v is None) for n, v in self.values] != [(n, v is None) for n, v in other.values]:
@@ -793,7 +793,7 @@ class PerDomain:
         return PerDomain(tuple((n, None if a is None else a + b)
                                for (n, a), (_, b) in zip(self.values, other.values, strict=True)))
 
-    def zero(self) -> "PerDomain":
+    def zero(self) -> PerDomain:
         """A quantity of the same domains, 0 in each present one."""
         return PerDomain(tuple((n, None if v is None else 0.0) for n, v in self.values))
 

@@ -564,7 +564,7 @@ class EnergyBreakdown:
     def total(self) -> PerDomain:
         return self.dynamic + self.refresh + self.background
 
-    def __add__(self, other: "EnergyBreakdown") -> "EnergyBreakdown":
+    def __add__(self, other: EnergyBreakdown) -> EnergyBreakdown:
         return EnergyBreakdown(*(getattr(self, c) + getattr(other, c) for c in self.COMPONENTS))
 
     def to_dict(self) -> dict[str, Any]:

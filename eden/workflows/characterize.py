@@ -399,7 +399,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     dts = datatypes(model, example_input.to(device))
     batch = int(example_input.shape[0]) if example_input.dim() else 1
     header = {"model_fingerprint": fingerprint(model), "error_model": em.to_spec(), "format": str(fmt),
-              "correction": correction, "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
+              "correction": correction,
+              "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
               "data": data_id}
     cache = _EvalCache(Path(cache_path) if cache_path else None, header)
     ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
@@ -519,7 +520,7 @@ def plot_tolerance(record: dict, path: str | Path, *, overwrite: bool = False) -
         curves.append(("all data types", record["coarse"]))
     for name, r in record.get("fine", {}).items():
         curves.append((name, r))
-    for i, (label, r) in enumerate(curves):
+    for label, r in curves:
         pts = [p for p in r["points"]]
         if not pts:
             continue

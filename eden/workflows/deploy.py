@@ -388,7 +388,8 @@ def report_table(rep: dict) -> str:
     lines.append("")
     lines.append(f"DRAM energy per inference: {t['energy_nominal_j'] * 1e6:.4g} uJ nominal -> "
                  f"{t['energy_mapped_j'] * 1e6:.4g} uJ mapped ({t['energy_saving_fraction'] * 100:.1f}% saved)")
-    lines.append(f"DRAM access time: {t['access_time_nominal_s'] * 1e6:.4g} us -> {t['access_time_mapped_s'] * 1e6:.4g} us "
+    lines.append(f"DRAM access time: {t['access_time_nominal_s'] * 1e6:.4g} us -> "
+                 f"{t['access_time_mapped_s'] * 1e6:.4g} us "
                  f"({t['access_time_saving_fraction'] * 100:.1f}% saved); end-to-end speedup {t['speedup']:.3f}x at "
                  f"memory-bound fraction {t['memory_bound_fraction']:g}")
     v = rep["validation"]

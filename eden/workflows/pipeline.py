@@ -339,7 +339,8 @@ def summary_text(s: dict) -> str:
     def acc(a):
         if a is None:
             return "not validated"
-        return f"{a['mean'] * 100:.2f}% [{a['ci95'][0] * 100:.2f}, {a['ci95'][1] * 100:.2f}] (95% CI, {len(a['values'])} seeds)"
+        return (f"{a['mean'] * 100:.2f}% [{a['ci95'][0] * 100:.2f}, {a['ci95'][1] * 100:.2f}] "
+                f"(95% CI, {len(a['values'])} seeds)")
 
     b, r = s["without_retraining"], s["with_retraining"]
     cfg = s["config"]
@@ -354,9 +355,12 @@ def summary_text(s: dict) -> str:
         f"{'coarse tolerable BER':34s} {b['coarse_tolerable_ber']:>24.3g} {r['coarse_tolerable_ber']:>24.3g}",
         f"{'DRAM energy / inference (uJ)':34s} {b['energy_mapped_j'] * 1e6:>24.4g} {r['energy_mapped_j'] * 1e6:>24.4g}",
         f"{'  (nominal DRAM: uJ)':34s} {b['energy_nominal_j'] * 1e6:>24.4g} {r['energy_nominal_j'] * 1e6:>24.4g}",
-        f"{'DRAM energy saved vs nominal':34s} {pct(b['energy_saving_fraction']):>24s} {pct(r['energy_saving_fraction']):>24s}",
-        f"{'DRAM access time saved':34s} {pct(b['access_time_saving_fraction']):>24s} {pct(r['access_time_saving_fraction']):>24s}",
-        f"{'end-to-end speedup (f=' + str(cfg['memory_bound_fraction']) + ')':34s} {b['speedup']:>23.3f}x {r['speedup']:>23.3f}x",
+        f"{'DRAM energy saved vs nominal':34s} {pct(b['energy_saving_fraction']):>24s} "
+        f"{pct(r['energy_saving_fraction']):>24s}",
+        f"{'DRAM access time saved':34s} {pct(b['access_time_saving_fraction']):>24s} "
+        f"{pct(r['access_time_saving_fraction']):>24s}",
+        f"{'end-to-end speedup (f=' + str(cfg['memory_bound_fraction']) + ')':34s} "
+        f"{b['speedup']:>23.3f}x {r['speedup']:>23.3f}x",
         f"{'back-off steps in validation':34s} {b['backoff_steps']:>24d} {r['backoff_steps']:>24d}",
         f"{'target met under emulation':34s} {str(b['target_met']):>24s} {str(r['target_met']):>24s}",
         "",
@@ -371,7 +375,8 @@ def summary_text(s: dict) -> str:
     if s.get("pareto"):
         lines += ["", "energy-accuracy tradeoff (retrained model; each mapping validated by emulation):"]
         for pt in s["pareto"]:
-            lines.append(f"  target {pt['target_drop_pp']:>4g} pp: energy saved {pct(pt['energy_saving_fraction']):>6s}, "
+            lines.append(f"  target {pt['target_drop_pp']:>4g} pp: "
+                         f"energy saved {pct(pt['energy_saving_fraction']):>6s}, "
                          f"accuracy {acc(pt['accuracy'])}, target met: {pt['passed']}")
     p = s["eden_published_for_context"]
     lines += ["", f"For context only (different device and workload): EDEN (MICRO 2019) reports DRAM energy "

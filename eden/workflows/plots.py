@@ -49,7 +49,8 @@ def plot_deployment(rep: dict, path: str | Path, *, overwrite: bool = False) -> 
                            [(p["accuracy"]["ci95"][1] - p["accuracy"]["mean"]) * 100 for p in pts]],
                      marker="o", capsize=3)
         for p in pts:
-            ax2.annotate(f"{p['target_drop_pp']:g} pp", (p["energy_saving_fraction"] * 100, p["accuracy"]["mean"] * 100),
+            ax2.annotate(f"{p['target_drop_pp']:g} pp",
+                         (p["energy_saving_fraction"] * 100, p["accuracy"]["mean"] * 100),
                          fontsize=7, textcoords="offset points", xytext=(4, 4))
         ax2.set_xlabel("DRAM energy saved vs nominal (%)")
         ax2.set_ylabel("accuracy under the mapping (%)")

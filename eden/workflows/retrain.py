@@ -429,7 +429,7 @@ class _Dist:
     world: int
 
     @classmethod
-    def current(cls) -> "_Dist":
+    def current(cls) -> _Dist:
         d = torch.distributed
         if d.is_available() and d.is_initialized():
             return cls(d.get_rank(), d.get_world_size())

@@ -131,7 +131,8 @@ def test_cli_bad_inputs(factories, tmp_path):
     r = CliRunner()
     res = r.invoke(main, ["characterize", "--target-drop", "150", "-o", str(tmp_path / "t.json")])
     assert res.exit_code == 2 and "(0, 100)" in res.output
-    res = r.invoke(main, ["characterize", "--model", "eden_test_factories:not_a_module", "-o", str(tmp_path / "t.json")])
+    res = r.invoke(main, ["characterize", "--model", "eden_test_factories:not_a_module",
+                          "-o", str(tmp_path / "t.json")])
     assert res.exit_code == 1 and "not a torch.nn.Module" in res.output
     res = r.invoke(main, ["characterize", "--model", "eden_test_factories:tiny_model",
                           "--data", "eden_test_factories:empty_data", "-o", str(tmp_path / "t.json")])

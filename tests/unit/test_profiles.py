@@ -153,7 +153,8 @@ def test_organization_drives_the_address_map():
 # ----------------------------------------------------------------------------- operating-point specs
 @pytest.mark.parametrize("spec, want", [
     ("vdd=1.15", {"vdd_v": 1.15}), ("VDD=1.15V", {"vdd_v": 1.15}), ("trcd=10ns", {"trcd_ns": 10.0}),
-    ("vdd=1.15, trcd=10", {"vdd_v": 1.15, "trcd_ns": 10.0}), ("vdd_v=1.2,trcd_ns=13.32", {"vdd_v": 1.2, "trcd_ns": 13.32}),
+    ("vdd=1.15, trcd=10", {"vdd_v": 1.15, "trcd_ns": 10.0}),
+    ("vdd_v=1.2,trcd_ns=13.32", {"vdd_v": 1.2, "trcd_ns": 13.32}),
 ])
 def test_parse_op_spec(spec, want):
     assert parse_op_spec(spec) == want

@@ -32,7 +32,9 @@ class Uniform(Component):
         st = data
         p = st.errors / st.trials
         ll = float(mle.kern(st.errors, st.trials, p)) + st.log_const
-        fn = lambda t: float(mle.kern(st.errors, st.trials, t[0])) + st.log_const
+        def fn(t):
+            return float(mle.kern(st.errors, st.trials, t[0])) + st.log_const
+
         if 0 < p < 1:
             se = math.sqrt(p * (1 - p) / st.trials)
             est = mle.estimates(("em0.p",), [p], fn, confidence, fixed_cov={0: se}, skip=(0,))

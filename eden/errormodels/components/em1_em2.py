@@ -217,7 +217,9 @@ def _fit_composite(st, em1_theta, em2_theta, confidence: float) -> mle.Candidate
         f1, p1, pe, pi = 1 - f1, pe, p1, (1 - pi[0], 1 - pi[1])
         theta = np.array([f1, f2, p1, pe, p2])
     rs, cs = comp.row_stats(pi), comp.col_sums(pi)
-    fn = lambda t: comp.elbo(np.asarray(t), pi, rs, cs)
+    def fn(t):
+        return comp.elbo(np.asarray(t), pi, rs, cs)
+
     names = ("em1.fraction", "em2.fraction", "em1.p", "em1.p_else", "em2.p")
     est = mle.estimates(names, theta, fn, confidence)
     est = tuple(est[i] for i in (0, 2, 3, 1, 4))  # em1.fraction, p, p_else, em2.fraction, p

@@ -44,7 +44,9 @@ class DataDependent(Component):
         st = data
         n10, n01, t1, t0 = st.direction
         p10, p01 = n10 / t1, n01 / t0
-        fn = lambda t: float(mle.kern(n10, t1, t[0]) + mle.kern(n01, t0, t[1])) + st.log_const
+        def fn(t):
+            return float(mle.kern(n10, t1, t[0]) + mle.kern(n01, t0, t[1])) + st.log_const
+
         ll = fn([p10, p01])
         fixed = {}
         for i, (p, n) in enumerate(((p10, t1), (p01, t0))):
