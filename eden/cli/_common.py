@@ -53,6 +53,12 @@ class LazyChoice(click.Choice):
     def choices(self) -> tuple[str, ...]:
         return tuple(str(n) for n in self._names())
 
+    @choices.setter
+    def choices(self, value: Iterable[Any]) -> None:
+        # click.Choice's ``choices`` is a writable attribute: assigning fixes the names, as click would.
+        fixed = tuple(value)
+        self._names = lambda: fixed
+
 
 def mapping_policies() -> list[str]:
     """The registered mapping policies (``eden.workflows.mapping.MAPPING_POLICIES``), for --policy."""

@@ -20,7 +20,7 @@ import enum
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -43,6 +43,12 @@ def unknown_name(what: str, name: object, known: Iterable[str]) -> EdenConfigErr
     return EdenConfigError(f"unknown {what} {name!r}; known: {', '.join(known)}{did_you_mean(name, known)}")
 
 
+@overload
+def check_int(what: str, value: Any, *, lo: int | None = ..., hi: int | None = ...,
+              optional: Literal[False] = ...) -> int: ...
+@overload
+def check_int(what: str, value: Any, *, lo: int | None = ..., hi: int | None = ...,
+              optional: bool = ...) -> int | None: ...
 def check_int(what: str, value: Any, *, lo: int | None = None, hi: int | None = None,
               optional: bool = False) -> int | None:
     """An integer (not a bool) in ``[lo, hi]``; ``None`` passes when ``optional``."""
@@ -56,6 +62,12 @@ def check_int(what: str, value: Any, *, lo: int | None = None, hi: int | None = 
     return value
 
 
+@overload
+def check_number(what: str, value: Any, *, lo: float = ..., hi: float = ..., lo_open: bool = ...,
+                 hi_open: bool = ..., allow_inf: bool = ..., optional: Literal[False] = ...) -> float: ...
+@overload
+def check_number(what: str, value: Any, *, lo: float = ..., hi: float = ..., lo_open: bool = ...,
+                 hi_open: bool = ..., allow_inf: bool = ..., optional: bool = ...) -> float | None: ...
 def check_number(what: str, value: Any, *, lo: float = -math.inf, hi: float = math.inf, lo_open: bool = False,
                  hi_open: bool = False, allow_inf: bool = False, optional: bool = False) -> float | None:
     """A real number (not a bool, never NaN) in the interval; infinities only when ``allow_inf``."""
@@ -75,9 +87,10 @@ def check_number(what: str, value: Any, *, lo: float = -math.inf, hi: float = ma
 
 def check_probability(what: str, value: Any) -> float:
     """A probability in [0, 1] (a BER, a fraction of lines)."""
-    result = check_number(what, value, lo=0.0, hi=1.0)
-    assert result is not None
-    return result
+    return check_number(what, value, lo=0.0, hi=1.0)
+
+
+_M = TypeVar("_M", bound="Mode")
 
 
 class Mode(str, enum.Enum):
@@ -97,11 +110,13 @@ class Mode(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
-    __format__ = str.__format__
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
+
     __hash__ = str.__hash__  # a member and its string are the same dict key
 
     @classmethod
-    def coerce(cls, value: Any, what: str | None = None):
+    def coerce(cls: type[_M], value: Any, what: str | None = None) -> _M:
         """The member named ``value`` (a member or its string), else an unknown-name error naming ``what``
         (by default the class name in words: ``CorrectionMode`` -> "correction mode")."""
         try:

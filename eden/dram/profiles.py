@@ -72,7 +72,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from eden.core.validate import Mode, check_int, check_number, did_you_mean
 from eden.dram import standards
@@ -214,6 +214,9 @@ def _spec(kind: str, unit: str, doc: str):
     return dataclasses.field(metadata={"kind": kind, "unit": unit, "doc": doc})
 
 
+_S = TypeVar("_S", bound="_Section")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Section:
     """A flat profile section: every field required, typed, unit-suffixed and > 0."""
@@ -234,7 +237,7 @@ class _Section:
         return {f.name: f.metadata for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> _Section:
+    def from_mapping(cls: type[_S], mapping: Mapping[str, Any]) -> _S:
         _check_keys(cls.section, mapping, cls.field_names())
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in mapping]
         if missing:
@@ -424,8 +427,8 @@ class TimingSpec(_Section):
     cwl_cycles: int = _spec("int", "cycles", "CAS write latency CWL")
 
 
-_SECTION_TYPES: dict[str, type[_Section]] = {"organization": Organization, "power": PowerSpec,
-                                             "timing": TimingSpec}
+_SECTION_TYPES: dict[str, type[Organization] | type[PowerSpec] | type[TimingSpec]] = {
+    "organization": Organization, "power": PowerSpec, "timing": TimingSpec}
 
 
 def _all_fields() -> list[str]:
@@ -842,6 +845,7 @@ class DramProfile:
         try:
             model = ErrorModel.load(path) if path is not None else ErrorModel.from_spec(op.error_model)
         except FileNotFoundError:
+            assert path is not None  # only ErrorModel.load reads a file
             hint = ("run scripts/fit_diva.py, then scripts/build_profiles.py" if Path(path).name.startswith("diva_")
                     else "run scripts/build_profiles.py to regenerate it")
             raise self._error(field, f"expected an error-model file at {path}; not found ({hint})") from None
@@ -1102,7 +1106,7 @@ def load_profile(name_or_path: os.PathLike | str, overrides: Mapping[str, Any] |
         file = origins.get(key) or origins.get(".".join(field.split(".")[:2])) or top
         return ProfileError(file, field, exc.detail)
 
-    sections = {}
+    sections: dict[str, Organization | PowerSpec | TimingSpec] = {}
     for section, cls in _SECTION_TYPES.items():
         try:
             sections[section] = cls.from_mapping(merged.get(section, {}))
@@ -1130,8 +1134,9 @@ def load_profile(name_or_path: os.PathLike | str, overrides: Mapping[str, Any] |
             raise ProfileError(op_file, f"operating_points[{label!r}].{exc.field}", exc.detail) from None
     try:
         return DramProfile(
-            name=merged["name"], description=merged["description"], organization=sections["organization"],
-            power=sections["power"], timing=sections["timing"], operating_points=tuple(ops), sources=sources,
+            name=merged["name"], description=merged["description"],
+            organization=cast(Organization, sections["organization"]), power=cast(PowerSpec, sections["power"]),
+            timing=cast(TimingSpec, sections["timing"]), operating_points=tuple(ops), sources=sources,
             cite=merged.get("cite", {}), notes=tuple(merged.get("notes", ())), path=top, bases=tuple(bases),
             origins={**origins, "operating_points": op_file})
     except FieldError as exc:

@@ -44,7 +44,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, overload
 
 import h5py
 import numpy as np
@@ -747,6 +747,10 @@ def _read_provenance(f: h5py.File, path) -> dict:
     return value
 
 
+@overload
+def _int_attr(node, name: str, loc: str, path, *, minimum: int, required: Literal[True] = ...) -> int: ...
+@overload
+def _int_attr(node, name: str, loc: str, path, *, minimum: int, required: bool) -> int | None: ...
 def _int_attr(node, name: str, loc: str, path, *, minimum: int, required: bool = True) -> int | None:
     if name not in node.attrs:
         if required:
@@ -866,7 +870,7 @@ def _read_test(node, loc: str, name: str, path, org) -> Test:
                       iterations=_int_attr(node, "iterations", loc, path, minimum=1, required=False),
                       value=_read_scalar(node, "value", loc, path, required=True),
                       units_tested=_read_scalar(node, "units_tested", loc, path, required=False, integer=True))
-        cls = SummaryTest
+        cls: type[SummaryTest] | type[RecordTest] = SummaryTest
     else:
         if org is None:
             raise RawFileError(path, "/organization", f"expected the tested region (a group) because test "

@@ -121,8 +121,8 @@ def nested_sample(seed: int, tags: tuple[int, ...], rate: float, ctr: np.ndarray
                 break
             c = (hi - lo) / (1.0 - lo)
             L = -np.inf if c >= 1.0 else np.log1p(-c)
-            key = rng.derive_key(seed, *tags, bi)
-            s, p, v = geometric_candidates(key, ctr, np.full(len(ctr), L), np.full(len(ctr), popsize),
+            band_key = rng.derive_key(seed, *tags, bi)
+            s, p, v = geometric_candidates(band_key, ctr, np.full(len(ctr), L), np.full(len(ctr), popsize),
                                            thin=True, stream=stream)
             a = min(1.0, (rate - lo) / (hi - lo))
             keep = v < np.uint64(min(TWO53, int(np.floor(a * TWO53))))

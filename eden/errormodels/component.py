@@ -25,7 +25,7 @@ whole model: :class:`Persistence`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 from eden.core.validate import Mode, check_number, did_you_mean, unknown_name
 from eden.errors import EdenConfigError
@@ -81,6 +81,12 @@ def rate_param(doc: str, default: float = 0.0) -> Any:
 def fraction_param(doc: str, default: float = 0.0) -> Any:
     """A fraction-of-lines parameter in [0, 1]; :meth:`Component.scaled` keeps it."""
     return dataclasses.field(default=default, metadata={"range": (0.0, 1.0), "scales": False, "doc": doc})
+
+
+class _WeakLineComponent(Protocol):
+    """A component with weak lines: its ``fraction`` parameter is the share of weak lines."""
+
+    fraction: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +161,7 @@ class Component:
             return strong
         weak = self.rate_table(self.weak_lines is WeakLines.BITLINES,
                                self.weak_lines is WeakLines.WORDLINES)[stored]
-        f = self.fraction  # a component with weak lines has a `fraction` parameter
+        f = cast(_WeakLineComponent, self).fraction  # a component with weak lines has a `fraction` parameter
         return f * weak + (1.0 - f) * strong
 
     def sub_passes(self) -> tuple[SubPass, ...]:

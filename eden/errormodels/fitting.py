@@ -60,7 +60,7 @@ class ParameterEstimate:
 
     def contains(self, x: float) -> bool:
         """True if ``x`` lies in the interval (False if there is none)."""
-        return self.ci_low is not None and self.ci_low <= x <= self.ci_high
+        return self.ci_low is not None and self.ci_high is not None and self.ci_low <= x <= self.ci_high
 
     def to_dict(self) -> dict:
         return {"name": self.name, "value": self.value, "ci": [self.ci_low, self.ci_high],

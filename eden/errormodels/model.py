@@ -81,11 +81,11 @@ class ErrorModel:
         for part in body.split("+"):
             name, _, args = part.strip().partition(":")
             comps.append(component_class(name.strip()).from_params(args, spec))
-        return cls(tuple(comps), persistence or options.get("persistence", DEFAULT_PERSISTENCE))
+        return cls(tuple(comps), Persistence.coerce(persistence or options.get("persistence", DEFAULT_PERSISTENCE)))
 
     @classmethod
     def uniform(cls, p: float, persistence: Persistence | str = DEFAULT_PERSISTENCE) -> ErrorModel:
-        return cls((Uniform(p),), persistence)
+        return cls((Uniform(p),), Persistence.coerce(persistence))
 
     @classmethod
     def coerce(cls, value: ErrorModel | str | os.PathLike) -> ErrorModel:

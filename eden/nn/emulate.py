@@ -45,14 +45,14 @@ import dataclasses
 import fnmatch
 import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
-from eden.engine.ops import CORRECTIONS, Correction, finite_range, inject_
+from eden.engine.ops import CORRECTIONS, Correction, FlipLog, finite_range, inject_
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
 from eden.nn.evaluate import model_failure
@@ -114,7 +114,7 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
         EdenDataError: the model fails on ``example_input`` (the message names the model,
             the input's shape and the module that failed).
     """
-    ifm_shapes: dict[str, tuple[int, ...]] = {}
+    ifm_shapes: dict[str, tuple[tuple[int, ...], int]] = {}  # name -> (shape, numel)
     if example_input is not None:
         hooks = []
         for mname, mod in _ifm_modules(model):
@@ -372,8 +372,8 @@ class _WeightState:
         self.name, self.param, self.cfg, self.seed, self.base = name, param, cfg, seed, base
         fmt = cfg.format
         self.in_place = fmt.is_float and FLOAT_FORMATS[fmt.name] == param.dtype
-        self.log = None
-        self.original = None  # the parameter's own tensor, while a decoded buffer stands in
+        self.log: FlipLog | None = None
+        self.original: torch.Tensor | None = None  # the parameter's own tensor, while a decoded buffer stands in
         self.clean: Encoded | None = None
         self.buffer: torch.Tensor | None = None
         self.correction: Correction | str = "none"  # with the clean values' (min, max) range
@@ -408,10 +408,12 @@ class _WeightState:
                                    backend=backend)
                 log = self.log
             else:
-                storage = self.clean.storage.clone()
+                clean = self.clean
+                assert clean is not None  # acquire() encoded it
+                storage = clean.storage.clone()
                 log = inject_(storage, cfg.error_model, self.seed, access=access, base_address=self.base,
                               address_map=amap, correction=self.correction, backend=backend)
-                cfg.format.decode(dataclasses.replace(self.clean, storage=storage), out=self.buffer)
+                cfg.format.decode(dataclasses.replace(clean, storage=storage), out=self.buffer)
         stats.injections += 1
         stats.flipped_bits += log.n_bits
         stats.bits += log.total_bits
@@ -444,7 +446,8 @@ class Emulation:
         if plan is None:
             plan = EmulationPlan()
         elif not isinstance(plan, EmulationPlan):
-            plan = EmulationPlan(plan)
+            # EmulationPlan.__post_init__ takes a mapping's items as its entries
+            plan = EmulationPlan(cast(Any, plan))
         self.model, self.plan, self.seed = model, plan, seed
         datatype_seed(seed, "")  # validates the seed
         self.address_map = address_map or DEFAULT_ADDRESS_MAP
@@ -473,6 +476,7 @@ class Emulation:
             cfg = self.configs.get(dt.name)
             fmt = cfg.format if cfg is not None else NumericFormat("fp32")
             if cfg is not None:
+                assert dt.param is not None  # a weight names its parameter
                 param = getattr(modules[dt.module], dt.param)
                 self._weights.append(_WeightState(dt.name, param, cfg, datatype_seed(self.seed, dt.name), addr))
             addr = _align(addr + fmt.storage_bytes(dt.numel), row)
@@ -520,7 +524,9 @@ class Emulation:
 
     # ---------------------------------------------------------------- injection
     def _access(self, w: _WeightState) -> int:
-        return self.forwards if w.cfg.error_model.persistence == "access" else 0
+        em = w.cfg.error_model
+        assert em is not None  # called only for weights with an error model
+        return self.forwards if em.persistence == "access" else 0
 
     def _acquire_weights(self) -> None:
         for w in self._weights:

@@ -230,7 +230,7 @@ class NumericFormat:
             q = codes.reshape(enc.shape).float()
             if enc.zero_point is not None:
                 q = q - enc.zero_point
-            vals = (q * enc.scale).to(enc.dtype)
+            vals = (q * cast(torch.Tensor, enc.scale)).to(enc.dtype)  # integer formats carry a scale
         if out is None:
             return vals
         out.copy_(vals)

@@ -274,6 +274,7 @@ class Characterizer:
                 out["fine"] = {n: r.to_dict() for n, r in fine.items()}
                 out["joint"] = self.joint({n: r.tolerable_ber for n, r in fine.items()})
             if mode is Mode.LEAVE_ONE_OUT:
+                assert ber is not None  # checked above: leave-one-out needs a ber
                 out["leave_one_out"] = self.leave_one_out(names, ber)
         finally:
             if self._bar is not None:

@@ -34,7 +34,7 @@ from eden._version import __version__
 from eden.core.validate import Mode, check_int, check_number, unknown_name
 from eden.errors import EdenConfigError, EdenDataError, EdenInfeasibleError
 from eden.power.memspec import MemSpec
-from eden.power.traffic import AccessModel, RowBufferPolicy, energy_report, inference_traffic
+from eden.power.traffic import AccessModel, PageKind, RowBufferPolicy, energy_report, inference_traffic
 from eden.workflows.mapping import MAPPING_POLICIES, DataTypeDemand, Partition, map_datatypes, validate_and_backoff
 
 REPORT_FORMAT = "eden-deployment"
@@ -102,7 +102,7 @@ class DeployOptions:
 
     @property
     def access_model(self) -> AccessModel:
-        return AccessModel(policy=RowBufferPolicy("open_page", self.hit_rate))
+        return AccessModel(policy=RowBufferPolicy(PageKind.OPEN_PAGE, self.hit_rate))
 
 
 # ------------------------------------------------------------------ partitions

@@ -337,7 +337,7 @@ class MappingProblem:
         sizes = self.sizes
         caps = self.capacities
         total_need = int(sizes.sum())
-        total_cap = math.inf if any(c is None for c in caps) else sum(caps)
+        total_cap = math.inf if any(c is None for c in caps) else sum(c for c in caps if c is not None)
         worst = None
         seen = set()
         for i in np.argsort(self.tolerances, kind="stable"):
@@ -347,7 +347,8 @@ class MappingProblem:
             seen.add(key)
             members = [k for k in range(len(self.demands)) if set(np.flatnonzero(tol[k])) <= set(key)]
             need = int(sizes[members].sum())
-            avail = math.inf if any(caps[j] is None for j in key) else sum(caps[j] for j in key)
+            key_caps = [caps[j] for j in key]
+            avail = math.inf if any(c is None for c in key_caps) else sum(c for c in key_caps if c is not None)
             if need > avail and (worst is None or need - avail > worst[0] - worst[1]):
                 worst = (need, avail, members, key)
         if worst is not None:
@@ -789,7 +790,8 @@ def validate_and_backoff(result: MappingResult, check: Callable[[MappingResult],
         EdenConfigError: ``max_steps`` is negative.
     """
     check_int("max_steps", max_steps, lo=0, optional=True)
-    current, steps, checks = result, [], 0
+    current, checks = result, 0
+    steps: list[BackoffStep] = []
     while True:
         ok = check(current)
         checks += 1

@@ -24,8 +24,9 @@ import dataclasses
 import datetime
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -107,7 +108,7 @@ class _Inputs:
     device: torch.device
     model: torch.nn.Module
     model_id: str
-    loader: object
+    loader: Iterable[Any]
     seeds: list[int]
 
 
@@ -124,7 +125,7 @@ class Run:
         self.cfg = cfg
         self.progress = progress
         self.log = log
-        meta = {"format": RUN_FORMAT, "format_version": 1, "config": dataclasses.asdict(cfg)}
+        meta: dict[str, Any] = {"format": RUN_FORMAT, "format_version": 1, "config": dataclasses.asdict(cfg)}
         run_json = self.dir / "run.json"
         if run_json.exists() and restart:
             shutil.rmtree(self.dir)

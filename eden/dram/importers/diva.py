@@ -120,7 +120,7 @@ def convert_a10(src: Path) -> RawCharacterization:
     if len(twr) != 1:
         raise EdenDataError(f"{src / 'vendorA' / 'summary_10'}: expected one tWR, found {sorted(twr)}")
     twr = twr.pop()
-    tests = []
+    tests: list[RecordTest | SummaryTest] = []
     for trcd in sorted(RAW_FILES, reverse=True):
         name = f"trcd{trcd * CLOCK_NS:.1f}ns"
         t = read_records(src / "raw" / RAW_FILES[trcd], name, trcd, twr)
