@@ -104,7 +104,7 @@ def ns_to_cycles(t_ns: float, tck_ns: float, *, rounding: Rounding = Rounding.UP
         raise EdenConfigError(f"ns_to_cycles: tck_ns must be > 0, got {tck_ns!r}")
     if t_ns < 0:
         raise EdenConfigError(f"ns_to_cycles: t_ns must be >= 0, got {t_ns!r}")
-    rounding = Rounding.coerce(rounding, "ns_to_cycles: rounding")
+    rounding = Rounding.coerce(rounding, "rounding")
     ratio = t_ns / tck_ns
     if rounding is Rounding.UP:
         return max(0, math.ceil(ratio - GUARD_BAND_CYCLES))
@@ -312,7 +312,9 @@ class MemSpec:
         if self.alpha is None:
             return (f"nominal {lead} {self.vdd.v:g} V (reduced {lead} would follow IDD(V) = IDD_nominal * "
                     f"(V / {self.vdd.v:g} V) ** alpha){fixed}")
-        nominal = self.vdd_nominal.v
+        nominal_domain = self.vdd_nominal
+        assert nominal_domain is not None  # __post_init__: alpha and nominal_domains are set together
+        nominal = nominal_domain.v
         betas = ", ".join(f"iBeta_{n.lower()}" for n in scaling)
         return (f"{lead} {self.vdd.v:g} V from nominal {nominal:g} V: IDD(V) = IDD_nominal * "
                 f"(V / {nominal:g} V) ** {self.alpha:g} for every {' and '.join(scaling)} current incl. {betas}, "
@@ -576,6 +578,7 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
     def bounded(key: str) -> float:
         """A power field within the standard's bounds (``> 0`` or ``>= 0``, ``<= hi``)."""
         f = bounds[key]
+        assert f.lo is not None  # every power field of a standard has a lower bound
         value = num(key)
         low_bad = value < f.lo or (f.lo_open and value == f.lo)
         if low_bad or (f.hi is not None and value > f.hi):
@@ -622,7 +625,7 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
             data_rate=integer("data_rate"), tck_s=tck_ns / 1e9, refi=refi, domains=tuple(domains),
             fact_rho=bounded("fact_rho") if "fact_rho" in present else 1.0,
             devices=integer("nbr_of_devices"), ranks=integer("nbr_of_ranks"),
-            name=name, source=source, **cycles)
+            name=name, source=source, ras=cycles["ras"], rp=cycles["rp"], rcd=cycles["rcd"], rfc=cycles["rfc"])
     except ValueError as exc:
         if str(exc).startswith(source):
             raise
@@ -768,7 +771,9 @@ class PerDomain:
 
     @property
     def vdd(self) -> float:
-        return self["VDD"]
+        value = self["VDD"]
+        assert value is not None  # every standard has a VDD domain
+        return value
 
     @property
     def vpp(self) -> float | None:
@@ -790,7 +795,7 @@ class PerDomain:
             return NotImplemented
         if [(n, v is None) for n, v in self.values] != [(n, v is None) for n, v in other.values]:
             raise EdenConfigError(f"cannot add quantities of different domains: {self.names} and {other.names}")
-        return PerDomain(tuple((n, None if a is None else a + b)
+        return PerDomain(tuple((n, None if a is None or b is None else a + b)  # both or neither, checked above
                                for (n, a), (_, b) in zip(self.values, other.values, strict=True)))
 
     def zero(self) -> PerDomain:

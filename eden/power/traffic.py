@@ -141,6 +141,12 @@ class DataTypeTraffic:
         return dataclasses.asdict(self)
 
 
+def _footprint(t: DataTypeTraffic) -> int:
+    """``t.footprint_bytes``, which ``__post_init__`` always sets."""
+    assert t.footprint_bytes is not None
+    return t.footprint_bytes
+
+
 def inference_traffic(tensors: Iterable[tuple[str, str, int]], *, batch_size: int, weight_reads: int = 1,
                       consumers: Mapping[str, int] | None = None) -> list[DataTypeTraffic]:
     """Traffic of one forward pass of a batch, from tensor sizes.
@@ -174,7 +180,7 @@ def inference_traffic(tensors: Iterable[tuple[str, str, int]], *, batch_size: in
             raise EdenConfigError(f"inference_traffic: each tensor is (name, kind, nbytes), got {entry!r}")
         name, kind, nbytes = entry
         nbytes = check_int(f"inference_traffic: nbytes of {name!r}", nbytes, lo=0)
-        kind = TrafficKind.coerce(kind, f"inference_traffic: kind of {name!r}")
+        kind = TrafficKind.coerce(kind, f"kind of tensor {name!r}")
         if kind is TrafficKind.WEIGHT:
             out.append(DataTypeTraffic(name, reads * nbytes, 0, nbytes))
         else:
@@ -373,10 +379,10 @@ def _place(traffic: Sequence[DataTypeTraffic], amap: AddressMap, burst: int, lay
         bases, cursor = {}, 0
         for t in traffic:
             bases[t.name] = -(-cursor // align) * align
-            cursor = bases[t.name] + t.footprint_bytes
+            cursor = bases[t.name] + _footprint(t)
     for t in traffic:
         try:
-            amap.check_range(bases[t.name], t.footprint_bytes)
+            amap.check_range(bases[t.name], _footprint(t))
         except ValueError as exc:
             raise EdenConfigError(f"data type {t.name!r} ({t.footprint_bytes} bytes at {bases[t.name]}): "
                                   f"{exc}") from None
@@ -422,7 +428,7 @@ def command_counts(traffic: Iterable[DataTypeTraffic], organization: DramOrganiz
     traffic = _check_traffic(traffic)
     if not isinstance(policy, RowBufferPolicy):
         raise EdenTypeError(f"command_counts: policy must be a RowBufferPolicy, got {policy!r}")
-    layout = Layout.coerce(layout, "command_counts: layout")
+    layout = Layout.coerce(layout, "layout")
     amap = AddressMap(organization, scheme)
     burst = _burst_bytes(organization, burst_length)
     simulate = policy.kind is PageKind.OPEN_PAGE and policy.hit_rate is None
@@ -430,16 +436,17 @@ def command_counts(traffic: Iterable[DataTypeTraffic], organization: DramOrganiz
     open_row = np.full(organization.banks, -1, dtype=np.int64)
     out = {}
     for t in traffic:
-        wr = _bursts(t.footprint_bytes, t.bytes_written, burst)
-        rd = _bursts(t.footprint_bytes, t.bytes_read, burst)
+        footprint = _footprint(t)
+        wr = _bursts(footprint, t.bytes_written, burst)
+        rd = _bursts(footprint, t.bytes_read, burst)
         if policy.kind is PageKind.CLOSED_PAGE:
             act = float(rd + wr)
         elif policy.hit_rate is not None:
             act = (rd + wr) * (1.0 - policy.hit_rate)
         else:
             base = bases[t.name]
-            act = float(_passes(amap, open_row, base, t.footprint_bytes, t.bytes_written)
-                        + _passes(amap, open_row, base, t.footprint_bytes, t.bytes_read))
+            act = float(_passes(amap, open_row, base, footprint, t.bytes_written)
+                        + _passes(amap, open_row, base, footprint, t.bytes_read))
         out[t.name] = CommandCounts(t.name, rd=rd, wr=wr, act=act, pre=act, base_address=bases.get(t.name))
     return out
 
@@ -758,7 +765,11 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
         p_idle = p_access if (not closed and model.idle_rows_open) else active_standby_power(spec, 0).scaled(n)
         busy = sum(access.values())
         background = p_access.scaled(busy) + p_idle.scaled(run_time - busy)
-        refreshes = run_time / (spec.refi * spec.tck_s) if model.refresh else 0.0
+        if model.refresh:
+            assert spec.refi is not None  # checked above; at_vdd keeps tREFI
+            refreshes = run_time / (spec.refi * spec.tck_s)
+        else:
+            refreshes = 0.0
         refresh = e.refa.scaled(refreshes * n)
         per_type = []
         for name, c in counts.items():

@@ -68,7 +68,7 @@ def test_inference_traffic_weights_once_ifms_per_sample():
         ("conv1.ifm", 4000, 4000, 4000), ("conv1.weight", 300, 0, 300),
         ("conv2.ifm", 4000, 2000, 2000), ("conv2.weight", 200, 0, 200)]
     assert inference_traffic([("w", "weight", 10)], batch_size=2, weight_reads=2)[0].bytes_read == 20
-    with pytest.raises(ValueError, match="kind of 'x' must be one of weight, ifm"):
+    with pytest.raises(ValueError, match="unknown kind of tensor 'x' 'bias'; known: ifm, weight"):
         inference_traffic([("x", "bias", 1)], batch_size=1)
     with pytest.raises(ValueError, match="consumers given for unknown tensors \\['y'\\]"):
         inference_traffic([("x", "ifm", 1)], batch_size=1, consumers={"y": 2})
@@ -77,7 +77,7 @@ def test_inference_traffic_weights_once_ifms_per_sample():
 
 
 def test_policy_and_model_validation():
-    with pytest.raises(ValueError, match="kind must be one of open_page, closed_page"):
+    with pytest.raises(ValueError, match="unknown RowBufferPolicy.kind .*; known: closed_page, open_page"):
         RowBufferPolicy("adaptive")
     with pytest.raises(ValueError, match="applies to open_page only"):
         RowBufferPolicy("closed_page", hit_rate=0.5)
@@ -85,9 +85,9 @@ def test_policy_and_model_validation():
         RowBufferPolicy(hit_rate=1.5)
     with pytest.raises(ValueError, match=r"miss_overlap must be in \[0, 1\]"):
         AccessModel(miss_overlap=-0.1)
-    with pytest.raises(ValueError, match="scheme must be one of row_bank, bank_row"):
+    with pytest.raises(ValueError, match="unknown AccessModel.scheme .*; known: bank_row, row_bank"):
         AccessModel(scheme="xor")
-    with pytest.raises(ValueError, match="timing_granularity must be one of cycle, ns"):
+    with pytest.raises(ValueError, match="unknown AccessModel.timing_granularity .*; known: cycle, ns"):
         AccessModel(timing_granularity="ps")
     with pytest.raises(TypeError, match="refresh must be a bool"):
         AccessModel(refresh=1)
