@@ -28,6 +28,15 @@ which this code computes them differs from the oracle, never the values):
   leaves it.
 * Acceptance always reads original bits: a tile only reads its own words, before
   they change, and tiles never share a word.
+
+Why ``run_tiles``, ``run_tiles_single`` and ``run_tiles_fused`` stay long (100-200
+lines each): their inner loop carries a dozen pieces of state from one candidate to
+the next (stream position, draw index within a batch, the batch buffers, the current
+word and its mask, the other sub-passes' list cursor). Split into helper functions,
+that state would cross a call per candidate as tuples or one-element arrays, which
+numba neither keeps in registers nor vectorizes, and the draw batches must stay in
+the same function as the loop that consumes them for LLVM to vectorize the batch.
+Their steps are numbered in their docstrings and comments instead.
 """
 
 import math
