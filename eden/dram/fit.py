@@ -45,7 +45,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -387,8 +387,8 @@ def _edges(vmax: int) -> np.ndarray:
     while x <= vmax + 1:
         x *= 1.25
         e.add(int(x))
-    e = np.array(sorted(v for v in e if v <= vmax + 1) + [vmax + 2])
-    return np.unique(e)
+    edges = np.array(sorted(v for v in e if v <= vmax + 1) + [vmax + 2])
+    return np.unique(edges)
 
 
 def _compare(margin: str, obs: np.ndarray, sim: np.ndarray, reps: int) -> MarginFit:
@@ -526,7 +526,7 @@ def _fit_records(test, org, sub_known, models, persistence, confidence, seed, go
         for name, c in cands.items():
             cands[name] = dataclasses.replace(c, gof=_gof(name, c.model, st, seed))
     ordered = tuple(cands[m] for m in fit_model_names() if m in cands)
-    selected = min(ordered, key=lambda c: c.bic).name
+    selected = min(ordered, key=lambda c: cast(float, c.bic)).name  # record fits have a log-likelihood
     data = {"kind": "records", "records": test.n_records, "column_bits": st.w, "iterations": st.T,
             "bits": st.bits, "bit_trials": st.trials, "errors": st.errors, "ber": st.errors / st.trials,
             "rows": st.n_rows, "column_groups": st.n_groups, "subarray_rows": st.S,

@@ -41,13 +41,14 @@ import dataclasses
 import functools
 import math
 import threading
+from typing import Any, cast
 
 import numpy as np
 
 from eden.dram.address import AddressMap
 from eden.engine import rng, sampling
 from eden.engine.sampling import TAG_ACCESS, TAG_FIXED, TWO53, fixed_bands
-from eden.errormodels.component import Persistence, Population, WeakLines
+from eden.errormodels.component import Persistence, Population, WeakLineComponent, WeakLines
 from eden.errormodels.model import ErrorModel
 
 
@@ -187,17 +188,18 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
         address_map, int(base_address), int(nbytes),
         any(c.weak_lines is WeakLines.BITLINES for c in model.components))
 
-    sp = []  # dicts
-    bl_lists = []  # per em1 component: list of arrays per group
-    wl_classes = []  # per em2 component: uint8[n_tiles]
+    sp: list[dict[str, Any]] = []
+    bl_lists: list[list[np.ndarray]] = []  # per em1 component: list of arrays per group
+    wl_classes: list[np.ndarray] = []  # per em2 component: uint8[n_tiles]
     for ci, comp in enumerate(model.components):
         pop, wl = -1, -1
         if comp.weak_lines is WeakLines.BITLINES:
             pop = len(bl_lists)
-            bl_lists.append(_weak_bitlines(weak_lines, seed, ci, comp.fraction, groups, org.row_bits))
+            fraction = cast(WeakLineComponent, comp).fraction
+            bl_lists.append(_weak_bitlines(weak_lines, seed, ci, fraction, groups, org.row_bits))
         if comp.weak_lines is WeakLines.WORDLINES:
             wl = len(wl_classes)
-            wl_classes.append(weak_lines.weak_wordlines(seed, ci, comp.fraction, row_id))
+            wl_classes.append(weak_lines.weak_wordlines(seed, ci, cast(WeakLineComponent, comp).fraction, row_id))
         for pi, sub in enumerate(comp.sub_passes()):
             q = sub.q
             sp_pop = pop if sub.population is Population.WEAK_BITLINES else -1
@@ -231,7 +233,9 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
     S = len(sp)
     sp_tab = np.zeros((S, 2, 2), np.int64)
     tab_goff = np.zeros((S, 2), np.int64)
-    tabs, guides, toff = [], [], 0
+    tabs: list[np.ndarray] = []
+    guides: list[np.ndarray] = []
+    toff = 0
     for i, s in enumerate(sp):
         for cl in (0, 1):
             c = s["rate"][cl]

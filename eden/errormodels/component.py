@@ -83,7 +83,7 @@ def fraction_param(doc: str, default: float = 0.0) -> Any:
     return dataclasses.field(default=default, metadata={"range": (0.0, 1.0), "scales": False, "doc": doc})
 
 
-class _WeakLineComponent(Protocol):
+class WeakLineComponent(Protocol):
     """A component with weak lines: its ``fraction`` parameter is the share of weak lines."""
 
     fraction: float
@@ -161,7 +161,7 @@ class Component:
             return strong
         weak = self.rate_table(self.weak_lines is WeakLines.BITLINES,
                                self.weak_lines is WeakLines.WORDLINES)[stored]
-        f = cast(_WeakLineComponent, self).fraction  # a component with weak lines has a `fraction` parameter
+        f = cast(WeakLineComponent, self).fraction  # a component with weak lines has a `fraction` parameter
         return f * weak + (1.0 - f) * strong
 
     def sub_passes(self) -> tuple[SubPass, ...]:

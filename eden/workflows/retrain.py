@@ -59,7 +59,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -220,10 +220,12 @@ class Curriculum:
         if epoch >= self.epochs:
             raise EdenConfigError(f"epoch {epoch} is past the curriculum's {self.epochs} epochs")
         r = self.ramp_epochs
+        assert r is not None  # __post_init__ sets it (0 for the constant schedule)
         if epoch >= r:
             return self.target_ber
         f = epoch / r
         s, t = self.start_ber, self.target_ber
+        assert s is not None  # __post_init__ sets it for every ramp
         if self.schedule is Schedule.LINEAR:
             return s + (t - s) * f
         if self.schedule is Schedule.STEP:
@@ -330,7 +332,9 @@ class RetrainConfig:
             return float(t)
         if t == "model":
             return self._model_ber()
-        k = float(_GAIN.match(t).group(1))
+        gain = _GAIN.match(t)
+        assert gain is not None  # __post_init__ accepted only "model" and "<k>x"
+        k = float(gain.group(1))
         if tolerable_before is None:
             raise EdenConfigError(f"target_ber {t!r} is relative to the tolerable BER before retraining; measure "
                              "it (a ToleranceCheck) or give a BER")
@@ -344,8 +348,9 @@ class RetrainConfig:
 
     def plan(self, ber: float) -> EmulationPlan:
         """Every data type in the format; the selected ones with errors at ``ber``."""
-        clean = DataTypeConfig(None, self.format, self.correction)
-        bad = DataTypeConfig(self.error_model.at_ber(ber), self.format, self.correction)
+        fmt = cast(NumericFormat, self.format)  # parsed by __post_init__
+        clean = DataTypeConfig(None, fmt, self.correction)
+        bad = DataTypeConfig(self.error_model.at_ber(ber), fmt, self.correction)
         # a data type taken out of the selection ("!key") is still stored in the format
         entries = [("*", clean)] + [(s[1:], clean) if s.startswith("!") else (s, bad) for s in self.select]
         return EmulationPlan(tuple(entries))
@@ -410,7 +415,7 @@ class ToleranceCheck:
 
     def to_dict(self) -> dict:
         d = _plain(dataclasses.asdict(self))
-        d["seeds"] = list(self.seeds)
+        d["seeds"] = list(cast(tuple[int, ...], self.seeds))  # a tuple after __post_init__
         return d
 
 
@@ -520,7 +525,7 @@ def _check_before(record: dict, fingerprint: str, config: RetrainConfig, toleran
             "correction": (record.get("correction"), config.correction),
             "target_drop_pp": (record.get("target_drop_pp"), float(tolerance.target_drop_pp)),
             "seeds": (tuple(record.get("seeds", ())), tolerance.seeds),
-            "criterion": (record.get("criterion"), tolerance.criterion.value),
+            "criterion": (record.get("criterion"), cast(Criterion, tolerance.criterion).value),
             "resolution_decades": (record.get("resolution_decades"), tolerance.resolution_decades),
             "ber_min": (record.get("ber_range", [None])[0], tolerance.ber_min),
             "select": (record.get("select", ["*"]), list(config.select))}
@@ -543,7 +548,15 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 # ------------------------------------------------------------------------- data
-def _as_dataset(data) -> torch.utils.data.Dataset:
+class _MapDataset(Protocol):
+    """A map-style dataset: what :func:`_as_dataset` checks for."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+def _as_dataset(data) -> _MapDataset:
     if isinstance(data, torch.utils.data.DataLoader):
         data = data.dataset
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
@@ -591,7 +604,7 @@ class _Run:
     """What one retraining run works on; the same on every rank (rank-0-only values are broadcast)."""
 
     model: nn.Module
-    dataset: torch.utils.data.Dataset
+    dataset: _MapDataset
     eval_loader: Iterable
     config: RetrainConfig
     tolerance: ToleranceCheck | None
@@ -682,6 +695,7 @@ def retrain(model: nn.Module, train_data, eval_loader: Iterable, config: Retrain
                      train_seconds) if run.dist.rank == 0 else None
     report = run.dist.broadcast(report)
     if run.dist.rank == 0:  # after the last collective: an error here cannot hang other ranks
+        assert prog.clean_before is not None  # rank 0 measured it before training
         _warn_if_diverged(report, prog.clean_before)
     return RetrainResult(model, report)
 
@@ -758,6 +772,7 @@ def _start(run: _Run, shuffle: torch.Generator, before: dict | None) -> _Progres
     except ValueError as exc:
         error = exc
     _agree(dist, error)
+    assert target is not None  # resolved on every rank, else _agree raised
     prog = _Progress(target, 0, [], clean_before, tol_before, run.config.curriculum(target),
                      _make_optimizer(run.config, run.model.parameters()), shuffle)
     _save_checkpoint(run, prog)
@@ -823,7 +838,7 @@ def _train(run: _Run, prog: _Progress) -> None:
             # Drop the DDP wrapper now: its reducer holds the process group and gloo work
             # objects, whose threads aborted the process ("terminate called without an
             # active exception") when they were left to interpreter shutdown.
-            net = None
+            del net
             gc.collect()
 
 
