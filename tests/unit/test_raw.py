@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from eden.dram.address import DramOrganization
-from eden.dram.raw import FORMAT, MeasurementConditions, RawCharacterization, RawFileError, RecordTest, SummaryTest, load_raw
+from eden.dram.raw import (FORMAT, MeasurementConditions, RawCharacterization, RawFileError, RecordTest, SummaryTest,
+                           load_raw)
 
 ORG = DramOrganization(banks=2, rows=16, row_bytes=64, bus_width_bits=64, subarray_rows=8)
 PATTERN = np.array([[0xAA] * 64, [0x0F] * 64], np.uint8)
