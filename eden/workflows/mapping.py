@@ -73,7 +73,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-FORMAT = "eden.workflows.mapping"
+FORMAT = "eden.mapping"  # the record's format tag (a file format name, not a module path)
 FORMAT_VERSION = 1
 IMPLICIT_NOMINAL_NAME = "nominal"
 

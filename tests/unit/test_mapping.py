@@ -427,7 +427,7 @@ def test_bad_policy_output_is_rejected(monkeypatch):
 def test_empty_and_options(policy):
     res = map_datatypes([], [Partition("p", 0.1, 5)], np.ones((0, 2)), policy=policy)
     assert res.assignment == {} and res.total_cost == 0.0
-    assert json.loads(json.dumps(res.to_dict()))["format"] == "eden.workflows.mapping"
+    assert json.loads(json.dumps(res.to_dict()))["format"] == "eden.mapping"
     if policy == "milp":
         res = map_datatypes([DataTypeDemand("a", 1, 1.0)], [Partition("p", 0.1)], np.array([[1.0, 2.0]]),
                             policy="milp", time_limit_s=10.0)
