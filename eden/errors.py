@@ -7,11 +7,13 @@ root existed caught (``ValueError``, ``TypeError``, ``FileNotFoundError``), so `
 keeps working.
 
     EdenError
-    +-- EdenFileError        a file is missing, unreadable, or not the layout it should be
-    +-- EdenConfigError      a bad argument, option, spec, profile field or name
-    +-- EdenDataError        data that do not fit: a model that fails on the given data, raw
-    |                        records that identify nothing, a record from another model
-    +-- EdenInfeasibleError  a request no solution meets (no partition holds a data type, ...)
+    +-- EdenFileError          a file is unreadable or not the layout it should be (file, location, detail)
+    +-- EdenFileNotFoundError  a file or resource that does not exist (also a FileNotFoundError)
+    +-- EdenConfigError        a bad argument, option, spec, profile field or name
+    +-- EdenTypeError          an argument of the wrong type (also a TypeError and a ValueError)
+    +-- EdenDataError          data that do not fit: a model that fails on the given data, raw
+    |                          records that identify nothing, a record from another model
+    +-- EdenInfeasibleError    a request no solution meets (no partition holds a data type, ...)
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ class EdenConfigError(EdenError, ValueError):
     """A bad argument, option, spec, name or profile field; the message names it and what was expected."""
 
 
-class EdenTypeError(EdenError, TypeError):
-    """An argument of the wrong type (a configuration error that ``except TypeError`` also catches)."""
+class EdenTypeError(EdenError, TypeError, ValueError):
+    """An argument of the wrong type. ``except TypeError`` catches it, and so does ``except ValueError``
+    (some checks raised that for a wrong type before the error root existed, e.g. a float seed)."""
 
 
 class EdenDataError(EdenError, ValueError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from eden.errors import EdenError
+from eden.errors import EdenConfigError, EdenError
 
 
 class EdenGroup(click.Group):
@@ -117,7 +117,10 @@ def build_model_and_data(model_spec: str, weights: Path | None, data_spec: str, 
 
     model, model_id = zoo.build_model(model_spec, weights)
     loader = zoo.build_data(data_spec, split="test", batch_size=batch_size)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as exc:  # torch's own message names the device string it cannot parse
+        raise EdenConfigError(f"--device {device!r}: {exc}") from None
     return model.to(dev), model_id, loader, dev
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from eden.errors import EdenError, EdenFileError, EdenFileNotFoundError
 
 __all__ = ["atomic_path", "write_json", "write_text", "exists_error", "move_into_place", "read_json_record",
-           "OutputExistsError", "OutputIsDirectoryError", "OutputPermissionError"]
+           "OutputExistsError", "OutputIsDirectoryError", "OutputPermissionError", "OutputWriteError"]
 
 
 class OutputExistsError(EdenError, FileExistsError):
@@ -34,6 +34,11 @@ class OutputIsDirectoryError(EdenError, IsADirectoryError):
 
 class OutputPermissionError(EdenError, PermissionError):
     """The output's directory or file may not be written (``except PermissionError`` works)."""
+
+
+class OutputWriteError(EdenError, OSError):
+    """Writing an output failed for another reason the OS gave: a full or read-only disk, a
+    pseudo-filesystem that takes no new files (``except OSError`` works)."""
 
 
 def exists_error(target: Path, what: str = "file") -> OutputExistsError:
@@ -81,6 +86,10 @@ def atomic_path(path: os.PathLike | str, *, overwrite: bool = False, what: str =
         move_into_place(tmp, target, overwrite, what)
     except PermissionError as exc:  # writing the temporary in, or moving it into, the user's directory
         raise OutputPermissionError(errno.EACCES, f"cannot write the {what}: {exc.strerror}", str(target)) from exc
+    except EdenError:
+        raise
+    except OSError as exc:  # ENOSPC, EROFS, a /proc directory...: the OS's reason, and the path
+        raise OutputWriteError(exc.errno, f"cannot write the {what}: {exc.strerror or exc}", str(target)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -91,6 +91,9 @@ class MappingInfeasibleError(EdenInfeasibleError):
         self.needed_bytes = needed_bytes
         self.available_bytes = available_bytes
 
+    def __reduce__(self):  # picklable (multiprocessing, DDP gathers), like every eden error
+        return (type(self), (str(self), self.needed_bytes, self.available_bytes))
+
 
 # ---------------------------------------------------------------------------
 # field checks

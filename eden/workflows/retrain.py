@@ -48,6 +48,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import datetime
 import enum
 import gc
@@ -65,10 +66,11 @@ import torch
 from torch import nn
 
 from eden._version import __version__
-from eden.core.io import write_json, write_with
+from eden.core.io import OutputExistsError, write_json, write_with
 from eden.core.validate import Mode, check_int, check_number
 from eden.errormodels.model import ErrorModel
-from eden.errors import EdenConfigError, EdenDataError, EdenFileError, EdenTypeError
+from eden.errors import (EdenConfigError, EdenDataError, EdenError, EdenFileError, EdenFileNotFoundError,
+                         EdenTypeError)
 from eden.nn.emulate import DataTypeConfig, EmulationPlan, emulate, selection
 from eden.nn.evaluate import evaluate
 from eden.nn.quant import NumericFormat
@@ -466,9 +468,10 @@ def _agree(dist: _Dist, error: Exception | None) -> None:
         if e is not None:
             if error is not None:
                 raise error
-            # The other ranks raise the same class where it takes a message (EdenFileError does not).
-            kinds = {k.__name__: k for k in (ValueError, FileExistsError, EdenConfigError, EdenDataError)}
-            raise kinds.get(e[0], RuntimeError)(e[1])
+            # The other ranks raise the same class where it takes a plain message; any other
+            # EdenError (a file error takes three arguments) as an EdenError with the same text.
+            kinds = {k.__name__: k for k in (EdenConfigError, EdenDataError, EdenTypeError, OutputExistsError)}
+            raise kinds.get(e[0], EdenError)(e[1])
 
 
 # ------------------------------------------------------------------- checkpoint
@@ -478,7 +481,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise
+        raise EdenFileNotFoundError(errno.ENOENT, "retraining checkpoint not found", str(path)) from None
     except Exception as exc:
         raise EdenFileError(path, "/", f"not a readable retraining checkpoint: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -742,11 +745,11 @@ def _open_checkpoint(run: _Run, resume: bool, overwrite: bool) -> dict | None:
                 _check_checkpoint(state, path, model_id=run.model_id, fingerprint=run.fp_before,
                                   config=run.config_dict, world=run.dist.world)
             elif not overwrite:
-                raise FileExistsError(f"checkpoint {path} exists; resume it (resume=True, --resume) or "
-                                      "start over (overwrite=True, --force)")
+                raise OutputExistsError(f"checkpoint {path} exists; resume it (resume=True, --resume) or "
+                                        "start over (overwrite=True, --force)")
         elif path is not None and not path.parent.is_dir():
             raise EdenConfigError(f"directory for the checkpoint does not exist: {path.parent}")
-    except (ValueError, FileExistsError) as exc:
+    except (EdenError, ValueError, OSError) as exc:
         error = exc
     _agree(run.dist, error)
     return state
