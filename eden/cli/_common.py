@@ -60,6 +60,18 @@ class LazyChoice(click.Choice):
         self._names = lambda: fixed
 
 
+def mode_choice(module: str, enum_name: str) -> LazyChoice:
+    """Choices from a mode enum (``eden.core.validate.Mode``) of ``module``, imported when a command needs
+    them: a new member is offered with no CLI edit, and ``import eden.cli`` stays light."""
+
+    def names() -> tuple[str, ...]:
+        import importlib
+
+        return getattr(importlib.import_module(module), enum_name).values()
+
+    return LazyChoice(names)
+
+
 def mapping_policies() -> list[str]:
     """The registered mapping policies (``eden.workflows.mapping.MAPPING_POLICIES``), for --policy."""
     from eden.workflows.mapping import MAPPING_POLICIES

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import build_model_and_data, error_model_options, fail, model_options, resolve_error_model
+from eden.cli._common import (build_model_and_data, error_model_options, fail, mode_choice, model_options,
+                              resolve_error_model)
 from eden.errors import EdenFileError
 
 
@@ -54,7 +55,8 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
 @error_model_options
 @click.option("--format", "fmt", default="fp32", show_default=True,
               help="Numeric format: fp32, fp16, bf16, int16, int8, int4 [:symmetric|affine,tensor|channel].")
-@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
+@click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
+              default="none", show_default=True)
 @click.option("--select", multiple=True, metavar="PATTERN",
               help="Data types to corrupt (glob; repeatable; a leading '!' leaves matches out, e.g. "
                    "'!stem.0.ifm': all but the input). Default: all.")
@@ -99,8 +101,9 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @model_options
 @error_model_options
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
-@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
-@click.option("--mode", type=click.Choice(["coarse", "fine", "both", "leave-one-out"]), default="both",
+@click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
+              default="none", show_default=True)
+@click.option("--mode", type=mode_choice("eden.workflows.characterize", "CharacterizationMode"), default="both",
               show_default=True,
               help="coarse/fine/both: tolerable BERs; leave-one-out: at --ber, every data type, each alone and all "
                    "but each.")
@@ -109,7 +112,8 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--target-drop", type=float, default=1.0, show_default=True,
               help="Allowed accuracy drop in percentage points, in (0, 100).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds per BER point.")
-@click.option("--criterion", type=click.Choice(["mean", "ci_low"]), default="mean", show_default=True)
+@click.option("--criterion", type=mode_choice("eden.workflows.characterize", "Criterion"),
+              default="mean", show_default=True)
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True,
               help="Bisection resolution in decades of BER.")
 @click.option("--select", multiple=True, metavar="PATTERN",

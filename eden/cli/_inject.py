@@ -10,7 +10,7 @@ import click
 
 from eden._version import __version__
 from eden.cli import main
-from eden.cli._common import atomic_save_npy, error_model_options, fail, resolve_model_choice
+from eden.cli._common import atomic_save_npy, error_model_options, fail, mode_choice, resolve_model_choice
 from eden.errors import EdenError, EdenFileError
 
 
@@ -24,7 +24,8 @@ from eden.errors import EdenError, EdenFileError
               help="Access index (per-access persistence redraws errors for each).")
 @click.option("--base-address", type=click.IntRange(min=0), default=0, show_default=True,
               help="Byte address of the array in the DRAM partition.")
-@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True,
+@click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
+              default="none", show_default=True,
               help="Implausible-value correction for float arrays.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")

@@ -11,28 +11,13 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import fail
+from eden.cli._common import LazyChoice, fail
 
 
 def _importers() -> dict:
     from eden.dram.importers import IMPORTERS
 
     return IMPORTERS
-
-
-class _ImporterChoice(click.Choice):
-    """``click.Choice`` over the registered importer names, read from the registry when first needed."""
-
-    def __init__(self) -> None:
-        super().__init__(())
-
-    @property
-    def choices(self):
-        return tuple(sorted(_importers()))
-
-    @choices.setter
-    def choices(self, value) -> None:  # click's __init__ assigns; the registry is the source
-        pass
 
 
 class _ImportCommand(click.Command):
@@ -49,7 +34,7 @@ def raw_group() -> None:
 
 
 @raw_group.command("import", cls=_ImportCommand)
-@click.argument("importer", type=_ImporterChoice())
+@click.argument("importer", type=LazyChoice(lambda: sorted(_importers())))
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Raw characterization file to write (.h5).")

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import build_model_and_data, error_model_options, fail, model_options, resolve_model_choice
+from eden.cli._common import (build_model_and_data, error_model_options, fail, mode_choice, model_options,
+                              resolve_model_choice)
 from eden.errors import EdenError
 
 DEFAULT_SHAPE = "em0:p=1e-3"
@@ -68,23 +69,25 @@ def _init_distributed(device: str | None):
               help="Training data: a bundled dataset name (its train split) or package.module:factory returning a "
                    "map-style Dataset or a DataLoader over one. Default: the train split of --data.")
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
-@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="none", show_default=True)
+@click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
+              default="none", show_default=True)
 @click.option("--select", multiple=True, metavar="PATTERN",
               help="Data types with errors (glob; repeatable; a leading '!' leaves matches out, e.g. "
                    "'!stem.0.ifm': all but the input). Default: all.")
 @click.option("--target-ber", default="10x", show_default=True, metavar="BER|<k>x|model",
               help="Final BER: a number in (0, 0.5], k times the tolerable BER before retraining, or the error "
                    "model's own BER (e.g. the --profile/--op operating point).")
-@click.option("--schedule", type=click.Choice(["geometric", "linear", "step", "constant"]), default="geometric",
+@click.option("--schedule", type=mode_choice("eden.workflows.retrain", "Schedule"), default="geometric",
               show_default=True, help="How the BER rises over the epochs (constant: the target from epoch 1).")
 @click.option("--start-ber", type=float, default=None, help="BER of the first epoch (ramps; default target/100).")
 @click.option("--ramp-epochs", type=click.IntRange(min=0), default=None,
               help="Epochs before the target is reached (default: half of --epochs).")
 @click.option("--steps", type=click.IntRange(min=1), default=3, show_default=True, help="Levels of the step schedule.")
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
+@click.option("--optimizer", type=mode_choice("eden.workflows.retrain", "Optimizer"), default="adam", show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True, help="Peak learning rate.")
-@click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True)
+@click.option("--lr-schedule", type=mode_choice("eden.workflows.retrain", "LRSchedule"),
+              default="cosine", show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--freeze-norm-stats/--update-norm-stats", default=False, show_default=True,
               help="Keep batch-norm layers in eval mode (trained running statistics) while retraining; "
@@ -104,7 +107,8 @@ def _init_distributed(device: str | None):
                    "format, correction, seeds, target drop, resolution) instead of measuring it again.")
 @click.option("--target-drop", type=float, default=1.0, show_default=True,
               help="Allowed accuracy drop (percentage points) defining the tolerable BER.")
-@click.option("--tolerance-baseline", type=click.Choice(["own", "original"]), default="own", show_default=True,
+@click.option("--tolerance-baseline", type=mode_choice("eden.workflows.retrain", "ToleranceBaseline"),
+              default="own", show_default=True,
               help="What the drop after retraining counts from: the retrained model's own clean accuracy, or "
                    "the original model's (EDEN's baseline).")
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True,

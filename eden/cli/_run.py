@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import LazyChoice, mapping_policies
+from eden.cli._common import LazyChoice, mapping_policies, mode_choice
 
 
 @main.command("run")
@@ -20,7 +20,8 @@ from eden.cli._common import LazyChoice, mapping_policies
 @click.option("--error-model", "-m", default="profile", show_default=True,
               help='Error-model shape for characterization/retraining ("profile": the profile\'s own).')
 @click.option("--format", "fmt", default="fp32", show_default=True)
-@click.option("--correction", type=click.Choice(["none", "zero", "clamp"]), default="zero", show_default=True)
+@click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
+              default="zero", show_default=True)
 @click.option("--target-drop", type=float, default=1.0, show_default=True, help="Accuracy drop allowed (pp).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True)

@@ -51,9 +51,6 @@ class Op(Mode):
     CORRECT = "correct"
     READ_LOG = "read_log"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 def _check_segments(idx, mask, off, cnt) -> None:
     if len(off) != len(cnt):

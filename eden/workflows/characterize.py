@@ -42,7 +42,7 @@ from torch import nn
 
 from eden._version import __version__
 from eden.core.io import read_json_record, write_json
-from eden.core.validate import Mode as StrMode
+from eden.core.validate import Mode
 from eden.core.validate import check_number
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenDataError, EdenFileError
@@ -54,7 +54,7 @@ TOLERANCE_FORMAT = "eden-tolerance"
 TOLERANCE_VERSION = 1
 
 
-class Mode(StrMode):
+class CharacterizationMode(Mode):
     """What :func:`characterize` measures (the value is the spelling accepted everywhere)."""
 
     COARSE = "coarse"  # one tolerable BER for all data types
@@ -63,19 +63,19 @@ class Mode(StrMode):
     LEAVE_ONE_OUT = "leave-one-out"  # accuracy at one BER: every, each only, all but each
 
 
-class Criterion(StrMode):
+class Criterion(Mode):
     """When a BER point passes: its mean accuracy, or its 95% CI's lower end, reaches the threshold."""
 
     MEAN = "mean"
     CI_LOW = "ci_low"
 
 
-MODES = Mode.values()
+MODES = CharacterizationMode.values()
 CRITERIA = Criterion.values()
 
 
-def _mode(value) -> Mode:
-    return Mode.coerce(value, "characterization mode")
+def _mode(value) -> CharacterizationMode:
+    return CharacterizationMode.coerce(value, "characterization mode")
 
 
 def _criterion(value) -> Criterion:
@@ -243,14 +243,14 @@ class Characterizer:
 
     _bar = None
 
-    def run(self, mode: Mode | str = Mode.BOTH, select: Sequence[str] | None = None,
+    def run(self, mode: CharacterizationMode | str = CharacterizationMode.BOTH, select: Sequence[str] | None = None,
             ber: float | None = None) -> dict:
         """Characterization in ``mode``; returns the tolerance record body.
 
-        ``ber`` is the BER of :attr:`Mode.LEAVE_ONE_OUT` (and only of that mode).
+        ``ber`` is the BER of :attr:`CharacterizationMode.LEAVE_ONE_OUT` (and only of that mode).
         """
         mode = _mode(mode)
-        if (ber is None) != (mode is not Mode.LEAVE_ONE_OUT):
+        if (ber is None) != (mode is not CharacterizationMode.LEAVE_ONE_OUT):
             raise EdenConfigError(f"ber is the BER of mode 'leave-one-out' (needed there, meaningless in other "
                                   f"modes); got mode {mode.value!r} with ber {ber!r}")
         if ber is not None:
@@ -267,13 +267,13 @@ class Characterizer:
 
             self._bar = tqdm(desc="characterize", unit="point", leave=False)
         try:
-            if mode in (Mode.COARSE, Mode.BOTH):
+            if mode in (CharacterizationMode.COARSE, CharacterizationMode.BOTH):
                 out["coarse"] = self.search(names, "all").to_dict()
-            if mode in (Mode.FINE, Mode.BOTH):
+            if mode in (CharacterizationMode.FINE, CharacterizationMode.BOTH):
                 fine = {n: self.search([n], n) for n in names}
                 out["fine"] = {n: r.to_dict() for n, r in fine.items()}
                 out["joint"] = self.joint({n: r.tolerable_ber for n, r in fine.items()})
-            if mode is Mode.LEAVE_ONE_OUT:
+            if mode is CharacterizationMode.LEAVE_ONE_OUT:
                 assert ber is not None  # checked above: leave-one-out needs a ber
                 out["leave_one_out"] = self.leave_one_out(names, ber)
         finally:
@@ -322,7 +322,8 @@ class Characterizer:
 
 
 def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str | NumericFormat = "fp32",
-                 correction: str = "none", mode: Mode | str = Mode.BOTH, target_drop_pp: float = 1.0,
+                 correction: str = "none", mode: CharacterizationMode | str = CharacterizationMode.BOTH,
+                 target_drop_pp: float = 1.0,
                  seeds: Sequence[int] | int = 5, metric: Metric | str = "top1",
                  criterion: Criterion | str = Criterion.MEAN, resolution_decades: float = 0.1,
                  ber_min: float = 1e-9, select: Sequence[str] | None = None, model_id: str = "model",
@@ -339,7 +340,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
             scaled to each BER with ``ErrorModel.at_ber``.
         format: numeric format of every data type (e.g. "fp32", "int8").
         correction: implausible-value correction for float formats.
-        mode: "coarse", "fine", "both" or "leave-one-out" (a :class:`Mode`; see the
+        mode: "coarse", "fine", "both" or "leave-one-out" (a :class:`CharacterizationMode`; see the
             module docstring). The record holds "coarse"; "fine" and "joint"; or
             "leave_one_out" (see :meth:`Characterizer.leave_one_out`).
         target_drop_pp: allowed accuracy drop in percentage points, in (0, 100).
@@ -380,7 +381,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     ber_min = check_number("ber_min", ber_min, lo=0.0, hi=0.5, lo_open=True, hi_open=True)
     reference_accuracy = check_number("reference_accuracy (an accuracy)", reference_accuracy, lo=0.0, hi=1.0,
                                       lo_open=True, optional=True)
-    if (ber is None) != (mode is not Mode.LEAVE_ONE_OUT):
+    if (ber is None) != (mode is not CharacterizationMode.LEAVE_ONE_OUT):
         raise EdenConfigError(f"ber is the BER of mode 'leave-one-out' (needed there, meaningless in other "
                               f"modes); got mode {mode.value!r} with ber {ber!r}")
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
@@ -559,5 +560,5 @@ def tolerable_bers(record: dict, which: str = "joint") -> dict[str, float]:
 
 
 __all__ = ["characterize", "save_tolerance", "load_tolerance", "tolerance_table", "plot_tolerance",
-           "tolerable_bers", "Characterizer", "SearchResult", "Point", "Mode", "Criterion"]
+           "tolerable_bers", "Characterizer", "SearchResult", "Point", "CharacterizationMode", "Criterion"]
 

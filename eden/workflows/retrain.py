@@ -123,11 +123,6 @@ LR_SCHEDULES = tuple(m.value for m in LRSchedule)
 TOLERANCE_BASELINES = tuple(m.value for m in ToleranceBaseline)
 
 
-def _choice(cls: type[Mode], what: str, value: Any) -> Any:
-    """The member of the str enum ``cls`` spelled ``value`` (or the member itself)."""
-    return cls.coerce(value, what)
-
-
 def _plain(d: dict) -> dict:
     """``d`` with enum members as their spellings (JSON reports, checkpoints loaded with weights_only)."""
     return {k: v.value if isinstance(v, enum.Enum) else v for k, v in d.items()}
@@ -189,7 +184,7 @@ class Curriculum:
     def __post_init__(self):
         target = _check_ber("target_ber", self.target_ber)
         epochs = check_int("epochs", self.epochs, lo=1)
-        schedule = _choice(Schedule, "schedule", self.schedule)
+        schedule = Schedule.coerce(self.schedule, "schedule")
         object.__setattr__(self, "schedule", schedule)
         check_int("steps", self.steps, lo=1)
         object.__setattr__(self, "target_ber", target)
@@ -307,9 +302,9 @@ class RetrainConfig:
                                  f"before retraining, e.g. '10x') or 'model', got {t!r}")
         else:
             _check_ber("target_ber", t)
-        object.__setattr__(self, "schedule", _choice(Schedule, "schedule", self.schedule))
-        object.__setattr__(self, "optimizer", _choice(Optimizer, "optimizer", self.optimizer))
-        object.__setattr__(self, "lr_schedule", _choice(LRSchedule, "lr_schedule", self.lr_schedule))
+        object.__setattr__(self, "schedule", Schedule.coerce(self.schedule, "schedule"))
+        object.__setattr__(self, "optimizer", Optimizer.coerce(self.optimizer, "optimizer"))
+        object.__setattr__(self, "lr_schedule", LRSchedule.coerce(self.lr_schedule, "lr_schedule"))
         check_number("lr", self.lr, lo=0.0, lo_open=True)
         check_number("weight_decay", self.weight_decay, lo=0.0)
         if not isinstance(self.freeze_norm_stats, bool):
@@ -395,8 +390,8 @@ class ToleranceCheck:
         check_number("target_drop_pp", self.target_drop_pp, lo=0.0, hi=100.0, lo_open=True, hi_open=True)
         check_number("resolution_decades", self.resolution_decades, lo=0.0, lo_open=True)
         check_number("ber_min", self.ber_min, lo=0.0, hi=0.5, lo_open=True, hi_open=True)
-        object.__setattr__(self, "criterion", _choice(Criterion, "criterion", self.criterion))
-        object.__setattr__(self, "baseline", _choice(ToleranceBaseline, "tolerance baseline", self.baseline))
+        object.__setattr__(self, "criterion", Criterion.coerce(self.criterion, "criterion"))
+        object.__setattr__(self, "baseline", ToleranceBaseline.coerce(self.baseline, "tolerance baseline"))
 
     def measure(self, model: nn.Module, loader: Iterable, config: RetrainConfig, *, model_id: str,
                 data_id: str, device=None, progress: bool = False, reference: float | None = None) -> dict:

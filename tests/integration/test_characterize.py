@@ -203,7 +203,7 @@ def test_leave_one_out_needs_its_ber_and_only_there(lenet, small_loader):
 
 
 def test_modes_and_criteria_are_str_enums_with_the_old_spellings(lenet, small_loader):
-    from eden.workflows.characterize import CRITERIA, MODES, Criterion, Mode
+    from eden.workflows.characterize import CRITERIA, MODES, CharacterizationMode as Mode, Criterion
 
     assert MODES == ("coarse", "fine", "both", "leave-one-out") and CRITERIA == ("mean", "ci_low")
     assert Mode("leave-one-out") is Mode.LEAVE_ONE_OUT and Mode.COARSE == "coarse"
