@@ -1,8 +1,8 @@
-// eden CUDA backend: bit-error injection, bit-identical to eden/_engine/cpu.py.
+// eden CUDA backend: bit-error injection, bit-identical to eden/engine/backends/cpu.py.
 //
-// This file transliterates ``run_tiles`` of eden/_engine/cpu.py (itself the
-// O(errors) form of the NumPy oracle eden/_engine/reference.py; the sampling
-// contract is in eden/_engine/plan.py and the randomness in eden/_engine/rng.py).
+// This file transliterates ``run_tiles`` of eden/engine/backends/cpu.py (itself the
+// O(errors) form of the NumPy oracle eden/engine/backends/reference.py; the sampling
+// contract is in eden/engine/plan.py and the randomness in eden/engine/rng.py).
 // One thread handles one tile (the part of one DRAM row the tensor occupies):
 //
 //   eden_count_tiles<W>     pass 1: number of (word, mask) entries of each tile
@@ -85,7 +85,7 @@ __host__ __device__ __forceinline__ double d_frexp(double y, int* e) {
 }
 
 // ---------------------------------------------------------------- the tables
-// Everything a tile needs (device pointers and scalars of eden._engine.plan.Plan;
+// Everything a tile needs (device pointers and scalars of eden.engine.plan.Plan;
 // array layouts are the C-contiguous NumPy ones).
 struct Params {
     i64 row_bits;            // bits per DRAM row
@@ -293,8 +293,8 @@ __host__ __device__ __forceinline__ i64 advance(const Params& P, const Sub& q, u
 
 // Live generators of one tile, in a global scratch buffer laid out field-major
 // ([field][slot][lane], 32-bit words) so neighbouring threads access neighbouring
-// words. 6 fields (gpu.py sizes the buffer with _GEN_FIELDS = 6). Stored values
-// fit 32 bits: s < S, pos and cur < row_bits < 2^31 (gpu.py checks), and a
+// words. 6 fields (backends/cuda.py sizes the buffer with _GEN_FIELDS = 6). Stored values
+// fit 32 bits: s < S, pos and cur < row_bits < 2^31 (backends/cuda.py checks), and a
 // generator's draw count stays far below 2^32 (about row_bits draws per row).
 struct GenStore {
     u32* base;
@@ -467,7 +467,7 @@ __host__ __device__ __forceinline__ Params make_params(
 }  // namespace eden
 
 // -------------------------------------------------------------------- kernels
-// Common parameter list of the two generation passes (order matters: gpu.py).
+// Common parameter list of the two generation passes (order matters: eden/engine/backends/cuda.py).
 #define EDEN_TILE_PARAMS(WT)                                                                          \
     const WT* __restrict__ words, long long row_bits, long long bit_lo, long long bit_hi,             \
         long long n_tiles, long long S, long long bl_stride, const unsigned int* tile_row_id,        \
@@ -546,7 +546,7 @@ __global__ void eden_xor_segments(W* words, const I* idx, const W* mask, long lo
 }
 
 #ifdef EDEN_NVCC_CHECK
-// Every instantiation gpu.py asks NVRTC for (its name_expressions).
+// Every instantiation backends/cuda.py asks NVRTC for (its name_expressions).
 template __global__ void eden_count_tiles<unsigned char>(EDEN_TILE_PARAMS(unsigned char), long long*);
 template __global__ void eden_count_tiles<unsigned short>(EDEN_TILE_PARAMS(unsigned short), long long*);
 template __global__ void eden_count_tiles<unsigned int>(EDEN_TILE_PARAMS(unsigned int), long long*);

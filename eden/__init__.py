@@ -20,9 +20,9 @@ Workflows
 Power model
     MemSpec
 
-Layers (imports go down only; ``tests/unit/test_layers.py`` enforces it): ``cli`` ->
-``workflows`` -> ``nn`` -> ``dram``, ``power`` -> ``engine`` -> ``errormodels``, ``formats`` ->
-``core``. See ``docs/architecture.md``.
+Layers, top to bottom (a module imports its own layer or lower ones; ``tests/unit/test_layers.py``
+enforces it): ``cli`` > ``workflows`` > ``nn`` > ``engine``, ``power`` > ``dram`` > ``formats``,
+``errormodels`` > ``core``. See ``docs/architecture.md``.
 """
 
 from __future__ import annotations

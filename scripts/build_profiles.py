@@ -51,7 +51,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 LINE_BITS = 512                     # a 64-byte cache line
 DIVA_BITS = 8 * 16384 * 8192 * 8    # 2^33: DIMM A-10's tested region (8 banks x 16384 rows x 8 KiB)
-DIVA_SWEEPS = 2                     # sweeps over the region per test (scripts/convert_diva.py: record order)
+DIVA_SWEEPS = 2                     # sweeps over the region per test (eden/dram/importers/diva.py: record order)
 DIVA_CLOCK_NS = 2.5                 # the DIVA platform's command clock (data README)
 DIVA_TRCD_NS = (12.5, 10.0, 7.5)    # tRCD 5, 4, 3 cycles
 DIVA_MODEL = "diva_ddr3_A10_trcd{:.1f}ns.h5"

@@ -126,8 +126,8 @@ def register_backend(name: str, *, device: str, auto_rank: int = 0, usable: Call
                      require: Callable[[], None] | None = None, weak_lines: Any = None) -> Backend:
     """Declare a backend (its kernels follow with :func:`register_kernel`)."""
     if name == AUTO or name in _BACKENDS:
-        raise EdenConfigError(f"backend {name!r} is already registered" if name != AUTO else
-                              "'auto' chooses a backend; it cannot be registered as one")
+        raise ValueError(f"backend {name!r} is already registered" if name != AUTO else
+                         "'auto' chooses a backend; it cannot be registered as one")
     be = Backend(name, device, auto_rank, usable or _always, require or _nothing, weak_lines)
     _BACKENDS[name] = be
     return be
@@ -141,7 +141,7 @@ def register_kernel(op: Op | str, backend: str) -> Callable[[Callable], Callable
 
     def deco(fn: Callable) -> Callable:
         if (op, backend) in _KERNELS:
-            raise EdenConfigError(f"backend {backend!r} already has a {op} kernel")
+            raise ValueError(f"backend {backend!r} already has a {op} kernel")
         _KERNELS[(op, backend)] = fn
         return fn
     return deco

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from eden.core.validate import unknown_name
-from eden.errors import EdenConfigError, EdenTypeError
+from eden.errors import EdenTypeError
 from eden.formats.base import StorageFormat
 
 _FORMATS: dict[str, StorageFormat] = {}
@@ -21,20 +21,20 @@ def register_format(fmt: StorageFormat) -> StorageFormat:
     """Add ``fmt`` under ``fmt.name``; returns it (usable as a module-level one-liner).
 
     Raises:
-        EdenConfigError: the name or one of its dtypes is taken, or its bit layout does not
-            add up to the word width.
+        ValueError: the name or one of its dtypes is taken, or its bit layout does not add up to
+            the word width (a mistake in the extension: a bug, not user input).
     """
     if fmt.name in _FORMATS:
-        raise EdenConfigError(f"storage format {fmt.name!r} is already registered")
+        raise ValueError(f"storage format {fmt.name!r} is already registered")
     if fmt.layout_bits != fmt.word_bits:
-        raise EdenConfigError(f"format {fmt.name!r}: its bit layout covers {fmt.layout_bits} bits of a "
-                              f"{fmt.word_bits}-bit word")
+        raise ValueError(f"format {fmt.name!r}: its bit layout covers {fmt.layout_bits} bits of a "
+                         f"{fmt.word_bits}-bit word")
     for kind, names in (("numpy", fmt.numpy_dtypes), ("torch", fmt.torch_dtypes)):
         for other in _FORMATS.values():
             taken = set(names) & set(other.numpy_dtypes if kind == "numpy" else other.torch_dtypes)
             if taken:
-                raise EdenConfigError(f"format {fmt.name!r}: {kind} dtype {min(taken)} is already "
-                                      f"stored as {other.name!r}")
+                raise ValueError(f"format {fmt.name!r}: {kind} dtype {min(taken)} is already "
+                                 f"stored as {other.name!r}")
     _FORMATS[fmt.name] = fmt
     return fmt
 

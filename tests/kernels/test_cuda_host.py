@@ -4,7 +4,7 @@ No GPU needed, only nvcc (on PATH on the CI machine). ``cuda_host_driver.cu``
 runs the kernels' per-thread bodies lane by lane on the CPU, with the launch's
 lane -> tile mapping and generator scratch layout, and this test feeds them the
 arguments that ``eden/engine/backends/cuda.py`` (``gpu``) passes to the kernels. The last test runs
-``gpu.py`` itself (inject, correction, log readback, undo) with NumPy standing in
+``eden/engine/backends/cuda.py`` itself (inject, correction, log readback, undo) with NumPy standing in
 for CuPy and these host kernels for its RawKernels, against the CPU backend. What
 this cannot check is what only a GPU runs: the launch itself, the CuPy/DLPack
 plumbing and the device's __dmul_rn-style intrinsics (IEEE round-to-nearest, like
@@ -29,7 +29,7 @@ from eden.engine.plan import compile_plan
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
 
-#: gpu.py's generator scratch: 6 32-bit fields per live sub-pass and lane.
+#: backends/cuda.py's generator scratch: 6 32-bit fields per live sub-pass and lane.
 GEN_FIELDS = 6
 SUFFIX = {1: "u8", 2: "u16", 4: "u32"}
 
@@ -51,7 +51,7 @@ def _ptr(a: np.ndarray):
 
 def _tile_args(plan, words: np.ndarray, keep: list) -> list:
     """The kernels' EDEN_TILE_PARAMS up to ln_2_53 (before t_begin, t_end, scratch), as
-    gpu.py builds them, as ctypes values; the arrays they point into go to ``keep``."""
+    backends/cuda.py builds them, as ctypes values; the arrays they point into go to ``keep``."""
     def arr(a, dt):
         b = np.ascontiguousarray(a, dtype=dt)
         keep.append(b)
@@ -140,7 +140,7 @@ def test_kernel_code_matches_oracle(lib, name, persistence, dtype):
 
 
 def test_launch_batches_and_small_rows_match_oracle(lib):
-    """Tiles split over several launches (gpu.py's scratch limit), short rows, subarrays
+    """Tiles split over several launches (backends/cuda.py's scratch limit), short rows, subarrays
     and a bank-interleaved map: the same entries as one launch and as the oracle."""
     org = DramOrganization(banks=4, rows=256, row_bytes=512, subarray_rows=32)
     amap = AddressMap(org, "bank_row")
@@ -158,7 +158,7 @@ def test_launch_batches_and_small_rows_match_oracle(lib):
 
 def test_each_lane_touches_only_its_own_scratch_slots(lib):
     """On a GPU the lanes of a launch run at once: lane l may only use scratch words
-    (f * S + i) * stride + l (gpu.py sizes the buffer for exactly that). Run lane by lane
+    (f * S + i) * stride + l (backends/cuda.py sizes the buffer for exactly that). Run lane by lane
     on poisoned scratch and check each lane's footprint."""
     model = ErrorModel.from_spec(SPECS["composite"])
     words = _words(np.uint32, 40000, seed=2)
@@ -197,7 +197,7 @@ def test_detects_a_wrong_key(lib):
     assert not np.array_equal(hi, ri.astype(np.int64))
 
 
-# --------------------------------------------------- gpu.py's glue, on the host
+# --------------------------------------------------- backends/cuda.py's glue, on the host
 class _HostCupy:
     """Just enough of CuPy for eden/engine/backends/cuda.py, on NumPy arrays: anything not
     defined here is NumPy's function of the same name."""
@@ -252,7 +252,7 @@ def _host_kernel(lib, name):
 @pytest.fixture
 def host_gpu(lib, monkeypatch):
     """eden.engine.backends.cuda with its kernels run on the host (argument lists, batches,
-    scan, XOR and correction exactly as gpu.py builds them)."""
+    scan, XOR and correction exactly as backends/cuda.py builds them)."""
     import contextlib
 
     from eden.engine.backends import cuda as gpu

@@ -1,4 +1,4 @@
-"""Maximum-likelihood fitting of error models (eden/fit.py): planted parameters are recovered.
+"""Maximum-likelihood fitting of error models (eden/dram/fit.py): planted parameters are recovered.
 
 Synthetic data are drawn by ``simulate_records`` (sufficient statistics: only the
 failing bit-trials are materialised) on 4 banks x 1024 rows x 4 KiB rows =

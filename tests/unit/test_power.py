@@ -1,4 +1,4 @@
-"""DRAM core power model (eden/power.py) against DRAMPower's golden numbers.
+"""DRAM core power model (eden/power/memspec.py, eden/dram/standards) against DRAMPower's golden numbers.
 
 Golden values are /work/shared/power-model.md sections 7 and 8 (DRAMPower 5,
 checked against a compiled DRAMPower v5.1); compared with

@@ -1,4 +1,4 @@
-"""Raw characterization files (eden/raw.py, docs/raw-format.md): round trip and validation."""
+"""Raw characterization files (eden/dram/raw.py, docs/raw-format.md): round trip and validation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Traffic -> commands, latency and energy (eden/traffic.py).
+"""Traffic -> commands, latency and energy (eden/power/traffic.py).
 
 The open-page simulation is checked against a naive per-burst row-buffer
 simulator; energies against hand formulas and the section 8 table of
