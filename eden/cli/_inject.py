@@ -103,27 +103,34 @@ def doctor():
         click.echo(f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
     except ImportError:
         click.echo("numba: missing (pip install numba); the slow NumPy oracle will be used")
+    from eden.engine.contract import registered_backends
     from eden.engine.ops import inject_
 
-    x = np.random.default_rng(0).standard_normal(1 << 14).astype(np.float32)
-    y = x.copy()
-    inject_(x, "em0:p=1e-2+em3:p10=1e-2,p01=1e-3", seed=1)
-    inject_(y, "em0:p=1e-2+em3:p10=1e-2,p01=1e-3", seed=1, backend="reference")
-    same = np.array_equal(x.view(np.uint32), y.view(np.uint32))
-    click.echo(f"cpu kernel vs NumPy oracle: {'bit-identical' if same else 'MISMATCH'}")
-    if torch.cuda.is_available():
+    # Every registered backend against the NumPy oracle, on the same array, seed and error model.
+    spec = "em0:p=1e-2+em3:p10=1e-2,p01=1e-3"
+    clean = np.random.default_rng(0).standard_normal(1 << 14).astype(np.float32)
+    oracle = clean.copy()
+    inject_(oracle, spec, seed=1, backend="reference")
+    mismatch = False
+    for be in registered_backends():
+        if be.name == "reference":
+            continue
         try:
-            z = torch.from_numpy(y.copy()).cuda()
-            w = torch.from_numpy(x.copy())
-            inject_(z, "em0:p=1e-2", seed=5)
-            inject_(w, "em0:p=1e-2", seed=5, backend="reference")
-            ok = torch.equal(z.cpu().view(torch.int32), w.view(torch.int32))
-            click.echo(f"cuda kernel vs NumPy oracle: {'bit-identical' if ok else 'MISMATCH'}")
-        except Exception as exc:  # report, do not crash: doctor is a diagnostic
-            click.echo(f"cuda: {exc}")
-    else:
-        click.echo("cuda: no GPU visible to torch (the CPU path is used)")
-    if not same:
+            be.require()
+            if be.device == "cpu":
+                got = clean.copy()
+                inject_(got, spec, seed=1, backend=be.name)
+            else:
+                t = torch.from_numpy(clean.copy()).to(be.device)
+                inject_(t, spec, seed=1, backend=be.name)
+                got = t.cpu().numpy()
+        except Exception as exc:  # report, do not crash: doctor is a diagnostic (no GPU, no CuPy, ...)
+            click.echo(f"{be.name} ({be.device}): not available here: {exc}")
+            continue
+        same = np.array_equal(got.view(np.uint32), oracle.view(np.uint32))
+        mismatch |= not same
+        click.echo(f"{be.name} kernel ({be.device}) vs NumPy oracle: {'bit-identical' if same else 'MISMATCH'}")
+    if mismatch:
         sys.exit(1)
 
 

@@ -147,6 +147,11 @@ def register_kernel(op: Op | str, backend: str) -> Callable[[Callable], Callable
     return deco
 
 
+def registered_backends() -> tuple[Backend, ...]:
+    """Every registered backend, in registration order (``eden doctor`` checks each against the oracle)."""
+    return tuple(_BACKENDS.values())
+
+
 def backend_names() -> tuple[str, ...]:
     """What ``backend=`` accepts: ``"auto"`` and every registered backend."""
     return (AUTO, *_BACKENDS)

@@ -87,7 +87,30 @@ def test_demo_restores_everything():
 
 def test_doctor():
     r = CliRunner().invoke(main, ["doctor"])
-    assert r.exit_code == 0 and "bit-identical" in r.output
+    assert r.exit_code == 0 and "cpu kernel (cpu) vs NumPy oracle: bit-identical" in r.output
+
+
+def test_doctor_checks_every_registered_backend(monkeypatch):
+    """A backend whose kernel differs from the oracle by one bit is reported, and doctor fails."""
+    from eden.engine import contract
+    from eden.engine.contract import Op
+
+    cpu_inject = contract._KERNELS[(Op.INJECT, "cpu")]
+
+    def off_by_one_bit(plan, storage, fmt):
+        words, idx, mask, off, cnt = cpu_inject(plan, storage, fmt)
+        storage[0] ^= 1  # one more flip than the log and the oracle say
+        return words, idx, mask, off, cnt
+
+    monkeypatch.setitem(contract._BACKENDS, "cpu-broken", contract._BACKENDS["cpu"].__class__(
+        "cpu-broken", "cpu", -1, lambda: False, lambda: None, None))
+    for op in Op:
+        monkeypatch.setitem(contract._KERNELS, (op, "cpu-broken"), contract._KERNELS[(op, "cpu")])
+    monkeypatch.setitem(contract._KERNELS, (Op.INJECT, "cpu-broken"), off_by_one_bit)
+    r = CliRunner().invoke(main, ["doctor"])
+    assert r.exit_code == 1
+    assert "cpu kernel (cpu) vs NumPy oracle: bit-identical" in r.output
+    assert "cpu-broken kernel (cpu) vs NumPy oracle: MISMATCH" in r.output
 
 
 # ------------------------------------------------------------------ the error boundary
