@@ -33,7 +33,10 @@ import torch
 from eden._version import __version__
 from eden.core.io import write_json, write_text
 from eden.core.validate import check_int, check_number
+from eden.engine.correct import CorrectionMode
 from eden.errors import EdenConfigError, EdenDataError, EdenFileError
+from eden.nn.quant import NumericFormat
+from eden.workflows.retrain import Schedule
 
 STAGES = ("clean", "tolerance_before", "retrain", "tolerance_after", "map_baseline", "map_retrained", "pareto",
           "report")
@@ -75,6 +78,10 @@ class RunConfig:
         check_int("retrain_epochs (a ramp and the target)", self.retrain_epochs, lo=2)
         check_number("retrain_gain", self.retrain_gain, lo=1.0, lo_open=True)
         check_int("retrain_batch_size", self.retrain_batch_size, lo=1)
+        # Names that stage 1 would only meet after minutes of work are checked now.
+        NumericFormat.parse(self.format)
+        CorrectionMode.coerce(self.correction, "correction")
+        Schedule.coerce(self.retrain_schedule, "retrain_schedule")
 
 
 def shape_model(cfg: RunConfig, profile):
