@@ -678,7 +678,7 @@ def save_fit(result: FitResult, path: os.PathLike | str, *, overwrite: bool = Fa
                             "forced": result.forced, "criterion": "BIC",
                             "operating_point": result.operating_point.to_dict(),
                             "ber_per_bit_per_iteration": result.data.get("ber")})
-    provenance_json = _h5._provenance_json(prov)
+    provenance_json = _h5.provenance_text(prov)
     report = json.dumps(result.to_dict(), allow_nan=False)
 
     def write(tmp: Path) -> None:

@@ -52,7 +52,12 @@ import numpy as np
 from eden._version import __version__
 from eden.core.io import write_with
 from eden.dram.address import DramOrganization
-from eden.errormodels.h5 import _as_str, _describe, _describe_node, _is_integer, _provenance_json
+from eden.core.hdf5 import as_str as _as_str
+from eden.core.hdf5 import check_header
+from eden.core.hdf5 import describe as _describe
+from eden.core.hdf5 import describe_node as _describe_node
+from eden.core.hdf5 import is_integer as _is_integer
+from eden.errormodels.h5 import provenance_text as _provenance_json
 from eden.errors import EdenConfigError, EdenDataError, EdenFileError, EdenFileNotFoundError, EdenTypeError
 
 __all__ = [
@@ -73,7 +78,6 @@ FORMAT = "eden.raw_characterization"
 FORMAT_VERSION = 1
 """Layout version this module writes; it reads versions 1..FORMAT_VERSION."""
 
-_SUPPORTED = "1" if FORMAT_VERSION == 1 else f"1..{FORMAT_VERSION}"
 
 SUMMARY_QUANTITIES = ("bit_errors", "faulty_unit_fraction")
 """``bit_errors``: total bit errors in the region, summed over iterations.
@@ -712,24 +716,7 @@ def _loc(h5path: str, attr: str | None = None) -> str:
 
 
 def _check_header(f: h5py.File, path) -> None:
-    loc = _loc("/", "format")
-    if "format" not in f.attrs:
-        raise RawFileError(path, loc, f"expected {FORMAT!r}; found no such attribute "
-                           "(not an eden raw characterization file)")
-    if _as_str(f.attrs["format"]) != FORMAT:
-        raise RawFileError(path, loc, f"expected {FORMAT!r}; found {_describe(f.attrs['format'])}")
-    loc = _loc("/", "format_version")
-    if "format_version" not in f.attrs:
-        raise RawFileError(path, loc, f"expected an integer format version {_SUPPORTED}; found no such attribute")
-    raw = f.attrs["format_version"]
-    if not _is_integer(raw):
-        raise RawFileError(path, loc, f"expected an integer format version {_SUPPORTED}; found {_describe(raw)}")
-    version = int(raw)
-    if version > FORMAT_VERSION:
-        raise RawFileError(path, loc, f"expected format version {_SUPPORTED} (eden {__version__}); found "
-                           f"{version}, written by a newer eden: upgrade eden to read this file")
-    if version < 1:
-        raise RawFileError(path, loc, f"expected format version {_SUPPORTED}; found unsupported version {version}")
+    check_header(f, path, format=FORMAT, version=FORMAT_VERSION, error=RawFileError)
 
 
 def _read_provenance(f: h5py.File, path) -> dict:

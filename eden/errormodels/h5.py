@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from eden._version import __version__
+from eden.core.hdf5 import as_str, attr_location, check_header, describe, describe_node
 from eden.core.io import write_with
 from eden.errormodels.component import Component, Persistence, model_spec
 from eden.errormodels.components import component_class, component_kinds
@@ -46,7 +47,6 @@ FORMAT_VERSION = 1
 
 COMPONENTS_GROUP = "components"
 
-_SUPPORTED = "1" if FORMAT_VERSION == 1 else f"1..{FORMAT_VERSION}"
 
 
 class ErrorModelFileError(EdenFileError):
@@ -87,7 +87,7 @@ def save_components(path: os.PathLike | str, components: tuple[Component, ...],
     if not components or not all(isinstance(c, Component) for c in components):
         raise EdenTypeError(f"save_components expects a non-empty sequence of components, got {components!r}")
     persistence = Persistence.coerce(persistence)
-    provenance_json = _provenance_json(provenance)
+    provenance_json = provenance_text(provenance)
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "x") as f:
@@ -96,7 +96,7 @@ def save_components(path: os.PathLike | str, components: tuple[Component, ...],
     write_with(path, write, overwrite=overwrite, what="error-model file")
 
 
-def _provenance_json(provenance: Mapping[str, Any] | None) -> str:
+def provenance_text(provenance: Mapping[str, Any] | None) -> str:
     if provenance is None:
         provenance = {}
     if not isinstance(provenance, Mapping):
@@ -168,9 +168,9 @@ def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
     with _open(path) as f:
         meta: dict[str, Any] = {"format_version": int(f.attrs["format_version"])}
         for name in ("persistence", "eden_version", "created_utc", "spec"):
-            meta[name] = _as_str(f.attrs.get(name))
+            meta[name] = as_str(f.attrs.get(name))
         raw = f.attrs.get("provenance")
-        text = _as_str(raw)
+        text = as_str(raw)
         if raw is None:
             meta["provenance"] = {}
         else:
@@ -181,7 +181,7 @@ def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
                                           f"expected a JSON object; found invalid JSON ({exc})") from None
             if not isinstance(meta["provenance"], dict):
                 raise ErrorModelFileError(path, "/ (attribute 'provenance')",
-                                          f"expected a JSON object; found {_describe(raw)}")
+                                          f"expected a JSON object; found {describe(raw)}")
     return meta
 
 
@@ -196,46 +196,19 @@ def _open(path: os.PathLike | str) -> h5py.File:
                                   f"(not HDF5, or truncated): {exc}") from None
 
 
-def _attr_location(h5path: str, name: str) -> str:
-    return f"{h5path} (attribute {name!r})"
-
-
 def _check_header(f: h5py.File, path) -> None:
-    loc = _attr_location("/", "format")
-    if "format" not in f.attrs:
-        raise ErrorModelFileError(path, loc, f"expected {FORMAT!r}; found no such attribute "
-                                  "(not an eden error-model file)")
-    fmt = _as_str(f.attrs["format"])
-    if fmt != FORMAT:
-        raise ErrorModelFileError(path, loc, f"expected {FORMAT!r}; found {_describe(f.attrs['format'])}")
-
-    loc = _attr_location("/", "format_version")
-    if "format_version" not in f.attrs:
-        raise ErrorModelFileError(path, loc, f"expected an integer format version {_SUPPORTED}; "
-                                  "found no such attribute")
-    raw = f.attrs["format_version"]
-    if not _is_integer(raw):
-        raise ErrorModelFileError(path, loc, f"expected an integer format version {_SUPPORTED}; "
-                                  f"found {_describe(raw)}")
-    version = int(raw)
-    if version > FORMAT_VERSION:
-        raise ErrorModelFileError(path, loc, f"expected format version {_SUPPORTED} (eden "
-                                  f"{__version__}); found {version}, written by a newer eden: upgrade "
-                                  "eden to read this file")
-    if version < 1:
-        raise ErrorModelFileError(path, loc, f"expected format version {_SUPPORTED}; "
-                                  f"found unsupported version {version}")
+    check_header(f, path, format=FORMAT, version=FORMAT_VERSION, error=ErrorModelFileError)
 
 
 def _read_persistence(f: h5py.File, path) -> Persistence:
-    loc = _attr_location("/", "persistence")
+    loc = attr_location("/", "persistence")
     modes = [m.value for m in Persistence]
     expected = f"one of {', '.join(repr(m) for m in modes)}"
     if "persistence" not in f.attrs:
         raise ErrorModelFileError(path, loc, f"expected {expected}; found no such attribute")
-    value = _as_str(f.attrs["persistence"])
+    value = as_str(f.attrs["persistence"])
     if value not in modes:
-        raise ErrorModelFileError(path, loc, f"expected {expected}; found {_describe(f.attrs['persistence'])}")
+        raise ErrorModelFileError(path, loc, f"expected {expected}; found {describe(f.attrs['persistence'])}")
     return Persistence(value)
 
 
@@ -245,7 +218,7 @@ def _read_components(f: h5py.File, path) -> list:
     if group is None:
         raise ErrorModelFileError(path, loc, "expected a group of components; found nothing")
     if not isinstance(group, h5py.Group):
-        raise ErrorModelFileError(path, loc, f"expected a group of components; found {_describe_node(group)}")
+        raise ErrorModelFileError(path, loc, f"expected a group of components; found {describe_node(group)}")
     names = list(group.keys())
     if not names:
         raise ErrorModelFileError(path, loc, "expected at least one component (subgroup '0'); found none")
@@ -263,16 +236,16 @@ def _name_sort_key(name: str):
 
 def _read_component(node, loc: str, path):
     if not isinstance(node, h5py.Group):
-        raise ErrorModelFileError(path, loc, f"expected a component group; found {_describe_node(node)}")
-    kind_loc = _attr_location(loc, "kind")
+        raise ErrorModelFileError(path, loc, f"expected a component group; found {describe_node(node)}")
+    kind_loc = attr_location(loc, "kind")
     known = ", ".join(sorted(component_kinds()))
     if "kind" not in node.attrs:
         raise ErrorModelFileError(path, kind_loc, f"expected a component kind (one of {known}); "
                                   "found no such attribute")
-    kind = _as_str(node.attrs["kind"])
+    kind = as_str(node.attrs["kind"])
     if kind not in component_kinds():
         raise ErrorModelFileError(path, kind_loc, f"expected a component kind (one of {known}); "
-                                  f"found {_describe(node.attrs['kind'])}")
+                                  f"found {describe(node.attrs['kind'])}")
     cls = component_class(kind)
     expected = cls.param_names()
     for name in node.keys():
@@ -294,45 +267,11 @@ def _read_component(node, loc: str, path):
 
 def _read_scalar(node, loc: str, path) -> float:
     if not isinstance(node, h5py.Dataset):
-        raise ErrorModelFileError(path, loc, f"expected a scalar number dataset; found {_describe_node(node)}")
+        raise ErrorModelFileError(path, loc, f"expected a scalar number dataset; found {describe_node(node)}")
     if node.shape != () or node.dtype.kind not in "fiu":
         raise ErrorModelFileError(path, loc, "expected a scalar number dataset (shape (), float64); found "
-                                  f"{_describe_node(node)}")
+                                  f"{describe_node(node)}")
     return float(node[()])
 
 
 # ---------------------------------------------------------------- utilities
-def _as_str(value) -> str | None:
-    """An attribute value as str (h5py may return bytes for fixed-length strings)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, np.bytes_)):
-        try:
-            return bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return None
-
-
-def _is_integer(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _describe(value) -> str:
-    """Short, readable description of an attribute value for error messages."""
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} and dtype {value.dtype}"
-    text = _as_str(value)
-    if text is not None:
-        return repr(text)
-    if isinstance(value, np.generic):
-        value = value.item()
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _describe_node(node) -> str:
-    if isinstance(node, h5py.Dataset):
-        return f"a dataset of shape {node.shape} and dtype {node.dtype}"
-    if isinstance(node, h5py.Group):
-        return "a group"
-    return f"a {type(node).__name__}"
