@@ -248,6 +248,7 @@ class PytorchFI:
         self.datatypes = len(self.shapes)
         self.bits = iter(())
         self.corrupted = None
+        self._sample_s = 0.0
 
     def _flip(self, weight, idx):
         """PyTorchFI's custom function: the faulty value at ``idx``, one bit of its fp32 word flipped."""
@@ -257,6 +258,7 @@ class PytorchFI:
         return (v.view(self.torch.int32) ^ mask).view(self.torch.float32)
 
     def _declare(self):
+        t0 = time.perf_counter()
         np = self.np
         lay, k, d1, d2, d3, bits = [], [], [], [], [], []
         for i, shape in enumerate(self.shapes):
@@ -272,6 +274,7 @@ class PytorchFI:
             d2 += idx[2].tolist() if len(shape) > 2 else [None] * n
             d3 += idx[3].tolist() if len(shape) > 3 else [None] * n
             bits += (pos % 32).tolist()
+        self._sample_s = time.perf_counter() - t0
         self.bits = iter(bits)  # declare_weight_fi visits the faults in list order (layers in order)
         self.corrupted = self.pfi.declare_weight_fi(function=self._flip, layer_num=lay, k=k, dim1=d1, dim2=d2,
                                                     dim3=d3)
@@ -285,6 +288,10 @@ class PytorchFI:
         inj = time.perf_counter() - t0
         self.corrupted(x)
         return inj
+
+    @property
+    def sample_s(self) -> float:
+        return self._sample_s
 
 
 TOOL_CLASSES = {"eden": Eden, "mrfi": Mrfi, "pytorchfi": PytorchFI}
@@ -344,11 +351,13 @@ def worker(args) -> None:
         x.copy_(x0)  # MRFI corrupts the network input in place: every forward starts from the same input
         clocks[which].take()
         with torch.no_grad():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             inj = clean(x) if which == "clean" else nets["tool"].forward(x)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         hooks = clocks[which].take()
-        send({"wall": wall, "hooks": hooks + (inj if isinstance(inj, float) else 0.0)})
+        inj = inj if isinstance(inj, float) else 0.0  # PyTorchFI: its injection, outside the forward
+        send({"wall": wall, "cpu": cpu, "hooks": hooks + inj,
+              "sample": getattr(tool, "sample_s", 0.0) if which == "tool" else 0.0})
 
 
 # ------------------------------------------------------------------- venvs
@@ -360,7 +369,7 @@ def _run_logged(cmd, log, what):
     if rc:
         lines = [ln.strip() for ln in Path(log).read_text().splitlines() if ln.strip()]
         errs = [ln for ln in lines if ln.startswith("ERROR")] or lines
-        raise BenchError(f"cannot install {what}: `{' '.join(map(str, cmd[1:]))}` exited {rc} "
+        raise BenchError(f"cannot install {what}: `{Path(cmd[0]).name} {' '.join(map(str, cmd[1:]))}` exited {rc} "
                          f"({errs[-1] if errs else 'no output'}); no network? full log: {log}; "
                          f"or leave the peer out with --skip-{what.split()[0]}")
 
@@ -484,7 +493,8 @@ def run(args) -> str:
                     w.call("tool")
                 print(f"checking flips: {key[0]} at BER {key[1]:g}", file=sys.stderr, flush=True)
                 checks[key] = w.call("check", n=args.check_forwards)
-            times = {key: {"clean": [], "tool": [], "clean_hooks": [], "hooks": []} for key in workers}
+            fields = ("clean", "tool", "clean_hooks", "hooks", "sample", "clean_cpu", "cpu")
+            times = {key: {f: [] for f in fields} for key in workers}
             t_start = time.perf_counter()
             for r in range(args.repeats):
                 for key, w in workers.items():  # clean, eden, clean, mrfi, clean, pytorchfi, ... per BER
@@ -494,6 +504,9 @@ def run(args) -> str:
                     times[key]["clean_hooks"].append(c["hooks"])
                     times[key]["tool"].append(e["wall"])
                     times[key]["hooks"].append(e["hooks"])
+                    times[key]["sample"].append(e["sample"])
+                    times[key]["clean_cpu"].append(c["cpu"])
+                    times[key]["cpu"].append(e["cpu"])
                 print(f"repeat {r + 1}/{args.repeats} ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr,
                       flush=True)
         finally:
@@ -502,14 +515,21 @@ def run(args) -> str:
 
     med = statistics.median
     ms = 1e3
-    out = ["| BER | tool | injects into | clean ms | with tool ms | overhead | ms in hooks / forward "
+    out = ["| BER | tool | injects into | clean ms | with tool ms | overhead (medians) | overhead (paired) "
+           "| CPU-time overhead (paired) "
+           "| ms in hooks / forward "
            "| flipped bits (check) | expected, 99.9% binomial interval | valid |",
-           "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for ber in bers:
         for t in tools:
             key = (t, ber)
             tm, ck = times[key], checks[key]
             c, e = med(tm["clean"]), med(tm["tool"])
+            paired = med(te / tc for te, tc in zip(tm["tool"], tm["clean"])) - 1
+            cpu = med(te / tc for te, tc in zip(tm["cpu"], tm["clean_cpu"])) - 1
+            hooks = f"{med(tm['hooks']) * ms:.2f} (floor {med(tm['clean_hooks']) * ms:.2f})"
+            if t == "pytorchfi":
+                hooks = f"{med(tm['hooks']) * ms:.2f} injection (sampler {med(tm['sample']) * ms:.2f})"
             verdicts, parts = [], []
             for kind in ("weight", "ifm"):
                 n = ck[f"{kind}_bits"]
@@ -530,7 +550,7 @@ def run(args) -> str:
             if ck.get("reported") is not None:
                 seen += f"; eden's stats: {ck['reported']}"
             out.append(f"| {ber:g} | {t} | {WHAT[t]} | {c * ms:.1f} | {e * ms:.1f} | {(e - c) / c * 100:+.1f}% "
-                       f"| {med(tm['hooks']) * ms:.2f} (floor {med(tm['clean_hooks']) * ms:.2f}) | {seen} "
+                       f"| {paired * 100:+.1f}% | {cpu * 100:+.1f}% | {hooks} | {seen} "
                        f"| {n_all * ber:.0f} [{lo:.0f}, {hi:.0f}]; {'; '.join(parts)} | {valid} |")
     any_w = next(iter(workers.values())).info
     vers = {t: workers[t, bers[0]].info["version"] for t in tools}
