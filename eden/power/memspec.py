@@ -1,30 +1,19 @@
-"""DRAM core power model: DRAMPower 5's DDR4 equations, DDR3 as the VDD domain alone.
+"""DRAM core power model: one device's memspec under a registered DRAM standard.
 
-A :class:`MemSpec` is one device's core memspec (per-device currents, voltages
-and timings, DRAMPower's variables). From it, :func:`command_energies` gives the
-energy of each command (ACT, PRE, RD, WR, REFA) per voltage domain and
-:func:`background_powers` the standby, power-down and self-refresh powers, both
-**per device** and exactly as DRAMPower 5 computes them
-(``core_calculation_DDR4.cpp``; specified in ``/work/shared/power-model.md``):
+A :class:`MemSpec` is one device's core memspec (per-device currents per voltage domain, voltages
+and timings, DRAMPower's variables) for a standard of :mod:`eden.dram.standards`. From it,
+:func:`command_energies` gives the energy of each of the standard's commands per voltage domain and
+:func:`background_powers` its standby, power-down and self-refresh powers, both **per device** and
+with the standard's own equations (DDR4: DRAMPower 5's ``core_calculation_DDR4.cpp``, written out in
+``eden/dram/standards/ddr4.py``; DDR3: the same over the VDD domain alone). No tRCD term appears in
+any energy: tRCD only changes *time* (see ``eden.power.traffic``). Rank totals are the per-device
+values times ``devices``.
 
-    t_RAS = RAS*tCK,  t_RP = RP*tCK,  t_RFC = RFC*tCK
-    I_rho   = rho*(I_3N - I_2N) + I_2N
-    I_theta = (I_0*(t_RP + t_RAS) - I_beta*t_RP) * (1/t_RAS)
-    I_1     = (1.0/B) * (I_3N + (B - 1)*I_rho)
-    E_ACT  = V*(I_theta - I_1)*t_RAS        E_PRE = V*(I_beta - I_2N)*t_RP
-    E_RD   = V*(I_4R - I_3N)*(BL/DR)*tCK    E_WR  = V*(I_4W - I_3N)*(BL//DR)*tCK
-    E_REFA = V*(I_5X - I_3N)*t_RFC          (the increment over active standby)
-    P_precharged = V*I_2N,  P_active(n open) = V*(I_rho + n*(I_3N - I_rho)/B)
-
-summed over the VDD and VPP domains (DDR3 has no VPP; its domain is ``None``).
-No tRCD term appears in any energy: tRCD only changes *time* (see
-``eden.power.traffic``). Rank totals are the per-device values times ``devices``.
-
-Reduced VDD (:meth:`MemSpec.at_vdd`): every VDD-domain current, ``iBeta_vdd``
-included, follows ``IDD(V) = IDD_nominal * (V / V_nominal) ** alpha``
-(default ``alpha = 1``: currents proportional to VDD, VDD-domain energy ~ V^2;
-``alpha = 0``: currents fixed, energy ~ V). VPP is unchanged. Every result
-carries the law as a ``law`` string.
+Reduced VDD (:meth:`MemSpec.at_vdd`): every current of a domain the standard scales with VDD
+(DDR4/DDR3: VDD; ``iBeta`` included) follows ``IDD(V) = IDD_nominal * (V / V_nominal) ** alpha``
+(default ``alpha = 1``: currents proportional to VDD, that domain's energy ~ V^2; ``alpha = 0``:
+currents fixed, energy ~ V). The other domains (DDR4's VPP) are unchanged. Every result carries the
+law as a ``law`` string.
 
 Two constructors:
 
@@ -32,7 +21,8 @@ Two constructors:
   (``memarchitecturespec``, ``mempowerspec``, ``memtimingspec``,
   ``bankwisespec``; currents in A, ``tCK`` in s, other timings in cycles).
 * :meth:`MemSpec.from_fields`: eden's flat DRAM-profile fields with units in the
-  names (:data:`FIELDS_DDR4`, :data:`FIELDS_DDR3`): currents in mA, voltages in
+  names (the standard's ``field_table()``; :data:`FIELDS_DDR4`, :data:`FIELDS_DDR3` are DDR4's
+  and DDR3's, kept for callers that used them): currents in mA, voltages in
   V, timings in ns. ``tck_ns`` becomes ``tCK = tck_ns / 1e9`` s; every other
   timing becomes whole clock cycles by :func:`ns_to_cycles`: minimum delays
   (``tras_ns, trp_ns, trcd_ns, trfc1_ns``) round **up**,
