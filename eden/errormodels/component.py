@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Protocol, cast
 
-from eden.core.validate import Mode, check_number, did_you_mean, unknown_name
+from eden.core.registry import Registry
+from eden.core.validate import Mode, check_number, did_you_mean
 from eden.errors import EdenConfigError
 
 
@@ -189,8 +190,8 @@ def model_spec(components, persistence: Persistence | str) -> str:
 
 
 # ------------------------------------------------------------------ registries
-_COMPONENTS: dict[str, type[Component]] = {}
-_FIT_MODELS: dict[str, Any] = {}
+_COMPONENTS: Registry[type[Component]] = Registry("error model")
+_FIT_MODELS: Registry[Any] = Registry("model")
 
 
 def register(cls: type[Component]) -> type[Component]:
@@ -201,12 +202,14 @@ def register(cls: type[Component]) -> type[Component]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Component) and cls.kind):
         raise TypeError(f"register expects a Component subclass with a kind, got {cls!r}")
-    if cls.kind in _COMPONENTS or "+" in cls.kind or ":" in cls.kind:
-        raise ValueError(f"component kind {cls.kind!r} is taken or contains '+' or ':'")
+    if "+" in cls.kind or ":" in cls.kind or ";" in cls.kind:
+        raise ValueError(f"component kind {cls.kind!r} contains '+', ':' or ';' (spec syntax)")
+    if cls.kind in _COMPONENTS:
+        raise ValueError(f"component kind {cls.kind!r} is taken")
     undeclared = [f.name for f in dataclasses.fields(cls) if "range" not in f.metadata]
     if undeclared:
         raise TypeError(f"{cls.__name__}: declare parameters {undeclared} with rate_param() or fraction_param()")
-    _COMPONENTS[cls.kind] = cls
+    _COMPONENTS.add(cls.kind, cls)
     if hasattr(cls, "fit_records"):
         register_fit_model(cls)
     return cls
@@ -217,10 +220,7 @@ def register_fit_model(model: Any) -> Any:
     (a component class: its ``kind``). Registration order is :data:`eden.dram.fit.MODELS`' order,
     which also seeds each candidate's goodness-of-fit Monte Carlo."""
     name = getattr(model, "kind", None) or model.name
-    if name in _FIT_MODELS:
-        raise ValueError(f"fit model {name!r} is already registered")
-    _FIT_MODELS[name] = model
-    return model
+    return _FIT_MODELS.add(name, model)
 
 
 def component_class(kind: str) -> type[Component]:
@@ -228,9 +228,7 @@ def component_class(kind: str) -> type[Component]:
 
     Call it through :mod:`eden.errormodels.components`, whose import registers the built-ins.
     """
-    if kind not in _COMPONENTS:
-        raise unknown_name("error model", kind, _COMPONENTS)
-    return _COMPONENTS[kind]
+    return _COMPONENTS.lookup(kind)
 
 
 def component_kinds() -> tuple[str, ...]:
@@ -240,9 +238,7 @@ def component_kinds() -> tuple[str, ...]:
 
 def fit_model(name: str) -> Any:
     """The registered fit candidate ``name``; unknown -> :func:`unknown_name`."""
-    if name not in _FIT_MODELS:
-        raise unknown_name("model", name, _FIT_MODELS)
-    return _FIT_MODELS[name]
+    return _FIT_MODELS.lookup(name)
 
 
 def fit_model_names() -> tuple[str, ...]:

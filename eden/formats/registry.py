@@ -10,11 +10,11 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from eden.core.validate import unknown_name
+from eden.core.registry import Registry
 from eden.errors import EdenTypeError
 from eden.formats.base import StorageFormat
 
-_FORMATS: dict[str, StorageFormat] = {}
+_FORMATS: Registry[StorageFormat] = Registry("storage format")
 
 
 def register_format(fmt: StorageFormat) -> StorageFormat:
@@ -24,7 +24,7 @@ def register_format(fmt: StorageFormat) -> StorageFormat:
         ValueError: the name or one of its dtypes is taken, or its bit layout does not add up to
             the word width (a mistake in the extension: a bug, not user input).
     """
-    if fmt.name in _FORMATS:
+    if fmt.name in _FORMATS:  # checked first: a taken name explains the dtype clash too
         raise ValueError(f"storage format {fmt.name!r} is already registered")
     if fmt.layout_bits != fmt.word_bits:
         raise ValueError(f"format {fmt.name!r}: its bit layout covers {fmt.layout_bits} bits of a "
@@ -35,25 +35,19 @@ def register_format(fmt: StorageFormat) -> StorageFormat:
             if taken:
                 raise ValueError(f"format {fmt.name!r}: {kind} dtype {min(taken)} is already "
                                  f"stored as {other.name!r}")
-    _FORMATS[fmt.name] = fmt
-    return fmt
+    return _FORMATS.add(fmt.name, fmt)
 
 
 def unregister_format(name: str) -> None:
     """Remove a registered format (tests and plug-ins that register temporary ones)."""
-    if name not in _FORMATS:
-        raise unknown_name("storage format", name, _FORMATS)
-    del _FORMATS[name]
+    del _FORMATS[_FORMATS.lookup(name).name]
 
 
 def get_format(name: str | StorageFormat) -> StorageFormat:
     """The format registered as ``name`` (a format passes through)."""
     if isinstance(name, StorageFormat):
         return name
-    fmt = _FORMATS.get(name) if isinstance(name, str) else None
-    if fmt is None:
-        raise unknown_name("storage format", name, _FORMATS)
-    return fmt
+    return _FORMATS.lookup(name)
 
 
 def format_of(dtype) -> StorageFormat:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eden._version import __version__
-from eden.core.validate import Mode, check_int, check_number, unknown_name
+from eden.core.validate import Mode, check_int, check_number
 from eden.errors import EdenConfigError, EdenDataError, EdenInfeasibleError
 from eden.power.memspec import MemSpec
 from eden.power.traffic import AccessModel, PageKind, RowBufferPolicy, energy_report, inference_traffic
@@ -91,8 +91,7 @@ class DeployOptions:
 
     def __post_init__(self):
         # Checked, not converted: the report records the values as given.
-        if self.policy not in MAPPING_POLICIES:
-            raise unknown_name("mapping policy", self.policy, MAPPING_POLICIES)
+        MAPPING_POLICIES.lookup(self.policy)  # an unknown name lists the registered policies
         check_int("batch_size", self.batch_size, lo=1)
         check_number("memory_bound_fraction", self.memory_bound_fraction, lo=0.0, hi=1.0, lo_open=True)
         check_number("alpha", self.alpha, lo=0.0)

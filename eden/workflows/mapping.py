@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from eden.core.registry import Registry
 from eden.core.validate import check_int, check_number, unknown_name
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
 
@@ -506,7 +507,7 @@ def _violations(problem: MappingProblem, idx: tuple[int, ...]) -> list[str]:
 # policies
 
 Policy = Callable[..., "tuple[Sequence[int], str, str]"]
-MAPPING_POLICIES: dict[str, Policy] = {}
+MAPPING_POLICIES: Registry[Policy] = Registry("mapping policy")
 
 
 def register_policy(name: str) -> Callable[[Policy], Policy]:
@@ -516,10 +517,7 @@ def register_policy(name: str) -> Callable[[Policy], Policy]:
     ``MappingInfeasibleError``; ``map_datatypes`` checks feasibility of what it returns.
     """
     def deco(fn: Policy) -> Policy:
-        if name in MAPPING_POLICIES:
-            raise ValueError(f"mapping policy {name!r} is already registered")
-        MAPPING_POLICIES[name] = fn
-        return fn
+        return MAPPING_POLICIES.add(name, fn)
     return deco
 
 

@@ -109,7 +109,7 @@ def test_persistence_is_a_str_enum_accepted_as_its_spelling():
 @pytest.fixture
 def toy(monkeypatch):
     """Register ``toy`` (stored ones read as 0 with p) in a copy of the registry, for one test."""
-    monkeypatch.setattr(registry, "_COMPONENTS", dict(registry._COMPONENTS))
+    monkeypatch.setattr(registry, "_COMPONENTS", registry._COMPONENTS.copy())
 
     @register
     @dataclasses.dataclass(frozen=True)
@@ -155,7 +155,7 @@ def test_the_registry_copy_is_gone_after_the_test():
 
 
 def test_register_rejects_a_taken_kind_and_undeclared_parameters(monkeypatch):
-    monkeypatch.setattr(registry, "_COMPONENTS", dict(registry._COMPONENTS))
+    monkeypatch.setattr(registry, "_COMPONENTS", registry._COMPONENTS.copy())
 
     @dataclasses.dataclass(frozen=True)
     class Again(Component):
@@ -177,7 +177,7 @@ def test_register_rejects_a_taken_kind_and_undeclared_parameters(monkeypatch):
 
 def test_a_registered_fit_candidate_is_fitted_from_its_parts(monkeypatch):
     """A composite candidate: fitted after its parts, from their estimates; excluded with them."""
-    monkeypatch.setattr(registry, "_FIT_MODELS", dict(registry._FIT_MODELS))
+    monkeypatch.setattr(registry, "_FIT_MODELS", registry._FIT_MODELS.copy())
     Uniform, DataDependent = component_class("em0"), component_class("em3")
 
     class UniformAndDirections:

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from eden.core.validate import unknown_name
+from eden.core.registry import Registry
 from eden.dram.raw import RawCharacterization
 from eden.errors import EdenFileNotFoundError
 
@@ -61,23 +61,17 @@ class Importer:
         return self.convert(self.check_source(src))
 
 
-IMPORTERS: dict[str, Importer] = {}
+IMPORTERS: Registry[Importer] = Registry("importer")
 
 
 def register(importer: Importer) -> Importer:
     """Add ``importer`` to :data:`IMPORTERS` (a name is registered once)."""
-    if importer.name in IMPORTERS:
-        raise ValueError(f"importer {importer.name!r} is already registered")
-    IMPORTERS[importer.name] = importer
-    return importer
+    return IMPORTERS.add(importer.name, importer)
 
 
 def get_importer(name: str) -> Importer:
     """The registered importer ``name``; an unknown name lists the known ones and close matches."""
-    try:
-        return IMPORTERS[name]
-    except (KeyError, TypeError):
-        raise unknown_name("importer", name, IMPORTERS) from None
+    return IMPORTERS.lookup(name)
 
 
 def import_raw(name: str, src: os.PathLike | str) -> RawCharacterization:

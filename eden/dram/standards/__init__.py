@@ -16,31 +16,25 @@ Example:
 
 from __future__ import annotations
 
-from eden.core.validate import unknown_name
+from eden.core.registry import Registry
 from eden.dram.standards import ddr3, ddr4
 from eden.dram.standards.base import Standard
 
 __all__ = ["Standard", "register", "get", "names"]
 
-_REGISTRY: dict[str, Standard] = {}
+_REGISTRY: Registry[Standard] = Registry("DRAM standard")
 
 
 def register(standard: Standard) -> Standard:
     """Add ``standard`` under ``standard.name`` (a name registers once)."""
     if not isinstance(standard, Standard):
         raise TypeError(f"register: expected a Standard, got {type(standard).__name__}")
-    if standard.name in _REGISTRY:
-        raise ValueError(f"DRAM standard {standard.name!r} is already registered")
-    _REGISTRY[standard.name] = standard
-    return standard
+    return _REGISTRY.add(standard.name, standard)
 
 
 def get(name: object) -> Standard:
     """The registered standard ``name``; an unknown name raises ``EdenConfigError`` listing the known ones."""
-    try:
-        return _REGISTRY[name]  # type: ignore[index]
-    except (KeyError, TypeError):
-        raise unknown_name("DRAM standard", name, _REGISTRY) from None
+    return _REGISTRY.lookup(name)
 
 
 def names() -> list[str]:
