@@ -1,13 +1,20 @@
 """Emulated vs clean inference time, side by side, on a ResNet-18-sized model.
 
     python scripts/bench_emulate.py [--batch 32] [--size 224] [--repeats 9] [--device cpu]
+                                    [--datatypes all|layers] [--hooks]
 
-Every data type (all weights, all IFMs) gets em0 errors at each BER, stored as
+Every data type (all weights, all IFMs; ``--datatypes layers``: the weight and the IFM of
+each of the 21 conv/linear layers, 42 data types) gets em0 errors at each BER, stored as
 fp32 with zero correction. The emulated forward includes drawing fresh errors
 for every weight and IFM (access persistence: redrawn per batch). Timings are
 medians of interleaved runs; the ratio emulated/clean is what to read (issue
 target: overhead <= 15% on CPU at BER 1e-6 and 1e-4, batch 32). The machine's noise shows
 in the spread of the three summaries (medians, median of paired ratios, fastest vs fastest).
+
+``--hooks`` also prints eden's own time per forward: the time spent inside its forward
+hooks (root pre-hook, IFM pre-hooks, IFM restore hooks), measured by timestamp hooks the
+script registers just before and just after eden's on every module (so eden itself
+carries no timers); the timestamps' own cost (~1 us per pair) is included.
 """
 
 from __future__ import annotations
@@ -50,6 +57,50 @@ def resnet18(num_classes=1000):
     return nn.Sequential(*layers)
 
 
+def layer_selection(model):
+    """The weight and IFM data types of every conv/linear layer (42 for ResNet-18)."""
+    out = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            out += [f"{name}.weight", f"{name}.ifm"]
+    return out
+
+
+class HookTimer:
+    """Time spent inside the hooks registered before it on each module (eden's): a pre-hook
+    registered first and one registered last bracket the module's pre-hooks, and the same
+    for its forward hooks. Register after entering the emulation; ``remove()`` before exit."""
+
+    def __init__(self, model):
+        self.total = 0.0
+        self._t0 = 0.0
+        self._handles = []
+        for mod in model.modules():
+            if not (mod._forward_pre_hooks or mod._forward_hooks):
+                continue
+            self._handles += [
+                mod.register_forward_pre_hook(self._start, prepend=True),
+                mod.register_forward_pre_hook(self._stop_pre),
+                mod.register_forward_hook(self._start_post, prepend=True, always_call=True),
+                mod.register_forward_hook(self._stop_post, always_call=True)]
+
+    def _start(self, module, args):
+        self._t0 = time.perf_counter()
+
+    def _stop_pre(self, module, args):
+        self.total += time.perf_counter() - self._t0
+
+    def _start_post(self, module, args, output):
+        self._t0 = time.perf_counter()
+
+    def _stop_post(self, module, args, output):
+        self.total += time.perf_counter() - self._t0
+
+    def remove(self):
+        for h in self._handles:
+            h.remove()
+
+
 def timed(fn):
     t0 = time.perf_counter()
     fn()
@@ -63,16 +114,23 @@ def main():
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bers", default="1e-6,1e-4")
+    ap.add_argument("--datatypes", choices=("all", "layers"), default="all",
+                    help="all: every weight and IFM; layers: weight + IFM of each conv/linear layer")
+    ap.add_argument("--hooks", action="store_true",
+                    help="also print the time spent inside eden's hooks per forward (ms)")
     args = ap.parse_args()
     torch.manual_seed(0)
     dev = torch.device(args.device)
     model = resnet18().to(dev).eval()
     x = torch.randn(args.batch, 3, args.size, args.size, device=dev)
     dts = datatypes(model, x)
+    if args.datatypes == "layers":
+        chosen = set(layer_selection(model))
+        dts = [d for d in dts if d.name in chosen]
     n_w = sum(d.numel for d in dts if d.kind == "weight")
     n_i = sum(d.numel for d in dts if d.kind == "ifm")
     print(f"ResNet-18: {n_w / 1e6:.1f} M weights, {n_i / 1e6:.1f} M IFM values per batch of {args.batch} "
-          f"({args.size}x{args.size}), {len(dts)} data types, device {dev}, {torch.get_num_threads()} threads")
+          f"({args.size}x{args.size}), {len(dts)} data types emulated, device {dev}, {torch.get_num_threads()} threads")
 
     def sync():
         if dev.type == "cuda":
@@ -85,15 +143,20 @@ def main():
 
     clean()  # warm up
     for ber in (float(b) for b in args.bers.split(",")):
-        plan = EmulationPlan.uniform(f"em0:p={ber}", format="fp32", correction="zero")
-        t_clean, t_emu = [], []
+        select = "*" if args.datatypes == "all" else [d.name for d in dts]
+        plan = EmulationPlan.uniform(f"em0:p={ber}", format="fp32", correction="zero", select=select)
+        t_clean, t_emu, t_hooks = [], [], []
         t0 = time.perf_counter()
         emu = emulate(model, plan, seed=0).__enter__()
         t_enter = time.perf_counter() - t0
         try:
             clean()  # warm-up inside the emulation (numba compile, first draws)
             for _ in range(args.repeats):  # interleaved, so drift hits both alike
+                timer = HookTimer(model) if args.hooks else None
                 t_emu.append(timed(clean))  # every forward redraws all weight and IFM errors
+                if timer is not None:
+                    timer.remove()
+                    t_hooks.append(timer.total)
                 emu.__exit__(None, None, None)
                 t_clean.append(timed(clean))
                 emu = emulate(model, plan, seed=len(t_emu)).__enter__()
@@ -108,6 +171,10 @@ def main():
               f"{(e - c) / c * 100:+6.1f}% (medians; median of paired ratios {pairs * 100:+.1f}%, "
               f"fastest vs fastest {best * 100:+.1f}%)   ({flipped} bits flipped in the last run; "
               f"entering emulate once: {t_enter * 1e3:.1f} ms)")
+        if t_hooks:
+            print(f"BER {ber:g}: time inside eden's hooks per forward: median {statistics.median(t_hooks) * 1e3:.2f} ms, "
+                  f"min {min(t_hooks) * 1e3:.2f} ms, max {max(t_hooks) * 1e3:.2f} ms over {len(t_hooks)} forwards "
+                  f"({statistics.median(t_hooks) / len(dts) * 1e3:.3f} ms per data type)")
 
 if __name__ == "__main__":
     main()

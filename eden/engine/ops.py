@@ -22,7 +22,7 @@ from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.engine.backends import cpu, cuda, reference  # noqa: F401
 from eden.engine.contract import AUTO, Op, call, select
 from eden.engine.correct import CorrectionMode, popcount
-from eden.engine.plan import compile_plan
+from eden.engine.plan import cached_plan
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenTypeError
 from eden.formats import StorageFormat, format_of
@@ -246,9 +246,8 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
         raise EdenConfigError(f"base_address {base_address} must be a multiple of the element size "
                               f"({fmt.word.itemsize} bytes for {fmt.name})")
     be = select(backend, device)
-    plan = compile_plan(em, word_bits=fmt.word_bits, nbytes=nbytes, seed=seed, access=access,
-                        base_address=base_address, address_map=address_map or DEFAULT_ADDRESS_MAP,
-                        weak_lines=be.weak_lines)
+    plan = cached_plan(em, word_bits=fmt.word_bits, nbytes=nbytes, seed=seed, base_address=base_address,
+                       address_map=address_map or DEFAULT_ADDRESS_MAP, weak_lines=be.weak_lines).at(access)
     plausible: tuple[float, float] | None = None
     if corr.mode is not CorrectionMode.NONE:  # Correction made ``plausible`` a (low, high) pair
         plausible = cast(tuple, corr.plausible) if corr.plausible is not None else finite_range(tensor)
