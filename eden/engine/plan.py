@@ -37,6 +37,7 @@ The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import functools
 import math
@@ -217,7 +218,8 @@ class CompiledPlan:
         if last is not None and last[0] == access:
             return last[1]
         keys = [rng.derive_key(self.seed, access, ci, pi, TAG_ACCESS) for ci, pi in self._access_parts]
-        plan = dataclasses.replace(self.plan, sp_key=np.array(keys, np.uint32).reshape(len(keys), 2))
+        plan = copy.copy(self.plan)  # shares every array (and ``derived``) but the keys
+        plan.sp_key = np.array(keys, np.uint32).reshape(len(keys), 2)
         self._last = (access, plan)
         return plan
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from eden.engine import rng
 from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
-from eden.engine.correct import correct_segments
+from eden.engine.correct import CorrectionMode, correct_segments
 from eden.engine.plan import Plan
 from eden.engine.sampling import STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53
 from eden.engine.sampling import fixed_bands as _fixed_bands
@@ -314,5 +314,26 @@ def _inject(plan: Plan, words: np.ndarray, fmt):
 
 
 register_kernel(Op.XOR_LOG, "cpu")(xor_segments)
-register_kernel(Op.CORRECT, "cpu")(functools.partial(correct_segments, np))
+_correct_numpy = functools.partial(correct_segments, np)
+
+
+@register_kernel(Op.CORRECT, "cpu")
+def correct(words, idx, mask, off, cnt, fmt, mode, low, high):
+    """``correct_segments`` (same words, masks and counts), compiled for fp32 and bf16 words;
+    other float formats take the NumPy version."""
+    if fmt.view not in ("float32", None) or len(cnt) == 0:
+        return _correct_numpy(words, idx, mask, off, cnt, fmt, mode, low, high)
+    k = kernels()
+    shift = np.uint32(32 - fmt.bits)
+    low, high = np.float32(low), np.float32(high)
+    zero = words.dtype.type(0)
+    n_bad, _ = k.correct_log(words, shift, idx, mask, off, cnt, low, high, False, False, zero, zero, zero, zero)
+    if n_bad == 0:
+        return 0, 0
+    # Replacement bits: 0, high, low and NaN's value, rounded into the format (as correct_segments).
+    nan_to = min(max(np.float32(0), low), high)
+    zero_bits, high_bits, low_bits, nan_bits = fmt.from_float32(np.array([0.0, high, low, nan_to], np.float32))
+    n_bad, delta = k.correct_log(words, shift, idx, mask, off, cnt, low, high, True, mode == CorrectionMode.CLAMP,
+                                 zero_bits, low_bits, high_bits, nan_bits)
+    return int(n_bad), int(delta)
 register_kernel(Op.READ_LOG, "cpu")(host_read_log)
