@@ -172,9 +172,10 @@ def main():
               f"fastest vs fastest {best * 100:+.1f}%)   ({flipped} bits flipped in the last run; "
               f"entering emulate once: {t_enter * 1e3:.1f} ms)")
         if t_hooks:
-            print(f"BER {ber:g}: time inside eden's hooks per forward: median {statistics.median(t_hooks) * 1e3:.2f} ms, "
-                  f"min {min(t_hooks) * 1e3:.2f} ms, max {max(t_hooks) * 1e3:.2f} ms over {len(t_hooks)} forwards "
-                  f"({statistics.median(t_hooks) / len(dts) * 1e3:.3f} ms per data type)")
+            h = statistics.median(t_hooks)
+            print(f"BER {ber:g}: time inside eden's hooks per forward: median {h * 1e3:.2f} ms, "
+                  f"min {min(t_hooks) * 1e3:.2f} ms, max {max(t_hooks) * 1e3:.2f} ms over {len(t_hooks)} "
+                  f"forwards ({h / len(dts) * 1e3:.3f} ms per data type)")
 
 if __name__ == "__main__":
     main()
