@@ -14,7 +14,11 @@ in the spread of the three summaries (medians, median of paired ratios, fastest 
 ``--hooks`` also prints eden's own time per forward: the time spent inside its forward
 hooks (root pre-hook, IFM pre-hooks, IFM restore hooks), measured by timestamp hooks the
 script registers just before and just after eden's on every module (so eden itself
-carries no timers); the timestamps' own cost (~1 us per pair) is included.
+carries no timers); the timestamps' own cost (~1 us per pair) is included. Both clocks:
+wall time and the calling thread's CPU time (``time.thread_time``; eden's hooks run on
+the calling thread unless a job is large enough for numba's threads), which a machine
+shared with other processes inflates far less than wall time. The forward times are also
+given in process CPU time (all threads) next to the wall-clock ratios.
 """
 
 from __future__ import annotations
@@ -72,8 +76,9 @@ class HookTimer:
     for its forward hooks. Register after entering the emulation; ``remove()`` before exit."""
 
     def __init__(self, model):
-        self.total = 0.0
-        self._t0 = 0.0
+        self.total = 0.0  # wall seconds
+        self.cpu = 0.0  # calling thread's CPU seconds
+        self._t0 = self._c0 = 0.0
         self._handles = []
         for mod in model.modules():
             if not (mod._forward_pre_hooks or mod._forward_hooks):
@@ -85,26 +90,33 @@ class HookTimer:
                 mod.register_forward_hook(self._stop_post, always_call=True)]
 
     def _start(self, module, args):
+        self._c0 = time.thread_time()
         self._t0 = time.perf_counter()
 
     def _stop_pre(self, module, args):
         self.total += time.perf_counter() - self._t0
+        self.cpu += time.thread_time() - self._c0
 
     def _start_post(self, module, args, output):
-        self._t0 = time.perf_counter()
+        self._start(module, args)
 
     def _stop_post(self, module, args, output):
-        self.total += time.perf_counter() - self._t0
+        self._stop_pre(module, args)
 
     def remove(self):
         for h in self._handles:
             h.remove()
 
 
-def timed(fn):
+def timed(fn, cpu_times=None):
+    """Wall seconds of fn(); its process CPU seconds (all threads) appended to cpu_times."""
+    c0 = time.process_time()
     t0 = time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    t = time.perf_counter() - t0
+    if cpu_times is not None:
+        cpu_times.append(time.process_time() - c0)
+    return t
 
 
 def main():
@@ -116,6 +128,7 @@ def main():
     ap.add_argument("--bers", default="1e-6,1e-4")
     ap.add_argument("--datatypes", choices=("all", "layers"), default="all",
                     help="all: every weight and IFM; layers: weight + IFM of each conv/linear layer")
+    ap.add_argument("--correction", choices=("zero", "clamp", "none"), default="zero")
     ap.add_argument("--hooks", action="store_true",
                     help="also print the time spent inside eden's hooks per forward (ms)")
     args = ap.parse_args()
@@ -144,8 +157,9 @@ def main():
     clean()  # warm up
     for ber in (float(b) for b in args.bers.split(",")):
         select = "*" if args.datatypes == "all" else [d.name for d in dts]
-        plan = EmulationPlan.uniform(f"em0:p={ber}", format="fp32", correction="zero", select=select)
-        t_clean, t_emu, t_hooks = [], [], []
+        plan = EmulationPlan.uniform(f"em0:p={ber}", format="fp32", correction=args.correction,
+                                     select=select)
+        t_clean, t_emu, t_hooks, c_hooks, c_clean, c_emu = [], [], [], [], [], []
         t0 = time.perf_counter()
         emu = emulate(model, plan, seed=0).__enter__()
         t_enter = time.perf_counter() - t0
@@ -153,12 +167,13 @@ def main():
             clean()  # warm-up inside the emulation (numba compile, first draws)
             for _ in range(args.repeats):  # interleaved, so drift hits both alike
                 timer = HookTimer(model) if args.hooks else None
-                t_emu.append(timed(clean))  # every forward redraws all weight and IFM errors
+                t_emu.append(timed(clean, c_emu))  # every forward redraws all weight and IFM errors
                 if timer is not None:
                     timer.remove()
                     t_hooks.append(timer.total)
+                    c_hooks.append(timer.cpu)
                 emu.__exit__(None, None, None)
-                t_clean.append(timed(clean))
+                t_clean.append(timed(clean, c_clean))
                 emu = emulate(model, plan, seed=len(t_emu)).__enter__()
         finally:
             emu.__exit__(None, None, None)
@@ -171,11 +186,17 @@ def main():
               f"{(e - c) / c * 100:+6.1f}% (medians; median of paired ratios {pairs * 100:+.1f}%, "
               f"fastest vs fastest {best * 100:+.1f}%)   ({flipped} bits flipped in the last run; "
               f"entering emulate once: {t_enter * 1e3:.1f} ms)")
+        cc, ce = statistics.median(c_clean), statistics.median(c_emu)
+        cpairs = statistics.median(e / c for e, c in zip(c_emu, c_clean)) - 1
+        print(f"BER {ber:g}: process CPU time: clean {cc * 1e3:8.1f} ms   emulated {ce * 1e3:8.1f} ms   overhead "
+              f"{(ce - cc) / cc * 100:+6.1f}% (medians; median of paired ratios {cpairs * 100:+.1f}%, fastest vs "
+              f"fastest {(min(c_emu) / min(c_clean) - 1) * 100:+.1f}%)")
         if t_hooks:
-            h = statistics.median(t_hooks)
-            print(f"BER {ber:g}: time inside eden's hooks per forward: median {h * 1e3:.2f} ms, "
-                  f"min {min(t_hooks) * 1e3:.2f} ms, max {max(t_hooks) * 1e3:.2f} ms over {len(t_hooks)} "
-                  f"forwards ({h / len(dts) * 1e3:.3f} ms per data type)")
+            for clock, ts in (("wall", t_hooks), ("thread CPU", c_hooks)):
+                h = statistics.median(ts)
+                print(f"BER {ber:g}: time inside eden's hooks per forward ({clock}): median {h * 1e3:.2f} ms, "
+                      f"min {min(ts) * 1e3:.2f} ms, max {max(ts) * 1e3:.2f} ms over {len(ts)} forwards "
+                      f"({h / len(dts) * 1e3:.3f} ms per data type)")
 
 if __name__ == "__main__":
     main()

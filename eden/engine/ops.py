@@ -121,8 +121,11 @@ class FlipLog:
     @property
     def n_bits(self) -> int:
         if self._n_bits is None:
-            _, mask = self._flat()
-            self._n_bits = popcount(mask)
+            if isinstance(self._mask, np.ndarray):  # host log: count the segments where they are
+                m, off, cnt = self._mask, np.asarray(self._off), np.asarray(self._cnt)
+                self._n_bits = sum(popcount(m[o:o + c]) for o, c in zip(off.tolist(), cnt.tolist()))
+            else:
+                self._n_bits = popcount(self._flat()[1])
         return self._n_bits
 
     @property
@@ -269,7 +272,7 @@ class Injector:
     """
 
     __slots__ = ("model", "format", "nbytes", "seed", "base_address", "correction", "backend", "device",
-                 "compiled", "_inject", "_correct")
+                 "compiled", "_inject", "_correct", "_fmax")
 
     def __init__(self, model: ErrorModel, fmt: StorageFormat, nbytes: int, *, seed: int, base_address: int,
                  address_map: AddressMap | None = None, correction: CorrectionMode | str = CorrectionMode.NONE,
@@ -288,6 +291,7 @@ class Injector:
                                     weak_lines=be.weak_lines)
         self._inject = kernel(Op.INJECT, be.name)
         self._correct = kernel(Op.CORRECT, be.name) if mode is not CorrectionMode.NONE else None
+        self._fmax = fmt.max_finite if mode is not CorrectionMode.NONE else 0.0
 
     def words(self, tensor):
         """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,
@@ -307,8 +311,10 @@ class Injector:
             if plausible is None:
                 raise ValueError("internal error: a correcting Injector needs the plausible range")
             # Compared in float32 (fp32/fp16/bf16 values); an end beyond the format's largest
-            # finite value is pulled in to it (a clamp must not write an infinity).
-            low, high = fmt.plausible_bounds(*plausible)
+            # finite value is pulled in to it (a clamp must not write an infinity):
+            # ``fmt.plausible_bounds`` with the format's largest value computed once.
+            fmax = self._fmax
+            low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
             if low > high:
                 raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
             n_corrected, delta = self._correct(words, idx, mask, off, cnt, fmt, self.correction, low, high)

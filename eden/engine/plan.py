@@ -37,7 +37,6 @@ The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`
 from __future__ import annotations
 
 import collections
-import copy
 import dataclasses
 import functools
 import math
@@ -218,7 +217,10 @@ class CompiledPlan:
         if last is not None and last[0] == access:
             return last[1]
         keys = [rng.derive_key(self.seed, access, ci, pi, TAG_ACCESS) for ci, pi in self._access_parts]
-        plan = copy.copy(self.plan)  # shares every array (and ``derived``) but the keys
+        # A shallow copy (every array and ``derived`` shared) but the keys; without
+        # copy.copy's reduce protocol, which costs more than the keys here.
+        plan = object.__new__(Plan)
+        plan.__dict__.update(self.plan.__dict__)
         plan.sp_key = np.array(keys, np.uint32).reshape(len(keys), 2)
         self._last = (access, plan)
         return plan

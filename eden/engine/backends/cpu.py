@@ -225,8 +225,7 @@ def inject(plan: Plan, words: np.ndarray):
             plan.sp_wl, plan.sp_active, plan.sp_L, rate, nd0, tg, plan.sp_A, plan.sp_tab, plan.tab_goff,
             plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols)
     run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
-    over = np.nonzero(cnt < 0)[0]
-    if len(over):  # rare: re-run each overflowed (untouched) chunk with room for every word
+    if cnt.min() < 0:  # rare: re-run each overflowed (untouched) chunk with room for every word
         parts_i, parts_m = [], []
         for c in range(n_chunks):
             if cnt[c] >= 0:
