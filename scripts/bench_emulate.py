@@ -1,14 +1,17 @@
 """Emulated vs clean inference time, side by side, on a ResNet-18-sized model.
 
     python scripts/bench_emulate.py [--batch 32] [--size 224] [--repeats 9] [--device cpu]
-                                    [--datatypes all|layers] [--hooks]
+                                    [--datatypes all|layers] [--correction zero|clamp|none]
+                                    [--hooks] [--reenter]
 
 Every data type (all weights, all IFMs; ``--datatypes layers``: the weight and the IFM of
 each of the 21 conv/linear layers, 42 data types) gets em0 errors at each BER, stored as
-fp32 with zero correction. The emulated forward includes drawing fresh errors
+fp32 with zero correction (``--correction``). The emulated forward includes drawing fresh errors
 for every weight and IFM (access persistence: redrawn per batch). Timings are
-medians of interleaved runs; the ratio emulated/clean is what to read (issue
-target: overhead <= 15% on CPU at BER 1e-6 and 1e-4, batch 32). The machine's noise shows
+medians of interleaved runs (emulated forwards on the model inside one emulation, clean
+ones on an identical copy); the ratio emulated/clean is what to read (issue 16's
+targets, batch 32: within the noise of zero (<= 2%) at BER 1e-6, <= 8% at 1e-4; and at most
+2 ms per forward inside eden's hooks at 1e-6, batch 8, ``--datatypes layers``). The machine's noise shows
 in the spread of the three summaries (medians, median of paired ratios, fastest vs fastest).
 
 ``--hooks`` also prints eden's own time per forward: the time spent inside its forward
@@ -24,6 +27,7 @@ given in process CPU time (all threads) next to the wall-clock ratios.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -128,6 +132,9 @@ def main():
     ap.add_argument("--bers", default="1e-6,1e-4")
     ap.add_argument("--datatypes", choices=("all", "layers"), default="all",
                     help="all: every weight and IFM; layers: weight + IFM of each conv/linear layer")
+    ap.add_argument("--reenter", action="store_true",
+                    help="enter a new emulation (new seed) before each emulated forward and run the clean "
+                         "forwards on the model itself (first forwards, planning included)")
     ap.add_argument("--correction", choices=("zero", "clamp", "none"), default="zero")
     ap.add_argument("--hooks", action="store_true",
                     help="also print the time spent inside eden's hooks per forward (ms)")
@@ -149,12 +156,23 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    def clean():
+    # The clean forwards run on a copy of the model, so the emulation stays entered and
+    # every timed emulated forward is a steady-state one (``--reenter``: the old way, a new
+    # emulation with a new seed before each emulated forward, i.e. first forwards only).
+    twin = model if args.reenter else copy.deepcopy(model)
+
+    def emulated():
         with torch.inference_mode():
             model(x)
         sync()
 
+    def clean():
+        with torch.inference_mode():
+            twin(x)
+        sync()
+
     clean()  # warm up
+    emulated()
     for ber in (float(b) for b in args.bers.split(",")):
         select = "*" if args.datatypes == "all" else [d.name for d in dts]
         plan = EmulationPlan.uniform(f"em0:p={ber}", format="fp32", correction=args.correction,
@@ -164,17 +182,19 @@ def main():
         emu = emulate(model, plan, seed=0).__enter__()
         t_enter = time.perf_counter() - t0
         try:
-            clean()  # warm-up inside the emulation (numba compile, first draws)
+            emulated()  # warm-up inside the emulation (numba compile, first draws)
             for _ in range(args.repeats):  # interleaved, so drift hits both alike
                 timer = HookTimer(model) if args.hooks else None
-                t_emu.append(timed(clean, c_emu))  # every forward redraws all weight and IFM errors
+                t_emu.append(timed(emulated, c_emu))  # every forward redraws all weight and IFM errors
                 if timer is not None:
                     timer.remove()
                     t_hooks.append(timer.total)
                     c_hooks.append(timer.cpu)
-                emu.__exit__(None, None, None)
+                if args.reenter:
+                    emu.__exit__(None, None, None)
                 t_clean.append(timed(clean, c_clean))
-                emu = emulate(model, plan, seed=len(t_emu)).__enter__()
+                if args.reenter:
+                    emu = emulate(model, plan, seed=len(t_emu)).__enter__()
         finally:
             emu.__exit__(None, None, None)
         flipped = sum(s.flipped_bits for s in emu.stats.values())
