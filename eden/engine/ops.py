@@ -26,6 +26,7 @@ from eden.engine.plan import cached_plan
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenTypeError
 from eden.formats import StorageFormat, format_of
+from eden.formats.base import FloatFormat
 
 #: The correction modes' spellings (``CorrectionMode`` values).
 CORRECTIONS = tuple(m.value for m in CorrectionMode)
@@ -291,7 +292,8 @@ class Injector:
                                     weak_lines=be.weak_lines)
         self._inject = kernel(Op.INJECT, be.name)
         self._correct = kernel(Op.CORRECT, be.name) if mode is not CorrectionMode.NONE else None
-        self._fmax = fmt.max_finite if mode is not CorrectionMode.NONE else 0.0
+        # (float formats only: checked above)
+        self._fmax = cast(FloatFormat, fmt).max_finite if mode is not CorrectionMode.NONE else 0.0
 
     def words(self, tensor):
         """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,

@@ -374,6 +374,8 @@ def _prepared(t: torch.Tensor, cfg: DataTypeConfig, seed: int, base: int, amap: 
     if not t.is_contiguous():
         _storage_view(t)  # raises the error that says what to do
     fmt = format_of(t.dtype)
+    if cfg.error_model is None:
+        raise ValueError(f"internal error: no injection without an error model ({cfg})")
     return Injector(cfg.error_model, fmt, t.numel() * t.element_size(), seed=seed, base_address=base,
                     address_map=amap, correction=cfg.correction, backend=backend, device=t.device.type)
 
