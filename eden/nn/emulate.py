@@ -598,6 +598,10 @@ class Emulation:
 
         pending: list = []  # in-place logs of the current call, undone after the module ran
         injectors: dict = {}  # prepared injections of this data type, by storage and address
+        fmt = cfg.format if cfg is not None else None
+        fast = cfg is not None and cfg.error_model is not None and cfg.format.is_float
+        same_dtype = FLOAT_FORMATS[cfg.format.name] if fast and cfg is not None else None
+        correcting = cfg is not None and cfg.correction != "none"
 
         def hook(module, args):
             inputs = _float_inputs(args)
@@ -608,6 +612,25 @@ class Emulation:
                     self._ifm_address(x.numel() * x.element_size(), name)
                 return None
             access = self._forward_index
+            if fast and len(inputs) == 1:
+                x = inputs[0]
+                # The common case, with no more Python than it needs: a same-format IFM outside
+                # autograd, corrupted in place (what _corrupt_ifm does for it, step for step).
+                if (x.dtype == same_dtype and not torch.is_grad_enabled() and x.is_contiguous()
+                        and (not x.is_inference() or torch.is_inference_mode_enabled())):
+                    n = x.numel()
+                    base = self._ifm_address(fmt.storage_bytes(n), name)
+                    plausible = finite_range(x) if correcting else None
+                    inj = injectors.get((x.dtype, n, x.device.type, base))
+                    if inj is None:
+                        inj = self._ifm_injector(injectors, x, cfg, seed, base)
+                    log = inj(x, inj.words(x), access, plausible)
+                    pending.append(log)
+                    stats.injections += 1
+                    stats.flipped_bits += log.n_bits
+                    stats.bits += log.total_bits
+                    stats.corrected_values += log.n_corrected
+                    return None
             replaced = {}
             for x in inputs:
                 y = self._corrupt_ifm(x, cfg, seed, access, name, stats, pending, injectors)
