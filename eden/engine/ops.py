@@ -317,7 +317,7 @@ class Injector:
             # ``fmt.plausible_bounds`` with the format's largest value computed once.
             fmax = self._fmax
             low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
-            if low > high:
+            if not low <= high:
                 raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
             n_corrected, delta = self._correct(words, idx, mask, off, cnt, fmt, self.correction, low, high)
         return FlipLog(target, words, idx, mask, off, cnt, fmt=fmt, model=self.model, seed=self.seed,
