@@ -198,7 +198,7 @@ def main():
         finally:
             emu.__exit__(None, None, None)
         flipped = sum(s.flipped_bits for s in emu.stats.values())
-        n_fw = emu.forwards if args.reenter else max(emu.forwards, 1)
+        n_fw = max(emu.forwards, 1)  # (--reenter: the last emulation ran no forward yet)
         c, e = statistics.median(t_clean), statistics.median(t_emu)
         # each emulated forward against the clean one right after it: drift cancels pairwise
         pairs = statistics.median(te / tc for te, tc in zip(t_emu, t_clean)) - 1
