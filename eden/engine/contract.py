@@ -190,6 +190,15 @@ def call(op: Op, backend: str, *args):
     return fn(*args)
 
 
+def kernel(op: Op, backend: str) -> Callable:
+    """The kernel of ``op`` on ``backend`` itself, without the per-call argument checks: for a
+    prepared injection (``ops.Injector``) that established the checks' invariants once."""
+    fn = _KERNELS.get((op, backend))
+    if fn is None:
+        raise ValueError(f"internal error: backend {backend!r} registered no {op} kernel")
+    return fn
+
+
 def host_read_log(idx, mask, off, cnt) -> tuple[np.ndarray, np.ndarray]:
     """``read_log`` for backends whose logs are NumPy arrays."""
     if len(cnt) == 1:

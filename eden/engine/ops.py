@@ -20,12 +20,13 @@ from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
 
 # Importing the backends registers them (a new backend: one module in backends/ + its name here).
 from eden.engine.backends import cpu, cuda, reference  # noqa: F401
-from eden.engine.contract import AUTO, Op, call, select
+from eden.engine.contract import AUTO, Op, call, kernel, select
 from eden.engine.correct import CorrectionMode, popcount
-from eden.engine.plan import compile_plan
+from eden.engine.plan import cached_plan
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenTypeError
 from eden.formats import StorageFormat, format_of
+from eden.formats.base import FloatFormat
 
 #: The correction modes' spellings (``CorrectionMode`` values).
 CORRECTIONS = tuple(m.value for m in CorrectionMode)
@@ -121,8 +122,11 @@ class FlipLog:
     @property
     def n_bits(self) -> int:
         if self._n_bits is None:
-            _, mask = self._flat()
-            self._n_bits = popcount(mask)
+            if isinstance(self._mask, np.ndarray):  # host log: count the segments where they are
+                m, off, cnt = self._mask, np.asarray(self._off), np.asarray(self._cnt)
+                self._n_bits = sum(popcount(m[o:o + c]) for o, c in zip(off.tolist(), cnt.tolist()))
+            else:
+                self._n_bits = popcount(self._flat()[1])
         return self._n_bits
 
     @property
@@ -240,27 +244,84 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
     base_address = check_int("base_address", base_address, lo=0)
     corr = Correction.coerce(correction)
     words, fmt, device, nbytes = _storage_view(tensor)
-    if corr.mode is not CorrectionMode.NONE and not fmt.is_float:
-        raise EdenConfigError(f"correction '{corr.mode}' applies to float formats, not {fmt.name}")
-    if base_address % fmt.word.itemsize:
-        raise EdenConfigError(f"base_address {base_address} must be a multiple of the element size "
-                              f"({fmt.word.itemsize} bytes for {fmt.name})")
-    be = select(backend, device)
-    plan = compile_plan(em, word_bits=fmt.word_bits, nbytes=nbytes, seed=seed, access=access,
-                        base_address=base_address, address_map=address_map or DEFAULT_ADDRESS_MAP,
-                        weak_lines=be.weak_lines)
+    inj = Injector(em, fmt, nbytes, seed=seed, base_address=base_address, address_map=address_map,
+                   correction=corr.mode, backend=backend, device=device)
     plausible: tuple[float, float] | None = None
     if corr.mode is not CorrectionMode.NONE:  # Correction made ``plausible`` a (low, high) pair
         plausible = cast(tuple, corr.plausible) if corr.plausible is not None else finite_range(tensor)
-    words, idx, mask, off, cnt = call(Op.INJECT, be.name, plan, words, fmt)
-    n_corrected = delta = 0
-    if plausible is not None:
-        # Compared in float32 (fp32/fp16/bf16 values); an end beyond the format's largest
-        # finite value is pulled in to it (a clamp must not write an infinity).
-        low, high = fmt.plausible_bounds(*plausible)
-        n_corrected, delta = call(Op.CORRECT, be.name, words, idx, mask, off, cnt, fmt, corr.mode, low, high)
-    return FlipLog(tensor, words, idx, mask, off, cnt, fmt=fmt, model=em, seed=seed, access=access,
-                   backend=be.name, n_corrected=n_corrected, error_bits_delta=delta)
+    return inj(tensor, words, access, plausible)
+
+
+class Injector:
+    """``inject_`` prepared for one placement: checked, its backend chosen and its plan compiled once.
+
+    A model that injects into the same tensors again and again (emulation: every weight and
+    IFM on every forward pass) builds one per data type and placement; each call then costs
+    the draws and the log, not the argument checks, the plan or the backend choice. Calls
+    give the same bits as ``inject_`` with the same arguments.
+
+    Args:
+        model: the error model.
+        fmt: the storage format of the words.
+        nbytes: bytes of the tensor.
+        seed, base_address, address_map, backend: as for :func:`inject_`.
+        correction: the :class:`CorrectionMode` (the range is given per call).
+        device: the tensors' device type (``"cpu"``, ``"cuda"``).
+
+    Raises:
+        EdenConfigError, BackendUnavailableError: as :func:`inject_`.
+    """
+
+    __slots__ = ("model", "format", "nbytes", "seed", "base_address", "correction", "backend", "device",
+                 "compiled", "_inject", "_correct", "_fmax")
+
+    def __init__(self, model: ErrorModel, fmt: StorageFormat, nbytes: int, *, seed: int, base_address: int,
+                 address_map: AddressMap | None = None, correction: CorrectionMode | str = CorrectionMode.NONE,
+                 backend: str = AUTO, device: str = "cpu"):
+        mode = CorrectionMode(correction)
+        if mode is not CorrectionMode.NONE and not fmt.is_float:
+            raise EdenConfigError(f"correction '{mode}' applies to float formats, not {fmt.name}")
+        if base_address % fmt.word.itemsize:
+            raise EdenConfigError(f"base_address {base_address} must be a multiple of the element size "
+                                  f"({fmt.word.itemsize} bytes for {fmt.name})")
+        be = select(backend, device)
+        self.model, self.format, self.nbytes, self.seed = model, fmt, nbytes, seed
+        self.base_address, self.correction, self.backend, self.device = base_address, mode, be.name, device
+        self.compiled = cached_plan(model, word_bits=fmt.word_bits, nbytes=nbytes, seed=seed,
+                                    base_address=base_address, address_map=address_map or DEFAULT_ADDRESS_MAP,
+                                    weak_lines=be.weak_lines)
+        self._inject = kernel(Op.INJECT, be.name)
+        self._correct = kernel(Op.CORRECT, be.name) if mode is not CorrectionMode.NONE else None
+        # (float formats only: checked above)
+        self._fmax = cast(FloatFormat, fmt).max_finite if mode is not CorrectionMode.NONE else 0.0
+
+    def words(self, tensor):
+        """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,
+        ``nbytes`` long, on this device (the caller made sure of all three)."""
+        import torch
+
+        flat = tensor.detach().reshape(-1).view(torch.uint8)
+        return flat.numpy().view(self.format.word) if self.device == "cpu" else flat
+
+    def __call__(self, target, words, access: int, plausible: tuple[float, float] | None = None) -> FlipLog:
+        """Inject into ``words`` (the backend's storage view of ``target``, ``nbytes`` long) for
+        one access; ``plausible``: the correction's (low, high) range (needed when correcting)."""
+        fmt = self.format
+        words, idx, mask, off, cnt = self._inject(self.compiled.at(access), words, fmt)
+        n_corrected = delta = 0
+        if self._correct is not None:
+            if plausible is None:
+                raise ValueError("internal error: a correcting Injector needs the plausible range")
+            # Compared in float32 (fp32/fp16/bf16 values); an end beyond the format's largest
+            # finite value is pulled in to it (a clamp must not write an infinity):
+            # ``fmt.plausible_bounds`` with the format's largest value computed once.
+            fmax = self._fmax
+            low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
+            if not low <= high:
+                raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
+            n_corrected, delta = self._correct(words, idx, mask, off, cnt, fmt, self.correction, low, high)
+        return FlipLog(target, words, idx, mask, off, cnt, fmt=fmt, model=self.model, seed=self.seed,
+                       access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta)
 
 
 def finite_range(tensor) -> tuple[float, float]:

@@ -78,6 +78,10 @@ class Plan:
     bl_offsets: np.ndarray          # int64[n_bl, n_groups + 1]
     bl_cols: np.ndarray             # int32[...]: concatenated sorted weak bitlines
     expected_candidates: float      # upper bound on the mean number of kept candidates
+    # What a backend derives from the plan alone (launch sizes, work estimates), memoized by
+    # the backend under its own keys; shared by the plans of every access of one CompiledPlan
+    # (only ``sp_key`` differs between them, and no backend derives anything from the keys).
+    derived: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_subpasses(self) -> int:
@@ -178,7 +182,80 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
 
     ``weak_lines``: a module with ``weak_bitlines`` and ``weak_wordlines`` equal to
     ``sampling``'s (the oracle's, the default), e.g. the compiled ones of ``backends.cpu``.
+    A fresh compilation every call; :func:`cached_plan` reuses one per placement.
     """
+    return _compile(model, word_bits=word_bits, nbytes=nbytes, seed=seed, access=access,
+                    base_address=base_address, address_map=address_map, weak_lines=weak_lines)[0]
+
+
+class CompiledPlan:
+    """A plan compiled once for one placement, for every access.
+
+    The only part of a plan that depends on ``access`` is ``sp_key`` under ``access``
+    persistence: sub-pass ``i`` of (component ``ci``, part ``pi``) is keyed by
+    ``derive_key(seed, access, ci, pi, TAG_ACCESS)``. :meth:`at` recomputes just those
+    keys (a few microseconds per sub-pass) and shares every other array, so
+    ``cp.at(a)`` equals ``compile_plan(..., access=a)`` field for field (tested).
+    ``fixed`` persistence plans do not depend on the access at all.
+    """
+
+    def __init__(self, plan: Plan, seed: int, access_parts: tuple[tuple[int, int], ...] | None):
+        self.plan = plan
+        self.seed = seed
+        self._access_parts = access_parts  # None: the keys do not depend on the access
+        self._last: tuple[int, Plan] | None = None
+
+    @property
+    def per_access(self) -> bool:
+        """Whether :meth:`at` changes with the access (``access`` persistence)."""
+        return self._access_parts is not None
+
+    def at(self, access: int) -> Plan:
+        """The plan of one access (the last one is memoized)."""
+        if self._access_parts is None:
+            return self.plan
+        last = self._last
+        if last is not None and last[0] == access:
+            return last[1]
+        keys = [rng.derive_key(self.seed, access, ci, pi, TAG_ACCESS) for ci, pi in self._access_parts]
+        # A shallow copy (every array and ``derived`` shared) but the keys; without
+        # copy.copy's reduce protocol, which costs more than the keys here.
+        plan = object.__new__(Plan)
+        plan.__dict__.update(self.plan.__dict__)
+        plan.sp_key = np.array(keys, np.uint32).reshape(len(keys), 2)
+        self._last = (access, plan)
+        return plan
+
+
+_PLANS: collections.OrderedDict = collections.OrderedDict()
+_PLANS_MAX = 512
+_PLANS_LOCK = threading.Lock()
+
+
+def cached_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, base_address: int,
+                address_map: AddressMap, weak_lines=None) -> CompiledPlan:
+    """The :class:`CompiledPlan` of a placement, compiled on first use and kept (recent
+    placements, least recently used dropped first). Key: (error model, word bits, nbytes,
+    seed, base address, address map, weak-line module). Shared: read only."""
+    key = (model, int(word_bits), int(nbytes), int(seed), int(base_address), address_map, id(weak_lines))
+    with _PLANS_LOCK:
+        hit = _PLANS.get(key)
+        if hit is not None:
+            _PLANS.move_to_end(key)
+            return hit
+    plan, parts = _compile(model, word_bits=word_bits, nbytes=nbytes, seed=seed, access=0,
+                           base_address=base_address, address_map=address_map, weak_lines=weak_lines)
+    cp = CompiledPlan(plan, int(seed), parts)
+    with _PLANS_LOCK:
+        _PLANS[key] = cp
+        while len(_PLANS) > _PLANS_MAX:
+            _PLANS.popitem(last=False)
+    return cp
+
+
+def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, access: int,
+             base_address: int, address_map: AddressMap, weak_lines=None):
+    """(plan, (component, part) of each sub-pass's access key, or None under fixed persistence)."""
     if weak_lines is None:
         weak_lines = sampling
 
@@ -189,6 +266,7 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
         any(c.weak_lines is WeakLines.BITLINES for c in model.components))
 
     sp: list[dict[str, Any]] = []
+    access_parts: list[tuple[int, int]] = []  # (component, part) of each access-keyed sub-pass
     bl_lists: list[list[np.ndarray]] = []  # per em1 component: list of arrays per group
     wl_classes: list[np.ndarray] = []  # per em2 component: uint8[n_tiles]
     for ci, comp in enumerate(model.components):
@@ -212,6 +290,7 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
                 continue
             if model.persistence is Persistence.ACCESS:
                 key = rng.derive_key(seed, access, ci, pi, TAG_ACCESS)
+                access_parts.append((ci, pi))
                 active = [qm > 0.0 for qm in qmax]
                 L = [_log1m(qm) if qm > 0 else 0.0 for qm in qmax]
                 A = [[_threshold(q[c][v] / qmax[c]) if qmax[c] > 0 else 0 for v in (0, 1)] for c in (0, 1)]
@@ -276,7 +355,7 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
             pop_frac = sum(len(a) for a in comp_lists) / max(n_groups * org.row_bits, 1)
         expected += max(s["rate"]) * bits * pop_frac
 
-    return Plan(
+    plan = Plan(
         word_bits=word_bits, row_bits=org.row_bits, n_tiles=n_tiles, bit_lo=int(bit_lo),
         bit_hi=int(bit_hi), tile_row_id=row_id, tile_group=tile_group,
         tile_wlclass=tile_wl,
@@ -291,3 +370,5 @@ def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, a
         tab_guide=np.concatenate(guides) if guides else np.zeros(1, np.int32), tab_goff=tab_goff,
         bl_offsets=bl_offsets, bl_cols=bl_cols, expected_candidates=expected,
     )
+    per_access = model.persistence is Persistence.ACCESS
+    return plan, (tuple(access_parts) if per_access else None)

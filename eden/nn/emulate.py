@@ -52,7 +52,7 @@ from torch import nn
 
 from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
-from eden.engine.ops import CORRECTIONS, Correction, FlipLog, finite_range, inject_
+from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
 from eden.nn.evaluate import model_failure
@@ -364,6 +364,22 @@ def _align(n: int, a: int) -> int:
     return -(-n // a) * a
 
 
+def _prepared(t: torch.Tensor, cfg: DataTypeConfig, seed: int, base: int, amap: AddressMap,
+              backend: str) -> Injector:
+    """An Injector for tensor ``t`` at ``base``, after ``inject_``'s checks on it (contiguous,
+    a storage format, correction on floats only): they run once per data type and placement."""
+    from eden.engine.ops import _storage_view
+    from eden.formats import format_of
+
+    if not t.is_contiguous():
+        _storage_view(t)  # raises the error that says what to do
+    fmt = format_of(t.dtype)
+    if cfg.error_model is None:
+        raise ValueError(f"internal error: no injection without an error model ({cfg})")
+    return Injector(cfg.error_model, fmt, t.numel() * t.element_size(), seed=seed, base_address=base,
+                    address_map=amap, correction=cfg.correction, backend=backend, device=t.device.type)
+
+
 # ------------------------------------------------------------------- emulation
 class _WeightState:
     """One emulated parameter: how to corrupt it and how to put it back."""
@@ -376,12 +392,14 @@ class _WeightState:
         self.original: torch.Tensor | None = None  # the parameter's own tensor, while a decoded buffer stands in
         self.clean: Encoded | None = None
         self.buffer: torch.Tensor | None = None
-        self.correction: Correction | str = "none"  # with the clean values' (min, max) range
+        self.plausible: tuple[float, float] | None = None  # the clean values' (min, max), when correcting
+        self.injector: Injector | None = None  # for the current storage (dtype, size, device)
+        self._injector_key: tuple = ()
 
     def acquire(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
         """Encode the current clean values in the format, then inject errors."""
         if self.cfg.correction != "none":
-            self.correction = Correction(self.cfg.correction, finite_range(self.param.detach()))
+            self.plausible = finite_range(self.param.detach())
         if not self.in_place:
             fmt = self.cfg.format
             with torch.no_grad():
@@ -403,21 +421,29 @@ class _WeightState:
                 if self.log is not None:
                     self.log.undo()
                     self.log = None
-                self.log = inject_(self.param.data, cfg.error_model, self.seed, access=access,
-                                   base_address=self.base, address_map=amap, correction=self.correction,
-                                   backend=backend)
-                log = self.log
+                data = self.param.data
+                inj = self._injector(data, amap, backend)
+                self.log = log = inj(data, inj.words(data), access, self.plausible)
             else:
                 clean = self.clean
                 assert clean is not None  # acquire() encoded it
                 storage = clean.storage.clone()
-                log = inject_(storage, cfg.error_model, self.seed, access=access, base_address=self.base,
-                              address_map=amap, correction=self.correction, backend=backend)
+                inj = self._injector(storage, amap, backend)
+                log = inj(storage, inj.words(storage), access, self.plausible)
                 cfg.format.decode(dataclasses.replace(clean, storage=storage), out=self.buffer)
         stats.injections += 1
         stats.flipped_bits += log.n_bits
         stats.bits += log.total_bits
         stats.corrected_values += log.n_corrected
+
+    def _injector(self, t: torch.Tensor, amap: AddressMap, backend: str) -> Injector:
+        """The prepared injection for tensor ``t`` (made again if its dtype, size or device
+        changed); a non-contiguous ``t`` goes through ``inject_``'s checks, which say why not."""
+        key = (t.dtype, t.numel(), t.device.type, id(amap), backend)
+        if self.injector is None or key != self._injector_key:
+            self.injector = _prepared(t, self.cfg, self.seed, self.base, amap, backend)
+            self._injector_key = key
+        return self.injector
 
     def release(self) -> None:
         """Put the original parameter back bit-exactly."""
@@ -577,6 +603,11 @@ class Emulation:
         stats = self.stats.get(name)
 
         pending: list = []  # in-place logs of the current call, undone after the module ran
+        injectors: dict = {}  # prepared injections of this data type, by storage and address
+        fmt = cfg.format if cfg is not None else None
+        fast = cfg is not None and cfg.error_model is not None and cfg.format.is_float
+        same_dtype = FLOAT_FORMATS[cfg.format.name] if fast and cfg is not None else None
+        correcting = cfg is not None and cfg.correction != "none"
 
         def hook(module, args):
             inputs = _float_inputs(args)
@@ -587,9 +618,28 @@ class Emulation:
                     self._ifm_address(x.numel() * x.element_size(), name)
                 return None
             access = self._forward_index
+            if fast and len(inputs) == 1:
+                x = inputs[0]
+                # The common case, with no more Python than it needs: a same-format IFM outside
+                # autograd, corrupted in place (what _corrupt_ifm does for it, step for step).
+                if (x.dtype == same_dtype and not torch.is_grad_enabled() and x.is_contiguous()
+                        and (not x.is_inference() or torch.is_inference_mode_enabled())):
+                    n = x.numel()
+                    base = self._ifm_address(fmt.storage_bytes(n), name)
+                    plausible = finite_range(x) if correcting else None
+                    inj = injectors.get((x.dtype, n, x.device.type, base))
+                    if inj is None:
+                        inj = self._ifm_injector(injectors, x, cfg, seed, base)
+                    log = inj(x, inj.words(x), access, plausible)
+                    pending.append(log)
+                    stats.injections += 1
+                    stats.flipped_bits += log.n_bits
+                    stats.bits += log.total_bits
+                    stats.corrected_values += log.n_corrected
+                    return None
             replaced = {}
             for x in inputs:
-                y = self._corrupt_ifm(x, cfg, seed, access, name, stats, pending)
+                y = self._corrupt_ifm(x, cfg, seed, access, name, stats, pending, injectors)
                 if y is not x:
                     replaced[id(x)] = y
             if not replaced:
@@ -608,8 +658,20 @@ class Emulation:
         mname = ifm_name[:-len(".ifm")] if ifm_name.endswith(".ifm") else ""
         return self.model.get_submodule(mname)
 
+    def _ifm_injector(self, injectors: dict, t: torch.Tensor, cfg: DataTypeConfig, seed: int,
+                      base: int) -> Injector:
+        """The prepared injection of one IFM's storage ``t`` at ``base``: made on the first
+        forward pass, reused by the next ones (same shapes, same call order, same address)."""
+        key = (t.dtype, t.numel(), t.device.type, base)
+        inj = injectors.get(key)
+        if inj is None:
+            if len(injectors) >= 16:  # shapes or addresses keep changing: keep the recent ones
+                injectors.clear()
+            inj = injectors[key] = _prepared(t, cfg, seed, base, self.address_map, self.backend)
+        return inj
+
     def _corrupt_ifm(self, x: torch.Tensor, cfg: DataTypeConfig, seed: int, access: int, name: str,
-                     stats: DataTypeStats, pending: list) -> torch.Tensor:
+                     stats: DataTypeStats, pending: list, injectors: dict) -> torch.Tensor:
         """The IFM as read back from DRAM.
 
         Same-format float IFMs that no autograd graph needs are corrupted in
@@ -624,15 +686,15 @@ class Emulation:
         needs_grad = x.requires_grad and torch.is_grad_enabled()
         with torch.no_grad():
             clean = x.detach()
-            corr: Correction | str = "none"
+            plausible = None
             if cfg.correction != "none" and cfg.error_model is not None:
-                corr = Correction(cfg.correction, finite_range(clean))
+                plausible = finite_range(clean)
             # Only outside autograd: a consumer may save its input for backward.
             in_place = (same and not torch.is_grad_enabled() and clean.is_contiguous()
                         and not (clean.is_inference() and not torch.is_inference_mode_enabled()))
             if in_place:
-                log = inject_(clean, cfg.error_model, seed, access=access, base_address=base,
-                              address_map=self.address_map, correction=corr, backend=self.backend)
+                inj = self._ifm_injector(injectors, clean, cfg, seed, base)
+                log = inj(clean, inj.words(clean), access, plausible)
                 pending.append(log)
                 y = x
             else:
@@ -645,8 +707,8 @@ class Emulation:
                     storage = enc.storage
                 log = None
                 if cfg.error_model is not None:
-                    log = inject_(storage, cfg.error_model, seed, access=access, base_address=base,
-                                  address_map=self.address_map, correction=corr, backend=self.backend)
+                    inj = self._ifm_injector(injectors, storage, cfg, seed, base)
+                    log = inj(storage, inj.words(storage), access, plausible)
                 y = storage.reshape(clean.shape).to(x.dtype) if enc is None else fmt.decode(
                     dataclasses.replace(enc, storage=storage))
             if log is not None:

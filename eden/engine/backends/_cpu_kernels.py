@@ -99,6 +99,18 @@ def _bits_f64(typingctx, x):
     return types.float64(x), codegen
 
 
+@intrinsic
+def _bits_f32(typingctx, x):
+    """The float32 with a given IEEE-754 bit pattern (a bitcast, no conversion)."""
+    if not (isinstance(x, types.Integer) and x.bitwidth == 32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(x), codegen
+
+
 #: llvm.prefetch's name: typed pointers (LLVM < 15) mangle the pointer type into it.
 _PREFETCH = "llvm.prefetch.p0" if llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
 
@@ -867,6 +879,41 @@ def inject_chunks_serial(words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_
                       sp_L, sp_rate, sp_nd0, tg, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols,
                       out_idx, out_mask, out_off[c], out_off[c + 1])
         out_n[c] = n - out_off[c] if n >= 0 else -1
+
+
+@nb.njit(**JIT)
+def correct_log(words, shift, idx, mask, off, cnt, low, high, write, clamp, zero_bits, low_bits, high_bits,
+                nan_bits):
+    """``correct.correct_segments`` for formats whose words are the upper bits of a float32
+    (fp32: shift 0, bf16: shift 16). A logged word is implausible iff its value is NaN,
+    infinite or outside [low, high] (float32 compares, exact). With ``write`` it is replaced
+    (zero: zero_bits; clamp: high_bits above the range or +inf, nan_bits for NaN, low_bits
+    otherwise) and its mask becomes original ^ replacement. Returns (implausible values,
+    popcount of their masks before - after); without ``write`` nothing changes (count only)."""
+    n_bad = 0
+    delta = 0
+    for c in range(cnt.shape[0]):
+        for i in range(off[c], off[c] + cnt[c]):
+            w = idx[i]
+            cur = words[w]
+            v = _bits_f32(np.uint32(np.uint32(cur) << shift))
+            if not (v >= low and v <= high):  # NaN, or outside the range (infinities too:
+                n_bad += 1                    # the range is finite)
+                if write:
+                    if not clamp:
+                        new = zero_bits
+                    elif v != v:
+                        new = nan_bits
+                    elif v > high:
+                        new = high_bits
+                    else:
+                        new = low_bits
+                    m = mask[i]
+                    words[w] = new
+                    m2 = m ^ (cur ^ new)
+                    mask[i] = m2
+                    delta += popcount64(np.uint64(m)) - popcount64(np.uint64(m2))
+    return n_bad, delta
 
 
 #: Entries ahead whose word the XOR loops prefetch (sparse logs miss in cache and TLB).

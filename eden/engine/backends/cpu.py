@@ -27,7 +27,7 @@ import numpy as np
 
 from eden.engine import rng
 from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
-from eden.engine.correct import correct_segments
+from eden.engine.correct import CorrectionMode, correct_segments
 from eden.engine.plan import Plan
 from eden.engine.sampling import STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53
 from eden.engine.sampling import fixed_bands as _fixed_bands
@@ -158,23 +158,21 @@ def _first_batches(plan: Plan, rate: np.ndarray, batch: int, group_draws: int):
     return nd0, tg
 
 
-def inject(plan: Plan, words: np.ndarray):
-    """Flip ``words`` in place per ``plan``; returns the log as segments.
-
-    Returns:
-        (idx, mask, off, cnt): entry ``i`` of segment ``c`` (``off[c] <= i <
-        off[c] + cnt[c]``) says ``words[idx[i]]`` was XORed with ``mask[i]``.
-        Indices are unique and increase within and across segments.
-    """
-    k = kernels()
+def _launch(plan: Plan, parallel: bool, idx_dtype, k):
+    """What a launch needs besides the words, derived from the plan alone and memoized in
+    ``plan.derived`` (shared by every access of a cached plan): kernel arguments, tile
+    chunks, log offsets per chunk."""
+    threads = _threads() if parallel else 1
+    key = ("cpu", threads, np.dtype(idx_dtype).str)
+    hit = plan.derived.get(key)
+    if hit is not None:
+        return hit
     T = plan.n_tiles
     wb = plan.word_bits
-    rate = _rates(plan)
-    work_ns = (_NS_PER_TILE_PASS * T * max(plan.n_subpasses, 1)
-               + _NS_PER_DRAW * _expected_draws(plan, rate))
-    parallel = _parallel(work_ns, _PARALLEL_MIN_NS, _PARALLEL_ALWAYS_NS)
-    run = k.inject_chunks if parallel else k.inject_chunks_serial
-    n_chunks = max(1, min(T, 16 * _threads())) if parallel else 1
+    rate = plan.derived.get("cpu.rate")
+    if rate is None:
+        rate = plan.derived["cpu.rate"] = _rates(plan)
+    n_chunks = max(1, min(T, 16 * threads)) if parallel else 1
     chunk_tiles = np.linspace(0, T, n_chunks + 1).round().astype(np.int64)
     # Log capacity per chunk: mean + 10 sigma of its candidates (never more than its
     # words) plus one row; a chunk that would overflow is re-run with room for all.
@@ -187,17 +185,47 @@ def inject(plan: Plan, words: np.ndarray):
     cap = (np.minimum(chunk_words, np.ceil(mu + 10.0 * np.sqrt(mu) + 64)) + row_words).astype(np.int64)
     off = np.zeros(n_chunks + 1, np.int64)
     np.cumsum(cap, out=off[1:])
+    nd0, tg = _first_batches(plan, rate, k.BATCH, k.GROUP_DRAWS)
+    hit = (rate, n_chunks, chunk_tiles, chunk_words, row_words, off, nd0, tg)
+    plan.derived[key] = hit
+    return hit
+
+
+def _work_ns(plan: Plan) -> float:
+    """Estimated single-thread time of an injection (memoized in ``plan.derived``)."""
+    w = plan.derived.get("cpu.work_ns")
+    if w is None:
+        rate = plan.derived.get("cpu.rate")
+        if rate is None:
+            rate = plan.derived["cpu.rate"] = _rates(plan)
+        w = plan.derived["cpu.work_ns"] = (_NS_PER_TILE_PASS * plan.n_tiles * max(plan.n_subpasses, 1)
+                                           + _NS_PER_DRAW * _expected_draws(plan, rate))
+    return w
+
+
+def inject(plan: Plan, words: np.ndarray):
+    """Flip ``words`` in place per ``plan``; returns the log as segments.
+
+    Returns:
+        (idx, mask, off, cnt): entry ``i`` of segment ``c`` (``off[c] <= i <
+        off[c] + cnt[c]``) says ``words[idx[i]]`` was XORed with ``mask[i]``.
+        Indices are unique and increase within and across segments.
+    """
+    k = kernels()
+    wb = plan.word_bits
+    parallel = _parallel(_work_ns(plan), _PARALLEL_MIN_NS, _PARALLEL_ALWAYS_NS)
+    run = k.inject_chunks if parallel else k.inject_chunks_serial
     idx_dtype = np.int32 if len(words) < 2**31 else np.int64
+    rate, n_chunks, chunk_tiles, chunk_words, row_words, off, nd0, tg = _launch(plan, parallel, idx_dtype, k)
+    off = off.copy()  # the log keeps its offsets; the memoized ones stay untouched
     idx = np.empty(off[-1], idx_dtype)
     mask = np.empty(off[-1], words.dtype)
     cnt = np.zeros(n_chunks, np.int64)
-    nd0, tg = _first_batches(plan, rate, k.BATCH, k.GROUP_DRAWS)
     args = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.sp_key, plan.sp_thin, plan.sp_pop,
             plan.sp_wl, plan.sp_active, plan.sp_L, rate, nd0, tg, plan.sp_A, plan.sp_tab, plan.tab_goff,
             plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols)
     run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
-    over = np.nonzero(cnt < 0)[0]
-    if len(over):  # rare: re-run each overflowed (untouched) chunk with room for every word
+    if cnt.min() < 0:  # rare: re-run each overflowed (untouched) chunk with room for every word
         parts_i, parts_m = [], []
         for c in range(n_chunks):
             if cnt[c] >= 0:
@@ -285,5 +313,26 @@ def _inject(plan: Plan, words: np.ndarray, fmt):
 
 
 register_kernel(Op.XOR_LOG, "cpu")(xor_segments)
-register_kernel(Op.CORRECT, "cpu")(functools.partial(correct_segments, np))
+_correct_numpy = functools.partial(correct_segments, np)
+
+
+@register_kernel(Op.CORRECT, "cpu")
+def correct(words, idx, mask, off, cnt, fmt, mode, low, high):
+    """``correct_segments`` (same words, masks and counts), compiled for fp32 and bf16 words;
+    other float formats take the NumPy version."""
+    if fmt.view not in ("float32", None) or len(cnt) == 0:
+        return _correct_numpy(words, idx, mask, off, cnt, fmt, mode, low, high)
+    k = kernels()
+    shift = np.uint32(32 - fmt.bits)
+    low, high = np.float32(low), np.float32(high)
+    zero = words.dtype.type(0)
+    n_bad, _ = k.correct_log(words, shift, idx, mask, off, cnt, low, high, False, False, zero, zero, zero, zero)
+    if n_bad == 0:
+        return 0, 0
+    # Replacement bits: 0, high, low and NaN's value, rounded into the format (as correct_segments).
+    nan_to = min(max(np.float32(0), low), high)
+    zero_bits, high_bits, low_bits, nan_bits = fmt.from_float32(np.array([0.0, high, low, nan_to], np.float32))
+    n_bad, delta = k.correct_log(words, shift, idx, mask, off, cnt, low, high, True, mode == CorrectionMode.CLAMP,
+                                 zero_bits, low_bits, high_bits, nan_bits)
+    return int(n_bad), int(delta)
 register_kernel(Op.READ_LOG, "cpu")(host_read_log)
