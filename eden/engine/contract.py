@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from eden.core.registry import Registry
 from eden.core.validate import Mode, unknown_name
 from eden.errors import EdenConfigError, EdenError
 
@@ -117,7 +118,7 @@ def _nothing() -> None:
     return None
 
 
-_BACKENDS: dict[str, Backend] = {}
+_BACKENDS: Registry[Backend] = Registry("backend")
 _KERNELS: dict[tuple[Op, str], Callable] = {}
 AUTO = "auto"
 
@@ -125,19 +126,15 @@ AUTO = "auto"
 def register_backend(name: str, *, device: str, auto_rank: int = 0, usable: Callable[[], bool] | None = None,
                      require: Callable[[], None] | None = None, weak_lines: Any = None) -> Backend:
     """Declare a backend (its kernels follow with :func:`register_kernel`)."""
-    if name == AUTO or name in _BACKENDS:
-        raise ValueError(f"backend {name!r} is already registered" if name != AUTO else
-                         "'auto' chooses a backend; it cannot be registered as one")
-    be = Backend(name, device, auto_rank, usable or _always, require or _nothing, weak_lines)
-    _BACKENDS[name] = be
-    return be
+    if name == AUTO:
+        raise ValueError("'auto' chooses a backend; it cannot be registered as one")
+    return _BACKENDS.add(name, Backend(name, device, auto_rank, usable or _always, require or _nothing, weak_lines))
 
 
 def register_kernel(op: Op | str, backend: str) -> Callable[[Callable], Callable]:
     """Decorator: ``fn`` implements ``op`` on ``backend`` (registered before)."""
     op = Op(op)
-    if backend not in _BACKENDS:
-        raise unknown_name("backend", backend, _BACKENDS)
+    _BACKENDS.lookup(backend)  # registered before its kernels
 
     def deco(fn: Callable) -> Callable:
         if (op, backend) in _KERNELS:

@@ -26,10 +26,11 @@ def test_registers_once_and_explains_unknown_names():
 
 def test_every_extension_point_uses_it():
     from eden.dram import importers, standards
+    from eden.engine import contract, ops  # noqa: F401 (ops registers the backends)
     from eden.errormodels import component
     from eden.formats import registry as formats
     from eden.workflows import mapping
 
     for reg in (importers.IMPORTERS, standards._REGISTRY, component._COMPONENTS, component._FIT_MODELS,
-                formats._FORMATS, mapping.MAPPING_POLICIES):
+                formats._FORMATS, mapping.MAPPING_POLICIES, contract._BACKENDS):
         assert isinstance(reg, Registry) and len(reg) >= 2, reg.what
