@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -206,3 +207,11 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
             if finished:
                 torch.distributed.barrier()  # leave together: rank 0 has written the outputs
             torch.distributed.destroy_process_group()
+            if finished:
+                # Every output is written (atomically) and the group is gone: leave without the
+                # interpreter's teardown, where gloo's worker threads can still hold work objects
+                # and abort the process ("terminate called without an active exception", SIGABRT;
+                # pytorch/pytorch#179291), which torchrun would report as a failed run.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
