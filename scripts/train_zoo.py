@@ -37,7 +37,7 @@ def extract_digits(wheel: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="*", default=list(zoo.MODELS))
+    ap.add_argument("models", nargs="*", default=[n for n, e in zoo.MODELS.items() if e.data == "digits"])
     ap.add_argument("--extract-digits", metavar="SKLEARN_WHEEL")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

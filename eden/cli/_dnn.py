@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 
 from eden.cli import main
-from eden.cli._common import (build_model_and_data, error_model_options, fail, mode_choice, model_options,
+from eden.cli._common import (LazyChoice, build_model_and_data, error_model_options, fail, mode_choice, model_options,
                               resolve_error_model)
 from eden.errors import EdenFileError
+
+
+def _metrics() -> list[str]:
+    from eden.nn.evaluate import METRICS
+
+    return sorted(METRICS)
+
+
+def _parse_increase(text: str) -> float:
+    """``1%`` or ``0.01`` -> 0.01 (a relative perplexity increase, > 0)."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise click.BadParameter(f"expected a relative increase like 1% or 0.01, got {text!r}",
+                                 param_hint="--target-ppl-increase") from None
+    if not (0 < value < math.e - 1):
+        raise click.BadParameter(f"must be in (0%, {100 * (math.e - 1):.0f}%), got {text!r}",
+                                 param_hint="--target-ppl-increase")
+    return value
 
 
 @main.command("datatypes")
@@ -28,14 +49,25 @@ def datatypes_cmd(model_spec, weights, data_spec, batch_size, device, fmt, as_js
         fail("the dataset yielded no batches")
     fmt = NumericFormat.parse(fmt)
     x = first[0].to(dev)
-    rows = [{"name": d.name, "kind": d.kind, "shape": list(d.shape), "numel": d.numel,
-             "bytes": d.size_bytes(fmt)} for d in datatypes(model, x)]
+    rows = []
+    for d in datatypes(model, x):
+        row = {"name": d.name, "kind": d.kind, "shape": list(d.shape), "numel": d.numel, "bytes": d.size_bytes(fmt)}
+        if d.kind == "kv_cache" and len(d.shape) == 4:  # [batch, kv_heads, tokens, head_dim]
+            row["bytes_per_token"] = fmt.storage_bytes(d.shape[1] * d.shape[3])  # one token of one sequence
+        rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{model_id}: {len(rows)} data types (IFM sizes for a batch of {x.shape[0]}), format {fmt}")
+    kv = [r for r in rows if "bytes_per_token" in r]
+    shape = tuple(x.shape)
+    click.echo(f"{model_id}: {len(rows)} data types (IFM and KV-cache sizes for an input of shape {shape}), "
+               f"format {fmt}")
     for r in rows:
-        click.echo(f"  {r['name']:40s} {r['kind']:6s} {str(tuple(r['shape'])):22s} {r['bytes']:>12d} B")
+        extra = f"  {r['bytes_per_token']:>8d} B/token" if "bytes_per_token" in r else ""
+        click.echo(f"  {r['name']:44s} {r['kind']:8s} {str(tuple(r['shape'])):22s} {r['bytes']:>12d} B{extra}")
+    if kv:
+        click.echo(f"KV cache: {len(kv)} data types, {sum(r['bytes_per_token'] for r in kv)} B per token of one "
+                   "sequence (all layers, K and V)")
 
 
 def _plan_from_options(plan_path, em, fmt, correction, select):
@@ -111,6 +143,15 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
               help="The BER of --mode leave-one-out (required there).")
 @click.option("--target-drop", type=float, default=1.0, show_default=True,
               help="Allowed accuracy drop in percentage points, in (0, 100).")
+@click.option("--metric", type=LazyChoice(_metrics), default=None,
+              help="What is measured: top1 (accuracy; next-token accuracy of a language model), top5, or neg_nll "
+                   "(-ln perplexity). Default: top1, or neg_nll with --target-ppl-increase.")
+@click.option("--target-ppl-increase", "ppl_increase", default=None, metavar="X%",
+              help="Language models: a BER point passes when its perplexity is at most (1 + X) times the clean "
+                   "one, e.g. 1% (the mean of ln perplexity over seeds is compared; sets --metric neg_nll).")
+@click.option("--kv-semantics", type=mode_choice("eden.nn.kvcache", "KVSemantics"), default="access",
+              show_default=True, help="Errors of the KV cache (transformers): redrawn on every read (access) or "
+                                      "stored once and kept for later reads (stored).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds per BER point.")
 @click.option("--criterion", type=mode_choice("eden.workflows.characterize", "Criterion"),
               default="mean", show_default=True)
@@ -127,8 +168,8 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
 def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction,
                      mode, ber,
-                     target_drop, seeds, criterion, resolution, select, output, plot_path, force, progress,
-                     as_json):
+                     target_drop, metric, ppl_increase, kv_semantics, seeds, criterion, resolution, select, output,
+                     plot_path, force, progress, as_json):
     """Find the tolerable BER of a model: coarse (all data types) and per data type.
 
     The error model (default em0) gives the *shape* of the errors; it is scaled to
@@ -137,10 +178,23 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
     every data type corrupted, each alone (its cost) and all but each (what leaving
     it out saves).
     """
+    from eden.nn.kvcache import set_semantics
     from eden.workflows.characterize import characterize, plot_tolerance, save_tolerance, tolerance_table
 
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
+    increase = None
+    if ppl_increase is not None:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("target_drop") is not click.core.ParameterSource.DEFAULT:
+            raise click.BadParameter("give either --target-drop or --target-ppl-increase", param_hint="--target-drop")
+        if metric not in (None, "neg_nll"):
+            raise click.BadParameter("--target-ppl-increase measures perplexity: it needs --metric neg_nll",
+                                     param_hint="--metric")
+        increase = _parse_increase(ppl_increase)
+        metric = "neg_nll"
+        target_drop = 100 * math.log1p(increase)  # in nats of -ln(perplexity), x 100 ("percentage points")
+    metric = metric or "top1"
     if (ber is None) == (mode == "leave-one-out"):
         raise click.BadParameter("--mode leave-one-out needs --ber, and --ber belongs to that mode only",
                                  param_hint="--ber")
@@ -154,11 +208,14 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
         raise click.BadParameter("the error model has no errors (BER 0), so it has no shape to scale; pick an "
                                  "operating point with errors", param_hint="--op")
     model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
+    set_semantics(model, kv_semantics)
     cache = output.with_name(output.name + ".partial")
-    record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode,
+    record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode, metric=metric,
                           target_drop_pp=target_drop, seeds=seeds, criterion=criterion,
                           resolution_decades=resolution, select=list(select) or None, model_id=model_id,
                           data_id=data_spec, cache_path=cache, progress=progress, device=dev, ber=ber)
+    if increase is not None:
+        record["target_ppl_increase"] = increase
     save_tolerance(record, output, overwrite=force)
     if cache.exists():
         cache.unlink()

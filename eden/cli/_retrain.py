@@ -29,10 +29,12 @@ def _parse_target(value: str):
                                  param_hint="--target-ber") from None
 
 
-def _train_dataset(train_spec: str | None, data_spec: str):
+def _train_dataset(train_spec: str | None, data_spec: str, model=None):
     from eden.nn import zoo
 
     spec = train_spec if train_spec is not None else data_spec
+    if spec.startswith("text:"):
+        return zoo.build_data(spec, split="train", model=model).dataset, spec
     if spec in zoo.DATASETS:
         return zoo.build_data(spec, split="train").dataset, f"{spec}:train"
     if train_spec is None:
@@ -67,8 +69,9 @@ def _init_distributed(device: str | None):
 @model_options
 @error_model_options
 @click.option("--train-data", "train_spec", default=None,
-              help="Training data: a bundled dataset name (its train split) or package.module:factory returning a "
-                   "map-style Dataset or a DataLoader over one. Default: the train split of --data.")
+              help="Training data: a bundled dataset name (its train split), text:FILE[:N] (windows of a text file, "
+                   "for language models) or package.module:factory returning a map-style Dataset or a DataLoader "
+                   "over one. Default: the train split of --data.")
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="none", show_default=True)
@@ -177,7 +180,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
     finished = False  # this rank's part is done (rank 0: outputs written)
     try:
         model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
-        train_data, train_id = _train_dataset(train_spec, data_spec)
+        train_data, train_id = _train_dataset(train_spec, data_spec, model)
         try:
             result = retrain(model, train_data, loader, config, tolerance=check if tolerance else None,
                              checkpoint=checkpoint, resume=resume, overwrite=force, before=before, model_id=model_id,

@@ -55,6 +55,7 @@ from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
+from eden.nn import kvcache
 from eden.nn.evaluate import model_failure
 from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat
 
@@ -70,6 +71,7 @@ class DataKind(Mode):
 
     WEIGHT = "weight"
     IFM = "ifm"
+    KV_CACHE = "kv_cache"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,12 +80,14 @@ class DataType:
 
     Attributes:
         name: ``module.param`` or ``module.ifm``.
-        kind: :class:`DataKind` (equal to the strings ``"weight"``, any parameter, or ``"ifm"``).
+        kind: :class:`DataKind` (equal to the strings ``"weight"``, any parameter, ``"ifm"``, or
+            ``"kv_cache"``: ``<attention module>.k_cache`` / ``.v_cache``, see :mod:`eden.nn.kvcache`).
         module: qualified module name ("" for the root).
         param: parameter attribute name (None for IFMs).
         numel: number of values (IFMs: per forward pass of the measured batch,
-            0 when not measured).
-        shape: tensor shape (IFMs: of the measured batch; () when not measured).
+            0 when not measured; KV caches: the cache after the measured forward pass).
+        shape: tensor shape (IFMs: of the measured batch; KV caches: ``[batch, kv_heads,
+            tokens, head_dim]``; () when not measured).
     """
 
     name: str
@@ -115,6 +119,7 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
             the input's shape and the module that failed).
     """
     ifm_shapes: dict[str, tuple[tuple[int, ...], int]] = {}  # name -> (shape, numel)
+    kv_shapes: dict[str, tuple[int, ...]] = {}
     if example_input is not None:
         hooks = []
         for mname, mod in _ifm_modules(model):
@@ -131,7 +136,7 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
                 ifm_shapes[_name] = (shapes[0] if len(shapes) == 1 else (n,), total)
             hooks.append(mod.register_forward_pre_hook(hook))
         try:
-            with torch.no_grad():
+            with torch.no_grad(), kvcache.recording(model) as kv_shapes:
                 model(example_input)
         except (RuntimeError, TypeError, ValueError, IndexError) as exc:
             mismatch = model_failure(model, example_input, exc, "the example input")
@@ -152,6 +157,8 @@ def datatypes(model: nn.Module, example_input: Any = None) -> list[DataType]:
             name = _qual(mname, "ifm")
             shape, n = ifm_shapes.get(name, ((), 0))
             out.append(DataType(name, DataKind.IFM, mname, None, n, shape))
+    for name, mname, n, shape in kvcache.kv_datatype_rows(model, kv_shapes):
+        out.append(DataType(name, DataKind.KV_CACHE, mname, None, n, shape))
     return out
 
 
@@ -466,7 +473,7 @@ class Emulation:
     """
 
     def __init__(self, model: nn.Module, plan: EmulationPlan | Mapping | None, *, seed: int = 0,
-                 address_map: AddressMap | None = None, backend: str = "auto"):
+                 address_map: AddressMap | None = None, backend: str = "auto", kv_semantics: str | None = None):
         if not isinstance(model, nn.Module):
             raise EdenTypeError(f"emulate needs a torch.nn.Module, got {type(model).__name__}")
         if plan is None:
@@ -490,6 +497,9 @@ class Emulation:
         self._forward_index = 0
         self._ifm_cursor = 0
         self._ifm_region = (0, 0)
+        self._kv: kvcache.KVCacheEmulation | None = None
+        self.kv_semantics = kvcache.semantics_of(model) if kv_semantics is None else \
+            kvcache.KVSemantics.coerce(kv_semantics, "KV cache semantics")
 
     # ------------------------------------------------------------------ set up
     def _layout_weights(self) -> int:
@@ -516,8 +526,13 @@ class Emulation:
         if self._active:
             raise RuntimeError("this Emulation is already active")
         weights_end = self._layout_weights()
-        self._ifm_region = (weights_end, self.address_map.organization.capacity_bytes)
+        self._ifm_region, kv_region = kvcache.KVCacheEmulation.region_for(
+            self.model, weights_end, self.address_map.organization.capacity_bytes)
         try:
+            if kv_region[1] > kv_region[0]:  # the model has KV caches (eden.nn.kvcache)
+                self._kv = kvcache.KVCacheEmulation(
+                    self.model, self.configs, self.stats, lambda n: datatype_seed(self.seed, n), self.address_map,
+                    kv_region, self.backend, self.kv_semantics)
             self._hooks.append(self.model.register_forward_pre_hook(self._root_hook, prepend=True))
             for mname, mod in _ifm_modules(self.model):
                 name = _qual(mname, "ifm")
@@ -538,6 +553,12 @@ class Emulation:
             h.remove()
         self._hooks.clear()
         errors = []
+        if self._kv is not None:
+            try:
+                self._kv.release()
+            except Exception as e:  # keep restoring the weights
+                errors.append(e)
+            self._kv = None
         for w in reversed(self._weights):
             try:
                 w.release()
@@ -729,7 +750,7 @@ class Emulation:
 
 
 def emulate(model: nn.Module, plan: EmulationPlan | Mapping | None, *, seed: int = 0,
-            address_map: AddressMap | None = None, backend: str = "auto") -> Emulation:
+            address_map: AddressMap | None = None, backend: str = "auto", kv_semantics: str | None = None) -> Emulation:
     """Context manager: run ``model`` with the plan's errors; restore it exactly on exit.
 
     Args:
@@ -738,9 +759,12 @@ def emulate(model: nn.Module, plan: EmulationPlan | Mapping | None, *, seed: int
         seed: device seed; every data type derives its own stream from it.
         address_map: DRAM organization and mapping (default 16 banks x 64Ki rows x 8 KiB).
         backend: injection backend ("auto": by tensor device).
+        kv_semantics: errors of the KV cache data types, "access" or "stored"
+            (:class:`eden.nn.kvcache.KVSemantics`); default: the model's ``eden_kv_semantics``
+            attribute, else "access".
 
     Raises:
         EdenConfigError: unknown data-type names or patterns in the plan (with close matches).
         EdenInfeasibleError: a model that does not fit the DRAM device.
     """
-    return Emulation(model, plan, seed=seed, address_map=address_map, backend=backend)
+    return Emulation(model, plan, seed=seed, address_map=address_map, backend=backend, kv_semantics=kv_semantics)

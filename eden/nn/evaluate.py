@@ -38,7 +38,21 @@ def top5(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:
     return float(hit.sum()), int(targets.numel())
 
 
-METRICS: dict[str, Metric] = {"top1": top1, "top5": top5}
+def neg_nll(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:
+    """Minus the summed negative log-likelihood (nats) of the targets, and their number.
+
+    Its mean over a data set is ``-ln(perplexity)`` (higher is better, like an accuracy): for a
+    language model, logits ``[B, T, V]`` and next tokens ``[B, T]``; for a classifier, logits
+    ``[B, C]`` and labels ``[B]``.
+    """
+    logits = outputs.logits if hasattr(outputs, "logits") else outputs
+    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                            reduction="sum")
+    return -float(nll), int(targets.numel())
+
+
+METRICS: dict[str, Metric] = {"top1": top1, "top5": top5, "neg_nll": neg_nll}
+"""``top1`` on LM logits ``[B, T, V]`` is the next-token accuracy; ``neg_nll`` is ``-ln(perplexity)``."""
 
 
 def _describe(x, depth: int = 0) -> str:

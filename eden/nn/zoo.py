@@ -138,13 +138,27 @@ class ZooEntry:
     description: str
 
 
+def _tiny_lm() -> nn.Module:
+    from eden.nn.lm import TinyLM
+
+    return TinyLM()
+
+
+def _pydoc_topics(split: Split | str = "test", batch_size: int = 64) -> torch.utils.data.DataLoader:
+    from eden.nn.lm import pydoc_topics_loader
+
+    return pydoc_topics_loader(Split.coerce(split, "pydoc-topics split").value, batch_size=batch_size)
+
+
 MODELS: dict[str, ZooEntry] = {e.name: e for e in (
     ZooEntry("digits-lenet", DigitsLeNet, "digits-lenet.pt", "digits", 40, 3e-3,
              "LeNet-style CNN on the bundled 8x8 digits (default)"),
     ZooEntry("digits-resnet", DigitsResNet, "digits-resnet.pt", "digits", 30, 3e-3,
              "small ResNet with batch norm on the bundled 8x8 digits"),
+    ZooEntry("tiny-lm", _tiny_lm, "tiny-lm.pt", "pydoc-topics", 0, 3e-3,
+             "byte-level 2-layer transformer LM on Python's help topics (scripts/train_tiny_lm.py)"),
 )}
-DATASETS = {"digits": digits_loader}
+DATASETS: dict[str, Callable] = {"digits": digits_loader, "pydoc-topics": _pydoc_topics}
 
 
 def weights_path(name: str) -> Path:
@@ -246,7 +260,8 @@ def resolve_factory(spec: str, kind: str):
 
 
 def build_model(spec: str = "digits-lenet", weights: str | Path | None = None) -> tuple[nn.Module, str]:
-    """(model in eval mode, model id) from a bundled name, ``torchvision:NAME`` or ``pkg.mod:factory``.
+    """(model in eval mode, model id) from a bundled name, ``hf:DIR`` (a local Hugging Face causal LM,
+    :func:`eden.nn.lm.load_hf`), ``torchvision:NAME`` or ``pkg.mod:factory``.
 
     Raises:
         EdenConfigError: an unknown name (with close matches) or a bad factory spec.
@@ -255,6 +270,13 @@ def build_model(spec: str = "digits-lenet", weights: str | Path | None = None) -
     """
     if spec in MODELS:
         return load_model(spec, weights), spec
+    if spec.startswith("hf:"):
+        from eden.nn.lm import load_hf
+
+        model = load_hf(spec[3:])
+        if weights is not None:
+            load_weights(model, weights)
+        return model.eval(), spec
     if spec.startswith("torchvision:"):
         try:
             import torchvision.models as tvm
@@ -276,13 +298,23 @@ def build_model(spec: str = "digits-lenet", weights: str | Path | None = None) -
     return model.eval(), spec
 
 
-def build_data(spec: str = "digits", split: Split | str = "test", batch_size: int = 128):
-    """A DataLoader (any iterable of (inputs, targets) batches) from a bundled name or factory.
+def build_data(spec: str = "digits", split: Split | str = "test", batch_size: int = 128, model: nn.Module | None = None):
+    """A DataLoader (any iterable of (inputs, targets) batches) from a bundled name, a factory or
+    ``text:FILE[:N]`` (windows of a local text file, tokenized by ``model``: :func:`eden.nn.lm.text_loader`;
+    every split is the whole file).
 
     Raises:
-        EdenConfigError: an unknown name (with close matches) or a bad factory spec.
+        EdenConfigError: an unknown name (with close matches) or a bad factory spec; ``text:`` without a model.
         EdenTypeError: the factory returned something that is not iterable.
+        EdenFileError, EdenFileNotFoundError, EdenDataError: a text file that is missing, not UTF-8 or
+            shorter than one context.
     """
+    if spec.startswith("text:"):
+        if model is None:
+            raise EdenConfigError(f"data {spec!r} needs the model whose tokenizer reads it")
+        from eden.nn.lm import text_loader
+
+        return text_loader(spec, model, batch_size=batch_size)
     if spec in DATASETS:
         return DATASETS[spec](split=split, batch_size=batch_size)
     if ":" in spec:

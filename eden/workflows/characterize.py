@@ -409,12 +409,13 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
                        resolution_decades, ber_min, progress, cache, device, reference_accuracy)
     body = ch.run(mode, select, ber)
     fp32_clean = evaluate(model, loader, metric, device=device)
+    lm_fields = _lm_fields(model, dts, example_input)
     record = {
         "format": TOLERANCE_FORMAT, "format_version": TOLERANCE_VERSION, "eden_version": __version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {"id": model_id, "fingerprint": header["model_fingerprint"],
                   "datatypes": [d.name for d in dts]},
-        "data": {"id": data_id, "batch_size": batch},
+        "data": {"id": data_id, "batch_size": batch, **lm_fields.pop("data", {})},
         "metric": header["metric"], "criterion": criterion.value, "target_drop_pp": target_drop_pp,
         "error_model": em.to_spec(), "format_spec": str(fmt), "correction": correction, "seeds": list(seeds),
         "resolution_decades": resolution_decades, "ber_range": [ber_min, ch.max_ber],
@@ -424,16 +425,33 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
                      "reference_source": "clean_in_format" if ch.reference is None else "given"},
         "datatypes": [_dt_record(d, fmt, batch) for d in dts],
         "evaluations": ch.n_evals,
+        **lm_fields,
         **body,
     }
     return record
 
 
+def _lm_fields(model: nn.Module, dts, example_input) -> dict:
+    """What a language model's record adds: tokens per sample (token-id inputs ``[B, T]``) and the
+    KV-cache semantics (when the model has KV-cache data types)."""
+    out: dict[str, Any] = {}
+    if getattr(example_input, "dim", lambda: 0)() == 2 and not example_input.is_floating_point():
+        out["data"] = {"tokens_per_sample": int(example_input.shape[1])}
+    if any(d.kind == "kv_cache" for d in dts):
+        from eden.nn.kvcache import semantics_of
+
+        out["kv_semantics"] = semantics_of(model).value
+    return out
+
+
 def _dt_record(d, fmt: NumericFormat, batch: int) -> dict:
-    per_sample = d.kind == "ifm"
+    per_sample = d.kind in ("ifm", "kv_cache")
     numel = d.numel // batch if per_sample and batch else d.numel
-    return {"name": d.name, "kind": d.kind, "shape": list(d.shape), "numel": numel,
-            "size_bytes": fmt.storage_bytes(numel), "per_sample": per_sample, "format": str(fmt)}
+    rec = {"name": d.name, "kind": d.kind, "shape": list(d.shape), "numel": numel,
+           "size_bytes": fmt.storage_bytes(numel), "per_sample": per_sample, "format": str(fmt)}
+    if d.kind == "kv_cache" and len(d.shape) == 4:  # [batch, kv_heads, tokens, head_dim]
+        rec["bytes_per_token"] = fmt.storage_bytes(d.shape[1] * d.shape[3])
+    return rec
 
 
 # ----------------------------------------------------------------- tolerance file
@@ -458,12 +476,20 @@ def tolerance_table(record: dict) -> str:
     """Readable table of a tolerance record."""
     lines = []
     b = record["baseline"]
+    ppl = record.get("metric") == "neg_nll"
+    _acc = _ppl if ppl else _acc_pct
     lines.append(f"model {record['model']['id']}  error model {record['error_model']}  format "
                  f"{record['format_spec']}  correction {record['correction']}")
-    lines.append(f"clean accuracy {b['clean_fp32'] * 100:.2f}% (fp32), {b['clean_in_format'] * 100:.2f}% in "
-                 f"format; target: mean >= {b['threshold'] * 100:.2f}% ({record['target_drop_pp']:g} pp drop"
-                 f"{_reference_note(b)}), "
-                 f"{len(record['seeds'])} seeds per point")
+    if ppl:
+        lines.append(f"clean perplexity {math.exp(-b['clean_fp32']):.4g} (fp32), {math.exp(-b['clean_in_format']):.4g} "
+                     f"in format; target: perplexity <= {math.exp(-b['threshold']):.4g} (+"
+                     f"{(math.exp(record['target_drop_pp'] / 100) - 1) * 100:.3g}%), mean of ln(perplexity) over "
+                     f"{len(record['seeds'])} seeds per point")
+    else:
+        lines.append(f"clean accuracy {b['clean_fp32'] * 100:.2f}% (fp32), {b['clean_in_format'] * 100:.2f}% in "
+                     f"format; target: mean >= {b['threshold'] * 100:.2f}% ({record['target_drop_pp']:g} pp drop"
+                     f"{_reference_note(b)}), "
+                     f"{len(record['seeds'])} seeds per point")
     if "coarse" in record:
         c = record["coarse"]
         lines.append(f"coarse (all data types): tolerable BER {_fmt_ber(c['tolerable_ber'])}"
@@ -484,11 +510,12 @@ def tolerance_table(record: dict) -> str:
         else:
             lines.append("joint check: never passed; no joint per-data-type BERs")
     if "leave_one_out" in record:
-        lines += [""] + _leave_one_out_lines(record["leave_one_out"])
+        lines += [""] + _leave_one_out_lines(record["leave_one_out"], _acc)
     return "\n".join(lines)
 
 
-def _leave_one_out_lines(loo: dict) -> list[str]:
+def _leave_one_out_lines(loo: dict, _acc=None) -> list[str]:
+    _acc = _acc or _acc_pct
     lines = [f"leave-one-out at BER {loo['ber']:.3g}: every data type corrupted {_acc(loo['every'])}"
              f"{'' if loo['every']['passed'] else ' (misses the target)'}",
              f"{'data type':32s} {'only':>16s} {'cost pp':>8s} {'without':>16s} {'saves pp':>9s}"]
@@ -502,9 +529,18 @@ def _fmt_ber(b: float) -> str:
     return "< min" if b == 0 else f"{b:.3g}"
 
 
-def _acc(a: dict) -> str:
+def _acc_pct(a: dict) -> str:
     lo, hi = a["ci95"]
     return f"{a['mean'] * 100:.2f}% ±{(hi - lo) / 2 * 100:.2f}"
+
+
+def _ppl(a: dict) -> str:
+    """A ``neg_nll`` estimate as perplexity, with the CI of ln(perplexity) mapped through exp."""
+    lo, hi = a["ci95"]
+    return f"ppl {math.exp(-a['mean']):.4g} [{math.exp(-hi):.4g}, {math.exp(-lo):.4g}]"
+
+
+_acc = _acc_pct
 
 
 def plot_tolerance(record: dict, path: str | Path, *, overwrite: bool = False) -> None:

@@ -141,6 +141,15 @@ def derive_seed(seed: int, *parts: Any) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
 
+def task_loss(outputs, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a classifier (logits ``[B, C]``, labels ``[B]``) or the LM loss of a language
+    model (logits ``[B, T, V]``, next tokens ``[B, T]``: the mean over every position)."""
+    logits = outputs.logits if hasattr(outputs, "logits") else outputs
+    if logits.dim() == targets.dim() + 1 and targets.dim() >= 2:
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    return nn.functional.cross_entropy(logits, targets)
+
+
 def _check_ber(name: str, value: Any) -> float:
     return check_number(name, value, lo=0.0, hi=0.5, lo_open=True)
 
@@ -898,7 +907,7 @@ def _train_epoch(net, model, dataset, eval_loader, config: RetrainConfig, curric
             x, y = _to(batch[0], device), _to(batch[1], device)
             optimizer.zero_grad(set_to_none=True)
             with emulate(model, plan, seed=derive_seed(config.seed, "train", epoch, dist.rank, b)) as emu:
-                loss = nn.functional.cross_entropy(net(x), y)
+                loss = task_loss(net(x), y)
                 loss.backward()
             # The emulation put the clean weights back: the step updates them (straight-through).
             for s in emu.stats.values():
