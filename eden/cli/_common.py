@@ -103,13 +103,13 @@ def model_options(f):
     """
     options = [
         click.option("--model", "model_spec", default="digits-lenet", show_default=True,
-                     help="Bundled model name (digits-lenet, tiny-lm, ...), hf:DIR (a local Hugging Face causal LM), "
-                          "torchvision:NAME, or package.module:factory returning an nn.Module."),
+                     help="Bundled model name (digits-lenet, tiny-lm, ...), hf:DIR (a local Hugging Face causal "
+                          "LM), torchvision:NAME, or package.module:factory returning an nn.Module."),
         click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="State dict (.pt) to load into the model."),
         click.option("--data", "data_spec", default="digits", show_default=True,
-                     help="Bundled dataset name (digits, pydoc-topics), text:FILE[:N] (a local text file in windows of N "
-                          "tokens, tokenized by the model), or package.module:factory returning a DataLoader."),
+                     help="Bundled dataset name (digits, pydoc-topics), text:FILE[:N] (a local text file in windows "
+                          "of N tokens, tokenized by the model), or package.module:factory returning a DataLoader."),
         click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
                      help="Evaluation batch size (bundled data only)."),
         click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)."),

@@ -50,13 +50,43 @@ def deploy_options(f):
     return f
 
 
+def _workloads() -> tuple[str, ...]:
+    from eden.workflows.deploy import Workload
+
+    return Workload.values()
+
+
+def generation_options(f):
+    """The workload of the traffic model (shared by `eden map` and `eden run`): inference, or an LM generation."""
+    options = [
+        click.option("--workload", type=LazyChoice(_workloads), default="inference", show_default=True,
+                     help="inference: one forward pass of --inference-batch samples; generation: a language model's "
+                          "prefill of --prompt-tokens, then --new-tokens decode steps for --inference-batch "
+                          "sequences (energy and DRAM time per generated token)."),
+        click.option("--prompt-tokens", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Generation: prompt tokens per sequence (the prefill)."),
+        click.option("--new-tokens", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Generation: decode steps (tokens generated per sequence)."),
+        click.option("--decode-memory-bound-fraction", type=click.FloatRange(min=0, max=1, min_open=True),
+                     default=0.9, show_default=True,
+                     help="Generation: share of a decode step's time spent on DRAM accesses (--memory-bound-fraction "
+                          "is then the prefill's)."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
 def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks, objective,
-                 tolerance_source):
+                 tolerance_source, workload="inference", prompt_tokens=64, new_tokens=64,
+                 decode_memory_bound_fraction=0.9):
     from eden.workflows.deploy import DeployOptions
 
     return DeployOptions(policy=policy, batch_size=inference_batch, alpha=alpha,
                          memory_bound_fraction=memory_bound_fraction, hit_rate=hit_rate,
-                         partition_banks=partition_banks, tolerance=tolerance_source, objective=objective)
+                         partition_banks=partition_banks, tolerance=tolerance_source, objective=objective,
+                         workload=workload, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+                         decode_memory_bound_fraction=decode_memory_bound_fraction)
 
 
 @main.command("map")
@@ -66,6 +96,7 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 @click.option("--profile", "profile_name", default="ddr4-2400-8gb-x8", show_default=True,
               help="DRAM profile name or file.")
 @deploy_options
+@generation_options
 @click.option("--validate/--no-validate", default=True, show_default=True,
               help="Check the mapping by emulation (needs the model the tolerance file belongs to).")
 @click.option("--model", "model_spec", default=None,
@@ -80,7 +111,8 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 @click.option("--force", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
-            partition_banks, objective, tolerance_source, validate, model_spec, weights, data_spec, batch_size, device,
+            partition_banks, objective, tolerance_source, workload, prompt_tokens, new_tokens,
+            decode_memory_bound_fraction, validate, model_spec, weights, data_spec, batch_size, device,
             seeds, output, force, as_json):
     """Map each data type to the most aggressive DRAM partition it tolerates; report energy/latency."""
     from eden.core.io import write_json
@@ -92,7 +124,8 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
     record = load_tolerance(tolerance_path)
     profile = load_profile_or_fail(profile_name)
     opts = make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks,
-                        objective, tolerance_source)
+                        objective, tolerance_source, workload, prompt_tokens, new_tokens,
+                        decode_memory_bound_fraction)
     model = loader = dev = None
     if validate:
         model, _, loader, dev = build_model_and_data(model_spec or record["model"]["id"], weights,

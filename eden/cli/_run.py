@@ -9,13 +9,16 @@ import click
 
 from eden.cli import main
 from eden.cli._common import LazyChoice, mapping_policies, mode_choice
+from eden.cli._deploy import generation_options
 
 
 @main.command("run")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eden-run"),
               show_default=True, help="Where every stage's output goes; rerun to resume.")
-@click.option("--model", default="digits-lenet", show_default=True, help="Bundled model or package.module:factory.")
-@click.option("--data", default="digits", show_default=True, help="Bundled dataset or package.module:factory.")
+@click.option("--model", default="digits-lenet", show_default=True,
+              help="Bundled model (digits-lenet, tiny-lm, ...), hf:DIR or package.module:factory.")
+@click.option("--data", default="digits", show_default=True,
+              help="Bundled dataset (digits, pydoc-topics), text:FILE[:N] or package.module:factory.")
 @click.option("--profile", default="ddr4-2400-8gb-x8", show_default=True, help="DRAM profile.")
 @click.option("--error-model", "-m", default="profile", show_default=True,
               help='Error-model shape for characterization/retraining ("profile": the profile\'s own).')
@@ -33,13 +36,16 @@ from eden.cli._common import LazyChoice, mapping_policies, mode_choice
 @click.option("--policy", type=LazyChoice(mapping_policies), default="milp", show_default=True)
 @click.option("--memory-bound-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5,
               show_default=True)
+@click.option("--inference-batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Samples (generation: sequences) per inference for the DRAM traffic model.")
+@generation_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--restart", is_flag=True, help="Discard an existing run directory with other settings.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_drop, seeds, resolution,
-            retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, seed, restart, progress,
-            as_json):
+            retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, inference_batch, workload,
+            prompt_tokens, new_tokens, decode_memory_bound_fraction, seed, restart, progress, as_json):
     """Clean accuracy -> characterize -> retrain -> characterize -> map -> validate -> report."""
     from eden.workflows.pipeline import RunConfig, run_pipeline, summary_text
 
@@ -48,7 +54,9 @@ def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_
     cfg = RunConfig(model=model, data=data, profile=profile, error_model=error_model, format=fmt,
                     correction=correction, target_drop_pp=target_drop, seeds=seeds, resolution_decades=resolution,
                     retrain_epochs=retrain_epochs, retrain_batch_size=retrain_batch_size, retrain_gain=retrain_gain,
-                    policy=policy, memory_bound_fraction=memory_bound_fraction, seed=seed)
+                    policy=policy, memory_bound_fraction=memory_bound_fraction, seed=seed,
+                    inference_batch=inference_batch, workload=workload, prompt_tokens=prompt_tokens,
+                    new_tokens=new_tokens, decode_memory_bound_fraction=decode_memory_bound_fraction)
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     summary = run_pipeline(run_dir, cfg, restart=restart, progress=progress, log=log)
     if as_json:

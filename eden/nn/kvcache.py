@@ -72,7 +72,7 @@ class KVSemantics(Mode):
 
 def set_semantics(model: nn.Module, semantics: KVSemantics | str) -> None:
     """Make ``semantics`` the KV semantics of every emulation of ``model`` (attribute ``eden_kv_semantics``)."""
-    model.eden_kv_semantics = KVSemantics.coerce(semantics, "KV cache semantics").value
+    setattr(model, "eden_kv_semantics", KVSemantics.coerce(semantics, "KV cache semantics").value)  # noqa: B010
 
 
 def semantics_of(model: nn.Module) -> KVSemantics:
@@ -83,7 +83,7 @@ def semantics_of(model: nn.Module) -> KVSemantics:
 def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Modules with an integer ``layer_idx`` and no descendant that has one, in model order."""
     found = [(n, m) for n, m in model.named_modules()
-             if isinstance(getattr(m, "layer_idx", None), int) and not isinstance(getattr(m, "layer_idx"), bool)]
+             if isinstance(getattr(m, "layer_idx", None), int) and not isinstance(m.layer_idx, bool)]
     names = [n for n, _ in found]
     inner = []
     for n, m in found:
@@ -105,7 +105,7 @@ def _layer_table(model: nn.Module) -> dict[int, str]:
     """layer_idx -> attention module name (EdenDataError when two modules share one)."""
     table: dict[int, str] = {}
     for name, mod in attention_modules(model):
-        idx = mod.layer_idx
+        idx = int(getattr(mod, "layer_idx"))  # noqa: B009 (an int, checked by attention_modules)
         if idx in table:
             raise EdenDataError(f"unknown cache layout: attention modules {table[idx]!r} and {name!r} share "
                                 f"layer_idx {idx}, so their KV caches cannot be told apart")
@@ -324,9 +324,9 @@ class KVCacheEmulation:
 
     def _place(self, name: str, start_token: int, tokens: int, entry_bytes: int) -> int:
         if (start_token + tokens) * entry_bytes > self.slot_bytes:
-            raise EdenInfeasibleError(f"{name}: {start_token + tokens} cached tokens of {entry_bytes} bytes each do not "
-                                      f"fit its {self.slot_bytes}-byte DRAM slot; use a larger DramOrganization or a "
-                                      "smaller batch")
+            raise EdenInfeasibleError(f"{name}: {start_token + tokens} cached tokens of {entry_bytes} bytes each do "
+                                      f"not fit its {self.slot_bytes}-byte DRAM slot; use a larger DramOrganization or "
+                                      "a smaller batch")
         return self.base[name] + start_token * entry_bytes
 
     def _corrupt(self, name: str, cfg, buf: torch.Tensor, base: int, access: int):

@@ -105,7 +105,7 @@ def new_cache(model: nn.Module):
     if _is_hf(model):
         from transformers import DynamicCache
 
-        return DynamicCache(config=model.config)
+        return DynamicCache(config=getattr(model, "config"))  # noqa: B009
     make = getattr(model, "new_cache", None)
     return make() if callable(make) else KVCache()
 

@@ -298,7 +298,8 @@ def build_model(spec: str = "digits-lenet", weights: str | Path | None = None) -
     return model.eval(), spec
 
 
-def build_data(spec: str = "digits", split: Split | str = "test", batch_size: int = 128, model: nn.Module | None = None):
+def build_data(spec: str = "digits", split: Split | str = "test", batch_size: int = 128,
+               model: nn.Module | None = None):
     """A DataLoader (any iterable of (inputs, targets) batches) from a bundled name, a factory or
     ``text:FILE[:N]`` (windows of a local text file, tokenized by ``model``: :func:`eden.nn.lm.text_loader`;
     every split is the whole file).

@@ -49,6 +49,14 @@ class ToleranceSource(Mode):
     COARSE = "coarse"  # one BER for every data type
 
 
+class Workload(Mode):
+    """What one unit of the traffic model is: one inference (a forward pass of ``batch_size``
+    samples), or one generation of a language model (a prefill, then decode steps)."""
+
+    INFERENCE = "inference"
+    GENERATION = "generation"
+
+
 class Objective(Mode):
     """What the mapper minimizes per inference."""
 
@@ -74,6 +82,11 @@ class DeployOptions:
             "coarse"; the string or the member).
         objective: what the mapper minimizes (:class:`Objective`): "energy" (DRAM energy per
             inference) or "latency" (DRAM access time per inference).
+        workload: :class:`Workload`: "inference", or "generation" (a language model: a prefill of
+            ``prompt_tokens``, then ``new_tokens`` decode steps for ``batch_size`` sequences;
+            ``eden.power.decode``). For a generation ``memory_bound_fraction`` is the prefill's and
+            ``decode_memory_bound_fraction`` the decode steps'; the report adds figures per
+            generated token.
 
     Raises:
         EdenConfigError, EdenTypeError: a field out of range or of the wrong type, an unknown
@@ -88,6 +101,10 @@ class DeployOptions:
     partition_banks: int | None = None
     tolerance: ToleranceSource | str = ToleranceSource.JOINT
     objective: Objective | str = Objective.ENERGY
+    workload: Workload | str = Workload.INFERENCE
+    prompt_tokens: int = 64
+    new_tokens: int = 64
+    decode_memory_bound_fraction: float = 0.9
 
     def __post_init__(self):
         # Checked, not converted: the report records the values as given.
@@ -98,6 +115,17 @@ class DeployOptions:
         check_int("partition_banks", self.partition_banks, lo=1, optional=True)
         object.__setattr__(self, "tolerance", ToleranceSource.coerce(self.tolerance, "tolerance source"))
         object.__setattr__(self, "objective", Objective.coerce(self.objective, "objective"))
+        object.__setattr__(self, "workload", Workload.coerce(self.workload, "workload"))
+        check_int("prompt_tokens", self.prompt_tokens, lo=1)
+        check_int("new_tokens", self.new_tokens, lo=1)
+        check_number("decode_memory_bound_fraction", self.decode_memory_bound_fraction, lo=0.0, hi=1.0, lo_open=True)
+
+    @property
+    def generation(self):
+        """The :class:`eden.power.decode.Generation` of a generation workload."""
+        from eden.power.decode import Generation
+
+        return Generation(self.prompt_tokens, self.new_tokens, self.batch_size)
 
     @property
     def access_model(self) -> AccessModel:
@@ -137,8 +165,33 @@ def demands_from_tolerance(record: dict, *, batch_size: int,
 
 
 def traffic_from_tolerance(record: dict, *, batch_size: int):
-    tensors = [(d["name"], d["kind"], int(d["size_bytes"])) for d in record["datatypes"]]
+    # one forward pass: a KV cache is written and read once per sample, like an IFM
+    tensors = [(d["name"], "ifm" if d["kind"] == "kv_cache" else d["kind"], int(d["size_bytes"]))
+               for d in record["datatypes"]]
     return inference_traffic(tensors, batch_size=batch_size)
+
+
+def generation_tensors(record: dict) -> list[tuple[str, str, int]]:
+    """``(name, kind, nbytes)`` of a language model's record for :mod:`eden.power.decode`: weights
+    whole, IFMs and KV caches per token of one sequence.
+
+    Raises:
+        EdenDataError: the record is not a language model's (no tokens per sample).
+    """
+    tokens = record.get("data", {}).get("tokens_per_sample")
+    if not tokens:
+        raise EdenDataError("the generation workload needs a language model's tolerance record (token-id inputs; "
+                            "the record has no data.tokens_per_sample): characterize an LM on text data")
+    out = []
+    for d in record["datatypes"]:
+        if d["kind"] == "kv_cache":
+            nbytes = int(d.get("bytes_per_token") or -(-int(d["size_bytes"]) // tokens))
+        elif d["kind"] == "ifm":
+            nbytes = -(-int(d["size_bytes"]) // tokens)
+        else:
+            nbytes = int(d["size_bytes"])
+        out.append((d["name"], d["kind"], nbytes))
+    return out
 
 
 def memspec_of(profile):
@@ -151,17 +204,30 @@ def cost_matrix(record: dict, profile, partitions: Sequence[Partition], options:
     """(cost [D, P], per-partition energy reports): energy (J) or access time (s) per inference."""
     import numpy as np
 
-    traffic = traffic_from_tolerance(record, batch_size=options.batch_size)
     memspec = memspec_of(profile)
     org = profile.organization.to_address()
-    names = [t.name for t in traffic]
+    generation = options.workload is Workload.GENERATION
+    if generation:
+        tensors = generation_tensors(record)
+        names = [t[0] for t in tensors]
+    else:
+        traffic = traffic_from_tolerance(record, batch_size=options.batch_size)
+        names = [t.name for t in traffic]
     reports = {}
     cost = np.zeros((len(names), len(partitions)))
     for j, p in enumerate(partitions):
-        rep = energy_report(traffic, memspec, org, vdd_v=None if p.nominal else p.vdd_v,
-                            trcd_ns=None if p.nominal else p.trcd_ns, alpha=options.alpha,
-                            model=options.access_model, memory_bound_fraction=options.memory_bound_fraction,
-                            samples=options.batch_size)
+        vdd, trcd = (None, None) if p.nominal else (p.vdd_v, p.trcd_ns)
+        if generation:
+            from eden.power.decode import generation_report
+
+            rep = generation_report(tensors, options.generation, memspec, org, vdd_v=vdd, trcd_ns=trcd,
+                                    alpha=options.alpha, model=options.access_model,
+                                    prefill_memory_bound_fraction=options.memory_bound_fraction,
+                                    decode_memory_bound_fraction=options.decode_memory_bound_fraction).total
+        else:
+            rep = energy_report(traffic, memspec, org, vdd_v=vdd, trcd_ns=trcd, alpha=options.alpha,
+                                model=options.access_model, memory_bound_fraction=options.memory_bound_fraction,
+                                samples=options.batch_size)
         reports[p.name] = rep
         by_name = {d.name: d for d in rep.data_types}
         for i, n in enumerate(names):
@@ -212,7 +278,7 @@ def evaluate_mapping(model, loader, record: dict, profile, assignment: dict[str,
     plan = emulation_plan(record, profile, assignment)
     vals = []
     for s in seeds:
-        with emulate(model, plan, seed=s):
+        with emulate(model, plan, seed=s, kv_semantics=record.get("kv_semantics")):
             vals.append(evaluate(model, loader, record.get("metric", "top1"), device=device))
     return estimate(vals)
 
@@ -303,8 +369,16 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
                      "partition_ber": p.ber, "energy_nominal_j": en, "energy_mapped_j": eo,
                      "access_time_nominal_s": tn, "access_time_mapped_s": to,
                      "fallback": dt.name in result.fallbacks})
-    f = options.memory_bound_fraction
+    generation = options.workload is Workload.GENERATION
+    # a generation's memory-bound fraction is that of its two phases together
+    f = nominal_rep.latency.memory_bound_fraction if generation else options.memory_bound_fraction
     speedup = 1.0 / ((1 - f) + f * (t_map / t_nom)) if t_nom > 0 else 1.0
+    per_token = {}
+    if generation:
+        n = options.generation.generated_tokens
+        per_token = {"generated_tokens": n, "energy_per_token_nominal_j": e_nom / n,
+                     "energy_per_token_mapped_j": e_map / n, "dram_time_per_token_nominal_s": t_nom / n,
+                     "dram_time_per_token_mapped_s": t_map / n}
     return {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "eden_version": __version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -323,7 +397,7 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
                    "access_time_saving_fraction": (1 - t_map / t_nom) if t_nom > 0 else 0.0,
                    "memory_bound_fraction": f, "speedup": speedup,
                    "per_sample_energy_nominal_j": e_nom / options.batch_size,
-                   "per_sample_energy_mapped_j": e_map / options.batch_size},
+                   "per_sample_energy_mapped_j": e_map / options.batch_size, **per_token},
         "fallbacks": {k: v for k, v in result.fallbacks.items()} if isinstance(result.fallbacks, dict)
         else list(result.fallbacks),
         "mapping": result.to_dict(),
@@ -385,6 +459,15 @@ def report_table(rep: dict) -> str:
                      f"{r['vdd_v'] or 0:>6.3g} {r['trcd_ns'] or 0:>6.3g} {r['energy_nominal_j'] * 1e9:>11.4g} "
                      f"{r['energy_mapped_j'] * 1e9:>11.4g}" + ("  (fallback: nominal)" if r["fallback"] else ""))
     lines.append("")
+    if "energy_per_token_nominal_j" in t:
+        o = rep["options"]
+        lines.append(f"generation: prompt {o['prompt_tokens']} tokens, {o['new_tokens']} decode steps, batch "
+                     f"{o['batch_size']} ({t['generated_tokens']} generated tokens; decode memory-bound fraction "
+                     f"{o['decode_memory_bound_fraction']:g}); the energies below are per generation")
+        lines.append(f"DRAM energy per generated token: {t['energy_per_token_nominal_j'] * 1e9:.4g} nJ nominal -> "
+                     f"{t['energy_per_token_mapped_j'] * 1e9:.4g} nJ mapped; DRAM time per token "
+                     f"{t['dram_time_per_token_nominal_s'] * 1e9:.4g} ns -> "
+                     f"{t['dram_time_per_token_mapped_s'] * 1e9:.4g} ns")
     lines.append(f"DRAM energy per inference: {t['energy_nominal_j'] * 1e6:.4g} uJ nominal -> "
                  f"{t['energy_mapped_j'] * 1e6:.4g} uJ mapped ({t['energy_saving_fraction'] * 100:.1f}% saved)")
     lines.append(f"DRAM access time: {t['access_time_nominal_s'] * 1e6:.4g} us -> "

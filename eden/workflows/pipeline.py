@@ -71,6 +71,10 @@ class RunConfig:
     alpha: float = 1.0
     seed: int = 0
     eval_batch_size: int = 512
+    workload: str = "inference"  # or "generation": a language model's prefill + decode steps (per-token energy)
+    prompt_tokens: int = 64
+    new_tokens: int = 64
+    decode_memory_bound_fraction: float = 0.9
 
     def __post_init__(self):
         check_number("target_drop_pp", self.target_drop_pp, lo=0.0, hi=100.0, lo_open=True, hi_open=True)
@@ -82,6 +86,9 @@ class RunConfig:
         NumericFormat.parse(self.format)
         CorrectionMode.coerce(self.correction, "correction")
         Schedule.coerce(self.retrain_schedule, "retrain_schedule")
+        from eden.workflows.deploy import Workload
+
+        Workload.coerce(self.workload, "workload")
 
 
 def shape_model(cfg: RunConfig, profile):
@@ -195,7 +202,7 @@ class Run:
         em, em_label = shape_model(cfg, profile)
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model, model_id = zoo.build_model(cfg.model)
-        loader = zoo.build_data(cfg.data, "test", cfg.eval_batch_size)
+        loader = zoo.build_data(cfg.data, "test", cfg.eval_batch_size, model=model)
         return _Inputs(profile, em, em_label, dev, model.to(dev), model_id, loader, list(range(cfg.seeds)))
 
     def _deploy_options(self):
@@ -203,7 +210,9 @@ class Run:
 
         cfg = self.cfg
         return DeployOptions(policy=cfg.policy, batch_size=cfg.inference_batch, alpha=cfg.alpha,
-                             memory_bound_fraction=cfg.memory_bound_fraction)
+                             memory_bound_fraction=cfg.memory_bound_fraction, workload=cfg.workload,
+                             prompt_tokens=cfg.prompt_tokens, new_tokens=cfg.new_tokens,
+                             decode_memory_bound_fraction=cfg.decode_memory_bound_fraction)
 
     def _stage_clean(self, inputs: _Inputs) -> dict:
         """1. Clean accuracy of the model -> clean.done.json."""
@@ -255,7 +264,7 @@ class Run:
                                  correction=cfg.correction, epochs=cfg.retrain_epochs,
                                  schedule=cfg.retrain_schedule, lr=cfg.retrain_lr,
                                  batch_size=cfg.retrain_batch_size, seed=cfg.seed)
-            train = zoo.build_data(cfg.data, "train", 64)
+            train = zoo.build_data(cfg.data, "train", 64, model=retrained)
             res = retrain(retrained, train, inputs.loader, rcfg, tolerance=None,
                           checkpoint=self.path("retrain.ckpt"), resume=True, model_id=inputs.model_id,
                           data_id=cfg.data, progress=self.progress, device=inputs.device)
@@ -318,6 +327,8 @@ def summarize(cfg, clean, tol_b, tol_a, map_b, map_r, em_label, retrain_report) 
                 "clean_accuracy": tol["baseline"]["clean_fp32"],
                 "energy_nominal_j": t["energy_nominal_j"], "energy_mapped_j": t["energy_mapped_j"],
                 "energy_saving_fraction": t["energy_saving_fraction"],
+                **{k: t[k] for k in ("energy_per_token_nominal_j", "energy_per_token_mapped_j",
+                                     "dram_time_per_token_nominal_s", "dram_time_per_token_mapped_s") if k in t},
                 "access_time_saving_fraction": t["access_time_saving_fraction"], "speedup": t["speedup"],
                 "accuracy_under_mapping": _acc(rep), "target_met": rep["validation"].get("passed"),
                 "backoff_steps": len(rep["validation"].get("backoff_steps", [])),
@@ -363,6 +374,12 @@ def summary_text(s: dict) -> str:
         f"{'coarse tolerable BER':34s} {b['coarse_tolerable_ber']:>24.3g} {r['coarse_tolerable_ber']:>24.3g}",
         f"{'DRAM energy / inference (uJ)':34s} {b['energy_mapped_j'] * 1e6:>24.4g} {r['energy_mapped_j'] * 1e6:>24.4g}",
         f"{'  (nominal DRAM: uJ)':34s} {b['energy_nominal_j'] * 1e6:>24.4g} {r['energy_nominal_j'] * 1e6:>24.4g}",
+        *([f"{'DRAM energy / generated token (nJ)':34s} {b['energy_per_token_mapped_j'] * 1e9:>24.4g} "
+           f"{r['energy_per_token_mapped_j'] * 1e9:>24.4g}",
+           f"{'  (nominal DRAM: nJ / token)':34s} {b['energy_per_token_nominal_j'] * 1e9:>24.4g} "
+           f"{r['energy_per_token_nominal_j'] * 1e9:>24.4g}",
+           f"{'DRAM time / generated token (ns)':34s} {b['dram_time_per_token_mapped_s'] * 1e9:>24.4g} "
+           f"{r['dram_time_per_token_mapped_s'] * 1e9:>24.4g}"] if "energy_per_token_mapped_j" in r else []),
         f"{'DRAM energy saved vs nominal':34s} {pct(b['energy_saving_fraction']):>24s} "
         f"{pct(r['energy_saving_fraction']):>24s}",
         f"{'DRAM access time saved':34s} {pct(b['access_time_saving_fraction']):>24s} "
