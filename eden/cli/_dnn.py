@@ -94,10 +94,15 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
                    "'!stem.0.ifm': all but the input). Default: all.")
 @click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An eden-plan JSON file instead of the options above.")
+@click.option("--metric", type=LazyChoice(_metrics), default="top1", show_default=True,
+              help="top1 (accuracy; next-token accuracy of a language model), top5, or neg_nll (-ln perplexity).")
+@click.option("--kv-semantics", type=mode_choice("eden.nn.kvcache", "KVSemantics"), default="access",
+              show_default=True, help="Errors of the KV cache (transformers): redrawn on every read (access) or "
+                                      "stored once and kept for later reads (stored).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds 0..N-1.")
 @click.option("--json", "as_json", is_flag=True)
 def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction, select,
-                plan_path, seeds, as_json):
+                plan_path, metric, kv_semantics, seeds, as_json):
     """Evaluate a model with bit errors in its data types (mean and 95% CI over seeds)."""
     from eden.nn.emulate import emulate
     from eden.nn.evaluate import estimate, evaluate
@@ -110,23 +115,30 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
     model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
     if plan.entries and not plan.resolve(model):
         fail("the plan leaves no data type of the model to corrupt (see `eden datatypes`)")
-    clean = evaluate(model, loader, device=dev)
+    clean = evaluate(model, loader, metric, device=dev)
     values, summaries = [], []
     for seed in range(seeds):
-        with emulate(model, plan, seed=seed) as emu:
-            values.append(evaluate(model, loader, device=dev))
+        with emulate(model, plan, seed=seed, kv_semantics=kv_semantics) as emu:
+            values.append(evaluate(model, loader, metric, device=dev))
         summaries.append(emu.summary())
     est = estimate(values)
     bits = sum(s["bits"] for s in summaries[0].values())
     flipped = sum(s["flipped_bits"] for summ in summaries for s in summ.values())
-    out = {"model": model_id, "plan": plan.to_dict(), "clean_accuracy": clean, "accuracy": est.to_dict(),
+    out = {"model": model_id, "plan": plan.to_dict(), "metric": metric, "clean_accuracy": clean,
+           "accuracy": est.to_dict(),
            "seeds": list(range(seeds)), "datatypes": summaries[0],
            "realized_ber": flipped / (bits * seeds) if bits else 0.0}
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    click.echo(f"{model_id}: clean top-1 {clean * 100:.2f}%, emulated {est} (95% CI over {seeds} seeds), "
-               f"{len(summaries[0])} data types corrupted, realized BER {out['realized_ber']:.3g}")
+    if metric == "neg_nll":
+        lo, hi = est.ci_low, est.ci_high
+        value = (f"clean perplexity {math.exp(-clean):.4g}, emulated {math.exp(-est.mean):.4g} "
+                 f"[{math.exp(-hi):.4g}, {math.exp(-lo):.4g}]")
+    else:
+        value = f"clean {metric} {clean * 100:.2f}%, emulated {est}"
+    click.echo(f"{model_id}: {value} (95% CI over {seeds} seeds), {len(summaries[0])} data types corrupted, "
+               f"realized BER {out['realized_ber']:.3g}")
 
 
 @main.command("characterize")

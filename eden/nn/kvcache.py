@@ -418,15 +418,22 @@ class KVCacheEmulation:
                     if full is None:
                         st.logs.clear()
                         continue
-                    for start, n, idx, payload in reversed(st.logs):
-                        view = full[:, :, start:start + n, :]
-                        if idx is None:
-                            view.copy_(_back(payload))
-                        else:
-                            buf = _token_major(view)
-                            _xor_(buf, idx, payload)
-                            view.copy_(_back(buf))
+                    # a cache made under torch.inference_mode is written back under it
+                    mode = torch.inference_mode() if full.is_inference() else contextlib.nullcontext()
+                    with mode:
+                        self._undo(full, st.logs)
                     st.logs.clear()
+
+    @staticmethod
+    def _undo(full: torch.Tensor, logs: list) -> None:
+        for start, n, idx, payload in reversed(logs):
+            view = full[:, :, start:start + n, :]
+            if idx is None:
+                view.copy_(_back(payload))
+            else:
+                buf = _token_major(view)
+                _xor_(buf, idx, payload)
+                view.copy_(_back(buf))
 
     def release(self) -> None:
         """Remove the hooks and wrappers; restore stored corruption."""

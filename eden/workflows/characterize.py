@@ -493,7 +493,7 @@ def tolerance_table(record: dict) -> str:
     if "coarse" in record:
         c = record["coarse"]
         lines.append(f"coarse (all data types): tolerable BER {_fmt_ber(c['tolerable_ber'])}"
-                     + (f"  accuracy {_acc(c['accuracy'])}" if c["accuracy"] else ""))
+                     + (f"  {'at' if ppl else 'accuracy'} {_acc(c['accuracy'])}" if c["accuracy"] else ""))
     if "fine" in record:
         sizes = {d["name"]: d for d in record["datatypes"]}
         lines.append("")

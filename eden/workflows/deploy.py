@@ -383,6 +383,7 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "eden_version": __version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": record["model"], "profile": profile.name, "memspec": nominal_rep.memspec,
+        "metric": record.get("metric", "top1"),
         "tolerance": {"error_model": record["error_model"], "format": record["format_spec"],
                       "correction": record["correction"], "target_drop_pp": record["target_drop_pp"],
                       "source": options.tolerance},
@@ -468,7 +469,8 @@ def report_table(rep: dict) -> str:
                      f"{t['energy_per_token_mapped_j'] * 1e9:.4g} nJ mapped; DRAM time per token "
                      f"{t['dram_time_per_token_nominal_s'] * 1e9:.4g} ns -> "
                      f"{t['dram_time_per_token_mapped_s'] * 1e9:.4g} ns")
-    lines.append(f"DRAM energy per inference: {t['energy_nominal_j'] * 1e6:.4g} uJ nominal -> "
+    unit = "generation" if "energy_per_token_nominal_j" in t else "inference"
+    lines.append(f"DRAM energy per {unit}: {t['energy_nominal_j'] * 1e6:.4g} uJ nominal -> "
                  f"{t['energy_mapped_j'] * 1e6:.4g} uJ mapped ({t['energy_saving_fraction'] * 100:.1f}% saved)")
     lines.append(f"DRAM access time: {t['access_time_nominal_s'] * 1e6:.4g} us -> "
                  f"{t['access_time_mapped_s'] * 1e6:.4g} us "
@@ -478,9 +480,16 @@ def report_table(rep: dict) -> str:
     if v.get("validated"):
         a = v["accuracy"]
         half = (a["ci95"][1] - a["ci95"][0]) / 2
-        lines.append(f"accuracy under the mapping (emulated, {len(v['seeds'])} seeds): {a['mean'] * 100:.2f}% "
-                     f"±{half * 100:.2f} (95% CI); target >= {v['threshold'] * 100:.2f}%: "
-                     f"{'met' if v['passed'] else 'NOT met'}"
+        if rep.get("metric") == "neg_nll":  # -ln(perplexity): shown as perplexity
+            import math
+
+            value = (f"perplexity under the mapping (emulated, {len(v['seeds'])} seeds): {math.exp(-a['mean']):.4g} "
+                     f"[{math.exp(-a['ci95'][1]):.4g}, {math.exp(-a['ci95'][0]):.4g}] (95% CI); target <= "
+                     f"{math.exp(-v['threshold']):.4g}")
+        else:
+            value = (f"accuracy under the mapping (emulated, {len(v['seeds'])} seeds): {a['mean'] * 100:.2f}% "
+                     f"±{half * 100:.2f} (95% CI); target >= {v['threshold'] * 100:.2f}%")
+        lines.append(f"{value}: {'met' if v['passed'] else 'NOT met'}"
                      + (f"; backed off {len(v['backoff_steps'])} step(s)" if v["backoff_steps"] else ""))
     else:
         lines.append(f"not validated by emulation ({v.get('reason')})")
