@@ -286,7 +286,7 @@ class Characterizer:
         assert self.cache is not None  # made in __post_init__
         key = json.dumps(["as is"])
         if self.cache.get(key) is None:
-            self.pool.run([Task(key, None, 0)], lambda task, value: self.cache.put(key, value))  # type: ignore
+            self.pool.run([Task(key, None, 0)], lambda task, value: self.cache.put(key, value))
             self.cache.flush()
         return self.cache.values[key]
 

@@ -230,10 +230,14 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
 class _RayWorker:
     """The state of one Ray worker: the workload, loaded once (a Ray actor class is made from it)."""
 
-    def __init__(self, payload, device: str):
+    def __init__(self, boxed_payload: list, device: str):
+        import ray
         import torch
 
-        model, loader, metric = payload
+        # The payload's reference comes in a list, so Ray does not resolve it as a constructor argument (an
+        # argument in the object store makes restarts fragile: ray-project/ray#53727); the pool holds the
+        # reference for as long as the workers live, and a restarted worker reads it again here.
+        model, loader, metric = ray.get(boxed_payload[0])
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.loader, self.metric = loader, metric
@@ -356,7 +360,7 @@ class RayExecutor(Executor):
         actor_cls = ray.remote(_RayWorker).options(num_cpus=1, num_gpus=gpus, max_restarts=RAY_MAX_RESTARTS,
                                                    max_task_retries=RAY_MAX_RESTARTS)
         device = "cuda" if gpus > 0 else "cpu"
-        actors = [actor_cls.remote(payload, device) for _ in range(n)]
+        actors = [actor_cls.remote([payload], device) for _ in range(n)]
         hook = self.on_result
         pool = _RayPool(ray, actors, None)
         if hook is not None:
