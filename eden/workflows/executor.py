@@ -355,6 +355,12 @@ class RayExecutor(Executor):
             n = max(1, int(res.get("GPU", 0) / gpus))
         else:
             n = max(1, int(res.get("CPU", 1)))
+        have_cpu, have_gpu = res.get("CPU", 0), res.get("GPU", 0)
+        if n > have_cpu + 1e-9 or n * gpus > have_gpu + 1e-9:
+            # Ray would leave the workers that do not fit pending, and the evaluations sent to them waiting.
+            raise EdenConfigError(f"{n} Ray workers need {n} CPUs" + (f" and {n * gpus:g} GPUs" if gpus else "")
+                                  + f"; the cluster has {have_cpu:g} CPUs and {have_gpu:g} GPUs (choose fewer "
+                                  "--workers, or fewer --gpus-per-worker)")
         model = copy.deepcopy(workload.model).cpu()  # shipped once, on the CPU; each worker moves it
         payload = _put(ray, model, workload.loader, workload.metric)
         actor_cls = ray.remote(_RayWorker).options(num_cpus=1, num_gpus=gpus, max_restarts=RAY_MAX_RESTARTS,

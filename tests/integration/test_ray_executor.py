@@ -162,3 +162,22 @@ def test_unreachable_cluster_names_the_address():
     assert res.exit_code == 1 and "cannot reach the Ray cluster at 127.0.0.1:9" in res.output
     res = CliRunner().invoke(main, ["characterize", "--workers", "2", "-o", "/nonexistent/t.json"])
     assert res.exit_code == 2 and "--workers belongs to --executor ray" in res.output
+
+
+def test_map_and_run_take_the_executor_options(local_record, tmp_path):
+    from eden.workflows.characterize import save_tolerance
+
+    tol = tmp_path / "tol.json"
+    save_tolerance(local_record, tol)
+    res = CliRunner().invoke(main, ["map", "--tolerance", str(tol), "--data", "digits", "--seeds", "1",
+                                    "-o", str(tmp_path / "m.json"),
+                                    "--executor", "ray", "--address", "127.0.0.1:9"])
+    assert res.exit_code == 1 and "cannot reach the Ray cluster at 127.0.0.1:9" in res.output
+    res = CliRunner().invoke(main, ["run", "--run-dir", str(tmp_path / "run"), "--address", "10.0.0.1:6379"])
+    assert res.exit_code == 2 and "--address belongs to --executor ray" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_more_workers_than_the_cluster_holds_is_refused(cluster, lenet, loader):
+    with pytest.raises(EdenConfigError, match="3 Ray workers need 3 CPUs; the cluster has 2 CPUs"):
+        characterize(lenet, loader, "em0:p=1e-3", executor=RayExecutor(workers=3), **SWEEP)
