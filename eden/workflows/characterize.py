@@ -24,8 +24,14 @@ This assumes accuracy falls monotonically with BER, as it does in expectation.
   target). Costs count from the model in the format without errors.
 
 Every evaluated point is stored in a cache file next to the output (when one is
-given), written atomically after each point, so an interrupted run resumes
-without repeating work.
+given), written atomically at most once a second while results arrive and after
+every round of points (and when interrupted), so an interrupted run resumes
+without repeating work, on any executor.
+
+Evaluations run on an executor (``eden.workflows.executor``: this process, or a
+Ray cluster): the seeds of a point, the coarse and every fine search, and
+speculative next points run at once there; the record is the same for every
+executor and number of workers (see :class:`Characterizer`, docs/distributed.md).
 """
 
 from __future__ import annotations
