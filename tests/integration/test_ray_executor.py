@@ -30,6 +30,19 @@ SWEEP = dict(mode="both", seeds=2, resolution_decades=0.5, ber_min=1e-6, select=
              model_id="digits-lenet", data_id="digits[:256]", correction="zero")
 
 
+@pytest.fixture(autouse=True)
+def deadline():
+    """A test that hangs (a worker that never comes back) fails after 5 minutes instead of stalling CI."""
+    def expire(signum, frame):
+        raise TimeoutError("a Ray test ran for more than 5 minutes")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(300)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     kwargs = {}
