@@ -184,7 +184,7 @@ def test_bad_input_raises_eden_errors(lenet):
         EmulationPlan({"*": {"correction": "round"}})
     with pytest.raises(EdenDataError, match="no batches"):
         evaluate(lenet, [])
-    with pytest.raises(EdenConfigError, match="unknown metric 'top2'; known: top1, top5"):
+    with pytest.raises(EdenConfigError, match="unknown metric 'top2'; known: neg_nll, top1, top5"):
         evaluate(lenet, [], "top2")
 
 
