@@ -380,6 +380,36 @@ def text_loader(spec: str, model: nn.Module, batch_size: int = 64):
     return _loader(x, y, batch_size)
 
 
+def stepwise_logits(model: nn.Module, input_ids: torch.Tensor, prefill: int = 1) -> torch.Tensor:
+    """Logits ``[B, T, V]`` of ``input_ids`` computed as decoding does: a prefill of the first
+    ``prefill`` tokens, then one forward pass per token through the KV cache (teacher forcing).
+
+    A teacher-forced forward pass writes every cache entry once and reads it once, so the KV
+    semantics ``access`` and ``stored`` draw the same bits there; here every decode step reads
+    the whole cache again, where the two differ.
+    """
+    t = input_ids.shape[1]
+    prefill = check_int("prefill", prefill, lo=1, hi=t)
+    cache = new_cache(model)
+    out = [logits_of(model(input_ids[:, :prefill], cache=cache))]
+    for i in range(prefill, t):
+        out.append(logits_of(model(input_ids[:, i:i + 1], cache=cache)))
+    return torch.cat(out, dim=1)
+
+
+class Stepwise(nn.Module):
+    """``model`` evaluated by :func:`stepwise_logits` (its data types keep their names: the wrapped
+    model is not a submodule but held aside)."""
+
+    def __init__(self, model: nn.Module, prefill: int = 1):
+        super().__init__()
+        self.__dict__["inner"] = model
+        self.prefill = prefill
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return stepwise_logits(self.inner, input_ids, self.prefill)
+
+
 def perplexity(neg_nll: float) -> float:
     """Perplexity from the ``neg_nll`` metric (``exp(-neg_nll)``)."""
     return math.exp(-neg_nll)

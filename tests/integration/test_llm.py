@@ -169,3 +169,17 @@ def test_hf_bad_inputs_are_clear_errors(hf_dir, tmp_path):
         zoo.build_data(f"text:{hf_dir / 'text.txt'}", model=model)
     r = CliRunner().invoke(main, ["datatypes", "--model", f"hf:{tmp_path / 'empty'}"])
     assert r.exit_code == 1 and "not a Hugging Face model directory" in r.output
+
+
+def test_stepwise_decoding_matches_one_pass_and_reads_the_cache_every_step(tiny):
+    x, y = next(iter(zoo.build_data("pydoc-topics", "test", 4)))
+    with torch.no_grad():
+        full = tiny(x)
+        step = lm.stepwise_logits(tiny, x, prefill=8)
+    assert step.shape == full.shape and torch.allclose(step, full, atol=1e-4)
+    plan = EmulationPlan.uniform("em0:p=1e-3", correction="zero", select="blocks.0.attn.k_cache")
+    for sem, injections in (("access", 64 - 8 + 1), ("stored", 64 - 8 + 1)):
+        with torch.no_grad(), emulate(tiny, plan, seed=0, kv_semantics=sem) as emu:
+            lm.Stepwise(tiny, prefill=8)(x)
+        assert emu.stats["blocks.0.attn.k_cache"].injections == injections  # one per read / per write
+    assert "inner" not in dict(lm.Stepwise(tiny).named_modules())
