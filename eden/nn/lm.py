@@ -403,8 +403,12 @@ class Stepwise(nn.Module):
 
     def __init__(self, model: nn.Module, prefill: int = 1):
         super().__init__()
-        self.__dict__["inner"] = model
+        self.__dict__["_inner"] = model
         self.prefill = prefill
+
+    @property
+    def inner(self) -> nn.Module:
+        return self.__dict__["_inner"]
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return stepwise_logits(self.inner, input_ids, self.prefill)
