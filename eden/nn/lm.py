@@ -190,7 +190,7 @@ def _need_transformers(what: str):
     try:
         import transformers
     except ImportError:
-        raise EdenConfigError(f"{what} needs the optional package transformers: pip install 'eden[llm]'") from None
+        raise EdenConfigError(f"{what} needs the optional package transformers: pip install 'eden-dram[llm]'") from None
     return transformers
 
 
@@ -209,7 +209,7 @@ def load_hf(directory: str | os.PathLike) -> nn.Module:
         EdenFileNotFoundError: no such directory.
         EdenFileError: a directory that is not a model (no config.json, no weights, a config
             that is no causal LM); the message names the directory and what was expected.
-        EdenConfigError: transformers is not installed (``eden[llm]``).
+        EdenConfigError: transformers is not installed (``eden-dram[llm]``).
     """
     path = Path(directory)
     if not path.is_dir():
