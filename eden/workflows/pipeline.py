@@ -378,6 +378,7 @@ def summary_text(s: dict) -> str:
 
     b, r = s["without_retraining"], s["with_retraining"]
     cfg = s["config"]
+    unit = "generation" if cfg.get("workload") == "generation" else "inference"
     lines = [
         f"model {cfg['model']} on {s['profile']}; {cfg['format']} with correction {cfg['correction']}; error-model "
         f"shape {s['error_model_shape']}; target: at most {cfg['target_drop_pp']:g} pp below clean "
@@ -387,7 +388,8 @@ def summary_text(s: dict) -> str:
         f"{'':34s} {'without retraining':>24s} {'with retraining':>24s}",
         f"{'clean accuracy':34s} {b['clean_accuracy'] * 100:>23.2f}% {r['clean_accuracy'] * 100:>23.2f}%",
         f"{'coarse tolerable BER':34s} {b['coarse_tolerable_ber']:>24.3g} {r['coarse_tolerable_ber']:>24.3g}",
-        f"{'DRAM energy / inference (uJ)':34s} {b['energy_mapped_j'] * 1e6:>24.4g} {r['energy_mapped_j'] * 1e6:>24.4g}",
+        f"{'DRAM energy / ' + unit + ' (uJ)':34s} {b['energy_mapped_j'] * 1e6:>24.4g} "
+        f"{r['energy_mapped_j'] * 1e6:>24.4g}",
         f"{'  (nominal DRAM: uJ)':34s} {b['energy_nominal_j'] * 1e6:>24.4g} {r['energy_nominal_j'] * 1e6:>24.4g}",
         *([f"{'DRAM energy / generated token (nJ)':34s} {b['energy_per_token_mapped_j'] * 1e9:>24.4g} "
            f"{r['energy_per_token_mapped_j'] * 1e9:>24.4g}",
