@@ -143,7 +143,8 @@ def unpack_bits(stream: np.ndarray, bits: int, count: int) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Calibration:
     """What the clean tensor looked like when it was encoded (kept in reliable memory: a few
-    numbers per tensor), for correction: the range of its values and of each metadata field."""
+    numbers per tensor), for correction: the range of its values as they read back without
+    errors, and of each metadata field."""
 
     values: tuple[float, float]
     fields: tuple[tuple[float, float], ...]
@@ -179,7 +180,8 @@ class BlockCodec:
         padded = np.zeros(nb * self.layout.block, np.float32)
         padded[:n] = x
         codes, fields = self.encode_blocks(padded.reshape(nb, self.layout.block))
-        finite = x[np.isfinite(x)]
+        clean = self.dequantize(codes, self.field_values(fields)).reshape(-1)[:n]
+        finite = clean[np.isfinite(clean)]
         vr = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
         franges = []
         for v in self.field_values(fields):
@@ -195,7 +197,8 @@ class BlockCodec:
         Correction (``zero`` or ``clamp``): a metadata entry is implausible when it is NaN,
         infinite or outside its calibrated range; ``zero`` zeroes its block, ``clamp`` clamps
         it into the range (NaN -> 0 clamped into the range). Then a value is implausible when
-        it is NaN, infinite or outside ``plausible`` (default: the calibrated value range):
+        it is NaN, infinite or outside ``plausible`` widened to the calibrated value range (a
+        clean value is never corrected):
         ``zero`` -> 0, ``clamp`` -> the nearer end (NaN -> 0 clamped into the range).
         """
         nb = self.n_blocks(count)
@@ -217,7 +220,9 @@ class BlockCodec:
         vals = self.dequantize(codes, fixed)
         if correction == "zero":
             vals[bad_block] = 0.0
-        low, high = plausible if plausible is not None else calibration.values
+        low, high = calibration.values
+        if plausible is not None:
+            low, high = min(low, float(plausible[0])), max(high, float(plausible[1]))
         low32, high32 = np.float32(low), np.float32(high)
         with np.errstate(invalid="ignore"):
             bad_val = ~np.isfinite(vals) | (vals < low32) | (vals > high32)

@@ -4,7 +4,8 @@ Every ``group`` consecutive values of a tensor's channel (the flattened values o
 axis 0: an output channel of a weight, a sample of a feature map) share a scale ``s`` and, for
 asymmetric (affine) codes, a zero point ``z``; both are stored in fp16 or bf16, in the same DRAM
 as the codes, and take errors. The scale is rounded to its storage format first and the codes
-are computed with the rounded scale, so a clean read-back is exactly ``(q - z) * s``:
+are computed with the rounded scale (rounded up, so no value is clipped), so a clean read-back
+is exactly ``(q - z) * s``:
 
 * symmetric: ``s = max|x| / qmax``, ``q = clamp(round(x / s), -qmax, qmax)``;
 * asymmetric: ``s = (max(x, 0) - min(x, 0)) / (qmax - qmin)``, ``z = clamp(qmin - round(min(x, 0)
@@ -59,11 +60,14 @@ class GroupQuant(BlockCodec):
         return fmt
 
     def _round_scale(self, s: np.ndarray) -> np.ndarray:
-        """Scales (float64) -> their storage words, never 0 or beyond the format's range."""
+        """Scales (float64) -> their storage words, rounded up (the codes then cover the group's
+        range without clipping), never 0 or beyond the format's range."""
         fmt = self._sfmt
         tiny = float(fmt.to_float32(np.array([1], fmt.word))[0])  # the smallest positive value
         s = np.clip(np.where(s > 0, s, 1.0), tiny, fmt.max_finite)
-        return fmt.from_float32(s.astype(np.float32))
+        words = fmt.from_float32(s.astype(np.float32))
+        below = (fmt.to_float32(words).astype(np.float64) < s) & (words < fmt.from_float32(np.float32(fmt.max_finite)))
+        return (words + below.astype(words.dtype)).astype(words.dtype)  # the next larger positive value
 
     def encode_blocks(self, x):
         x = np.asarray(x, np.float32).astype(np.float64)

@@ -142,9 +142,10 @@ class MiniFloat:
         finite = np.isfinite(q)
         idx = np.searchsorted(self._positive, np.where(finite, mag, 0.0)).astype(np.uint8)
         if self.specials is Specials.IEEE:
-            idx = np.where(np.isinf(q), np.uint8(self.inf_code), idx)
-        if self.nan_code is not None:
-            idx = np.where(np.isnan(q), np.uint8(self.nan_code), idx)
+            idx = np.where(np.isinf(q), np.uint8(((1 << self.ebits) - 1) << self.mbits), idx)
+        nan_code = self.nan_code
+        if nan_code is not None:
+            idx = np.where(np.isnan(q), np.uint8(nan_code), idx)
         neg = np.signbit(q) & ~np.isnan(q)
         return (idx | (neg.astype(np.uint8) << np.uint8(self.bits - 1))).astype(np.uint8)
 

@@ -22,6 +22,7 @@ The flattened tensor is cut into blocks in memory order; the last block is padde
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import numpy as np
 
@@ -125,9 +126,9 @@ _META = (MetadataField("scale", "e8m0", Granularity.BLOCK, MetadataLocation.DRAM
 
 
 def _mx(name: str, element: MiniFloat | None, bits: int, what: str) -> MXFormat:
-    return register_format(MXFormat(
+    return cast(MXFormat, register_format(MXFormat(
         name, np.dtype(np.uint8), bits, numeric=True, granularities=(Granularity.BLOCK,), metadata=_META,
-        description=f"OCP MX {what}: blocks of 32, one E8M0 scale each, in DRAM", element=element))
+        description=f"OCP MX {what}: blocks of 32, one E8M0 scale each, in DRAM", element=element)))
 
 
 MXFP8_E4M3 = _mx("mxfp8_e4m3", E4M3, 8, "fp8 e4m3 elements")

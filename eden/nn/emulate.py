@@ -56,7 +56,7 @@ from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
 from eden.nn.evaluate import model_failure
-from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat
+from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat, ReadBack
 
 __all__ = ["DataKind", "DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
            "datatype_seed"]
@@ -423,6 +423,7 @@ class _WeightState:
         cfg = self.cfg
         if cfg.error_model is None:
             return
+        log: FlipLog | ReadBack
         with torch.no_grad():
             if self.in_place:
                 if self.log is not None:
@@ -436,8 +437,8 @@ class _WeightState:
                 assert clean is not None  # acquire() encoded it
                 storage = clean.storage.clone()
                 inj = self._injector(storage, amap, backend)
-                log = inj(storage, inj.words(storage), access, self.plausible)
-                _, log = cfg.format.read_back(dataclasses.replace(clean, storage=storage), log,
+                flips = inj(storage, inj.words(storage), access, self.plausible)
+                _, log = cfg.format.read_back(dataclasses.replace(clean, storage=storage), flips,
                                               correction=cfg.correction, plausible=self.plausible, out=self.buffer)
         stats.injections += 1
         stats.flipped_bits += log.n_bits
@@ -720,7 +721,8 @@ class Emulation:
                 else:
                     y, read = fmt.read_back(dataclasses.replace(enc, storage=storage), log,
                                             correction=cfg.correction, plausible=plausible)
-                    log = read if log is not None else None
+                    if log is not None:
+                        log = read  # type: ignore[assignment]  # the same counts, metadata accounted for
             if log is not None:
                 stats.injections += 1
                 stats.flipped_bits += log.n_bits

@@ -24,8 +24,9 @@ The storage of a block format (group-wise, MX) is one byte buffer holding the el
 their metadata (``separate``: metadata after the elements; ``interleaved``: before each block),
 so the metadata takes errors too, unless the format says ``no-metadata-errors``: then the
 metadata keeps its place in DRAM (the same addresses, the same draws for the elements) but
-reads back clean, and its bits are left out of the statistics (:meth:`NumericFormat.read_back`). Names, bit widths, code ranges,
-packing and granularities come from the storage-format registry (:mod:`eden.formats`);
+reads back clean, and its bits are left out of the statistics (:meth:`NumericFormat.read_back`).
+
+Names, bit widths, code ranges, packing and granularities come from the storage-format registry (:mod:`eden.formats`);
 this module adds the torch side (per-tensor/per-channel scales computed in torch, on
 the tensor's device).
 
@@ -340,8 +341,8 @@ class NumericFormat:
                 one index of axis 0).
         """
         if not torch.is_floating_point(x):
-            what = "a block format" if self.codec is not None else "numeric formats"
-            raise EdenTypeError(f"{self}: {what} encode float tensors, got {x.dtype} (an integer tensor "
+            what = "a block format encodes" if self.codec is not None else "numeric formats encode"
+            raise EdenTypeError(f"{self}: {what} float tensors, got {x.dtype} (an integer tensor "
                                 "is stored as itself: inject into it directly)")
         x = x.detach()
         fmt = self.storage
