@@ -198,8 +198,8 @@ class DataTypeConfig:
         if self.correction not in CORRECTIONS:
             raise unknown_name("correction", self.correction, CORRECTIONS)
         if self.correction != "none" and not self.format.corrects:
-            raise EdenConfigError(f"correction {self.correction!r} applies to float and block formats, not "
-                                  f"{self.format}; integer codes cannot leave their range")
+            raise EdenConfigError(f"correction {self.correction!r} applies to float formats and block formats (MX, "
+                                  f"group-wise), not {self.format}; integer codes cannot leave their range")
 
     def to_dict(self) -> dict:
         return {"error_model": None if self.error_model is None else self.error_model.to_spec(),

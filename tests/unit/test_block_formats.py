@@ -263,7 +263,7 @@ def test_bad_format_specs(spec, match):
 
 
 def test_correction_rejected_for_plain_integers_only():
-    with pytest.raises(EdenConfigError, match="float and block formats"):
+    with pytest.raises(EdenConfigError, match="float formats and block formats"):
         DataTypeConfig(None, "int8", "zero")
     for spec in ("mxfp4", "int4:group=32", "fp8_e5m2"):
         DataTypeConfig(None, spec, "clamp")
