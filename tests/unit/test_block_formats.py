@@ -427,3 +427,39 @@ def test_plan_option_metadata_errors():
     with pytest.raises(EdenTypeError, match="metadata_errors must be true or false"):
         EmulationPlan.from_dict({"format": "eden-plan", "format_version": 1, "entries": [
             {"select": "*", "format": "mxfp4", "metadata_errors": "no"}]})
+
+
+def test_sizes_traffic_and_energy_count_the_metadata():
+    from eden.nn.emulate import DataType
+    from eden.power.traffic import inference_traffic
+
+    dt = DataType("fc.weight", "weight", "fc", "weight", 64 * 256, (64, 256))
+    assert dt.size_bytes("mxfp4") == 64 * 256 // 2 + 64 * 256 // 32  # 17 bytes per block of 32
+    assert dt.size_bytes("mxfp6_e3m2") == 64 * 256 * 6 // 8 + 64 * 256 // 32
+    assert dt.size_bytes("int4:group=128") == 64 * 256 // 2 + 64 * 256 // 128 * 2
+    assert dt.size_bytes("int4:group=128,asym,no-metadata-errors") == 64 * 256 // 2 + 64 * 256 // 128 * 4
+    assert dt.size_bytes("mxfp8_e4m3") == NumericFormat("mxfp8_e4m3").encode(torch.randn(64, 256)).storage.numel()
+    assert NumericFormat("mxfp4").storage_bytes(33) == 2 * 17  # the last block padded
+    t = inference_traffic([("fc.weight", "weight", dt.size_bytes("mxfp4"))], batch_size=1)
+    assert t[0].bytes_read == 64 * 256 // 2 + 64 * 256 // 32
+
+
+def test_cli_no_metadata_errors():
+    import json
+
+    from click.testing import CliRunner
+
+    from eden.cli import main
+
+    r = CliRunner().invoke(main, ["emulate", "--format", "mxfp4", "--no-metadata-errors", "-m", "em0:p=1e-3",
+                                  "--seeds", "1", "--select", "classifier.*", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["plan"]["entries"][0]["format"] == "mxfp4:no-metadata-errors"
+    w = out["datatypes"]["classifier.1.weight"]
+    assert w["bits"] == 256 * 64 * 4 and w["format"] == "mxfp4:no-metadata-errors"
+    r = CliRunner().invoke(main, ["emulate", "--format", "int8", "--no-metadata-errors", "-m", "em0:p=1e-3"])
+    assert r.exit_code == 2 and "int8 keeps no metadata in DRAM" in r.output
+    r = CliRunner().invoke(main, ["datatypes", "--format", "int4:group=64,flat", "--json"])
+    rows = {d["name"]: d for d in json.loads(r.output)}
+    assert rows["classifier.1.weight"]["bytes"] == 256 * 64 // 2 + 256 * 2
