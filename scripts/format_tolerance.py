@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     em = ErrorModel.coerce(SHAPE)
     for model_id in args.models:
         model = zoo.load_model(model_id)
-        for label, spec in FORMATS:
+        for _label, spec in FORMATS:
             variants = [spec]
             if NumericFormat.parse(spec).codec is not None:
                 variants.append(str(NumericFormat.parse(spec).without_metadata_errors()))
