@@ -411,7 +411,10 @@ class _WeightState:
             fmt = self.cfg.format
             with torch.no_grad():
                 clean = self.param.detach()
-                self.clean = fmt.encode(clean, channel_axis=0)
+                try:
+                    self.clean = fmt.encode(clean, channel_axis=0)
+                except EdenConfigError as exc:  # e.g. a group size that does not divide a channel
+                    raise EdenConfigError(f"data type {self.name}: {exc}") from exc
                 self.buffer = torch.empty_like(clean)
                 fmt.decode(self.clean, out=self.buffer)
             self.original = self.param.data
@@ -710,7 +713,10 @@ class Emulation:
                 if same:
                     storage, enc = clean.contiguous().clone(), None
                 else:
-                    enc = fmt.encode(clean, channel_axis=1)
+                    try:
+                        enc = fmt.encode(clean, channel_axis=1)
+                    except EdenConfigError as exc:  # e.g. a group size that does not divide a channel
+                        raise EdenConfigError(f"data type {name}: {exc}") from exc
                     storage = enc.storage
                 log = None
                 if cfg.error_model is not None:

@@ -463,3 +463,20 @@ def test_cli_no_metadata_errors():
     r = CliRunner().invoke(main, ["datatypes", "--format", "int4:group=64,flat", "--json"])
     rows = {d["name"]: d for d in json.loads(r.output)}
     assert rows["classifier.1.weight"]["bytes"] == 256 * 64 // 2 + 256 * 2
+
+
+def test_emulation_names_the_data_type_a_group_does_not_fit():
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10))
+    ptr, before = model[0].weight.data_ptr(), model[0].weight.detach().clone()
+    plan = EmulationPlan.uniform("em0:p=1e-3", format="int4:group=128", select="*.weight")
+    with pytest.raises(EdenConfigError, match=r"data type 2.weight: int4:group=128,symmetric: group size 128 does "
+                                              r"not divide the channel: a tensor of shape \[10, 64\]"):
+        with emulate(model, plan):
+            pass
+    assert model[0].weight.data_ptr() == ptr and torch.equal(model[0].weight, before)  # the first one put back
+    plan = EmulationPlan.uniform("em0:p=1e-3", format="int4:group=128", select="2.ifm")
+    with pytest.raises(EdenConfigError, match=r"data type 2.ifm: .* \[3, 64\] has 64 values per channel"):
+        with emulate(model, plan):
+            model(torch.randn(3, 256))
