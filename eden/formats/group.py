@@ -13,7 +13,9 @@ is exactly ``(q - z) * s``:
   qmax)``, as eden's per-tensor affine codes.
 
 Codes are two's complement, int4 two per byte (low nibble first). An all-zero group gets the
-scale 1; a scale beyond the storage format's range is clamped into it.
+scale 1; a scale beyond the storage format's range is clamped into it. ``nf4`` codes index the 16
+NormalFloat levels (:mod:`eden.formats.nf4`) with ``s = max|x|`` (symmetric only): the nearest
+level of ``x / s``.
 """
 
 from __future__ import annotations
@@ -69,10 +71,25 @@ class GroupQuant(BlockCodec):
         below = (fmt.to_float32(words).astype(np.float64) < s) & (words < fmt.from_float32(np.float32(fmt.max_finite)))
         return (words + below.astype(words.dtype)).astype(words.dtype)  # the next larger positive value
 
+    @property
+    def levels(self) -> np.ndarray | None:
+        """The code book of ``nf4`` (None for integer codes)."""
+        if self.codes.name != "nf4":
+            return None
+        from eden.formats.nf4 import NF4_LEVELS
+
+        return NF4_LEVELS
+
     def encode_blocks(self, x):
         x = np.asarray(x, np.float32).astype(np.float64)
         qmin, qmax = self.codes.code_range(self.scheme)
         fmt = self._sfmt
+        levels = self.levels
+        if levels is not None:  # nearest NF4 level of x / absmax
+            sw = self._round_scale(np.abs(x).max(axis=1))
+            s = fmt.to_float32(sw).astype(np.float64)
+            mids = (levels[1:].astype(np.float64) + levels[:-1]) / 2
+            return np.searchsorted(mids, x / s[:, None]).astype(np.uint8), [sw]
         if self.scheme is QuantScheme.SYMMETRIC:
             sw = self._round_scale(np.abs(x).max(axis=1) / qmax)
             s = fmt.to_float32(sw).astype(np.float64)
@@ -90,11 +107,16 @@ class GroupQuant(BlockCodec):
         return (q.astype(np.int64) & mask).astype(np.uint8), fields
 
     def field_values(self, fields):
-        return [self._sfmt.to_float32(np.asarray(f, self._sfmt.word)).astype(np.float64) for f in fields]
+        with np.errstate(invalid="ignore"):  # a corrupted word may be a signalling NaN
+            return [self._sfmt.to_float32(np.asarray(f, self._sfmt.word)).astype(np.float64) for f in fields]
 
     def dequantize(self, codes, meta):
         bits = self.codes.bits
         q = np.asarray(codes).astype(np.int64)
+        levels = self.levels
+        if levels is not None:
+            with np.errstate(invalid="ignore", over="ignore"):
+                return (levels[q].astype(np.float64) * meta[0][:, None]).astype(np.float32)
         q = np.where(q >= 1 << (bits - 1), q - (1 << bits), q).astype(np.float64)  # sign-extend
         if self.scheme is QuantScheme.AFFINE:
             q = q - meta[1][:, None]

@@ -215,11 +215,14 @@ class NumericFormat:
             if (self.scheme, self.granularity) != (QuantScheme.SYMMETRIC, Granularity.TENSOR):
                 raise EdenConfigError(f"{self.name} is a float format: quantization options do not apply")
         elif self.granularity not in storage.granularities:
+            hint = f" ('{self.name}:group=G')" if Granularity.GROUP in storage.granularities else ""
             raise EdenConfigError(f"{self.name} quantizes per "
                                   f"{' or '.join(g.value for g in storage.granularities)}, "
-                                  f"not per {self.granularity.value}")
+                                  f"not per {self.granularity.value}{hint}")
         elif self.granularity is Granularity.GROUP and self.group_size is None:
             raise EdenConfigError(f"{self.name} per group needs its size: '{self.name}:group=G' (e.g. group=128)")
+        if self.name == "nf4" and self.scheme is not QuantScheme.SYMMETRIC:
+            raise EdenConfigError("nf4 scales each group by its absmax: it has no asymmetric (affine) form")
         if self.flat and self.granularity is not Granularity.GROUP:
             raise EdenConfigError(f"{self.name}: 'flat' applies to group-wise formats (':group=G,flat')")
         if self.codec is None and (self.placement is not Placement.SEPARATE or not self.metadata_errors

@@ -309,7 +309,8 @@ def test_group_correction_of_a_scale_out_of_range():
 
 # ------------------------------------------------------------------------------- statistics
 STAT_FORMATS = ["fp8_e4m3", "fp8_e5m2"] + MX + [f"{m}:interleaved" for m in MX] + [
-    "int4:group=32", "int4:group=128,asym,interleaved", "int8:group=64,scale=bf16", "int8:group=32,asym"]
+    "int4:group=32", "int4:group=128,asym,interleaved", "int8:group=64,scale=bf16", "int8:group=32,asym",
+    "nf4:group=64,interleaved"]
 
 
 def _field_position(fmt: NumericFormat, n_blocks: int):
@@ -480,3 +481,24 @@ def test_emulation_names_the_data_type_a_group_does_not_fit():
     with pytest.raises(EdenConfigError, match=r"data type 2.ifm: .* \[3, 64\] has 64 values per channel"):
         with emulate(model, plan):
             model(torch.randn(3, 256))
+
+
+def test_nf4():
+    from eden.formats.nf4 import NF4_LEVELS
+
+    assert NF4_LEVELS[0] == -1 and NF4_LEVELS[7] == 0 and NF4_LEVELS[15] == 1 and np.all(np.diff(NF4_LEVELS) > 0)
+    fmt = NumericFormat.parse("nf4:group=16")
+    assert str(fmt) == "nf4:group=16,symmetric" and fmt.storage_bytes(64) == 32 + 4 * 2
+    x = torch.from_numpy(np.tile(NF4_LEVELS, 4)) * 3.0  # every level, absmax 3 per group: exact
+    enc = fmt.encode(x)
+    codes, _ = fmt.codec.layout.unpack(enc.storage.numpy(), 4)
+    assert codes.reshape(-1).tolist() == list(range(16)) * 4
+    assert torch.equal(fmt.decode(enc), x)
+    w = torch.randn(8, 256)
+    nf4 = (NumericFormat.parse("nf4:group=64").decode(NumericFormat.parse("nf4:group=64").encode(w)) - w).abs()
+    i4 = (NumericFormat.parse("int4:group=64").decode(NumericFormat.parse("int4:group=64").encode(w)) - w).abs()
+    assert nf4.mean() < i4.mean()  # the point of NF4: normal data lose less
+    with pytest.raises(EdenConfigError, match="no asymmetric"):
+        NumericFormat.parse("nf4:group=64,asym")
+    with pytest.raises(EdenConfigError, match=r"nf4 quantizes per group, not per tensor \('nf4:group=G'\)"):
+        NumericFormat.parse("nf4")

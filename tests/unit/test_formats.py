@@ -21,8 +21,9 @@ MX = {"mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8"}
 
 def test_builtin_formats_are_registered():
     assert set(FORMATS) == {"fp32", "fp16", "bf16", "int32", "int16", "int8", "uint8", "int4", "fp8_e4m3",
-                            "fp8_e5m2"} | MX
-    assert set(numeric_formats()) == {"fp32", "fp16", "bf16", "int16", "int8", "int4", "fp8_e4m3", "fp8_e5m2"} | MX
+                            "fp8_e5m2", "nf4"} | MX
+    assert set(numeric_formats()) == {"fp32", "fp16", "bf16", "int16", "int8", "int4", "fp8_e4m3", "fp8_e5m2",
+                                      "nf4"} | MX
 
 
 def test_formats_import_and_pack_without_torch():
@@ -112,7 +113,7 @@ def test_lookups_and_unknown_names():
     assert format_of("float32") is get_format("fp32")
     with pytest.raises(EdenConfigError, match=r"unknown storage format 'fp23'; known: .*did you mean 'fp32'"):
         get_format("fp23")
-    with pytest.raises(EdenTypeError, match=r"unsupported dtype float64: .*bfloat16.*\(int4 as uint8\)"):
+    with pytest.raises(EdenTypeError, match=r"unsupported dtype float64: .*bfloat16.*\(int4 as uint8, nf4 as uint8\)"):
         format_of(np.float64)
     with pytest.raises(EdenConfigError, match=r"unknown numeric format 'imt8'.*did you mean 'int8'"):
         NumericFormat.parse("imt8")
