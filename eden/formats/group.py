@@ -81,27 +81,33 @@ class GroupQuant(BlockCodec):
         return NF4_LEVELS
 
     def encode_blocks(self, x):
+        # Scales come from the finite values; +-inf saturates to the end codes, NaN reads back as 0
+        # (integer codes have no NaN: a NaN input, e.g. downstream of an uncorrected error).
         x = np.asarray(x, np.float32).astype(np.float64)
+        nan = np.isnan(x)
+        x = np.where(nan, 0.0, x)
+        xf = np.where(np.isfinite(x), x, 0.0)
         qmin, qmax = self.codes.code_range(self.scheme)
         fmt = self._sfmt
         levels = self.levels
         if levels is not None:  # nearest NF4 level of x / absmax
-            sw = self._round_scale(np.abs(x).max(axis=1))
+            sw = self._round_scale(np.abs(xf).max(axis=1))
             s = fmt.to_float32(sw).astype(np.float64)
             mids = (levels[1:].astype(np.float64) + levels[:-1]) / 2
             return np.searchsorted(mids, x / s[:, None]).astype(np.uint8), [sw]
         if self.scheme is QuantScheme.SYMMETRIC:
-            sw = self._round_scale(np.abs(x).max(axis=1) / qmax)
+            sw = self._round_scale(np.abs(xf).max(axis=1) / qmax)
             s = fmt.to_float32(sw).astype(np.float64)
             q = np.clip(np.round(x / s[:, None]), qmin, qmax)
             fields = [sw]
         else:
-            lo = np.minimum(x.min(axis=1), 0.0)
-            hi = np.maximum(x.max(axis=1), 0.0)
+            lo = np.minimum(xf.min(axis=1), 0.0)
+            hi = np.maximum(xf.max(axis=1), 0.0)
             sw = self._round_scale((hi - lo) / (qmax - qmin))
             s = fmt.to_float32(sw).astype(np.float64)
             z = np.clip(qmin - np.round(lo / s), qmin, qmax)
             q = np.clip(np.round(x / s[:, None]) + z[:, None], qmin, qmax)
+            q = np.where(nan, z[:, None], q)
             fields = [sw, fmt.from_float32(z.astype(np.float32))]
         mask = (1 << self.codes.bits) - 1
         return (q.astype(np.int64) & mask).astype(np.uint8), fields

@@ -502,3 +502,37 @@ def test_nf4():
         NumericFormat.parse("nf4:group=64,asym")
     with pytest.raises(EdenConfigError, match=r"nf4 quantizes per group, not per tensor \('nf4:group=G'\)"):
         NumericFormat.parse("nf4")
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "int4:group=32,flat,asym", "fp8_e5m2"])
+def test_retraining_takes_the_new_formats(fmt):
+    """Straight-through updates with the block formats: errors at the scheduled BER over elements
+    plus metadata, and a vanishing step leaves the clean weights where they were."""
+    from eden.nn import zoo
+    from eden.workflows.retrain import RetrainConfig, retrain
+
+    model = zoo.load_model("digits-lenet")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = zoo.digits_split("train")
+    data = torch.utils.data.TensorDataset(x[:128], y[:128])
+    cfg = RetrainConfig("em0:p=1e-3", target_ber=0.01, format=fmt, schedule="constant", epochs=1, optimizer="sgd",
+                        lr=1e-12, batch_size=64)
+    out = retrain(model, data, zoo.digits_loader("test", batch_size=359), cfg, tolerance=None)
+    rank = out.report["history"][0]["ranks"][0]
+    _assert_binomial(rank["flipped_bits"], rank["bits"], 0.01, f"{fmt}: retraining")
+    for k, v in model.state_dict().items():
+        assert torch.allclose(v, before[k], rtol=0, atol=1e-6), k
+
+
+@pytest.mark.parametrize("spec", ["int4:group=8", "int8:group=8,asym", "nf4:group=8", "mxfp4", "mxint8"])
+def test_non_finite_inputs(spec):
+    """Group-wise codes have no NaN: inf saturates, NaN reads back as 0, the scale comes from the
+    finite values. MX: the block takes the NaN scale (the specification)."""
+    fmt = NumericFormat.parse(spec)
+    x = torch.tensor([1.0, -2.0, math.nan, math.inf, -math.inf, 0.5, 0.25, 3.0] * 4)
+    back = fmt.decode(fmt.encode(x))
+    if spec.startswith("mx"):
+        assert torch.isnan(back).all()
+    else:
+        assert back[2] == 0 and back[3] == back.max() and back[4] == back.min()
+        assert torch.isfinite(back).all() and abs(back[7] - 3.0) < 0.5
