@@ -354,8 +354,11 @@ class NumericFormat:
         if fmt.is_float:
             dt = _torch_dtype(fmt)
             if isinstance(fmt, MiniFloatFormat):  # saturating, as the MX and OCP fp8 SAT conversions
-                m = fmt.max_finite
-                return Encoded(torch.clamp(x, -m, m).to(dt).contiguous(), None, None, tuple(x.shape), x.dtype)
+                m = fmt.max_finite  # (+-inf stays infinite where the code has infinities: e5m2)
+                y = torch.clamp(x, -m, m)
+                if fmt.code.inf_code is not None:
+                    y = torch.where(torch.isinf(x), x, y)
+                return Encoded(y.to(dt).contiguous(), None, None, tuple(x.shape), x.dtype)
             return Encoded(x.to(dt).contiguous().clone() if x.dtype == dt else x.to(dt).contiguous(),
                            None, None, tuple(x.shape), x.dtype)
         fmt = cast(IntFormat, fmt)

@@ -105,8 +105,10 @@ def test_fp8_formats_are_torch_float8(name, dtype):
     assert torch.equal(words, x.to(dtype).view(torch.uint8))  # torch's cast rounds the same
     assert torch.equal(torch.from_numpy(fmt.decode(words.numpy())), x.to(dtype).float())
     # NumericFormat stores the tensor as torch's fp8, saturating
-    enc = NumericFormat(name).encode(torch.tensor([1e9, -1e9, 1.0]))
-    assert enc.storage.dtype == dtype and enc.storage.float().tolist() == [fmt.max_finite, -fmt.max_finite, 1.0]
+    enc = NumericFormat(name).encode(torch.tensor([1e9, -1e9, 1.0, math.inf]))
+    inf = math.inf if name == "fp8_e5m2" else fmt.max_finite  # as the NumPy encoding
+    assert enc.storage.dtype == dtype and enc.storage.float().tolist() == [fmt.max_finite, -fmt.max_finite, 1.0, inf]
+    assert enc.storage.view(torch.uint8).tolist() == fmt.encode(np.array([1e9, -1e9, 1.0, np.inf], np.float32)).tolist()
 
 
 def test_fp8_correction_follows_each_format():
