@@ -538,3 +538,31 @@ def test_non_finite_inputs(spec):
     else:
         assert back[2] == 0 and back[3] == back.max() and back[4] == back.min()
         assert torch.isfinite(back).all() and abs(back[7] - 3.0) < 0.5
+
+
+def test_placement_decides_the_rows_and_bitlines_of_the_scales():
+    """separate: the scales fill a few rows of their own (em2 hits all or none of them); interleaved:
+    one scale byte every 17 bytes, in every row and on bitlines spread over the row (em1)."""
+    from eden.dram.address import DEFAULT_ADDRESS_MAP as amap
+
+    n = 64 * 1024  # 2048 blocks: 32 KiB of fp4 elements + 2 KiB of scales, over 5 rows of 8 KiB
+    rows, lines = {}, {}
+    for placement in ("separate", "interleaved"):
+        fmt = NumericFormat("mxfp4", placement=placement)
+        mask = fmt.codec.layout.metadata_mask(fmt.codec.n_blocks(n))
+        bits = np.flatnonzero(np.repeat(mask, 8))
+        loc = amap.locate_bits(0, bits)
+        rows[placement] = set(np.unique(loc["row_id"]).tolist())
+        lines[placement] = (int(loc["bitline"].min()), int(loc["bitline"].max()))
+    assert len(rows["separate"]) == 1 and len(rows["interleaved"]) == 5
+    assert lines["separate"] == (0, 2048 * 8 - 1)  # a quarter of one row
+    assert lines["interleaved"][0] < 64 and lines["interleaved"][1] > amap.organization.row_bits - 17 * 8
+    # em2 (weak wordlines): with separate scales the metadata's errors come all from one row
+    x = torch.randn(n)
+    for placement in ("separate", "interleaved"):
+        fmt = NumericFormat("mxfp4", placement=placement)
+        enc = fmt.encode(x)
+        log = inject_(enc.storage.clone(), "em2:fraction=0.5,p=0.05,p_else=0", seed=1)
+        idx, _ = log.positions()
+        meta_rows = set(np.unique(amap.locate_bits(0, idx[enc.block.metadata_mask[idx]] * 8)["row_id"]).tolist())
+        assert meta_rows <= rows[placement]
