@@ -588,8 +588,8 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
     known = set(table["required"]) | set(table["optional"])
     unknown = [k for k in present if k not in known]
     problems = []
-    others = {k: name for name in standards.names() if name != std.name
-              for k in standards.get(name).field_table()["required"] + standards.get(name).field_table()["optional"]}
+    others = {f.name: name for name in standards.names() if name != std.name  # other standards' power fields
+              for f in standards.get(name).fields() if f.name not in known}
     foreign = [k for k in unknown if k in others]
     if foreign:
         lacking = sorted({d.name for k in foreign if (d := standards.get(others[k]).domain_of_field(k)) is not None
