@@ -1046,3 +1046,66 @@ def background_powers(memspec: MemSpec) -> BackgroundPowers:
     return BackgroundPowers(tuple((key, label, _per_domain(memspec, values[key]))
                                   for key, label in std.background_states if key in values),
                             law=memspec.law, memspec=memspec.name)
+
+
+def load_memspec(path: str | os.PathLike, *, standard: str | None = None) -> MemSpec:
+    """A memspec file or folder: a DRAMPower v6 / DRAMSys JSON file, or an HBM-Power config folder.
+
+    Args:
+        path: a ``.json`` memspec (its ``memoryType`` names the standard) or a folder with
+            HBM-Power's ``power.json`` (+ ``timing.json``, ``organization.json``).
+        standard: for a folder, ``"HBM2"`` or ``"HBM3"`` (None: inferred, see
+            :func:`eden.power.hbm_power.read_hbm_power_dir`).
+
+    Raises:
+        EdenFileNotFoundError: nothing at ``path`` (or a folder without ``power.json``).
+        EdenConfigError: a bad memspec (the message names the file and the field).
+    """
+    p = Path(os.fspath(path))
+    if p.is_dir():
+        from eden.power.hbm_power import read_hbm_power_dir
+
+        return read_hbm_power_dir(p, standard=standard)
+    spec = MemSpec.from_drampower_json(p)
+    if standard is not None and standards.get(standard).name != spec.standard:
+        raise EdenConfigError(f"{p}: memoryType is {spec.standard}, not the requested {standard}")
+    return spec
+
+
+def device_summary(memspec: MemSpec) -> dict[str, Any]:
+    """Per-command energies [pJ] and background powers [mW] of one device, in total and per domain.
+
+    The layout ``eden power --json`` prints: ``standard``, ``model`` (the pinned equations),
+    ``energy_pJ`` (command name -> per-device total: ``ACT, PRE, RD, WR, REFab``, and
+    ``REFsb``/``REFpb``/``REFp2b`` where the standard has them), ``power_mW`` (state name ->
+    per-device total: ``P_PRE_STBY, P_ACT_STBY_1, P_ACT_STBY_ALL``, ``P_PDN_ACT, P_PDN_PRE,
+    P_SREF``, ``P_DSM``), ``by_domain`` (the same per voltage domain), ``not_available`` (names the
+    memspec cannot give, with why), ``devices`` (per rank) and ``law``.
+    """
+    from eden.dram.standards.base import REPORT_NAMES
+
+    std = memspec.spec
+    e, b = command_energies(memspec), background_powers(memspec)
+    out: dict[str, Any] = {"standard": std.name, "model": std.model, "memspec": memspec.name,
+                           "source": memspec.source, "devices": memspec.devices, "ranks": memspec.ranks,
+                           "law": memspec.law, "energy_pJ": {}, "power_mW": {},
+                           "by_domain": {"energy_pJ": {}, "power_mW": {}}, "not_available": {}}
+    for rows, all_keys, unit, scale in ((e, std.commands, "energy_pJ", 1e12), (b, std.background_states,
+                                                                               "power_mW", 1e3)):
+        present = set(rows.keys)
+        for key, label in all_keys:
+            name = REPORT_NAMES.get(key, key)
+            if key not in present:
+                out["not_available"][name] = (f"{label}: a current it needs is not given"
+                                              if key not in ("refpb", "refp2b") or memspec.refi is not None
+                                              else f"{label}: needs tREFI (IDD5PB is averaged over tREFI/8)")
+                continue
+            q = getattr(rows, key)
+            out[unit][name] = q.total * scale
+            out["by_domain"][unit][name] = {d: None if v is None else v * scale for d, v in q.values}
+    if "pseudo_channels" in dict(memspec.params):
+        out["per"] = "pseudo-channel"
+        out["pseudo_channels_per_stack"] = memspec.pseudo_channels
+    else:
+        out["per"] = "device"
+    return out

@@ -282,6 +282,11 @@ class Standard:
         lead_domain: the domain whose voltage an operating point's ``vdd_v`` names (default:
             the first domain that scales with VDD: DDR's VDD, LPDDR4's VDD2, LPDDR5's VDD2H).
         notes: how the standard maps onto eden's partition model (one line each).
+        model: the pinned model the equations replicate (``"DRAMPower v6.2.0"``).
+        trace_commands: DRAMPower command names a command trace of this standard may hold
+            (``eden.power.trace``; empty: no trace support).
+        precharge_offsets: ``memspec -> (RD, WR)`` cycles from an RDA/WRA to its implicit
+            precharge (DRAMPower's prechargeOffsetRD/WR), for command traces.
     """
 
     name: str
@@ -303,6 +308,9 @@ class Standard:
     burst_cycles: Callable[[Any], float] | None = None
     lead_domain: str | None = None
     notes: tuple[str, ...] = ()
+    model: str = ""
+    trace_commands: tuple[str, ...] = ()
+    precharge_offsets: Callable[[Any], tuple[int, int]] | None = None
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.domains]

@@ -130,6 +130,14 @@ def background_powers(spec: Any) -> dict[str, dict[str, float]]:
     return out
 
 
+TRACE_COMMANDS = ("ACT", "PRE", "PREA", "RD", "RDA", "WR", "WRA", "REFA", "PDEA", "PDXA", "PDEP", "PDXP", "SREFEN", "SREFEX", "PRESB", "REFSB")
+
+
+def precharge_offsets(spec: Any) -> tuple[int, int]:
+    """(RD, WR) implicit-precharge offsets [cycles]: RTP; BL/DR + WL + WR (``MemSpecDDR5.cpp``)."""
+    return spec.rtp, spec.burst_length // spec.data_rate + spec.wl + spec.wr
+
+
 STANDARD = Standard(
     name="DDR5",
     description="DDR5 (JESD79-5), DRAMPower v6.2.0 core equations over VDD and VPP",
@@ -146,6 +154,9 @@ STANDARD = Standard(
     params=PARAMS,
     timing_json={"ras": ("RAS",), "rp": ("RP",), "rcd": ("RCD",), "refi": ("REFI1", "REFI")},
     refresh_command="refab",
+    trace_commands=TRACE_COMMANDS,
+    precharge_offsets=precharge_offsets,
+    model="DRAMPower v6.2.0 (tukl-msd/DRAMPower tag v6.2.0, commit d8b980ab9e725480787b130798ad7ef675517b34)",
     notes=("a partition is one 32-bit subchannel (two per DIMM), a rank of devices with BL16: 64 bytes per burst",
            "REFab every tREFI (3.9 us in normal refresh mode); REFsb (same-bank refresh) is reported per command",
            "reduced VDD scales the VDD currents; VPP (1.8 V) stays"),

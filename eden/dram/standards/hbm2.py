@@ -171,6 +171,7 @@ STANDARD = Standard(
     params=params(16),
     timing_json=HBM_TIMING_JSON,
     refresh_command="refab",
+    model="HBM-Power (CMU-SAFARI/HBM-Power commit 318d3d1f7ae8664800f369147d76a23073e2156b, a fork of DRAMPower 5.4.1)",
     notes=("a partition is one pseudo-channel (16 per stack), 64 bits wide with BL4: 32 bytes per burst",
            "REFab every tREFI; HBM-Power has no power-down, self-refresh or per-bank refresh",
            "reduced VDD scales the one measured rail (I/O energy is inside IDD4R/IDD4W)"),

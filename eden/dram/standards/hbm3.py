@@ -61,6 +61,7 @@ STANDARD = Standard(
     params=hbm2.params(32),
     timing_json=hbm2.HBM_TIMING_JSON,
     refresh_command="refab",
+    model="HBM-Power (CMU-SAFARI/HBM-Power commit 318d3d1f7ae8664800f369147d76a23073e2156b, a fork of DRAMPower 5.4.1)",
     notes=("a partition is one pseudo-channel (32 per stack), 32 bits wide with BL8: 32 bytes per burst",
            "REFab every tREFI; HBM-Power has no power-down, self-refresh or per-bank refresh",
            "reduced VDD scales the core rail VDD; VDDQ (reads' DQ share) stays"),

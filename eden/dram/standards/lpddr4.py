@@ -144,6 +144,15 @@ def background_powers(spec: Any, *, deep_sleep: bool = False) -> dict[str, dict[
     return out
 
 
+TRACE_COMMANDS = ("ACT", "PRE", "PREA", "RD", "RDA", "WR", "WRA", "REFA", "PDEA", "PDXA", "PDEP", "PDXP", "SREFEN", "SREFEX", "REFB")
+
+
+def precharge_offsets(spec: Any) -> tuple[int, int]:
+    """(RD, WR) implicit-precharge offsets [cycles]: RTP (BL16) or 8 + RTP; WL + BL/2 + WR + 1 (JESD209-4 Table 21)."""
+    rd = spec.rtp if spec.burst_length == 16 else 8 + spec.rtp
+    return rd, spec.wl + spec.burst_length // 2 + spec.wr + 1
+
+
 STANDARD = Standard(
     name="LPDDR4",
     description="LPDDR4 (JESD209-4), DRAMPower v6.2.0 core equations over VDD1 and VDD2",
@@ -159,6 +168,9 @@ STANDARD = Standard(
     params=PARAMS,
     timing_json={"ras": ("RAS",), "rp": ("RPpb",), "rcd": ("RCD",), "refi": ("REFI",)},
     refresh_command="refab",
+    trace_commands=TRACE_COMMANDS,
+    precharge_offsets=precharge_offsets,
+    model="DRAMPower v6.2.0 (tukl-msd/DRAMPower tag v6.2.0, commit d8b980ab9e725480787b130798ad7ef675517b34)",
     notes=("a partition is one x16 channel (two per die) with BL16: 32 bytes per burst",
            "REFab every tREFI; REFpb (per-bank refresh) is reported per command",
            "reduced VDD scales VDD2 (array and periphery); VDD1 (1.8 V, pumps) stays"),

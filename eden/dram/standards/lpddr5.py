@@ -75,6 +75,15 @@ def background_powers(spec: Any) -> dict[str, dict[str, float]]:
     return lpddr4.background_powers(spec, deep_sleep=True)
 
 
+TRACE_COMMANDS = (*lpddr4.TRACE_COMMANDS, "REFP2B", "DSMEN", "DSMEX")
+
+
+def precharge_offsets(spec: Any) -> tuple[int, int]:
+    """(RD, WR) implicit-precharge offsets [cycles]: tBurst + RBTP; WL + tBurst + 1 + WR (``MemSpecLPDDR5.cpp``)."""
+    t_burst = spec.burst_length // (spec.data_rate * spec.wck2ck)
+    return t_burst + spec.rtp, spec.wl + t_burst + 1 + spec.wr
+
+
 STANDARD = Standard(
     name="LPDDR5",
     description="LPDDR5 (JESD209-5), DRAMPower v6.2.0 core equations over VDD1, VDD2H and VDD2L",
@@ -91,6 +100,9 @@ STANDARD = Standard(
     params=PARAMS,
     timing_json={"ras": ("RAS",), "rp": ("RPpb",), "rcd": ("RCD_S",), "refi": ("REFI",)},
     refresh_command="refab",
+    trace_commands=TRACE_COMMANDS,
+    precharge_offsets=precharge_offsets,
+    model="DRAMPower v6.2.0 (tukl-msd/DRAMPower tag v6.2.0, commit d8b980ab9e725480787b130798ad7ef675517b34)",
     burst_cycles=burst_cycles,
     notes=("a partition is one x16 channel with BL16 (32 bytes per burst); a burst takes BL/(DR*WCK:CK) clocks",
            "REFab every tREFI; REFpb and REFp2b (per-bank, two-bank refresh) are reported per command",
