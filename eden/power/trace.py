@@ -143,6 +143,10 @@ class TraceResult:
         by_domain: the same per voltage domain.
         cycles: per rank ``act, pre, power_down_active, power_down_precharged, self_refresh, deep_sleep``.
         counters: per rank the command counts summed over its banks.
+        bank_energy: DRAMPower's per-bank entries (ranks x devices x banks, index
+            ``(rank * devices + device) * banks + bank``; fields :data:`BANK_FIELDS`, domains summed).
+        rank_energy: per rank :data:`RANK_FIELDS` (times the devices).
+        banks: per rank, per bank: ``act_cycles``, ``pre_cycles`` and the command counters.
     """
 
     standard: str
@@ -152,6 +156,9 @@ class TraceResult:
     by_domain: dict[str, dict[str, float]]
     cycles: list[dict[str, int]]
     counters: list[dict[str, int]]
+    bank_energy: list[dict[str, float]] = dataclasses.field(default_factory=list, repr=False)
+    rank_energy: list[dict[str, float]] = dataclasses.field(default_factory=list, repr=False)
+    banks: list[list[dict[str, int]]] = dataclasses.field(default_factory=list, repr=False)
 
     @property
     def total(self) -> float:
@@ -382,9 +389,13 @@ def _energy(spec: MemSpec, m: _Machine, end: int) -> TraceResult:
     n_dev, nb = spec.devices, spec.banks
     bg = m.bank_groups
     by_domain: dict[str, dict[str, float]] = {}
+    # DRAMPower's bank_energy: ranks x devices x banks entries (devices are copies), summed over domains
+    bank_energy = [dict.fromkeys(BANK_FIELDS, 0.0) for _ in range(spec.ranks * n_dev * nb)]
+    rank_energy = [dict.fromkeys(RANK_FIELDS, 0.0) for _ in range(spec.ranks)]
     for dom in spec.domains:
+        acc = dict.fromkeys(ENERGY_FIELDS, 0.0)
         if not dom.currents:  # a voltage-only domain (HBM3's VDDQ) carries no core current
-            by_domain[dom.name] = dict.fromkeys((*ENERGY_FIELDS, "total"), 0.0)
+            by_domain[dom.name] = {**acc, "total": 0.0}
             continue
         c = std.derived_currents(spec, dom.name)
         i_bank = c.get("i_bank", c["i_1"] - c["i_rho"])
@@ -393,19 +404,20 @@ def _energy(spec: MemSpec, m: _Machine, end: int) -> TraceResult:
 
         def per(key: str, _d: str = dom.name) -> float:
             return e_cmd.get(key, {}).get(_d, 0.0)
-        acc = dict.fromkeys(ENERGY_FIELDS, 0.0)
+
         pre_e = per("pre")
-        for rank in m.ranks:
+        i6 = getattr(dom, "i6n", None) if std.name == "DDR5" else getattr(dom, "i6", None)
+        for r, rank in enumerate(m.ranks):
             sref = rank.sref.count_at(end)
             pda, pdp, dsm = rank.pda.count_at(end), rank.pdp.count_at(end), rank.dsm.count_at(end)
             rank_act = rank.act.count_at(end)
             rank_pre = end - (rank_act + pda + pdp + sref)
-            for b in rank.banks:
+            for j, b in enumerate(rank.banks):
                 k = b.counter
                 bank = {
                     "E_act": per("act") * k["act"], "E_pre": pre_e * k["pre"],
-                    "E_bg_act": v * i_bank * b.act.count_at(end) * tck,
-                    "E_bg_pre": (1.0 / nb) * v * dom.i2n * rank_pre * tck,
+                    "E_bg_act": v * i_bank * (b.act.count_at(end) * tck),
+                    "E_bg_pre": (1.0 / nb) * v * dom.i2n * (rank_pre * tck),
                     "E_RD": per("rd") * k["reads"], "E_WR": per("wr") * k["writes"],
                     "E_RDA": per("rd") * k["reads_auto"], "E_WRA": per("wr") * k["writes_auto"],
                     "E_pre_RDA": pre_e * k["reads_auto"], "E_pre_WRA": pre_e * k["writes_auto"],
@@ -415,14 +427,18 @@ def _energy(spec: MemSpec, m: _Machine, end: int) -> TraceResult:
                 }
                 for key, value in bank.items():
                     acc[key] += value * n_dev
-            opt = {key: getattr(dom, cur, None) for key, cur in (("i3p", "i3p"), ("i2p", "i2p"),
-                                                                ("i6", "i6n" if hasattr(dom, "i6n") else "i6"),
-                                                                ("i6ds", "i6ds"))}
-            acc["E_bg_act_shared"] += v * i_shared * rank_act * tck * n_dev
-            acc["E_PDNA"] += v * (opt["i3p"] or 0.0) * pda * tck * n_dev
-            acc["E_PDNP"] += v * (opt["i2p"] or 0.0) * pdp * tck * n_dev
-            acc["E_sref"] += v * (opt["i6"] or 0.0) * ((sref - dsm) if std.name == "LPDDR5" else sref) * tck * n_dev
-            acc["E_dsm"] += v * (opt["i6ds"] or 0.0) * dsm * tck * n_dev
+                    for d in range(n_dev):
+                        bank_energy[(r * n_dev + d) * nb + j][key] += value
+            rank_values = {
+                "E_bg_act_shared": v * i_shared * (rank_act * tck),
+                "E_PDNA": v * (getattr(dom, "i3p", None) or 0.0) * (pda * tck),
+                "E_PDNP": v * (getattr(dom, "i2p", None) or 0.0) * (pdp * tck),
+                "E_sref": v * (i6 or 0.0) * (((sref - dsm) if std.name == "LPDDR5" else sref) * tck),
+                "E_dsm": v * (getattr(dom, "i6ds", None) or 0.0) * (dsm * tck),
+            }
+            for key, value in rank_values.items():
+                acc[key] += value * n_dev
+                rank_energy[r][key] += value * n_dev
         acc["total"] = sum(acc[k] for k in ENERGY_FIELDS if k not in ("E_pre_RDA", "E_pre_WRA"))
         acc["E_bg_act"] += acc["E_bg_act_shared"]  # as DRAMPower's aggregated_bank_energy()
         by_domain[dom.name] = acc
@@ -434,25 +450,13 @@ def _energy(spec: MemSpec, m: _Machine, end: int) -> TraceResult:
         cycles.append({"act": act, "pre": end - (act + pda + pdp + sref), "power_down_active": pda,
                        "power_down_precharged": pdp, "self_refresh": sref, "deep_sleep": rank.dsm.count_at(end)})
         counters.append({k: sum(b.counter[k] for b in rank.banks) for k in rank.banks[0].counter})
-    return TraceResult(std.name, spec.name, end, energy, by_domain, cycles, counters)
-
-
-def bank_cycles(spec: MemSpec, commands: Iterable[TraceCommand], end: int | None = None) -> list[list[dict[str, int]]]:
-    """Per rank, per bank: ``act`` and ``pre`` cycles and the command counters (DRAMPower's ``stats.bank``)."""
-    commands = list(commands)
-    _check(spec, commands, "<trace>")
-    end = commands[-1].time if end is None and commands else (end or 0)
-    m = _Machine(spec)
-    for c in commands:
-        m.run_until(c.time)
-        m.do(c)
-    m.run_until(end)
-    out = []
+    banks = []
     for rank in m.ranks:
         off = rank.pda.count_at(end) + rank.pdp.count_at(end) + rank.sref.count_at(end)
-        out.append([{"act_cycles": b.act.count_at(end), "pre_cycles": end - (b.act.count_at(end) + off),
-                     **b.counter} for b in rank.banks])
-    return out
+        banks.append([{"act_cycles": b.act.count_at(end), "pre_cycles": end - (b.act.count_at(end) + off),
+                       **b.counter} for b in rank.banks])
+    return TraceResult(std.name, spec.name, end, energy, by_domain, cycles, counters, bank_energy, rank_energy,
+                       banks)
 
 
 def read_trace(path: str | os.PathLike) -> tuple[list[TraceCommand], int | None]:
