@@ -33,7 +33,7 @@ import dataclasses
 import heapq
 import itertools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ from eden.core.validate import check_int
 from eden.errors import EdenConfigError, EdenDataError, EdenFileNotFoundError
 from eden.power.memspec import MemSpec
 
-__all__ = ["TraceCommand", "TraceResult", "read_trace", "simulate", "ENERGY_FIELDS", "COMMAND_NAMES"]
+__all__ = ["TraceCommand", "TraceResult", "TraceSimulator", "read_trace", "simulate", "ENERGY_FIELDS",
+           "COMMAND_NAMES"]
 
 COMMAND_NAMES = ("ACT", "PRE", "PREA", "PRESB", "RD", "RDA", "WR", "WRA", "REFA", "REFB", "REFSB", "REFP2B",
                  "PDEA", "PDXA", "PDEP", "PDXP", "SREFEN", "SREFEX", "DSMEN", "DSMEX")
@@ -118,10 +119,11 @@ class _Bank:
 
 
 class _Rank:
-    __slots__ = ("banks", "act", "pda", "pdp", "sref", "dsm", "end_refresh")
+    __slots__ = ("banks", "act", "pda", "pdp", "sref", "dsm", "end_refresh", "entries")
 
     def __init__(self, banks: int) -> None:
         self.banks = [_Bank() for _ in range(banks)]
+        self.entries = {"self_refresh_entries": 0, "deep_sleep_entries": 0}
         self.act, self.pda, self.pdp, self.sref, self.dsm = (_Interval() for _ in range(5))
         self.end_refresh = 0
 
@@ -173,15 +175,16 @@ class TraceResult:
 
 
 class _Machine:
-    def __init__(self, spec: MemSpec) -> None:
+    def __init__(self, spec: MemSpec, offsets: tuple[int, int] | None = None, two_bank_offset: int = 8) -> None:
         self.spec = spec
         self.std = spec.spec
         self.ranks = [_Rank(spec.banks) for _ in range(spec.ranks)]
         self.events: list[tuple[int, int, Callable[[], None]]] = []
         self.seq = itertools.count()
         assert self.std.precharge_offsets is not None
-        self.off_rd, self.off_wr = self.std.precharge_offsets(spec)
+        self.off_rd, self.off_wr = self.std.precharge_offsets(spec) if offsets is None else offsets
         self.bank_groups = max(1, int(dict(spec.params).get("bank_groups", 1) or 1))
+        self.two_bank_offset = two_bank_offset
 
     # ------------------------------------------------------------ events
     def later(self, t: int, fn: Callable[[], None]) -> None:
@@ -300,13 +303,17 @@ class _Machine:
         elif cmd == "REFB":
             self.refresh_bank(r, b, t, spec.rfcpb, "ref_pb")
         elif cmd == "REFP2B":
-            second = r.banks[(c.bank + 8) % 16]  # DRAMPower: perTwoBankOffset = 8, mod 16 (hard-coded)
+            second = r.banks[(c.bank + self.two_bank_offset) % 16]  # DRAMPower: offset 8, mod 16 (hard-coded)
             self.refresh_bank(r, b, t, spec.rfcpb, "ref_2b")
             self.refresh_bank(r, second, t, spec.rfcpb, "ref_2b")
         elif cmd == "SREFEN":
             self.ref_all(r, t)
             start = t + spec.rfc
-            self.later(start, lambda: r.sref.open(start))
+
+            def enter_sref() -> None:
+                r.entries["self_refresh_entries"] += 1
+                r.sref.open(start)
+            self.later(start, enter_sref)
         elif cmd == "SREFEX":
             r.sref.close(t)
         elif cmd == "PDEA":
@@ -318,35 +325,89 @@ class _Machine:
             interval = r.pdp
             self.later(when, (lambda: interval.open(when)) if cmd == "PDEP" else (lambda: interval.close(when)))
         elif cmd == "DSMEN":
+            r.entries["deep_sleep_entries"] += 1
             r.dsm.open(t)
         elif cmd == "DSMEX":
             r.dsm.close(t)
 
 
-def _check(spec: MemSpec, commands: Sequence[TraceCommand], source: str) -> None:
+def _available(spec: MemSpec) -> set[str]:
     std = spec.spec
-    available = set(std.command_energies(spec)) | set(std.background_powers(spec))
-    for i, c in enumerate(commands):
-        where = f"{source}: command {i + 1} ({c.command} at cycle {c.time})"
-        if c.command not in std.trace_commands:
-            raise EdenDataError(f"{where}: unknown command for {std.name}; known: {', '.join(std.trace_commands)}")
-        if i and c.time < commands[i - 1].time:
-            raise EdenDataError(f"{where}: time goes back (previous command at cycle {commands[i - 1].time})")
-        if not 0 <= c.rank < spec.ranks:
-            raise EdenDataError(f"{where}: rank {c.rank} out of range (the memspec has {spec.ranks})")
-        if not 0 <= c.bank < spec.banks:
-            raise EdenDataError(f"{where}: bank {c.bank} out of range (the memspec has {spec.banks} per rank)")
-        need = {"REFSB": "refsb", "REFB": "refpb", "REFP2B": "refp2b", "PDEA": "power_down_active",
-                "PDEP": "power_down_precharged", "SREFEN": "self_refresh", "DSMEN": "deep_sleep"}.get(c.command)
-        if need is not None and need not in available:
-            raise EdenDataError(f"{where}: the memspec cannot give its energy (a current it needs, or tREFI for "
-                                f"per-bank refresh, is not given)")
-        if c.command == "REFP2B" and spec.banks != 16:
-            raise EdenDataError(f"{where}: REFP2B needs 16 banks (DRAMPower refuses it in 8B mode)")
+    return set(std.command_energies(spec)) | set(std.background_powers(spec))
+
+
+def _check(spec: MemSpec, c: TraceCommand, i: int, previous: int | None, source: str,
+           available: set[str], two_bank_offset: int = 8) -> None:
+    std = spec.spec
+    where = f"{source}: command {i + 1} ({c.command} at cycle {c.time})"
+    if c.command not in std.trace_commands:
+        raise EdenDataError(f"{where}: unknown command for {std.name}; known: {', '.join(std.trace_commands)}")
+    if previous is not None and c.time < previous:
+        raise EdenDataError(f"{where}: time goes back (previous command at cycle {previous})")
+    if not 0 <= c.rank < spec.ranks:
+        raise EdenDataError(f"{where}: rank {c.rank} out of range (the memspec has {spec.ranks})")
+    if not 0 <= c.bank < spec.banks:
+        raise EdenDataError(f"{where}: bank {c.bank} out of range (the memspec has {spec.banks} per rank)")
+    need = {"REFSB": "refsb", "REFB": "refpb", "REFP2B": "refp2b", "PDEA": "power_down_active",
+            "PDEP": "power_down_precharged", "SREFEN": "self_refresh", "DSMEN": "deep_sleep"}.get(c.command)
+    if need is not None and need not in available:
+        raise EdenDataError(f"{where}: the memspec cannot give its energy (a current it needs, or tREFI for "
+                            f"per-bank refresh, is not given)")
+    if c.command == "REFP2B":
+        from eden.dram.standards.lpddr5 import bank_architecture
+
+        if bank_architecture(spec) == "8B":
+            raise EdenDataError(f"{where}: REFP2B is not supported in 8B mode (as DRAMPower)")
+        if (c.bank + two_bank_offset) % 16 >= spec.banks:
+            raise EdenDataError(f"{where}: REFP2B's second bank ({c.bank} + {two_bank_offset}) mod 16 is out of "
+                                f"range (the memspec has {spec.banks} banks)")
+
+
+class TraceSimulator:
+    """DRAMPower v6.2.0's core state machine, fed one command at a time (:func:`simulate` runs a whole trace).
+
+    Args:
+        spec: the device (a standard with ``trace_commands``: DDR5, LPDDR4, LPDDR5).
+        precharge_offsets: ``(RD, WR)`` cycles from RDA/WRA to the implicit PRE (default: the
+            standard's, from the memspec's timings).
+        two_bank_offset: LPDDR5 REFP2B's second bank is ``(bank + offset) mod 16`` (DRAMPower: 8).
+        source: the trace's name in errors.
+    """
+
+    def __init__(self, spec: MemSpec, *, precharge_offsets: tuple[int, int] | None = None,
+                 two_bank_offset: int = 8, source: str = "<trace>") -> None:
+        if not isinstance(spec, MemSpec):
+            raise EdenConfigError(f"TraceSimulator: spec must be a MemSpec, got {type(spec).__name__}")
+        std = spec.spec
+        if not std.trace_commands or std.precharge_offsets is None:
+            raise EdenConfigError(f"command traces are modelled for DDR5, LPDDR4 and LPDDR5 (DRAMPower v6.2.0's "
+                                  f"state machine); {std.name} has none")
+        self.spec = spec
+        self.source = source
+        self.machine = _Machine(spec, precharge_offsets, two_bank_offset)
+        self.available = _available(spec)
+        self.count = 0
+        self.last: int | None = None
+
+    def command(self, c: TraceCommand) -> None:
+        """Run the implicit events due by ``c.time``, then ``c``."""
+        _check(self.spec, c, self.count, self.last, self.source, self.available, self.machine.two_bank_offset)
+        self.machine.run_until(c.time)
+        self.machine.do(c)
+        self.count += 1
+        self.last = c.time
+
+    def result(self, end: int) -> TraceResult:
+        """The statistics and energy of the window ``[0, end]`` (runs the implicit events due by ``end``)."""
+        end = check_int("end", end, lo=0)
+        if self.last is not None and end < self.last:
+            raise EdenConfigError(f"{self.source}: end = {end} is before the last command (cycle {self.last})")
+        self.machine.run_until(end)
+        return _energy(self.spec, self.machine, end)
 
 
 def simulate(spec: MemSpec, commands: Iterable[TraceCommand], *, end: int | None = None,
-             source: str = "<trace>") -> TraceResult:
+             source: str = "<trace>", precharge_offsets: tuple[int, int] | None = None) -> TraceResult:
     """Run a command trace through DRAMPower v6.2.0's state machine and book its energy.
 
     Args:
@@ -354,32 +415,17 @@ def simulate(spec: MemSpec, commands: Iterable[TraceCommand], *, end: int | None
         commands: in time order.
         end: the window's end [cycles] (default: the last command's time); not before it.
         source: the trace's name in errors.
+        precharge_offsets: see :class:`TraceSimulator`.
 
     Raises:
         EdenConfigError: a standard without trace support, a bad ``end``.
-        EdenDataError: an unknown command, a time that goes back, a rank or bank out of range.
+        EdenDataError: an unknown command, a time that goes back, a rank or bank out of range, a
+            command whose energy the memspec cannot give.
     """
-    if not isinstance(spec, MemSpec):
-        raise EdenConfigError(f"simulate: spec must be a MemSpec, got {type(spec).__name__}")
-    std = spec.spec
-    if not std.trace_commands or std.precharge_offsets is None:
-        supported = [n for n in ("DDR5", "LPDDR4", "LPDDR5")]
-        raise EdenConfigError(f"command traces are modelled for {', '.join(supported)} (DRAMPower v6.2.0's state "
-                              f"machine); {std.name} has none")
-    commands = list(commands)
-    _check(spec, commands, source)
-    last = commands[-1].time if commands else 0
-    if end is None:
-        end = last
-    end = check_int("simulate: end", end, lo=0)
-    if end < last:
-        raise EdenConfigError(f"simulate: end = {end} is before the last command (cycle {last})")
-    m = _Machine(spec)
+    sim = TraceSimulator(spec, precharge_offsets=precharge_offsets, source=source)
     for c in commands:
-        m.run_until(c.time)
-        m.do(c)
-    m.run_until(end)
-    return _energy(spec, m, end)
+        sim.command(c)
+    return sim.result((sim.last or 0) if end is None else end)
 
 
 def _energy(spec: MemSpec, m: _Machine, end: int) -> TraceResult:
@@ -449,7 +495,8 @@ def _energy(spec: MemSpec, m: _Machine, end: int) -> TraceResult:
         act = rank.act.count_at(end)
         cycles.append({"act": act, "pre": end - (act + pda + pdp + sref), "power_down_active": pda,
                        "power_down_precharged": pdp, "self_refresh": sref, "deep_sleep": rank.dsm.count_at(end)})
-        counters.append({k: sum(b.counter[k] for b in rank.banks) for k in rank.banks[0].counter})
+        counters.append({**{k: sum(b.counter[k] for b in rank.banks) for k in rank.banks[0].counter},
+                         **rank.entries})
     banks = []
     for rank in m.ranks:
         off = rank.pda.count_at(end) + rank.pdp.count_at(end) + rank.sref.count_at(end)

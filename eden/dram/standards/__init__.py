@@ -1,6 +1,7 @@
 """DRAM standards, registered by name: one module per standard plus one registration line.
 
-Each module (``ddr4.py``, ``ddr3.py``, ``ddr5.py``, ``lpddr4.py``, ``lpddr5.py``, ``hbm2.py``, ``hbm3.py``) builds one :class:`~eden.dram.standards.base.Standard`
+Each module (``ddr4.py``, ``ddr3.py``, ``ddr5.py``, ``lpddr4.py``, ``lpddr5.py``, ``hbm2.py``,
+``hbm3.py``) builds one :class:`~eden.dram.standards.base.Standard`
 (memspec fields, voltage domains, currents, refresh modes, commands, energies,
 background powers); the line at the bottom of this file registers it. The DRAM
 profile loader (``eden.dram.profiles``) checks a profile's ``power`` section

@@ -130,7 +130,8 @@ def background_powers(spec: Any) -> dict[str, dict[str, float]]:
     return out
 
 
-TRACE_COMMANDS = ("ACT", "PRE", "PREA", "RD", "RDA", "WR", "WRA", "REFA", "PDEA", "PDXA", "PDEP", "PDXP", "SREFEN", "SREFEX", "PRESB", "REFSB")
+TRACE_COMMANDS = ("ACT", "PRE", "PREA", "RD", "RDA", "WR", "WRA", "REFA", "PDEA", "PDXA", "PDEP", "PDXP",
+                  "SREFEN", "SREFEX", "PRESB", "REFSB")
 
 
 def precharge_offsets(spec: Any) -> tuple[int, int]:

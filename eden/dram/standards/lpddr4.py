@@ -144,7 +144,8 @@ def background_powers(spec: Any, *, deep_sleep: bool = False) -> dict[str, dict[
     return out
 
 
-TRACE_COMMANDS = ("ACT", "PRE", "PREA", "RD", "RDA", "WR", "WRA", "REFA", "PDEA", "PDXA", "PDEP", "PDXP", "SREFEN", "SREFEX", "REFB")
+TRACE_COMMANDS = ("ACT", "PRE", "PREA", "RD", "RDA", "WR", "WRA", "REFA", "PDEA", "PDXA", "PDEP", "PDXP",
+                  "SREFEN", "SREFEX", "REFB")
 
 
 def precharge_offsets(spec: Any) -> tuple[int, int]:

@@ -45,13 +45,19 @@ PARAMS = (
 
 
 def bank_architecture(spec: Any) -> str:
-    """``"16B"``, ``"BG"`` or ``"8B"`` from (banks, bank groups), as ``MemSpecLPDDR5.cpp``."""
+    """``"16B"``, ``"BG"`` or ``"8B"`` from (banks, bank groups).
+
+    As ``MemSpecLPDDR5.cpp`` for the JEDEC modes (16 banks with 0-1 groups: 16B, 16 with 4: BG,
+    8 with 0-1: 8B). Any other bank count with more than one group is read as BG mode (DRAMPower's
+    unit tests set such memspecs and force BG); anything else is refused (DRAMPower prints an error
+    and falls back to 16B).
+    """
     b, bg = spec.banks, spec.bank_groups
     if b == 16 and bg in (0, 1):
         return "16B"
-    if b == 16 and bg == 4:
+    if bg > 1:
         return "BG"
-    if b == 8 and bg <= 1:
+    if b == 8:
         return "8B"
     raise EdenConfigError(f"{spec.source or spec.name or 'LPDDR5 memspec'}: nbrOfBanks/nbrOfBankGroups "
                           f"{b}/{bg} is no LPDDR5 bank architecture (16/0-1: 16B, 16/4: BG, 8/0-1: 8B)")
