@@ -76,9 +76,11 @@ GOLDEN: dict[str, dict[str, dict[str, float]]] = {
         "RD": {"VDD1": 0, "VDD2": 1347.5, "total": 1347.5}, "WR": {"VDD1": 0, "VDD2": 990, "total": 990},
         "REFab": {"VDD1": 3906, "VDD2": 18480, "total": 22386},
         "REFpb": {"VDD1": 376.171875, "VDD2": 1148.296875, "total": 1524.46875},
-        "P_PRE_STBY": {"VDD1": 3.6, "VDD2": 29.7, "total": 33.3}, "P_ACT_STBY_1": {"VDD1": 4.05, "VDD2": 33, "total": 37.05},
+        "P_PRE_STBY": {"VDD1": 3.6, "VDD2": 29.7, "total": 33.3},
+        "P_ACT_STBY_1": {"VDD1": 4.05, "VDD2": 33, "total": 37.05},
         "P_ACT_STBY_ALL": {"VDD1": 4.05, "VDD2": 33, "total": 37.05},
-        "P_PDN_ACT": {"VDD1": 2.16, "VDD2": 9.9, "total": 12.06}, "P_PDN_PRE": {"VDD1": 2.16, "VDD2": 3.3, "total": 5.46},
+        "P_PDN_ACT": {"VDD1": 2.16, "VDD2": 9.9, "total": 12.06},
+        "P_PDN_PRE": {"VDD1": 2.16, "VDD2": 3.3, "total": 5.46},
         "P_SREF": {"VDD1": 0.54, "VDD2": 0.55, "total": 1.09}},
     "lpddr4-test": {
         "ACT": {"VDD1": 196.1538462, "VDD2": 0}, "PRE": {"VDD1": 207.6923077}, "RD": {"VDD1": 452.3076923},
