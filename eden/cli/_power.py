@@ -35,7 +35,7 @@ def _table(summary: dict) -> str:
         for name, total in summary[key].items():
             cells = summary["by_domain"][key][name]
             lines.append(f"  {name:<16}" + "".join(
-                f"{'-' if cells.get(d) is None else f'{cells[d]:.10g}':>14}" for d in domains) + f"{total:>16.10g}")
+                f" {'-' if cells.get(d) is None else f'{cells[d]:.10g}':>13}" for d in domains) + f"{total:>16.10g}")
     for name, why in summary["not_available"].items():
         lines.append(f"  {name:<16}n/a ({why})")
     return "\n".join(lines)
