@@ -774,8 +774,10 @@ def _from_json(root: Mapping[str, Any], source: str) -> MemSpec:
             if value < 0:
                 raise EdenConfigError(f"{source}: mempowerspec.{keys[0]} must be >= 0 A, got {value!r}")
             currents.append((c.key, value))
-        beta = power.get(decl.json_beta)
-        beta = currents[0][1] if beta is None else check_number(f"{source}: mempowerspec.{decl.json_beta}", beta)
+        raw_beta = power.get(decl.json_beta)
+        beta = (currents[0][1] if raw_beta is None
+                else check_number(f"{source}: mempowerspec.{decl.json_beta}", raw_beta))
+        assert beta is not None  # JSON currents are all given (checked above)
         if beta < 0:
             raise EdenConfigError(f"{source}: mempowerspec.{decl.json_beta} must be >= 0 A, got {beta!r}")
         v = num("mempowerspec", power, (decl.json_voltage,), f"{decl.name} supply voltage [V]")
