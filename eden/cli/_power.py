@@ -11,7 +11,8 @@ from eden.cli._common import fail, load_profile_or_fail
 
 
 def _memspec(memspec, profile, standard, overrides=None):
-    from eden.power.memspec import MemSpec, load_memspec
+    from eden.power.load import load_memspec
+    from eden.power.memspec import MemSpec
 
     if (memspec is None) == (profile is None):
         raise click.UsageError("give exactly one of --memspec FILE|DIR and --profile NAME")

@@ -21,7 +21,8 @@ from eden.cli import main
 from eden.dram import standards
 from eden.errors import EdenConfigError, EdenDataError, EdenFileNotFoundError
 from eden.power.hbm_power import read_hbm_power_dir
-from eden.power.memspec import MemSpec, background_powers, command_energies, device_summary, load_memspec
+from eden.power.load import load_memspec
+from eden.power.memspec import MemSpec, background_powers, command_energies, device_summary
 from eden.power.trace import TraceCommand, read_trace, simulate
 
 MEMSPECS = Path(__file__).resolve().parents[2] / "dram_profiles" / "memspecs"
@@ -318,3 +319,79 @@ def test_registered_standards_declare_what_traffic_needs():
         keys = dict(std.commands)
         assert {"act", "pre", "rd", "wr", std.refresh_command} <= set(keys), name
         assert std.model and std.notes
+
+
+# ---------------------------------------------------------------- profiles, traffic, mapping
+NEW_PROFILES = {"ddr5-4800-16gb-x8": "ddr5-4800", "lpddr4-3200-6gb-x16": "lpddr4-micron",
+                "lpddr5-drampower-test": "lpddr5-test", "hbm2-1200": "hbm2-dp-on", "hbm3e-6400": "hbm3e-dp-on"}
+
+
+@pytest.mark.parametrize("name", list(NEW_PROFILES))
+def test_new_profiles_give_their_memspecs_energies_and_label_every_assumption(name):
+    from eden.dram.profiles import load_profile
+
+    prof = load_profile(name)
+    prof.check_error_models()
+    got, want = device_summary(MemSpec.from_profile(prof)), device_summary(SPECS[NEW_PROFILES[name]]())
+    for unit in ("energy_pJ", "power_mW"):
+        assert set(got[unit]) <= set(want[unit])
+        for key, value in got[unit].items():
+            assert close(value, want[unit][key]) or abs(value - want[unit][key]) < 1e-9, (name, key)
+    assert prof.nominal.vdd_v == prof.power.vdd_v == MemSpec.from_profile(prof).vdd.v  # the lead rail
+    below = [op for op in prof.operating_points if op.name != "nominal"]
+    assert below
+    for op in below:
+        measured_anchor = name == "hbm2-1200" and op.ber == 0 and op.source == "hbm_guardband"
+        assert prof.sources[op.source].is_assumption or measured_anchor, (name, op.name)
+        assert "ASSUMPTION" in op.note or measured_anchor or "19% guardband" in op.note, (name, op.name)
+    assert any("no_modern_error_data" in sid for sid in prof.sources)
+
+
+def test_hbm_profiles_use_the_guardband_anchors():
+    from eden.dram.profiles import load_profile
+
+    hbm2 = load_profile("hbm2-1200")
+    volts = sorted((op.vdd_v, op.ber) for op in hbm2.operating_points if op.trcd_ns == hbm2.nominal.trcd_ns)
+    assert volts[-1] == (1.2, 0.0) and (0.972, 0.0) in volts  # nominal and the 19% guardband edge
+    errors = [v for v, ber in volts if ber > 0]
+    assert errors and min(errors) >= round(0.70 * 1.2, 3) - 0.002 and max(errors) < 0.972
+
+
+@pytest.mark.parametrize("name", list(NEW_PROFILES))
+def test_traffic_and_mapping_run_on_every_new_profile(name):
+    from eden.dram.profiles import load_profile
+    from eden.power.traffic import energy_report, inference_traffic
+    from eden.workflows.deploy import DeployOptions, deploy, partitions_from_profile
+
+    prof = load_profile(name)
+    spec = MemSpec.from_profile(prof)
+    traffic = inference_traffic([("w", "weight", 1 << 16), ("x", "ifm", 1 << 12)], batch_size=4)
+    low = min(prof.operating_points, key=lambda op: op.vdd_v)
+    rep = energy_report(traffic, spec, prof.organization.to_address(), vdd_v=low.vdd_v, trcd_ns=low.trcd_ns)
+    assert rep.nominal.total.total > 0 and rep.standard == spec.standard
+    assert rep.nominal.refresh.total > 0  # the standard's all-bank refresh is booked every tREFI
+    burst = prof.organization.bus_width_bits // 8 * spec.burst_length
+    assert sum(d.counts.rd for d in rep.data_types) == sum(-(-t.bytes_read // burst) for t in traffic)
+    if name != "lpddr5-drampower-test":  # its scaled rails carry no current
+        assert rep.operating.total.total < rep.nominal.total.total
+    parts = partitions_from_profile(prof)
+    assert len(parts) == len(prof.operating_points)
+    assert sum(p.capacity_bytes for p in parts) <= prof.organization.capacity_bytes
+    record = json.loads((Path(__file__).resolve().parents[2] / "docs" /
+                         "tolerance_digits-lenet_em0_fp32_zero.json").read_text())
+    mapped = deploy(record, prof, options=DeployOptions())
+    assert mapped["totals"]["energy_mapped_j"] <= mapped["totals"]["energy_nominal_j"]
+    assert prof.power.standard in mapped["vdd_law"] or spec.spec.lead.name in mapped["vdd_law"]
+
+
+def test_lpddr4_has_more_points_than_banks_so_partitions_share_rows():
+    from eden.dram.profiles import load_profile
+    from eden.workflows.deploy import partitions_from_profile
+
+    prof = load_profile("lpddr4-3200-6gb-x16")
+    org = prof.organization
+    assert len(prof.operating_points) > org.banks
+    parts = partitions_from_profile(prof)
+    share = org.rows // len(parts) * org.banks * org.row_bytes
+    assert [p.capacity_bytes for p in parts[:-1]] == [share] * (len(parts) - 1)
+    assert parts[-1].nominal and parts[-1].capacity_bytes == org.capacity_bytes - share * (len(parts) - 1)
