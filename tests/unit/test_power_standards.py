@@ -395,3 +395,17 @@ def test_lpddr4_has_more_points_than_banks_so_partitions_share_rows():
     share = org.rows // len(parts) * org.banks * org.row_bytes
     assert [p.capacity_bytes for p in parts[:-1]] == [share] * (len(parts) - 1)
     assert parts[-1].nominal and parts[-1].capacity_bytes == org.capacity_bytes - share * (len(parts) - 1)
+
+
+def test_trace_rules_the_upstream_tests_leave_open():
+    """Hand-computed: RDA's implicit PRE waits for tRAS; PDXA reopens only the banks the PDEA closed."""
+    spec = SPECS["ddr5-test"]()  # RAS 10, RCD 13, RP 10, RTP 5
+    res = simulate(spec, [TraceCommand(0, "ACT"), TraceCommand(1, "RDA")], end=20)
+    assert res.banks[0][0]["act_cycles"] == 10 and res.counters[0]["pre"] == 1  # max(0 + tRAS, 1 + RTP) = 10
+    cmds = [TraceCommand(0, "ACT", bank=0), TraceCommand(0, "ACT", bank=1), TraceCommand(20, "PRE", bank=1),
+            TraceCommand(30, "PDEA"), TraceCommand(50, "PDXA")]
+    res = simulate(spec, cmds, end=60)
+    # PDEA takes effect at max(30, ACT + tRCD = 13, PRE + tRP = 30) = 30 and closes bank 0; PDXA at 50
+    # reopens bank 0 (closed by the PDEA) but not bank 1 (precharged at 20)
+    assert [b["act_cycles"] for b in res.banks[0][:2]] == [40, 20]
+    assert res.cycles[0]["act"] == 40 and res.cycles[0]["power_down_active"] == 20 and res.cycles[0]["pre"] == 0
