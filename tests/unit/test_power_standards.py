@@ -311,6 +311,12 @@ def test_cli_power_memspec_json_folder_profile_and_trace(tmp_path):
     assert json.loads(r.output)["end_cycle"] == 40
     r = _run("power", "--memspec", str(tmp_path / "none.json"))
     assert r.exit_code == 1 and "not found" in r.output
+    r = _run("power", "--profile", "lpddr4-3200-6gb-x16", "--vdd", "1.0", "--json")
+    out = json.loads(r.output)
+    assert r.exit_code == 0 and "VDD2 1 V from nominal 1.1 V" in out["law"] and "VDD1 1.8 V unchanged" in out["law"]
+    assert out["energy_pJ"]["ACT"] < 796.875 and close(out["by_domain"]["energy_pJ"]["ACT"]["VDD1"], 95.625)
+    r = _run("power", "--memspec", str(MEMSPECS / "drampower_test_ddr5.json"), "--profile", "hbm2-1200")
+    assert r.exit_code == 2 and "exactly one of" in r.output
 
 
 def test_registered_standards_declare_what_traffic_needs():
