@@ -135,9 +135,15 @@ class DeployOptions:
 
 # ------------------------------------------------------------------ partitions
 def partitions_from_profile(profile, *, partition_banks: int | None = None) -> list[Partition]:
-    """One partition per non-nominal operating point, plus the nominal remainder."""
+    """One partition per non-nominal operating point, plus the nominal remainder.
+
+    A partition is a set of banks; with more operating points than banks (an 8-bank LPDDR4 channel) and no
+    ``partition_banks``, each is an equal share of every bank's rows instead.
+    """
     org = profile.organization.to_address()
     ops = [op for op in profile.operating_points if op.name != profile.nominal.name]
+    if partition_banks is None and len(ops) + 1 > org.banks:
+        return _row_partitions(profile, ops)
     bank_bytes = org.capacity_bytes // org.banks
     per = partition_banks if partition_banks is not None else max(1, org.banks // (len(ops) + 1))
     if per * len(ops) >= org.banks:
@@ -147,6 +153,33 @@ def partitions_from_profile(profile, *, partition_banks: int | None = None) -> l
                        error_model=op.error_model) for op in ops]
     nominal = profile.nominal
     parts.append(Partition(nominal.name, 0.0, (org.banks - per * len(ops)) * bank_bytes, nominal=True,
+                           vdd_v=nominal.vdd_v, trcd_ns=nominal.trcd_ns))
+    return parts
+
+
+def _vdd_law(profile, alpha: float) -> str:
+    """The VDD law in words, naming the rails the profile's standard scales and the ones it keeps."""
+    from eden.dram import standards
+
+    std = standards.get(profile.power.standard)
+    if std.name in ("DDR3", "DDR4"):  # the wording reports carried before other standards existed
+        return f"IDD(V) = IDD_nominal * (V / V_nominal) ** {alpha:g} (VDD domain); VPP unchanged"
+    scaled = [d.name for d in std.domains if d.scales_with_vdd]
+    fixed = [d.name for d in std.domains if not d.scales_with_vdd]
+    return (f"IDD(V) = IDD_nominal * (V / V_nominal) ** {alpha:g} ({'/'.join(scaled)} domain"
+            f"{'s' if len(scaled) > 1 else ''}, V = the operating point's vdd_v on {std.lead.name})"
+            + (f"; {', '.join(fixed)} unchanged" if fixed else ""))
+
+
+def _row_partitions(profile, ops) -> list[Partition]:
+    """More operating points than banks (an 8-bank LPDDR4 channel): equal shares of every bank's rows."""
+    org = profile.organization.to_address()
+    rows = org.rows // (len(ops) + 1)
+    share = rows * org.banks * org.row_bytes
+    parts = [Partition(op.name, op.ber, share, vdd_v=op.vdd_v, trcd_ns=op.trcd_ns, error_model=op.error_model)
+             for op in ops]
+    nominal = profile.nominal
+    parts.append(Partition(nominal.name, 0.0, org.capacity_bytes - share * len(ops), nominal=True,
                            vdd_v=nominal.vdd_v, trcd_ns=nominal.trcd_ns))
     return parts
 
@@ -410,7 +443,7 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
                       "correction": record["correction"], "target_drop_pp": record["target_drop_pp"],
                       "source": options.tolerance},
         "options": dataclasses.asdict(options), "law": nominal_rep.law,
-        "vdd_law": f"IDD(V) = IDD_nominal * (V / V_nominal) ** {options.alpha:g} (VDD domain); VPP unchanged",
+        "vdd_law": _vdd_law(profile, options.alpha),
         "access_model": options.access_model.to_dict(),
         "partitions": [dataclasses.asdict(p) for p in parts],
         "datatypes": rows,
