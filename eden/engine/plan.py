@@ -348,8 +348,8 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
                 active = [qm > 0.0 for qm in qmax]
                 L = [_log1m(qm) if qm > 0 else 0.0 for qm in qmax]
                 A = [[_threshold(q[c][v] / qmax[c]) if qmax[c] > 0 else 0 for v in (0, 1)] for c in (0, 1)]
-                sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
-                               rate=[qm if a else 0.0 for qm, a in zip(qmax, active)]))
+                rate = [qm if a else 0.0 for qm, a in zip(qmax, active)]
+                sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A, rate=rate, grate=rate))
             else:
                 for bi, (lo, hi) in enumerate(fixed_bands()):
                     if lo >= max(qmax):
@@ -360,8 +360,10 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
                     L = [_log1m(c) if a else 0.0 for a in active]
                     A = [[_threshold((q[cl][v] - lo) / (hi - lo)) if active[cl] else 0 for v in (0, 1)]
                          for cl in (0, 1)]
+                    # (the groups follow the band rate c in both classes, active or not: the
+                    # streams of a band never depend on q)
                     sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
-                                   rate=[c if a else 0.0 for a in active]))
+                                   rate=[c if a else 0.0 for a in active], grate=[c, c]))
 
     S = len(sp)
     sp_tab = np.zeros((S, 2, 2), np.int64)
@@ -412,7 +414,7 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
     for i, s in enumerate(sp):
         npop = float(org.row_bits) if s["pop"] < 0 else mean_pop[s["pop"]]
         for cl in (0, 1):
-            sp_gbits[i, cl] = group_bits(s["rate"][cl], npop) if s["active"][cl] else 0
+            sp_gbits[i, cl] = group_bits(s["grate"][cl], npop)
         cls = tile_wl[s["wl"]].astype(np.int64) if s["wl"] >= 0 else np.zeros(n_tiles, np.int64)
         t0, t1, gc = stream_groups(cls, sp_gbits[i], s["active"])
         g_t0.append(t0)
