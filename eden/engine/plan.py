@@ -13,10 +13,10 @@ The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`
 * *Stream groups* (what makes a sweep cost O(candidates + runs), not O(tiles)): the tiles of
   a sub-pass are cut into runs of consecutive tiles of one class, and each run into groups of
   at most ``2**k`` tiles, ``k = sp_gbits[s, cls]``, at tile indices that are multiples of
-  ``2**k`` (a group never crosses such a boundary nor a class change). ``k`` is the largest
-  (capped at ``GROUP_MAX_BITS``) with ``2**k * c * n <= GROUP_TARGET`` candidates expected per
-  group, ``n`` the mean tile population (``row_bits``, or the mean weak-bitline list); so
-  ``k = 0`` (a group is one tile) at high rates. Groups of an inactive class are not walked.
+  ``2**k`` (a group never crosses such a boundary nor a class change). With ``n`` the mean
+  tile population (``row_bits``, or the mean weak-bitline list), ``k = 0`` (a group is one
+  tile) when ``c * n >= GROUP_SINGLE``, else the largest ``k`` (capped at ``GROUP_MAX_BITS``)
+  with ``2**k * c * n <= GROUP_TARGET`` candidates expected per group (``group_bits``). Groups of an inactive class are not walked.
   Each group is *one* geometric walk over the concatenation of its tiles' populations (in
   tile order), with its own Philox stream: draw ``j`` of the group whose first tile has row id
   ``r`` uses counter ``(j, r, 0, k)`` under the sub-pass key when
@@ -108,16 +108,19 @@ class Plan:
 
 TABLE_MIN_RATE = 2.0 ** -10
 GUIDE_BITS = 12
-#: Stream groups: at most this many candidates expected per group, and at most 2**GROUP_MAX_BITS tiles.
-GROUP_TARGET = 32.0
+#: Stream groups: at most GROUP_TARGET candidates expected per group and 2**GROUP_MAX_BITS tiles;
+#: a tile that expects GROUP_SINGLE or more is a group of its own (at such rates a tile's own
+#: stream is what the kernels walk fastest, and the GPU gets one thread per tile).
+GROUP_TARGET = 256.0
+GROUP_SINGLE = 24.0
 GROUP_MAX_BITS = 20
 
 
 def group_bits(rate: float, mean_pop: float) -> int:
-    """``k`` of a stream group: the largest ``k <= GROUP_MAX_BITS`` with ``2**k * rate * mean_pop <=
-    GROUP_TARGET`` (0 when even one tile expects more)."""
+    """``k`` of a stream group: 0 when a tile expects ``GROUP_SINGLE`` candidates or more, else
+    the largest ``k <= GROUP_MAX_BITS`` with ``2**k * rate * mean_pop <= GROUP_TARGET``."""
     e = rate * mean_pop
-    if not e > 0.0:
+    if not e > 0.0 or e >= GROUP_SINGLE:
         return 0
     k = 0
     while k < GROUP_MAX_BITS and (2.0 ** (k + 1)) * e <= GROUP_TARGET:

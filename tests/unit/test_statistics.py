@@ -467,9 +467,9 @@ def test_numba_equals_reference(name, spec, amap, base, access):
 # boundary) would show.
 GROUP_CASES = [  # (spec, population, p, seed): population "all" or "weak" (em1's weak cells)
     ("em0:p=1e-4", "all", 1e-4, 1),
-    ("em0:p=1e-5", "all", 1e-5, 2),
-    ("em0:p=1e-4;persistence=fixed", "all", 1e-4, 3),
-    ("em1:fraction=0.05,p=1e-3,p_else=0", "weak", 1e-3, 4),
+    ("em0:p=3e-4", "all", 3e-4, 2),
+    ("em0:p=3e-4;persistence=fixed", "all", 3e-4, 3),
+    ("em1:fraction=0.05,p=4e-3,p_else=0", "weak", 4e-3, 4),
 ]
 GROUP_BITS = 2 ** 26
 

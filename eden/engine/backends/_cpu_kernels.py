@@ -425,6 +425,9 @@ def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_
     L = sp_L[s, cls]
     rate = sp_rate[s, cls]
     ti = a  # tile cursor (weak-bitline populations)
+    t = a  # tile cursor (all bitlines): tile t holds population indices [tstart, tend)
+    tstart = a * row_bits
+    tend = tstart + row_bits
     pos = np.int64(-1)
     acc = np.int64(0)
     j0 = np.int64(0)
@@ -468,8 +471,11 @@ def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_
                 break
             # population index -> tile and row position
             if pop < 0:
-                t = gp // row_bits
-                rowpos = gp - t * row_bits
+                if gp >= tend:  # a later tile (one division per tile reached, not per candidate)
+                    t = gp // row_bits
+                    tstart = t * row_bits
+                    tend = tstart + row_bits
+                rowpos = gp - tstart
             else:
                 if pop_cum[pop, ti + 1] <= gp:
                     ti = ti + np.searchsorted(pop_cum[pop, ti:b + 1], gp, side="right") - 1
