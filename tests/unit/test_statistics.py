@@ -489,8 +489,11 @@ def _windows_check(counts: np.ndarray, sizes: np.ndarray, p: float, what: str) -
     assert st.chi2.ppf(ALPHA / 2, n) <= x2 <= st.chi2.isf(ALPHA / 2, n), f"{what}: dispersion {x2:.1f} over {n}"
 
 
-def _geometric_check(d: np.ndarray, p: float, what: str, bins: int = 12) -> None:
-    """Distances d >= 0 ~ Geometric(p) on {0, 1, ...}: chi-square over near-equiprobable bins."""
+def _geometric_check(d: np.ndarray, p: float, what: str) -> None:
+    """Distances d >= 0 ~ Geometric(p) on {0, 1, ...}: chi-square over near-equiprobable bins
+    (at least 8 expected per bin)."""
+    assert len(d) >= 30, f"{what}: only {len(d)} distances"
+    bins = min(12, len(d) // 8)
     q = np.arange(1, bins) / bins
     edges = np.unique(np.ceil(np.log1p(-q) / np.log1p(-p)).astype(np.int64))
     probs = -np.diff(np.concatenate([[1.0], (1 - p) ** edges.astype(float), [0.0]]))
