@@ -16,7 +16,8 @@ The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`
   ``2**k`` (a group never crosses such a boundary nor a class change). With ``n`` the mean
   tile population (``row_bits``, or the mean weak-bitline list), ``k = 0`` (a group is one
   tile) when ``c * n >= GROUP_SINGLE``, else the largest ``k`` (capped at ``GROUP_MAX_BITS``)
-  with ``2**k * c * n <= GROUP_TARGET`` candidates expected per group (``group_bits``). Groups of an inactive class are not walked.
+  with ``2**k * c * n <= GROUP_TARGET`` candidates expected per group (``group_bits``).
+  Groups of an inactive class are not walked.
   Each group is *one* geometric walk over the concatenation of its tiles' populations (in
   tile order), with its own Philox stream: draw ``j`` of the group whose first tile has row id
   ``r`` uses counter ``(j, r, 0, k)`` under the sub-pass key when
