@@ -381,17 +381,19 @@ def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_
 @nb.njit(**JIT)
 def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_id, tile_group, grp_t0, grp_t1,
                grp_cls, sp_key, sp_thin, sp_pop, sp_gbits, sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t, guide,
-               bl_off, bl_cols, pop_cum, ubuf, vbuf, gbuf, out, m):
+               bl_off, bl_cols, pop_cum, ubuf, vbuf, gbuf, out, vout, m):
     """Sub-pass s's kept candidates from stream group gi that lie in tiles [t_lo, t_hi), as
-    increasing tensor-bit positions at out[m:] (``out`` is replaced by a larger copy when
-    full); returns (out, m).
+    increasing tensor-bit positions at out[m:] (``out`` and the scratch ``vout`` are replaced
+    by larger copies when full); returns (out, vout, m).
 
     One geometric walk over the concatenated populations of the group's tiles, exactly as
     ``reference.subpass_candidates``: batches of draws vectorized along the group's stream
     (counter (draw, row id of its first tile, 0, k)), then a scalar scan. A group that
     starts before t_lo is walked from its start (its draws there are made and dropped), so
-    the positions never depend on how the tiles were split. Acceptance reads the words,
-    which must still hold their original bits."""
+    the positions never depend on how the tiles were split. Acceptance (thin sub-passes)
+    reads the words, which must still hold their original bits: the walk lists the
+    candidates with their V and prefetches their words, then one pass keeps those below the
+    threshold of their stored bit (no branch on a loaded word: the loads overlap)."""
     t0 = grp_t0[gi]
     t1 = grp_t1[gi]
     cls = np.int64(grp_cls[gi])
@@ -409,7 +411,8 @@ def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_
         clo = pop_cum[pop, a]
         chi = pop_cum[pop, b]
     if size <= 0 or chi <= clo:
-        return out, m
+        return out, vout, m
+    m0 = m
     wmask = (np.int64(1) << wsh) - 1
     thin = sp_thin[s] != 0
     K = sp_tab[s, cls, 1]
@@ -440,6 +443,9 @@ def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_
             grown = np.empty(2 * out.shape[0] + nd, np.int64)
             grown[:m] = out[:m]
             out = grown
+            vgrown = np.empty(grown.shape[0], np.uint64)
+            vgrown[:m] = vout[:m]
+            vout = vgrown
         for i in range(nd):
             # the skip: log method, or table method (all K thresholds above u: a tail, add K
             # and take the next draw, no candidate yet)
@@ -484,13 +490,21 @@ def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_
             tb = t * row_bits + rowpos - bit_lo
             if tb < 0 or tb >= nbits:
                 continue  # outside the tensor (its first and last tiles)
-            keep = np.int64(1)
-            if thin:
-                bit = (np.uint64(words[tb >> wsh]) >> np.uint64(tb & wmask)) & np.uint64(1)
-                keep = np.int64(vbuf[i] < A0 + dA * bit)
             out[m] = tb
-            m += keep
-    return out, m
+            if thin:
+                vout[m] = vbuf[i]
+                _prefetch_w(words, tb >> wsh)
+            m += 1
+    if thin:
+        # acceptance on the stored (original) bits, compacted in place
+        n = m0
+        for q in range(m0, m):
+            tb = out[q]
+            bit = (np.uint64(words[tb >> wsh]) >> np.uint64(tb & wmask)) & np.uint64(1)
+            out[n] = tb
+            n += np.int64(vout[q] < A0 + dA * bit)
+        m = n
+    return out, vout, m
 
 
 @nb.njit(**JIT)
@@ -506,6 +520,7 @@ def group_positions(t_begin, t_end, skip, words, wsh, row_bits, bit_lo, bit_hi, 
     vbuf = np.empty(BATCH, np.uint64)
     gbuf = np.empty(BATCH, np.float64)
     out = np.empty(256, np.int64)
+    vout = np.empty(256, np.uint64)
     la = np.empty(max(S, 1), np.int64)
     lb = np.empty(max(S, 1), np.int64)
     live = 0
@@ -519,10 +534,10 @@ def group_positions(t_begin, t_end, skip, words, wsh, row_bits, bit_lo, bit_hi, 
         # the first group that ends after t_begin
         gi = g0 + np.searchsorted(grp_t1[g0:g1], t_begin, side="right")
         while gi < g1 and grp_t0[gi] < t_end:
-            out, m = walk_group(gi, s, t_begin, t_end, words, wsh, row_bits, bit_lo, nbits, tile_row_id,
-                                tile_group, grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_gbits, sp_L,
-                                sp_rate, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, ubuf,
-                                vbuf, gbuf, out, m)
+            out, vout, m = walk_group(gi, s, t_begin, t_end, words, wsh, row_bits, bit_lo, nbits, tile_row_id,
+                                      tile_group, grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_gbits,
+                                      sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols,
+                                      pop_cum, ubuf, vbuf, gbuf, out, vout, m)
             gi += 1
         if m > a:
             la[live] = a
