@@ -13,23 +13,25 @@ which this code computes them differs from the oracle, never the values):
   software logarithm (its tables are compiled-in constants; floats divide with
   ``error_model="numpy"``, i.e. one IEEE division, no zero check). A scalar scan
   then takes the draws in order, exactly as ``reference.geometric_candidates``,
-  and stops at the first candidate past the tile. Draws computed beyond that
-  point are discarded: no state crosses tiles, so batch sizes change nothing.
-* Low rates (``run_tiles``): tiles go in groups; the first draws of every tile
-  of a group are made at once (vectorized across tiles), so a tile whose first
-  skip leaves it costs a few nanoseconds. Candidates of the whole group are
-  listed (their words prefetched), then per tile: data-dependent acceptance,
-  union of the sub-passes' sorted lists, (word, mask) log entries; finally the
-  group's words are XORed (independent stores: their cache misses overlap).
-* High rates (``run_tiles_single``, ``run_tiles_fused``): per tile, the main
-  sub-pass's draws are batched along its stream and one branch-free loop takes
-  each skip, decides acceptance and builds the log entries, interleaving the
-  sorted kept positions of any other sub-pass; a word is XORed when the loop
-  leaves it.
-* Acceptance always reads original bits: a tile only reads its own words, before
-  they change, and tiles never share a word.
+  and stops at the first candidate past the stream group (or past the range of
+  tiles asked for). Draws computed beyond that point are discarded: no state
+  crosses stream groups, so batch sizes change nothing.
+* Stream groups (``walk_group``, ``group_positions``, ``run_tiles``): each sub-pass's
+  groups that meet the range of tiles are walked in order (a group that starts before
+  the range is walked from its start, its draws there dropped: the split of the tiles
+  into chunks never changes the streams); candidates are listed with their V and their
+  words prefetched, then data-dependent acceptance keeps some; the sub-passes' sorted
+  lists are united, become (word, mask) log entries, and the words are XORed
+  (independent stores: their cache misses overlap). O(candidates + groups).
+* High rates (``run_tiles_single``, ``run_tiles_fused``; the main sub-pass's groups
+  are single tiles): per tile, the main sub-pass's draws are batched along its stream
+  and one branch-free loop takes each skip, decides acceptance and builds the log
+  entries, interleaving the sorted kept positions of the other sub-passes (listed for
+  the whole range first); a word is XORed when the loop leaves it.
+* Acceptance always reads original bits: a range of tiles only reads its own words,
+  before they change, and tiles never share a word.
 
-Why ``run_tiles``, ``run_tiles_single`` and ``run_tiles_fused`` stay long (100-200
+Why ``walk_group``, ``run_tiles_single`` and ``run_tiles_fused`` stay long (100-150
 lines each): their inner loop carries a dozen pieces of state from one candidate to
 the next (stream position, draw index within a batch, the batch buffers, the current
 word and its mask, the other sub-passes' list cursor). Split into helper functions,
@@ -67,9 +69,9 @@ LN_2_53 = rng.LN_2_53
 THIRD = 1.0 / 3.0
 LOG_LN_C = rng.LOG_LN_C
 LOG_INV_C = rng.LOG_INV_C
-#: Largest batch of draws generated at once per (tile, sub-pass).
+#: Largest batch of draws generated at once per stream.
 BATCH = 2048
-#: From this many first draws per tile, they are generated tile by tile.
+#: From this many draws per tile (single-tile groups), the main sub-pass runs fused with the log.
 TILE_MAJOR = 32
 
 
