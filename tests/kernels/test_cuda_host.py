@@ -111,6 +111,7 @@ SPECS = {
     "em0_dense": "em0:p=0.5",
     "em1": "em1:fraction=0.05,p=0.05,p_else=1e-4",
     "em1_low": "em1:fraction=0.05,p=1e-3,p_else=1e-6",
+    "em1_sparse": "em1:fraction=0.0003,p=0.3,p_else=1e-6+em0:p=1e-5",  # rows without weak bitlines
     "em2": "em2:fraction=0.25,p=1e-2,p_else=1e-4",
     "em2_low": "em2:fraction=0.1,p=1e-3,p_else=1e-6",
     "em3": "em3:p10=1e-2,p01=1e-4",
@@ -121,7 +122,7 @@ SPECS = {
 }
 #: The oracle walks whole rows one draw at a time (vectorized across rows only), so
 #: rates near 1/2 get short rows: 1 KiB instead of 8 KiB.
-SHORT_ROWS = {"em0_dense", "em3_high"}
+SHORT_ROWS = {"em0_dense", "em3_high", "em1_sparse"}
 SHORT_MAP = AddressMap(DramOrganization(banks=4, rows=256, row_bytes=1024, subarray_rows=32))
 PERSISTENCE = {"access": "", "fixed": ";persistence=fixed"}
 WORDS = [np.uint8, np.uint16, np.uint32]

@@ -437,6 +437,7 @@ REF_CASES = [  # (dtype, spec, address map, base address, access)
     ("bfloat16", "em3:p10=1e-4,p01=1e-5", SMALL_MAP, 0, 3),
     ("int32", "em1:fraction=0.01,p=1e-3,p_else=1e-7+em0:p=1e-5+em2:fraction=0.2,p=1e-4;persistence=fixed",
      SMALL_MAP, 8, 1),
+    ("int8", "em1:fraction=0.0003,p=0.3,p_else=1e-6+em0:p=1e-5", SMALL_MAP, 1024 * 7 + 5, 2),  # empty weak lists
 ]
 
 
