@@ -151,7 +151,8 @@ def pack_positions(xp, pos, word_bits: int, idx_dt, wdt):
     new[0] = True
     new[1:] = w[1:] != w[:-1]
     starts = xp.flatnonzero(new)
-    csum = xp.cumsum(xp.uint64(1) << (pos & (word_bits - 1)).astype(xp.uint64))
+    bit = (pos & (word_bits - 1)).astype(xp.uint64)
+    csum = xp.cumsum(xp.left_shift(xp.ones(n, xp.uint64), bit))
     last = xp.empty(starts.size, xp.int64)
     last[:-1] = starts[1:] - 1
     last[-1] = n - 1
