@@ -179,6 +179,37 @@ def bench_small(batch: int, repeats: int) -> None:
         print(f"  em0 p={p:.0e}: {1e3 * statistics.median(times):8.3f} ms ({1e3 * min(times):.3f}) per forward, "
               f"calling thread's CPU {1e3 * statistics.median(cpu):.3f} ms ({1e3 * min(cpu):.3f}); "
               f"{statistics.median(bits):.0f} bits flipped per forward")
+        _bench_weights_group(injectors, tensors, words, types, repeats)
+
+
+def _bench_weights_group(injectors, tensors, words, types, repeats) -> None:
+    """The 21 weights: one Injector call each vs one InjectorGroup call (thread CPU, inject + undo)."""
+    try:
+        from eden.engine.group import InjectorGroup
+    except ImportError:  # a tree without it
+        return
+    sel = [i for i, (name, _) in enumerate(types) if name.endswith(".weight")]
+    injs = [injectors[i] for i in sel]
+    ts = [tensors[i] for i in sel]
+    ws = [words[i] for i in sel]
+    group = InjectorGroup(injs)
+    for a in range(3):
+        for log in group(ts, ws, a):
+            log.undo()
+    single, grouped = [], []
+    for r in range(repeats):
+        c0 = time.thread_time()
+        for inj, t, w in zip(injs, ts, ws):
+            inj(t, w, 100 + r).undo()
+        c1 = time.thread_time()
+        for log in group(ts, ws, 100 + r):
+            log.undo()
+        c2 = time.thread_time()
+        single.append(c1 - c0)
+        grouped.append(c2 - c1)
+    print(f"    the {len(injs)} weights: one Injector call each {1e3 * statistics.median(single):.3f} ms "
+          f"({1e3 * min(single):.3f}), one InjectorGroup call {1e3 * statistics.median(grouped):.3f} ms "
+          f"({1e3 * min(grouped):.3f}) thread CPU per forward (inject + undo)")
 
 
 def main() -> None:

@@ -786,6 +786,63 @@ def inject_chunks_serial(words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_
         out_n[c] = n - out_off[c] if n >= 0 else -1
 
 
+@intrinsic
+def _address_as_pointer(typingctx, addr, proto):
+    """A pointer to ``proto``'s dtype at the integer address ``addr`` (for ``nb.carray``)."""
+    if not (isinstance(addr, types.Integer) and isinstance(proto, types.Array)):
+        return None
+    ptrty = types.CPointer(proto.dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptrty))
+
+    return ptrty(addr, proto), codegen
+
+
+#: Columns of inject_many's per-tensor offset table: where each tensor's part of a concatenated
+#: plan array starts, in units of tiles, (wl, tile) pairs, groups, sub-passes, sub-pass
+#: offsets (S + 1 each), tab_t, guide, bl_off, bl_cols, pop_cum entries.
+MANY_T, MANY_WL, MANY_G, MANY_S, MANY_SO, MANY_TAB, MANY_GUIDE, MANY_BLO, MANY_BLC, MANY_POP = range(10)
+
+
+@nb.njit(**JIT)
+def inject_many(addrs, nwords, proto, wb, scal, offs, tile_row_id, tile_group, tile_wl, grp_off, grp_t0, grp_t1,
+                grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate, sp_nd0, sp_A, sp_tab,
+                tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, out_off, out_idx, out_mask, out_n):
+    """``inject_chunks_serial`` (one chunk) for several tensors in one call: tensor j's words are
+    the ``nwords[j]`` words at address ``addrs[j]`` (dtype of ``proto``), its plan the slices of
+    the concatenated plan arrays at ``offs[j]`` (columns ``MANY_*``), its scalars ``scal[j]`` =
+    (row_bits, bit_lo, bit_hi, n_tiles, S, n_wl, n_bl, bl_stride). Its log goes to
+    out_*[out_off[j]:out_off[j + 1]]; out_n[j] = entries, or -1 (log full, words untouched)."""
+    for j in range(addrs.shape[0]):
+        words = nb.carray(_address_as_pointer(addrs[j], proto), (nwords[j],))
+        row_bits = scal[j, 0]
+        bit_lo = scal[j, 1]
+        bit_hi = scal[j, 2]
+        T = scal[j, 3]
+        S = scal[j, 4]
+        n_wl = scal[j, 5]
+        n_bl = scal[j, 6]
+        bls = scal[j, 7]
+        o = offs[j]
+        ot, ow, og, os, oso = o[MANY_T], o[MANY_WL], o[MANY_G], o[MANY_S], o[MANY_SO]
+        G = offs[j + 1, MANY_G] - og
+        n = run_tiles(0, T, words, wb, row_bits, bit_lo, bit_hi, tile_row_id[ot:ot + T], tile_group[ot:ot + T],
+                      tile_wl[ow:ow + n_wl * T].reshape((n_wl, T)), grp_off[oso:oso + S + 1], grp_t0[og:og + G],
+                      grp_t1[og:og + G], grp_cls[og:og + G], sp_key[2 * os:2 * (os + S)].reshape((S, 2)),
+                      sp_thin[os:os + S], sp_pop[os:os + S], sp_wl[os:os + S],
+                      sp_gbits[2 * os:2 * (os + S)].reshape((S, 2)), sp_active[2 * os:2 * (os + S)].reshape((S, 2)),
+                      sp_L[2 * os:2 * (os + S)].reshape((S, 2)), sp_rate[2 * os:2 * (os + S)].reshape((S, 2)),
+                      sp_nd0[os:os + S], sp_A[4 * os:4 * (os + S)].reshape((S, 2, 2)),
+                      sp_tab[4 * os:4 * (os + S)].reshape((S, 2, 2)), tab_goff[2 * os:2 * (os + S)].reshape((S, 2)),
+                      tab_t[o[MANY_TAB]:offs[j + 1, MANY_TAB]], guide[o[MANY_GUIDE]:offs[j + 1, MANY_GUIDE]],
+                      bl_off[o[MANY_BLO]:o[MANY_BLO] + n_bl * bls].reshape((n_bl, bls)),
+                      bl_cols[o[MANY_BLC]:offs[j + 1, MANY_BLC]],
+                      pop_cum[o[MANY_POP]:o[MANY_POP] + n_bl * (T + 1)].reshape((n_bl, T + 1)),
+                      out_idx, out_mask, out_off[j], out_off[j + 1])
+        out_n[j] = n - out_off[j] if n >= 0 else -1
+
+
 @nb.njit(**JIT)
 def correct_log(words, shift, idx, mask, off, cnt, low, high, write, clamp, zero_bits, low_bits, high_bits,
                 nan_bits):
