@@ -93,9 +93,12 @@ class FlipLog:
         seed, access, model, backend: how the flips were drawn.
     """
 
+    __slots__ = ("_target", "_words", "_idx", "_mask", "_off", "_cnt", "format", "model", "seed", "access",
+                 "backend", "n_corrected", "total_bits", "_undone", "_n_bits", "_error_bits_delta", "_xor")
+
     def __init__(self, target, words, idx, mask, off, cnt, *, fmt: StorageFormat, model: ErrorModel,
                  seed: int, access: int, backend: str, n_corrected: int = 0,
-                 error_bits_delta: int = 0):
+                 error_bits_delta: int = 0, xor=None):
         self._target = target
         self._words = words
         self._idx, self._mask, self._off, self._cnt = idx, mask, off, cnt
@@ -109,6 +112,9 @@ class FlipLog:
         self._undone = False
         self._n_bits: int | None = None
         self._error_bits_delta = int(error_bits_delta)
+        # the backend's xor kernel itself, for a log whose segments its maker vouches for
+        # (``Injector``); otherwise ``undo`` goes through the op's argument checks
+        self._xor = xor
 
     # ------------------------------------------------------------------ queries
     def _flat(self):
@@ -123,8 +129,12 @@ class FlipLog:
     def n_bits(self) -> int:
         if self._n_bits is None:
             if isinstance(self._mask, np.ndarray):  # host log: count the segments where they are
-                m, off, cnt = self._mask, np.asarray(self._off), np.asarray(self._cnt)
-                self._n_bits = sum(popcount(m[o:o + c]) for o, c in zip(off.tolist(), cnt.tolist()))
+                m, off, cnt = self._mask, self._off, self._cnt
+                if len(cnt) == 1:
+                    self._n_bits = popcount(m[off[0]:off[0] + cnt[0]])
+                else:
+                    off, cnt = np.asarray(off), np.asarray(cnt)
+                    self._n_bits = sum(popcount(m[o:o + c]) for o, c in zip(off.tolist(), cnt.tolist()))
             else:
                 self._n_bits = popcount(self._flat()[1])
         return self._n_bits
@@ -156,7 +166,10 @@ class FlipLog:
         """Restore the tensor bit-exactly (XOR is its own inverse). Once only."""
         if self._undone:
             raise RuntimeError("this FlipLog was already undone")
-        call(Op.XOR_LOG, self.backend, self._words, self._idx, self._mask, self._off, self._cnt)
+        if self._xor is not None:
+            self._xor(self._words, self._idx, self._mask, self._off, self._cnt)
+        else:
+            call(Op.XOR_LOG, self.backend, self._words, self._idx, self._mask, self._off, self._cnt)
         self._undone = True
 
     @property
@@ -273,7 +286,7 @@ class Injector:
     """
 
     __slots__ = ("model", "format", "nbytes", "seed", "base_address", "correction", "backend", "device",
-                 "compiled", "_inject", "_correct", "_fmax")
+                 "compiled", "_inject", "_correct", "_fmax", "_xor", "_word", "_direct")
 
     def __init__(self, model: ErrorModel, fmt: StorageFormat, nbytes: int, *, seed: int, base_address: int,
                  address_map: AddressMap | None = None, correction: CorrectionMode | str = CorrectionMode.NONE,
@@ -291,6 +304,9 @@ class Injector:
                                     base_address=base_address, address_map=address_map or DEFAULT_ADDRESS_MAP,
                                     weak_lines=be.weak_lines)
         self._inject = kernel(Op.INJECT, be.name)
+        self._xor = kernel(Op.XOR_LOG, be.name)
+        self._word = fmt.word
+        self._direct = device == "cpu"
         self._correct = kernel(Op.CORRECT, be.name) if mode is not CorrectionMode.NONE else None
         # (float formats only: checked above)
         self._fmax = cast(FloatFormat, fmt).max_finite if mode is not CorrectionMode.NONE else 0.0
@@ -298,10 +314,15 @@ class Injector:
     def words(self, tensor):
         """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,
         ``nbytes`` long, on this device (the caller made sure of all three)."""
+        if self._direct and not tensor.requires_grad:
+            try:  # the same view in fewer steps, for the dtypes NumPy has
+                return tensor.numpy().reshape(-1).view(self._word)
+            except TypeError:  # bfloat16, float8: NumPy has no such dtype
+                self._direct = False
         import torch
 
         flat = tensor.detach().reshape(-1).view(torch.uint8)
-        return flat.numpy().view(self.format.word) if self.device == "cpu" else flat
+        return flat.numpy().view(self._word) if self.device == "cpu" else flat
 
     def __call__(self, target, words, access: int, plausible: tuple[float, float] | None = None) -> FlipLog:
         """Inject into ``words`` (the backend's storage view of ``target``, ``nbytes`` long) for
@@ -321,7 +342,8 @@ class Injector:
                 raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
             n_corrected, delta = self._correct(words, idx, mask, off, cnt, fmt, self.correction, low, high)
         return FlipLog(target, words, idx, mask, off, cnt, fmt=fmt, model=self.model, seed=self.seed,
-                       access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta)
+                       access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta,
+                       xor=self._xor)
 
 
 def finite_range(tensor) -> tuple[float, float]:

@@ -218,16 +218,18 @@ def inject(plan: Plan, words: np.ndarray):
     run = k.inject_chunks if parallel else k.inject_chunks_serial
     idx_dtype = np.int32 if len(words) < 2**31 else np.int64
     rate, n_chunks, chunk_tiles, chunk_words, row_words, off, nd0 = _launch(plan, parallel, idx_dtype, k)
-    off = off.copy()  # the log keeps its offsets; the memoized ones stay untouched
+    if n_chunks > 1:
+        off = off.copy()  # the log keeps its offsets; the memoized ones stay untouched
     idx = np.empty(off[-1], idx_dtype)
     mask = np.empty(off[-1], words.dtype)
     cnt = np.zeros(n_chunks, np.int64)
-    args = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.grp_off, plan.grp_t0, plan.grp_t1,
-            plan.grp_cls, plan.sp_key, plan.sp_thin, plan.sp_pop, plan.sp_wl, plan.sp_gbits, plan.sp_active,
-            plan.sp_L, rate, nd0, plan.sp_A, plan.sp_tab, plan.tab_goff, plan.tab_t, plan.tab_guide,
-            plan.bl_offsets, plan.bl_cols, plan.pop_cum)
-    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
-    if cnt.min() < 0:  # rare: re-run each overflowed (untouched) chunk with room for every word
+    # The kernel's arguments but the words and the keys, the same for every access of a plan
+    head, tail = plan.derived.get("cpu.args") or _static_args(plan, rate, nd0)
+    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *head, plan.sp_key, *tail, chunk_tiles, off, idx, mask,
+        cnt)
+    if (cnt[0] < 0) if n_chunks == 1 else (cnt.min() < 0):
+        # rare: re-run each overflowed (untouched) chunk with room for every word
+        args = (*head, plan.sp_key, *tail)
         parts_i, parts_m = [], []
         for c in range(n_chunks):
             if cnt[c] >= 0:
@@ -252,12 +254,27 @@ def inject(plan: Plan, words: np.ndarray):
     return idx, mask, off[:-1], cnt
 
 
+def _static_args(plan: Plan, rate: np.ndarray, nd0: np.ndarray) -> tuple[tuple, tuple]:
+    """The kernel arguments before and after ``sp_key`` (which changes with the access),
+    memoized in ``plan.derived`` (shared by every access of a cached plan)."""
+    head = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.grp_off, plan.grp_t0, plan.grp_t1,
+            plan.grp_cls)
+    tail = (plan.sp_thin, plan.sp_pop, plan.sp_wl, plan.sp_gbits, plan.sp_active, plan.sp_L, rate, nd0, plan.sp_A,
+            plan.sp_tab, plan.tab_goff, plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols, plan.pop_cum)
+    plan.derived["cpu.args"] = (head, tail)
+    return head, tail
+
+
 def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
     """Apply (or undo: XOR is its own inverse) a segment log; in parallel when large."""
-    if len(cnt) == 0:
+    n = len(cnt)
+    if n == 0:
         return
     k = kernels()
-    parallel = len(cnt) > 1 and _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
+    if n == 1:  # one segment: the calling thread
+        k.xor_segments_serial(words, idx, mask, off, cnt)
+        return
+    parallel = _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
     run = k.xor_segments if parallel else k.xor_segments_serial
     run(words, idx, mask, np.ascontiguousarray(off), cnt)
 
