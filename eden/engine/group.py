@@ -157,4 +157,4 @@ def _log(inj: Injector, target, words, idx, mask, access: int, plausible) -> Fli
         assert correct is not None  # (a correcting Injector has its kernel)
         n_corrected, delta = correct(words, idx, mask, off, cnt, inj.format, inj.correction, low, high)
     return FlipLog(target, words, idx, mask, off, cnt, fmt=inj.format, model=inj.model, seed=inj.seed, access=access,
-                   backend=inj.backend, n_corrected=n_corrected, error_bits_delta=delta)
+                   backend=inj.backend, n_corrected=n_corrected, error_bits_delta=delta, xor=inj._xor)

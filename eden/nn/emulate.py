@@ -52,6 +52,7 @@ from torch import nn
 
 from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
+from eden.engine.group import InjectorGroup
 from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
@@ -495,6 +496,7 @@ class Emulation:
         self.stats = {name: DataTypeStats() for name in self.configs}
         self.forwards = 0
         self._weights: list[_WeightState] = []
+        self._weight_group: InjectorGroup | None = None  # the in-place weights' injections, redrawn together
         self._hooks: list = []
         self._active = False
         self._weights_dirty = False
@@ -584,14 +586,47 @@ class Emulation:
             w.release()
         self._weights_dirty = False
 
+    def _redraw_weights(self, access: int) -> None:
+        """Fresh errors for every weight with access persistence: the in-place ones (the
+        parameter's own storage) in one engine call (``InjectorGroup``: the same bits as one
+        call each), the others one by one."""
+        redraw = [w for w in self._weights
+                  if w.cfg.error_model is not None and w.cfg.error_model.persistence == "access"]
+        together = [w for w in redraw if w.in_place]
+        if len(together) < 2:
+            together = []
+        for w in redraw:
+            if not together or not w.in_place:
+                w.inject(access, self.address_map, self.stats[w.name], self.backend)
+        if not together:
+            return
+        with torch.no_grad():
+            for w in together:
+                if w.log is not None:
+                    w.log.undo()
+                    w.log = None
+            datas = [w.param.data for w in together]
+            injectors = [w._injector(d, self.address_map, self.backend) for w, d in zip(together, datas)]
+            group = self._weight_group
+            if group is None or len(group.injectors) != len(injectors) or any(
+                    a is not b for a, b in zip(group.injectors, injectors)):
+                group = self._weight_group = InjectorGroup(injectors)
+            logs = group(datas, [inj.words(d) for inj, d in zip(injectors, datas)], access,
+                         [w.plausible for w in together])
+        for w, log in zip(together, logs):
+            w.log = log
+            stats = self.stats[w.name]
+            stats.injections += 1
+            stats.flipped_bits += log.n_bits
+            stats.bits += log.total_bits
+            stats.corrected_values += log.n_corrected
+
     def _root_hook(self, module, args):
         k = self.forwards
         if not self._weights_dirty:
             self._acquire_weights()
         elif self._drawn_for != k:
-            for w in self._weights:
-                if w.cfg.error_model is not None and w.cfg.error_model.persistence == "access":
-                    w.inject(k, self.address_map, self.stats[w.name], self.backend)
+            self._redraw_weights(k)
             self._drawn_for = k
         self._ifm_cursor = self._ifm_region[0]
         self._forward_index = k
