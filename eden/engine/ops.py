@@ -95,7 +95,7 @@ class FlipLog:
 
     def __init__(self, target, words, idx, mask, off, cnt, *, fmt: StorageFormat, model: ErrorModel,
                  seed: int, access: int, backend: str, n_corrected: int = 0,
-                 error_bits_delta: int = 0):
+                 error_bits_delta: int = 0, ecc=None):
         self._target = target
         self._words = words
         self._idx, self._mask, self._off, self._cnt = idx, mask, off, cnt
@@ -109,6 +109,7 @@ class FlipLog:
         self._undone = False
         self._n_bits: int | None = None
         self._error_bits_delta = int(error_bits_delta)
+        self.ecc = ecc  # EccStats of the ECC step (eden.engine.ecc.apply), None without ECC
 
     # ------------------------------------------------------------------ queries
     def _flat(self):
@@ -204,7 +205,8 @@ def _storage_view(tensor):
 
 
 def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int = 0,
-            address_map: AddressMap | None = None, correction=None, backend: str = AUTO) -> FlipLog:
+            address_map: AddressMap | None = None, correction=None, backend: str = AUTO,
+            ecc=None, ecc_policy: str = "leave") -> FlipLog:
     """Flip bits of ``tensor`` in place as DRAM with ``model`` would; return the undo log.
 
     Args:
@@ -222,6 +224,10 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
             (float formats only).
         backend: "auto" (the best usable backend for the tensor's device), or a registered
             backend: "cpu" (numba), "reference" (NumPy oracle), "cuda" (CuPy).
+        ecc: None/"none" or a registered ECC code (``"secded72"``, ``"ondie136"``): the raw
+            errors are drawn over data and check bits and decoded per codeword
+            (:mod:`eden.engine.ecc.apply`) before correction; ``log.ecc`` holds the counts.
+        ecc_policy: what a detected uncorrectable codeword's data become: ``"leave"`` or ``"zero"``.
 
     Returns:
         FlipLog with ``n_bits``, ``positions()`` and ``undo()``.
@@ -245,7 +251,7 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
     corr = Correction.coerce(correction)
     words, fmt, device, nbytes = _storage_view(tensor)
     inj = Injector(em, fmt, nbytes, seed=seed, base_address=base_address, address_map=address_map,
-                   correction=corr.mode, backend=backend, device=device)
+                   correction=corr.mode, backend=backend, device=device, ecc=ecc, ecc_policy=ecc_policy)
     plausible: tuple[float, float] | None = None
     if corr.mode is not CorrectionMode.NONE:  # Correction made ``plausible`` a (low, high) pair
         plausible = cast(tuple, corr.plausible) if corr.plausible is not None else finite_range(tensor)
@@ -273,11 +279,11 @@ class Injector:
     """
 
     __slots__ = ("model", "format", "nbytes", "seed", "base_address", "correction", "backend", "device",
-                 "compiled", "_inject", "_correct", "_fmax")
+                 "compiled", "_inject", "_correct", "_fmax", "ecc", "_ecc_args")
 
     def __init__(self, model: ErrorModel, fmt: StorageFormat, nbytes: int, *, seed: int, base_address: int,
                  address_map: AddressMap | None = None, correction: CorrectionMode | str = CorrectionMode.NONE,
-                 backend: str = AUTO, device: str = "cpu"):
+                 backend: str = AUTO, device: str = "cpu", ecc=None, ecc_policy: str = "leave"):
         mode = CorrectionMode(correction)
         if mode is not CorrectionMode.NONE and not fmt.is_float:
             raise EdenConfigError(f"correction '{mode}' applies to float formats, not {fmt.name}")
@@ -294,6 +300,8 @@ class Injector:
         self._correct = kernel(Op.CORRECT, be.name) if mode is not CorrectionMode.NONE else None
         # (float formats only: checked above)
         self._fmax = cast(FloatFormat, fmt).max_finite if mode is not CorrectionMode.NONE else 0.0
+        self.ecc, self._ecc_args = ecc_step(ecc, ecc_policy, model, fmt, nbytes, seed, base_address,
+                                            address_map or DEFAULT_ADDRESS_MAP)
 
     def words(self, tensor):
         """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,
@@ -308,6 +316,10 @@ class Injector:
         one access; ``plausible``: the correction's (low, high) range (needed when correcting)."""
         fmt = self.format
         words, idx, mask, off, cnt = self._inject(self.compiled.at(access), words, fmt)
+        ecc_stats = None
+        if self.ecc is not None:  # decode per codeword, O(errors), on the host from the log
+            idx, mask, off, cnt, ecc_stats = self.ecc(words, idx, mask, off, cnt, backend=self.backend,
+                                                      access=access, **self._ecc_args)
         n_corrected = delta = 0
         if self._correct is not None:
             if plausible is None:
@@ -321,7 +333,24 @@ class Injector:
                 raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
             n_corrected, delta = self._correct(words, idx, mask, off, cnt, fmt, self.correction, low, high)
         return FlipLog(target, words, idx, mask, off, cnt, fmt=fmt, model=self.model, seed=self.seed,
-                       access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta)
+                       access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta,
+                       ecc=ecc_stats)
+
+
+def ecc_step(ecc, policy, model, fmt, nbytes, seed, base_address, address_map):
+    """(the ECC step, its fixed arguments) of an Injector; (None, {}) without ECC."""
+    from eden.engine.ecc import DuePolicy, get_code
+
+    code = get_code(ecc)
+    if code is None:
+        return None, {}
+    import functools
+
+    from eden.engine.ecc.apply import apply_ecc
+
+    return functools.partial(apply_ecc, code, DuePolicy.coerce(policy, "ECC DUE policy")), dict(
+        itemsize=fmt.word.itemsize, model=model, seed=seed, base_address=base_address, nbytes=nbytes,
+        address_map=address_map)
 
 
 def finite_range(tensor) -> tuple[float, float]:
