@@ -163,6 +163,24 @@ def error_model_options(f):
     return f
 
 
+def ecc_codes() -> tuple[str, ...]:
+    """``none`` and the registered ECC codes (``eden.engine.ecc``), for --ecc."""
+    from eden.engine.ecc import code_names
+
+    return code_names()
+
+
+def ecc_options(f):
+    """Add ``--ecc none|secded72|ondie136|...`` and ``--ecc-policy leave|zero`` (received as ``ecc``
+    and ``ecc_policy``): the code applied per codeword after raw injection (docs/ecc.md)."""
+    f = click.option("--ecc-policy", "ecc_policy", type=mode_choice("eden.engine.ecc.base", "DuePolicy"),
+                     default="leave", show_default=True,
+                     help="Data of a codeword with a detected, uncorrectable error: left as read, or zeroed.")(f)
+    f = click.option("--ecc", "ecc", type=LazyChoice(ecc_codes), default="none", show_default=True,
+                     help="ECC applied per codeword after raw injection (raw errors over data and check bits).")(f)
+    return f
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelChoice:
     """The resolved error model and, when it came from a profile, the profile and operating point."""

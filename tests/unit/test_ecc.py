@@ -175,7 +175,7 @@ def _oracle(clean, model, seed, code, base, policy, access=0):
     rows = np.flatnonzero((syn != 0) & (flip >= 0))
     bits[rows, flip[rows]] ^= 1
     out = np.packbits(bits[:, :code.k], axis=1, bitorder="little")
-    if policy == "zero":
+    if policy == "zero" and code.signals_due:  # on-die SEC signals nothing: nothing to zero
         out[(syn != 0) & (flip < 0)] = 0
     yb[addr[inside]] = out[inside]
     return y
@@ -271,3 +271,29 @@ def test_bad_policy():
 
 def test_due_policy_values():
     assert [str(p) for p in DuePolicy] == ["leave", "zero"]
+
+
+def test_cli_inject_ecc_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from eden.cli import main
+
+    src = tmp_path / "in.npy"
+    np.save(src, np.random.default_rng(0).standard_normal(1 << 14).astype(np.float32))
+    res = CliRunner().invoke(main, ["inject", str(src), "-o", str(tmp_path / "out.npy"), "-m", "em0:p=1e-2",
+                                    "--ecc", "secded72", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    for key in ("codewords", "raw_bit_errors", "corrected", "detected", "miscorrected", "post_ecc_ber",
+                "sdc_rate", "due_rate"):
+        assert key in d
+    assert d["codewords"] == 8192 and d["raw_bit_errors"] == d["raw_data_bit_errors"] + d["raw_check_bit_errors"]
+    out = np.load(tmp_path / "out.npy")
+    clean = np.load(src)
+    assert int(np.unpackbits((out.view(np.uint8) ^ clean.view(np.uint8))).sum()) == d["flipped_bits"] \
+        == d["post_ecc_bit_errors"]
+    res = CliRunner().invoke(main, ["inject", str(src), "-o", str(tmp_path / "o2.npy"), "-m", "em0:p=1e-2",
+                                    "--ecc", "secded27"])
+    assert res.exit_code == 2 and "secded72" in res.output

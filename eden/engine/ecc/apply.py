@@ -227,7 +227,7 @@ def apply_ecc(code: Code, policy: DuePolicy, words, idx, mask, off, cnt, *, back
         flip_byte = fb[inside]
         flip_val = np.left_shift(1, flip[f][inside] % 8).astype(np.uint8)
         due_cw = ucw[out == OUTCOMES.index(Outcome.DETECTED)]
-        if policy is DuePolicy.ZERO and due_cw.size:
+        if policy is DuePolicy.ZERO and code.signals_due and due_cw.size:  # on-die: nothing signalled
             zb = (_codeword_bytes(code, due_cw) - base_address).reshape(-1)
             zero_byte = zb[(zb >= 0) & (zb < nbytes)]
             host = words if xp is np else xp.asnumpy(words)

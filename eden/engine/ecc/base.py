@@ -33,7 +33,7 @@ class DuePolicy(Mode):
     """What happens to the data of a codeword whose error the code detects but cannot correct."""
 
     LEAVE = "leave"  # pass the data on with its raw errors (counted)
-    ZERO = "zero"    # the controller zeroes the codeword's data bytes (counted)
+    ZERO = "zero"    # the controller zeroes the codeword's data bytes (codes that signal a DUE only)
 
 
 class Outcome(Mode):
