@@ -292,7 +292,7 @@ def test_cli_inject_ecc_json(tmp_path):
     assert d["codewords"] == 8192 and d["raw_bit_errors"] == d["raw_data_bit_errors"] + d["raw_check_bit_errors"]
     out = np.load(tmp_path / "out.npy")
     clean = np.load(src)
-    assert int(np.unpackbits((out.view(np.uint8) ^ clean.view(np.uint8))).sum()) == d["flipped_bits"] \
+    assert int(np.unpackbits(out.view(np.uint8) ^ clean.view(np.uint8)).sum()) == d["flipped_bits"] \
         == d["post_ecc_bit_errors"]
     res = CliRunner().invoke(main, ["inject", str(src), "-o", str(tmp_path / "o2.npy"), "-m", "em0:p=1e-2",
                                     "--ecc", "secded27"])
