@@ -170,15 +170,20 @@ def ecc_codes() -> tuple[str, ...]:
     return code_names()
 
 
+def ecc_option(f):
+    """Add ``--ecc none|secded72|ondie136|...`` (received as ``ecc``): the code applied per codeword
+    after raw injection (docs/ecc.md); detected, uncorrectable errors are left as read."""
+    return click.option("--ecc", "ecc", type=LazyChoice(ecc_codes), default="none", show_default=True,
+                        help="ECC applied per codeword after raw injection (raw errors over data and check "
+                             "bits); BERs are raw BERs.")(f)
+
+
 def ecc_options(f):
-    """Add ``--ecc none|secded72|ondie136|...`` and ``--ecc-policy leave|zero`` (received as ``ecc``
-    and ``ecc_policy``): the code applied per codeword after raw injection (docs/ecc.md)."""
+    """:func:`ecc_option` and ``--ecc-policy leave|zero`` (received as ``ecc_policy``)."""
     f = click.option("--ecc-policy", "ecc_policy", type=mode_choice("eden.engine.ecc.base", "DuePolicy"),
                      default="leave", show_default=True,
                      help="Data of a codeword with a detected, uncorrectable error: left as read, or zeroed.")(f)
-    f = click.option("--ecc", "ecc", type=LazyChoice(ecc_codes), default="none", show_default=True,
-                     help="ECC applied per codeword after raw injection (raw errors over data and check bits).")(f)
-    return f
+    return ecc_option(f)
 
 
 @dataclasses.dataclass(frozen=True)

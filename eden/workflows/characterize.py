@@ -165,6 +165,7 @@ class Characterizer:
     cache: _EvalCache | None = None
     device: Any = None
     reference: float | None = None  # accuracy the drop is counted from (default: the baseline)
+    ecc: str = "none"  # ECC code of every corrupted data type; BERs are raw (before ECC) BERs
 
     def __post_init__(self):
         self.criterion = _criterion(self.criterion)
@@ -180,7 +181,7 @@ class Characterizer:
         entries = [("*", DataTypeConfig(None, self.format, self.correction))]
         for name, ber in bers.items():
             em = self.error_model.at_ber(ber) if ber > 0 else None
-            entries.append((name, DataTypeConfig(em, self.format, self.correction)))
+            entries.append((name, DataTypeConfig(em, self.format, self.correction, self.ecc)))
         return EmulationPlan(tuple(entries))
 
     def evaluate_plan(self, plan: EmulationPlan, seeds: Sequence[int] | None = None) -> Estimate:
@@ -329,7 +330,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
                  ber_min: float = 1e-9, select: Sequence[str] | None = None, model_id: str = "model",
                  data_id: str = "data", example_input=None, cache_path: str | Path | None = None,
                  progress: bool = False, device=None, reference_accuracy: float | None = None,
-                 ber: float | None = None) -> dict:
+                 ber: float | None = None, ecc: str = "none") -> dict:
     """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop,
     or (``mode="leave-one-out"``) which data types cost the accuracy at one ``ber``.
 
@@ -359,6 +360,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
             retrained model against it (EDEN's baseline).
         ber: the BER of mode "leave-one-out", in (0, the error model's highest
             BER]; required there and refused in the other modes.
+        ecc: an ECC code (``eden.engine.ecc``) applied per codeword after raw injection; the
+            BERs searched and recorded are then raw BERs (before ECC).
 
     Returns:
         The tolerance record (see :func:`save_tolerance`; ``format`` "eden-tolerance").
@@ -389,7 +392,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         raise EdenConfigError("characterize needs at least one seed")
     em = ErrorModel.coerce(error_model)
     fmt = NumericFormat.parse(format)
-    DataTypeConfig(None, fmt, correction)  # validates the combination
+    DataTypeConfig(None, fmt, correction, ecc)  # validates the combination
     from eden.nn.zoo import fingerprint
 
     if example_input is None:
@@ -404,9 +407,11 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
               "correction": correction,
               "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
               "data": data_id}
+    if ecc != "none":  # records and caches without ECC keep their keys
+        header["ecc"] = ecc
     cache = _EvalCache(Path(cache_path) if cache_path else None, header)
     ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
-                       resolution_decades, ber_min, progress, cache, device, reference_accuracy)
+                       resolution_decades, ber_min, progress, cache, device, reference_accuracy, ecc)
     body = ch.run(mode, select, ber)
     fp32_clean = evaluate(model, loader, metric, device=device)
     record = {
@@ -426,6 +431,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         "evaluations": ch.n_evals,
         **body,
     }
+    if ecc != "none":
+        record["ecc"] = ecc
     return record
 
 
