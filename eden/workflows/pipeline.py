@@ -337,7 +337,9 @@ def summarize(cfg, clean, tol_b, tol_a, map_b, map_r, em_label, retrain_report) 
             "eden_published_for_context": {**EDEN_PUBLISHED, "note": "EDEN (MICRO 2019) averages on its own DNNs "
                                            "and DDR4 measurements: a different device and workload."},
             "vdd_law": map_r.get("vdd_law"), "profile": map_r["profile"],
-            "pareto": map_r.get("pareto", [])}
+            "pareto": map_r.get("pareto", []),
+            "assumptions": {"without_retraining": map_b.get("assumptions"),
+                            "with_retraining": map_r.get("assumptions")}}
 
 
 def summary_text(s: dict) -> str:
@@ -386,11 +388,30 @@ def summary_text(s: dict) -> str:
             lines.append(f"  target {pt['target_drop_pp']:>4g} pp: "
                          f"energy saved {pct(pt['energy_saving_fraction']):>6s}, "
                          f"accuracy {acc(pt['accuracy'])}, target met: {pt['passed']}")
+    lines += [""] + _assumption_lines(s.get("assumptions") or {})
     p = s["eden_published_for_context"]
     lines += ["", f"For context only (different device and workload): EDEN (MICRO 2019) reports DRAM energy "
               f"-{p['dram_energy_saving_cpu'] * 100:.0f}% (CPU) / -{p['dram_energy_saving_gpu'] * 100:.0f}% (GPU) "
               f"and an {p['speedup_cpu'] * 100:.0f}% speedup (CPU)."]
     return "\n".join(lines)
+
+
+def _assumption_lines(a: dict) -> list[str]:
+    """The run's assumptions block: the saving at both ends of alpha's range for both mappings, then the
+    retrained mapping's operating points and partition model (:func:`eden.workflows.deploy.assumptions`)."""
+    from eden.workflows.deploy import assumptions_text
+
+    b, r = a.get("without_retraining"), a.get("with_retraining")
+    if not r:
+        return ["assumptions: not recorded (mappings made by an older eden; rerun with --restart)"]
+    lines = assumptions_text(r)
+    if b:
+        sb = b["energy_saving_by_alpha"]
+        lo, hi = (f"{x:g}" for x in b["alpha_range"])
+        lines.insert(2, f"  without retraining: energy saved {sb[lo] * 100:.1f}% at alpha {lo} .. {sb[hi] * 100:.1f}% "
+                        f"at alpha {hi}")
+        lines[1] = lines[1].replace("  VDD law", "  with retraining, VDD law", 1)
+    return lines
 
 
 def run_pipeline(run_dir: str | Path = "eden-run", cfg: RunConfig = RunConfig(), *, restart: bool = False,
