@@ -70,3 +70,18 @@ def test_measurement_lower_bound_round_trips_and_is_checked():
     assert "lower_bound" not in Measurement("f", 1e-3, "e", "d").to_dict()
     with pytest.raises(ValueError, match="lower_bound"):
         Measurement("f", 1e-3, "e", "d", lower_bound="yes")
+
+
+def test_run_summary_prints_the_assumptions_and_why_retraining_adds_little(pooled):
+    from eden.workflows.pipeline import _assumption_lines, _share_note
+
+    lines = _assumption_lines({"without_retraining": pooled["assumptions"], "with_retraining": pooled["assumptions"]})
+    text = "\n".join(lines)
+    assert "with retraining, VDD law" in text and "without retraining: energy saved" in text and "alpha 0" in text
+    assert "TRANSFERRED" in text and "partitions:" in text
+    assert "older eden" in _assumption_lines({})[0]
+    # the pooled profile's mapping already uses its deepest point (0.978 V): nothing deeper to unlock
+    used = {r["partition"] for r in pooled["datatypes"]}
+    note = _share_note(pooled, 0.004)
+    assert ("vdd-0.978" in used) == (note is not None)
+    assert _share_note(pooled, 0.5) is None

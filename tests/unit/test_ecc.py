@@ -297,3 +297,29 @@ def test_cli_inject_ecc_json(tmp_path):
     res = CliRunner().invoke(main, ["inject", str(src), "-o", str(tmp_path / "o2.npy"), "-m", "em0:p=1e-2",
                                     "--ecc", "secded27"])
     assert res.exit_code == 2 and "secded72" in res.output
+
+
+def test_emulation_plans_carry_the_code():
+    import torch
+
+    from eden.nn.emulate import DataTypeConfig, EmulationPlan, emulate
+
+    cfg = DataTypeConfig("em0:p=1e-2", "fp32", "none", "secded72")
+    assert cfg.to_dict()["ecc"] == "secded72" and DataTypeConfig.from_dict(cfg.to_dict()) == cfg
+    assert "ecc" not in DataTypeConfig("em0:p=1e-2").to_dict()  # records without ECC keep their keys
+    with pytest.raises(EdenConfigError, match="secded72"):
+        DataTypeConfig("em0:p=1e-2", ecc="secdd")
+    torch.manual_seed(0)
+    net = torch.nn.Linear(256, 64)
+    clean = net.weight.detach().clone()
+    x = torch.randn(4, 256)
+    flips = {}
+    for code in ("none", "secded72"):
+        plan = EmulationPlan.uniform("em0:p=1e-3", select="weight", ecc=code)
+        with emulate(net, plan, seed=1) as emu, torch.no_grad():
+            net(x)
+            flips[code] = sum(s["flipped_bits"] for s in emu.summary().values())
+            w = net.weight.detach().clone()
+        assert torch.equal(net.weight.detach(), clean)
+        assert not torch.equal(w, clean)
+    assert flips["secded72"] < 0.2 * flips["none"]  # at 1e-3 SECDED corrects almost every error
