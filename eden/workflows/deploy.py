@@ -339,7 +339,7 @@ def assumptions(record: dict, profile, parts: Sequence[Partition], assignment: d
     for a in sorted({*ALPHA_RANGE, float(options.alpha)}):
         e_nom, e_map = _mapped_energy(record, profile, parts, assignment, options, a)
         saving[f"{a:g}"] = (1 - e_map / e_nom) if e_nom > 0 else 0.0
-    points = []
+    points: list[dict[str, Any]] = []
     for p in parts:
         if p.nominal or p.name not in set(assignment.values()):
             continue
