@@ -102,13 +102,17 @@ def main(argv=None) -> int:
             "shown makes it equal to the observed one.", "",
             "## DIVA DDR3, DIMM A-10 (reduced tRCD)", "", *diva_section(args.raw, args.seed),
             "## Reading it", "",
-            "- Every fitted candidate spreads the errors over 4-5x as many lines as the device has, at about one "
-            "error each, where the device puts about 4.6 in each faulty line: the union of independent weak "
+            "- Every fitted candidate spreads the errors over 3-5x as many lines as the device has, at 1-1.6 "
+            "errors each, where the device puts 4.6-4.8 in each faulty line: the union of independent weak "
             "bitlines and weak rows cannot make errors coincide inside a line. The BER is right; the number of "
             "bits in error per 64-bit word, which decides what ECC does (docs/ecc.md), is not.",
-            "- Persistence is identified by the per-sweep records: neither `fixed` (100%) nor `access` (the "
-            "column) matches; the two-level q per candidate does, by construction. q depends on the candidate "
-            "because the records are per line: a repeat can be the same cell or another cell of the line.",
+            "- Persistence is identified by the per-sweep records. At 12.5 ns neither `fixed` (100%) nor "
+            "`access` (the column) matches the observed 16.9%; the two-level q of each candidate does, by "
+            "construction (0.05 for the selected em1+em2). At 10 ns the selected em1+em2 already predicts 63% "
+            "repeats with independent sweeps (its weak rows fail in both), more than the observed 34%: no "
+            "q >= 0 fits (shown as 0), a second sign that its errors sit in the wrong places. q depends on the "
+            "candidate because the records are per line: a repeat can be the same cell or another cell of the "
+            "line.",
             "- Not built here: a clustered component (errors where weak rows and weak line positions intersect, "
             "or a per-line event model) in the engine. The engine's sub-passes walk all cells or one "
             "component's weak bitlines with rates per its weak-row class; a component cannot declare both weak "

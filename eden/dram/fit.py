@@ -948,9 +948,9 @@ def sweep_analysis(test: RecordTest, organization: DramOrganization, models: Map
         notes.append(f"persistence is identified from the per-iteration records: observed repeat fraction "
                      f"{obs['repeat_error_fraction']:.3g}, 'fixed' predicts 1, 'access' each model's o; the "
                      "two-level model (fixed weak cells failing with probability q per access) matches it with "
-                     "the q shown. Not identified: whether a repeat is the same cell or another cell of the unit "
-                     "(the records are per unit, so q is tied to each model's spatial clustering), and whether q "
-                     "varies between cells")
+                     "the q shown (0: the model's o already exceeds it, no q fits). Not identified: whether a "
+                     "repeat is the same cell or another cell of the unit (the records are per unit, so q is tied "
+                     "to each model's spatial clustering), and whether q varies between cells")
     else:
         notes.append("persistence is not identified: the records are not per iteration (or there is one iteration)")
     return {"observed": obs, "predicted": pred, "selected": selected, "notes": notes}
