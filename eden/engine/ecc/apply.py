@@ -26,6 +26,7 @@ are written back on the device): same semantics and bits on every backend.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 
@@ -39,6 +40,11 @@ from eden.errormodels.model import ErrorModel
 from eden.formats import get_format
 
 _MAX_SEED = (1 << 63) - 1
+
+
+@functools.lru_cache(maxsize=1)
+def _uint8():
+    return get_format("uint8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,10 +137,18 @@ def _bits_of(idx: np.ndarray, mask: np.ndarray, itemsize: int) -> tuple[np.ndarr
     """(byte offset, bit in byte) of every set bit of (word index, mask) entries (little endian)."""
     if len(idx) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    bits = np.unpackbits(np.ascontiguousarray(mask).view(np.uint8).reshape(-1, itemsize), axis=1,
+    m = np.asarray(mask).astype(np.uint64)
+    single = (m & (m - np.uint64(1))) == 0  # one flipped bit: most entries at realistic BERs
+    # its index: the exponent of the (exact) float of a power of two
+    b1 = (np.frexp(m[single].astype(np.float64))[1] - 1).astype(np.int64)
+    i1 = idx[single].astype(np.int64)
+    multi = ~single
+    bits = np.unpackbits(np.ascontiguousarray(mask[multi]).view(np.uint8).reshape(-1, itemsize), axis=1,
                          bitorder="little")
     rows, cols = np.nonzero(bits)
-    return idx[rows].astype(np.int64) * itemsize + cols // 8, (cols % 8).astype(np.int64)
+    word = np.concatenate([i1, idx[multi][rows].astype(np.int64)])
+    col = np.concatenate([b1, cols.astype(np.int64)])
+    return word * itemsize + col // 8, col % 8
 
 
 def check_bit_errors(code: Code, model: ErrorModel, *, seed: int, access: int, base_address: int,
@@ -152,7 +166,7 @@ def check_bit_errors(code: Code, model: ErrorModel, *, seed: int, access: int, b
         data = np.zeros(addr.shape, np.uint8)
         data[inside] = data_bytes[addr[inside]]
         buf[:] = code.encode(data).reshape(-1)
-    fmt = get_format("uint8")
+    fmt = _uint8()
     be = select("auto", "cpu")
     plan = cached_plan(model, word_bits=8, nbytes=buf.size, seed=check_seed(seed, code),
                        base_address=first_cw * rb, address_map=address_map, weak_lines=be.weak_lines)
@@ -216,10 +230,10 @@ def apply_ecc(code: Code, policy: DuePolicy, words, idx, mask, off, cnt, *, back
         out, flip = code.decode(syn, n_err, pos[starts])
         for oi, o in enumerate(OUTCOMES):
             counts[o] = int(np.count_nonzero(out == oi))
-        ks, inv = np.unique(n_err, return_inverse=True)
-        tab = np.zeros((ks.size, len(OUTCOMES)), np.int64)
-        np.add.at(tab, (inv, out.astype(np.int64)), 1)
-        by_k = {int(k): {str(o): int(tab[i, j]) for j, o in enumerate(OUTCOMES)} for i, k in enumerate(ks)}
+        no = len(OUTCOMES)
+        tab = np.bincount(n_err * no + out, minlength=(int(n_err.max()) + 1) * no).reshape(-1, no)
+        by_k = {int(k): {str(o): int(tab[k, j]) for j, o in enumerate(OUTCOMES)}
+                for k in np.flatnonzero(tab.sum(axis=1))}
         # the decoder's flips of data bits -> tensor bytes
         f = np.flatnonzero((flip >= 0) & (flip < code.k))
         fb = _codeword_bytes(code, ucw[f])[np.arange(f.size), flip[f] // 8] - base_address
@@ -238,9 +252,21 @@ def apply_ecc(code: Code, policy: DuePolicy, words, idx, mask, off, cnt, *, back
     zidx, zmask = _word_entries(zero_byte, zero_val, itemsize, wdt)
     # after decoding (before the DUE policy): raw flips XOR the decoder's flips
     didx, dmask = _merge((ridx, rmask.astype(wdt)), (fidx, fmask))
-    wrong = _codewords_of(code, didx, dmask, itemsize, base_address)
     signalled = due_cw if code.signals_due else np.zeros(0, np.int64)
-    sdc = int(np.setdiff1d(wrong, signalled).size)
+    sdc = 0
+    if cw.size:  # codewords whose data are wrong after decoding and not signalled
+        n_data = np.add.reduceat((pos < code.k).astype(np.int64), starts)
+        keys = cw * code.n + pos  # sorted (lexsort above)
+        fk = ucw * code.n + np.maximum(flip, 0)
+        at = np.minimum(np.searchsorted(keys, fk), keys.size - 1)
+        hit = (flip >= 0) & (keys[at] == fk)  # the decoder undid one raw error
+        flip_data = np.zeros(ucw.size, bool)  # the decoder flipped a clean data bit of this tensor
+        flip_data[f[inside]] = True
+        residual = n_data - (hit & (flip < code.k)) + (flip_data & ~hit)
+        wrong = residual > 0
+        if code.signals_due:
+            wrong &= out != OUTCOMES.index(Outcome.DETECTED)
+        sdc = int(np.count_nonzero(wrong))
     cidx, cmask = _merge((fidx, fmask), (zidx, zmask))
     if cidx.size:  # apply the ECC's changes to the words
         if xp is np:
@@ -271,19 +297,15 @@ def _merge(*logs) -> tuple[np.ndarray, np.ndarray]:
     """XOR of (word index, mask) entry lists: sorted unique words with non-zero masks."""
     idx = np.concatenate([np.asarray(i, np.int64) for i, _ in logs])
     mask = np.concatenate([m for _, m in logs])
-    uidx, inv = np.unique(idx, return_inverse=True)
-    umask = np.zeros(uidx.size, mask.dtype)
-    np.bitwise_xor.at(umask, inv, mask)
+    if idx.size == 0:
+        return idx, mask
+    order = np.argsort(idx, kind="stable")
+    idx, mask = idx[order], mask[order]
+    starts = np.flatnonzero(np.concatenate([[True], idx[1:] != idx[:-1]]))
+    uidx, umask = idx[starts], np.bitwise_xor.reduceat(mask, starts)
     keep = umask != 0
     return uidx[keep], umask[keep]
 
 
 def _popcount(a: np.ndarray) -> int:
     return int(np.unpackbits(np.ascontiguousarray(a).view(np.uint8)).sum()) if a.size else 0
-
-
-def _codewords_of(code: Code, uidx, umask, itemsize: int, base_address: int) -> np.ndarray:
-    """Sorted global codewords with at least one data bit set in the (word, mask) entries."""
-    byte, _ = _bits_of(uidx, umask, itemsize)
-    cw, _ = _byte_to_codeword(code, base_address + byte)
-    return np.unique(cw)
