@@ -519,6 +519,9 @@ def report_table(rep: dict) -> str:
         lines.append(f"not validated by emulation ({v.get('reason')})")
     if rep.get("assumptions"):
         lines += [""] + assumptions_text(rep["assumptions"])
+    else:
+        lines += ["", f"assumptions: not recorded (a report of an older eden); the saving above assumes alpha "
+                      f"{rep['options']['alpha']:g}, which no source settles: remap to see both ends of [0, 1]"]
     return "\n".join(lines)
 
 
