@@ -10,6 +10,7 @@ this module never names a backend.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import cast
 
@@ -344,8 +345,6 @@ def ecc_step(ecc, policy, model, fmt, nbytes, seed, base_address, address_map):
     code = get_code(ecc)
     if code is None:
         return None, {}
-    import functools
-
     from eden.engine.ecc.apply import apply_ecc
 
     return functools.partial(apply_ecc, code, DuePolicy.coerce(policy, "ECC DUE policy")), dict(
