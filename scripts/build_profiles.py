@@ -103,6 +103,13 @@ DDR3_TRCD_NOM = DIVA_DEVICE["timing"]["trcd_ns"]
 DDR4_VDD_NOM = DDR4_DEVICE["power"]["vdd_v"]
 DDR4_TRCD_NOM = DDR4_DEVICE["timing"]["trcd_ns"]
 
+MODERN_DEVICES = {name: read_device(name) for name in ("ddr5-4800-16gb-x8", "lpddr4-3200-6gb-x16",
+                                                       "lpddr5-drampower-test", "hbm2-1200", "hbm3e-6400")}
+"""The DDR5, LPDDR4, LPDDR5, HBM2 and HBM3E devices (no public reduced-VDD/tRCD error data: points transferred)."""
+HBM_GUARDBAND = 0.19     # Larimi et al., DATE 2021: no errors down to 19% below nominal VDD
+HBM_FLIPS_BELOW = 0.11   # ... bit flips within a further 11% of nominal
+DDR3L_LAST_CLEAN_V = 1.30  # the pooled Voltron data's lowest error-free VDD
+
 
 # ----------------------------------------------------------------------------- data
 def read_voltron(data: Path) -> dict[str, dict[float, list[tuple[str, float]]]]:
@@ -336,6 +343,136 @@ def ddr4_trcd_ops(points: list[dict]) -> list[dict]:
     return out
 
 
+def lead_vdd(device: dict) -> float:
+    """Nominal voltage of the standard's lead rail (the rail an operating point's vdd_v sets)."""
+    from eden.dram import standards
+
+    return device["power"][standards.get(device["power"]["standard"]).lead.voltage_field]
+
+
+def transferred_voltage_ops(points: list[dict], device: dict, std_label: str) -> list[dict]:
+    """DDR3L (pooled) reduced-VDD points at the same fraction of nominal on another standard's lead rail."""
+    v_nom, t_nom = lead_vdd(device), device["timing"]["trcd_ns"]
+    out = []
+    for p in points:
+        v = round(p["vdd_v"] * v_nom / DDR3L_VDD_NOM, 3)
+        out.append({"name": op_name_vdd(v), "vdd_v": v, "trcd_ns": t_nom, "ber": p["ber"],
+                    "error_model": p["error_model"], "source": "assume_ddr3l_transfer", "measured": p["measured"],
+                    "note": f"ASSUMPTION (no public {std_label} reduced-VDD error data): DDR3L (Voltron, pooled) at "
+                            f"{p['vdd_v']:g} V -> {p['vdd_v']:g} x {v_nom:g}/1.35 = {v:.3f} V; model and BER "
+                            "unchanged"})
+    return out
+
+
+def transferred_trcd_ops(points: list[dict], device: dict, std_label: str) -> list[dict]:
+    """DIVA A-10 reduced-tRCD points at the same fraction of nominal tRCD on another standard."""
+    v_nom, t_nom = lead_vdd(device), device["timing"]["trcd_ns"]
+    out = []
+    for p in points:
+        t = round(p["trcd_ns"] * t_nom / DDR3_TRCD_NOM, 2)
+        out.append({"name": op_name_trcd(t), "vdd_v": v_nom, "trcd_ns": t, "ber": p["ber"],
+                    "error_model": p["error_model"], "source": "assume_ddr3_transfer", "measured": p["measured"],
+                    "note": f"ASSUMPTION (no public {std_label} reduced-tRCD error data): DDR3 (DIVA DIMM A-10) at "
+                            f"tRCD {p['trcd_ns']:g} ns -> {p['trcd_ns']:g} x {t_nom:g}/13.75 = {t:.2f} ns; model "
+                            "(fitted by scripts/fit_diva.py) and BER unchanged"})
+    return out
+
+
+def hbm_voltage_ops(points: list[dict], device: dict, label: str, measured_anchor: bool) -> list[dict]:
+    """HBM points: the 19% guardband edge (no errors; Larimi et al.), then DDR3L's curve below its last
+    error-free voltage carried below that edge, down to 30% below nominal (the paper's further 11%)."""
+    v_nom = lead_vdd(device)
+    edge = round((1 - HBM_GUARDBAND) * v_nom, 3)
+    anchor = ("Larimi et al. (DATE 2021): no bit errors within the 19% guardband of HBM2" if measured_anchor else
+              "ASSUMPTION: HBM2's 19% guardband (Larimi et al., DATE 2021, measured on HBM2) carried to HBM3E")
+    out = [{"name": op_name_vdd(edge), "vdd_v": edge, "trcd_ns": device["timing"]["trcd_ns"], "ber": 0.0,
+            "error_model": None, "source": "hbm_guardband" if measured_anchor else "assume_ddr3l_to_hbm",
+            "measured": {"figure": "guardband of 19% of nominal VDD without bit errors (two HBM2 stacks)",
+                         "ber": 0.0, "estimator": "no error observed (paper abstract)",
+                         "data": "Larimi et al., DATE 2021 (arXiv 2101.00969), abstract; no dataset is public"},
+            "note": f"{anchor}: 0.81 x {v_nom:g} V = {edge:.3f} V"}]
+    for p in points:
+        if p["vdd_v"] >= DDR3L_LAST_CLEAN_V:
+            continue
+        below = (DDR3L_LAST_CLEAN_V - p["vdd_v"]) / DDR3L_VDD_NOM
+        frac = 1 - HBM_GUARDBAND - below
+        if frac < 1 - HBM_GUARDBAND - HBM_FLIPS_BELOW - 0.005:
+            continue
+        v = round(frac * v_nom, 3)
+        out.append({"name": op_name_vdd(v), "vdd_v": v, "trcd_ns": device["timing"]["trcd_ns"], "ber": p["ber"],
+                    "error_model": p["error_model"], "source": "assume_ddr3l_to_hbm", "measured": p["measured"],
+                    "note": f"ASSUMPTION (the paper's BER curve is only in its figures, not read here): DDR3L "
+                            f"(Voltron, pooled) at {p['vdd_v']:g} V, {below:.4f} x 1.35 V below its last "
+                            f"error-free 1.30 V -> (0.81 - {below:.4f}) x {v_nom:g} V = {v:.3f} V ({label}); "
+                            "model and BER unchanged"})
+    return out
+
+
+def modern_profiles(pooled_points: list[dict], dpoints: list[dict]) -> list[dict]:
+    """Profiles of DDR5, LPDDR4, LPDDR5, HBM2 and HBM3E; every point below nominal is labelled."""
+    out = []
+    extra = ("voltron_data", "diva_data", "diva_fit", "voltron_em0", "assume_voltron_model", "assume_voltron_timing",
+             "no_modern_error_data")
+    warn = ("Operating points other than nominal are NOT measurements of this device: no public bit-error data "
+            "of {std} at reduced VDD or tRCD exists (no_modern_error_data); they carry DDR3L (Voltron) and DDR3 "
+            "(DIVA A-10) measurements over by the rules in {rules} (docs/power-standards.md).")
+    for name, std, description, notes in (
+        ("ddr5-4800-16gb-x8", "DDR5",
+         "DDR5-4800B 16Gb x8 device as one 32-bit subchannel of 4 chips (BL16, VDD 1.1 V, VPP 1.8 V; Ramulator2's "
+         "default currents) with reduced-VDD and reduced-tRCD points transferred from DDR3L/DDR3 data "
+         "(assumptions, labelled per point).",
+         ["Currents: Ramulator2's DDR5 default preset (it names no data sheet); IDD5C, IDD2P, IDD3P and IDD6N are "
+          "not given, so REFsb, power-down and self-refresh are not reported (no number is invented).",
+          "Reduced VDD scales the VDD currents; VPP (1.8 V, wordline pump) stays."]),
+        ("lpddr4-3200-6gb-x16", "LPDDR4",
+         "LPDDR4-3200 Micron 6Gb, one x16 channel (DRAMSys memspec; VDD1 1.8 V, VDD2 1.1 V) with reduced-VDD2 and "
+         "reduced-tRCD points transferred from DDR3L/DDR3 data (assumptions, labelled per point).",
+         ["An operating point's vdd_v is VDD2 (array and periphery, most of the current); VDD1 (1.8 V) stays.",
+          "D-RaNGe/Solar-DRAM characterised reduced-tRCD activation failures of 282 LPDDR4 devices, but published "
+          "no per-tRCD numbers; they are not used."]),
+        ("lpddr5-drampower-test", "LPDDR5",
+         "LPDDR5 built from DRAMPower v6.2.0's TEST memspec (artificial values, labelled as such: no public LPDDR5 "
+         "memspec with data-sheet currents exists) with reduced-VDD2H and reduced-tRCD points transferred from "
+         "DDR3L/DDR3 data (assumptions, labelled per point).",
+         ["TEST MEMSPEC: the currents are DRAMPower's unit-test values (VDD1 carries all of them, VDD2H/VDD2L "
+          "carry none), so lowering VDD2H/VDD2L changes no energy here; use it to exercise LPDDR5's model "
+          "(WCK timing, REFp2b, deep sleep), not to predict a device's energy.",
+          "An operating point's vdd_v is VDD2H (VDD2L scales with it); VDD1 stays."]),
+    ):
+        device = MODERN_DEVICES[name]
+        nominal = {"name": "nominal", "vdd_v": lead_vdd(device), "trcd_ns": device["timing"]["trcd_ns"], "ber": 0.0,
+                   "error_model": None, "source": "standard_nominal"}
+        out.append(make_profile(
+            name, description, device,
+            [nominal, *transferred_voltage_ops(pooled_points, device, std),
+             *transferred_trcd_ops(dpoints, device, std)],
+            extra_sources=extra,
+            notes=[*notes, warn.format(std=std, rules="assume_ddr3l_transfer / assume_ddr3_transfer")]))
+    for name, std, measured, description in (
+        ("hbm2-1200", "HBM2", True,
+         "HBM2 1200 MT/s, one pseudo-channel (HBM-Power: currents measured on an Alveo U55C), with the 19% "
+         "undervolting guardband of Larimi et al. (DATE 2021) as an error-free point and DDR3L-shaped bit errors "
+         "below it (assumption), plus reduced-tRCD points transferred from DDR3 (assumption)."),
+        ("hbm3e-6400", "HBM3E", False,
+         "HBM3E 6400 MT/s, one pseudo-channel (HBM-Power: HBM2 currents extrapolated to 6400 MT/s), with HBM2's "
+         "undervolting anchors and DDR3L-shaped bit errors below the guardband (assumptions), plus reduced-tRCD "
+         "points transferred from DDR3 (assumption)."),
+    ):
+        device = MODERN_DEVICES[name]
+        nominal = {"name": "nominal", "vdd_v": lead_vdd(device), "trcd_ns": device["timing"]["trcd_ns"], "ber": 0.0,
+                   "error_model": None, "source": "standard_nominal"}
+        out.append(make_profile(
+            name, description, device,
+            [nominal, *hbm_voltage_ops(pooled_points, device, std, measured),
+             *transferred_trcd_ops(dpoints, device, std)],
+            extra_sources=(*extra, "larimi_hbm2_undervolt", "hbm_guardband"),
+            notes=["One profile is one pseudo-channel (HBM-Power's unit); a stack has pseudo_channels_per_stack of "
+                   "them. HBM-Power models no power-down, self-refresh or per-bank refresh.",
+                   "HBM-Power fixes rho = 1 and I_beta = IDD2N: fact_rho and ibeta are not read.",
+                   warn.format(std=std, rules="hbm_guardband / assume_ddr3l_to_hbm / assume_ddr3_transfer")]))
+    return out
+
+
 def used_sources(profile: dict) -> dict:
     ids = set()
     for value in profile.get("cite", {}).values():
@@ -473,6 +610,8 @@ def build(data: Path, force: bool) -> list[str]:
                    *ddr4_trcd_ops(dpoints)], extends="ddr4-2400-8gb-x8",
             extra_sources=("voltron_data", "diva_data", "diva_fit", "voltron_em0", "assume_voltron_model",
                            "assume_voltron_timing")))
+
+    profiles += modern_profiles(pooled_points, dpoints)
 
     for prof in profiles:
         path = PROFILES_DIR / f"{prof['name']}.json"

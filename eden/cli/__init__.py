@@ -28,6 +28,7 @@ from eden.cli import _deploy  # noqa: E402,F401
 from eden.cli import _run  # noqa: E402,F401
 from eden.cli import _retrain  # noqa: E402,F401
 from eden.cli import _raw  # noqa: E402,F401
+from eden.cli import _power  # noqa: E402,F401
 # isort: on
 
 __all__ = ["main"]

@@ -284,3 +284,50 @@ def atomic_save_npy(path: Path, array, force: bool) -> None:
         write_with(path, write, overwrite=force, what="output file")
     except FileExistsError:  # appeared after the command's own check
         fail(f"{path} exists; pass --force to overwrite it")
+
+
+# ------------------------------------------------------------------ executors (local, Ray)
+def _executors() -> tuple[str, ...]:
+    from eden.workflows.executor import EXECUTORS
+
+    return EXECUTORS.names()
+
+
+def executor_options(f):
+    """Add ``--executor/--workers/--address/--gpus-per-worker`` (where a sweep's evaluations run).
+
+    The command receives ``executor``, ``workers``, ``address`` and ``gpus_per_worker`` and turns them
+    into an executor with :func:`executor_from_options`.
+    """
+    options = [
+        click.option("--executor", type=LazyChoice(_executors), default="local", show_default=True,
+                     help='Where the evaluations run: this process, or a Ray cluster (pip install "eden-dram[ray]"). '
+                          "The results are the same."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Ray workers (default: the cluster's GPUs, else its CPUs)."),
+        click.option("--address", default=None, metavar="HOST:PORT",
+                     help="A running Ray cluster (`ray start --head` prints it; ray://HOST:PORT, auto). Default: "
+                          "start one on this machine."),
+        click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+                     help="GPUs per Ray worker (default: 1 when the cluster has GPUs, else 0)."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def executor_from_options(executor: str, workers: int | None, address: str | None, gpus_per_worker: float | None):
+    """The executor the options of :func:`executor_options` select (a context manager: it closes what it started).
+
+    Raises:
+        click.BadParameter (exit 2): ``--workers``, ``--address`` or ``--gpus-per-worker`` with ``--executor local``.
+    """
+    from eden.workflows.executor import make_executor
+
+    if executor == "local":
+        for name, value in (("--workers", workers not in (None, 1)), ("--address", address is not None),
+                            ("--gpus-per-worker", gpus_per_worker is not None)):
+            if value:
+                raise click.BadParameter(f"{name} belongs to --executor ray (local runs one evaluation at a time "
+                                         "in this process)", param_hint=name)
+    return make_executor(executor, workers=workers, address=address, gpus_per_worker=gpus_per_worker)

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import LazyChoice, build_model_and_data, fail, load_profile_or_fail, mapping_policies
+from eden.cli._common import (LazyChoice, build_model_and_data, executor_from_options, executor_options, fail,
+                              load_profile_or_fail, mapping_policies)
 
 
 def _objectives() -> tuple[str, ...]:
@@ -83,9 +84,10 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
               show_default=True)
 @click.option("--force", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
+@executor_options
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
             partition_banks, objective, tolerance_source, lower_bounds, validate, model_spec, weights, data_spec,
-            batch_size, device, seeds, output, force, as_json):
+            batch_size, device, seeds, output, force, as_json, executor, workers, address, gpus_per_worker):
     """Map each data type to the most aggressive DRAM partition it tolerates; report energy/latency."""
     from eden.core.io import write_json
     from eden.workflows.characterize import load_tolerance
@@ -102,7 +104,8 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
         model, _, loader, dev = build_model_and_data(model_spec or record["model"]["id"], weights,
                                                      data_spec or record.get("data", {}).get("id", "digits"),
                                                      batch_size, device)
-    rep = deploy(record, profile, options=opts, model=model, loader=loader, seeds=seeds, device=dev)
+    with executor_from_options(executor, workers, address, gpus_per_worker) as ex:
+        rep = deploy(record, profile, options=opts, model=model, loader=loader, seeds=seeds, device=dev, executor=ex)
     write_json(output, rep, overwrite=force, what="mapping report")
     click.echo(json.dumps(rep, indent=2) if as_json else report_table(rep) + f"\n\nwrote {output}")
 

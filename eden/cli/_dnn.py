@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import (build_model_and_data, ecc_option, error_model_options, fail, mode_choice,
-                              model_options, resolve_error_model)
+from eden.cli._common import (build_model_and_data, ecc_option, error_model_options, executor_from_options,
+                              executor_options, fail, mode_choice, model_options, resolve_error_model)
 from eden.errors import EdenFileError
 
 
@@ -126,11 +126,12 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
+@executor_options
 @ecc_option
 def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction,
                      mode, ber,
                      target_drop, seeds, criterion, resolution, select, output, plot_path, force, progress,
-                     as_json, ecc):
+                     as_json, ecc, executor, workers, address, gpus_per_worker):
     """Find the tolerable BER of a model: coarse (all data types) and per data type.
 
     The error model (default em0) gives the *shape* of the errors; it is scaled to
@@ -138,6 +139,9 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
     --mode leave-one-out --ber B explains a failure at one BER instead: accuracy with
     every data type corrupted, each alone (its cost) and all but each (what leaving
     it out saves).
+
+    --executor ray spreads the evaluations over a Ray cluster (--workers, --address); the
+    tolerance file is the same, and an interrupted run resumes on either executor.
     """
     from eden.workflows.characterize import characterize, plot_tolerance, save_tolerance, tolerance_table
 
@@ -155,12 +159,15 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
     if em.expected_ber() == 0:
         raise click.BadParameter("the error model has no errors (BER 0), so it has no shape to scale; pick an "
                                  "operating point with errors", param_hint="--op")
+    ex = executor_from_options(executor, workers, address, gpus_per_worker)
     model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
     cache = output.with_name(output.name + ".partial")
-    record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode,
-                          target_drop_pp=target_drop, seeds=seeds, criterion=criterion,
-                          resolution_decades=resolution, select=list(select) or None, model_id=model_id,
-                          data_id=data_spec, cache_path=cache, progress=progress, device=dev, ber=ber, ecc=ecc)
+    with ex:
+        record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode,
+                              target_drop_pp=target_drop, seeds=seeds, criterion=criterion,
+                              resolution_decades=resolution, select=list(select) or None, model_id=model_id,
+                              data_id=data_spec, cache_path=cache, progress=progress, device=dev, ber=ber,
+                              executor=ex, ecc=ecc)
     save_tolerance(record, output, overwrite=force)
     if cache.exists():
         cache.unlink()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import LazyChoice, mapping_policies, mode_choice
+from eden.cli._common import LazyChoice, executor_from_options, executor_options, mapping_policies, mode_choice
 
 
 @main.command("run")
@@ -38,9 +38,10 @@ from eden.cli._common import LazyChoice, mapping_policies, mode_choice
 @click.option("--restart", is_flag=True, help="Discard an existing run directory with other settings.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@executor_options
 def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_drop, seeds, resolution,
             retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, seed, restart, progress,
-            as_json):
+            as_json, executor, workers, address, gpus_per_worker):
     """Clean accuracy -> characterize -> retrain -> characterize -> map -> validate -> report."""
     from eden.workflows.pipeline import RunConfig, run_pipeline, summary_text
 
@@ -51,7 +52,8 @@ def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_
                     retrain_epochs=retrain_epochs, retrain_batch_size=retrain_batch_size, retrain_gain=retrain_gain,
                     policy=policy, memory_bound_fraction=memory_bound_fraction, seed=seed)
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    summary = run_pipeline(run_dir, cfg, restart=restart, progress=progress, log=log)
+    with executor_from_options(executor, workers, address, gpus_per_worker) as ex:
+        summary = run_pipeline(run_dir, cfg, restart=restart, progress=progress, log=log, executor=ex)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

@@ -261,7 +261,7 @@ class Organization(DramOrganization):
     """
 
     section: ClassVar[str] = "organization"
-    CHIP_WIDTHS: ClassVar[tuple[int, ...]] = (4, 8, 16, 32)
+    CHIP_WIDTHS: ClassVar[tuple[int, ...]] = (4, 8, 16, 32, 64)  # 64: an HBM2 pseudo-channel
     device_width_bits: int = dataclasses.field(
         kw_only=True, metadata={"unit": "bit", "doc": "data width of one chip (x4/x8/x16/x32)"})
 
@@ -364,6 +364,10 @@ class PowerSpec:
             where = f"power.{name}"
             if f.kind == "str":
                 checked[name] = _text(where, values[name])
+            elif f.kind == "bool":
+                if not isinstance(values[name], bool):
+                    raise FieldError(where, f"expected true or false, found {values[name]!r}")
+                checked[name] = values[name]
             else:
                 checked[name] = _number(where, values[name], integer=f.kind == "int", lo=f.lo, lo_open=f.lo_open,
                                         hi=f.hi)
@@ -377,6 +381,8 @@ class PowerSpec:
             return values[name]
         if name in _standard_fields()[values["standard"]]:
             return None  # an optional field left out
+        if name == "vdd_v":  # the operating voltage: the lead domain's (LPDDR4 VDD2, LPDDR5 VDD2H)
+            return values[standards.get(values["standard"]).lead.voltage_field]
         raise AttributeError(f"PowerSpec has no field {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:

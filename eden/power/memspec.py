@@ -121,7 +121,7 @@ class VoltageDomain:
 
     name: str
     v: float
-    currents: tuple[tuple[str, float], ...]
+    currents: tuple[tuple[str, float | None], ...]
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -133,13 +133,14 @@ class VoltageDomain:
         items = self.currents.items() if isinstance(self.currents, Mapping) else self.currents
         currents = []
         for key, value in items:
-            value = check_number(f"{owner}.{key}", value)
-            if value < 0:
-                raise EdenConfigError(f"{owner}.{key} must be >= 0 A, got {value!r}")
+            if value is not None:  # None: an optional current the source does not give
+                value = check_number(f"{owner}.{key}", value)
+                if value < 0:
+                    raise EdenConfigError(f"{owner}.{key} must be >= 0 A, got {value!r}")
             currents.append((str(key), value))
         object.__setattr__(self, "currents", tuple(currents))
 
-    def __getattr__(self, key: str) -> float:
+    def __getattr__(self, key: str) -> Any:
         if key.startswith("__"):
             raise AttributeError(key)
         for name, value in object.__getattribute__(self, "currents"):
@@ -159,7 +160,7 @@ class VoltageDomain:
     def scaled(self, v: float, alpha: float) -> VoltageDomain:
         """This domain at voltage ``v`` with every current times ``(v / self.v) ** alpha``."""
         factor = (v / self.v) ** alpha
-        return VoltageDomain(self.name, v, tuple((k, x * factor) for k, x in self.currents))
+        return VoltageDomain(self.name, v, tuple((k, None if x is None else x * factor) for k, x in self.currents))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "v": self.v, **dict(self.currents)}
@@ -200,6 +201,9 @@ class MemSpec:
         nominal_domains: the nominal domains when this memspec was scaled by
             :meth:`at_vdd`, else None.
         alpha: exponent of the VDD law when scaled, else None.
+        params: the standard's own parameters (``Standard.params``: DDR5 ``bank_groups``
+            and ``rfcsb``, LPDDR ``rfcpb``, LPDDR5 ``wck2ck``, ...) as ``((key, value), ...)``
+            in its order; each also reads as an attribute (``spec.rfcsb``).
         source: where the memspec came from (file or description); not compared.
     """
 
@@ -221,12 +225,21 @@ class MemSpec:
     name: str = ""
     nominal_domains: tuple[VoltageDomain, ...] | None = None
     alpha: float | None = None
+    params: tuple[tuple[str, Any], ...] = ()
     source: str = dataclasses.field(default="", compare=False)
 
     def __post_init__(self) -> None:
         std = standards.get(self.standard)
-        for name in ("banks", "burst_length", "data_rate", "ras", "rp", "rcd", "rfc", "devices", "ranks"):
+        for name in ("banks", "burst_length", "data_rate", "ras", "rp", "rfc", "devices", "ranks"):
             object.__setattr__(self, name, check_int(f"MemSpec.{name}", getattr(self, name), lo=1))
+        # tRCD enters no energy; DRAMPower's LPDDR5 test memspec has RCD_S = 0
+        object.__setattr__(self, "rcd", check_int("MemSpec.rcd", self.rcd, lo=0))
+        params = dict(self.params.items() if isinstance(self.params, Mapping) else self.params)
+        want = [p.key for p in std.params]
+        if sorted(params) != sorted(want):
+            raise EdenConfigError(f"MemSpec.params: {std.name} has the parameters {', '.join(want) or 'none'}, "
+                                  f"got {', '.join(params) or 'none'}")
+        object.__setattr__(self, "params", tuple((k, params[k]) for k in want))
         object.__setattr__(self, "refi", check_int("MemSpec.refi", self.refi, lo=1, optional=True))
         if self.refresh_mode not in std.refresh_modes:
             raise EdenConfigError(f"MemSpec.refresh_mode must be one of {', '.join(map(str, std.refresh_modes))} "
@@ -255,14 +268,39 @@ class MemSpec:
                      else type(domains).__name__)
             raise EdenTypeError(f"MemSpec.{label} must be VoltageDomains named {', '.join(want)} for {std.name}, "
                                 f"got {found}")
-        keys = tuple(c.key for c in std.currents) + ("ibeta",)
-        for d in domains:
+        for d, decl in zip(domains, std.domains, strict=True):
+            carried = std.currents_of(decl)
+            keys = tuple(c.key for c in carried) + (("ibeta",) if carried else ())
             if tuple(k for k, _ in d.currents) != keys:
                 raise EdenConfigError(f"MemSpec.{label}: {std.name} domain {d.name} carries the currents "
                                       f"{', '.join(keys)}, got {', '.join(k for k, _ in d.currents)}")
         return domains
 
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__") or key in ("params", "standard"):
+            raise AttributeError(key)
+        for name, value in object.__getattribute__(self, "params"):
+            if name == key:
+                return value
+        raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+
+    def param(self, key: str) -> Any:
+        """The standard's parameter ``key`` (``Standard.params``)."""
+        for name, value in self.params:
+            if name == key:
+                return value
+        raise EdenConfigError(f"{self.standard} memspec has no parameter {key!r}; known: "
+                              f"{', '.join(n for n, _ in self.params) or 'none'}")
+
     # ------------------------------------------------------------------ derived
+    @property
+    def burst_time_s(self) -> float:
+        """Data-bus time of one RD/WR burst [s]: BL/DR clocks, or the standard's rule (LPDDR5: WCK)."""
+        std = self.spec
+        if std.burst_cycles is None:
+            return (float(self.burst_length) / self.data_rate) * self.tck_s
+        return std.burst_cycles(self) * self.tck_s
+
     @property
     def spec(self) -> Standard:
         """The registered standard this memspec follows."""
@@ -274,8 +312,8 @@ class MemSpec:
 
     @property
     def vdd(self) -> VoltageDomain:
-        """The domain :meth:`at_vdd` sets: the standard's first (VDD for DDR3/DDR4)."""
-        return self.domains[0]
+        """The domain :meth:`at_vdd` sets: the standard's lead domain (VDD for DDR, VDD2 for LPDDR4, ...)."""
+        return self.domains[self.spec.lead_index]
 
     @property
     def vpp(self) -> VoltageDomain | None:
@@ -284,8 +322,8 @@ class MemSpec:
 
     @property
     def vdd_nominal(self) -> VoltageDomain | None:
-        """The nominal first domain when scaled by :meth:`at_vdd`, else None."""
-        return None if self.nominal_domains is None else self.nominal_domains[0]
+        """The nominal lead domain when scaled by :meth:`at_vdd`, else None."""
+        return None if self.nominal_domains is None else self.nominal_domains[self.spec.lead_index]
 
     @property
     def nominal_vdd_v(self) -> float:
@@ -328,7 +366,8 @@ class MemSpec:
     def at_vdd(self, vdd_v: float, alpha: float = 1.0) -> MemSpec:
         """This memspec at a reduced (or raised) VDD.
 
-        The first domain (VDD) is set to ``vdd_v``; every other domain the
+        The lead domain (``Standard.lead``: VDD for DDR, VDD2 for LPDDR4, VDD2H for LPDDR5) is
+        set to ``vdd_v``; every other domain the
         standard declares as scaling with VDD moves by the same ratio; the
         currents of each scaled domain (``iBeta`` included) become
         ``I_nominal * (V / V_nominal) ** alpha``. Other domains (DDR4's VPP)
@@ -349,8 +388,9 @@ class MemSpec:
         if alpha < 0:
             raise EdenConfigError(f"MemSpec.at_vdd: alpha must be >= 0, got {alpha!r}")
         nominal = self.nominal_domains or self.domains
-        ratio = vdd_v / nominal[0].v
-        scaled = tuple(d if not decl.scales_with_vdd else d.scaled(vdd_v if i == 0 else d.v * ratio, alpha)
+        lead = self.spec.lead_index
+        ratio = vdd_v / nominal[lead].v
+        scaled = tuple(d if not decl.scales_with_vdd else d.scaled(vdd_v if i == lead else d.v * ratio, alpha)
                        for i, (d, decl) in enumerate(zip(nominal, self.spec.domains, strict=True)))
         return dataclasses.replace(self, domains=scaled, nominal_domains=nominal, alpha=alpha)
 
@@ -393,10 +433,15 @@ class MemSpec:
                                "burst_length": self.burst_length, "data_rate": self.data_rate}
         for decl, dom in zip(std.domains, self.domains, strict=True):
             out[decl.voltage_field] = dom.v
-            for c in std.currents:
-                out[decl.current_field(c)] = clean(getattr(dom, c.key) * 1000.0)
-            out[decl.beta_field] = clean(dom.ibeta * 1000.0)
+            for c in std.currents_of(decl):
+                if getattr(dom, c.key) is not None:
+                    out[decl.current_field(c)] = clean(getattr(dom, c.key) * 1000.0)
+            if std.currents_of(decl):
+                out[decl.beta_field] = clean(dom.ibeta * 1000.0)
         out["fact_rho"] = self.fact_rho
+        for p in std.params:
+            value = self.param(p.key)
+            out[p.field] = clean(value * tck_ns) if p.kind == "cycles" else value
         out["tck_ns"] = tck_ns
         for key, attr in _FIELD_TIMINGS:
             out[key] = clean(getattr(self, attr) * tck_ns)
@@ -408,8 +453,11 @@ class MemSpec:
         lines = [f"{self.name or 'memspec'} ({self.standard}, {self.banks} banks, {self.devices} devices/rank, "
                  f"tCK {self.tck_s * 1e9:.6g} ns, RAS {self.ras} RP {self.rp} RCD {self.rcd} RFC {self.rfc} "
                  f"REFI {self.refi}, rho {self.fact_rho:g})", f"law: {self.law}"]
+        if self.params:
+            lines.append("  " + ", ".join(f"{k} {v}" for k, v in self.params))
         for d in self.domains:
-            lines.append(f"  {d.name} {d.v:g} V: " + ", ".join(f"{n} {x * 1e3:.6g} mA" for n, x in d.currents))
+            lines.append(f"  {d.name} {d.v:g} V: " + ", ".join(
+                f"{n} {'n/a' if x is None else f'{x * 1e3:.6g} mA'}" for n, x in d.currents))
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ constructors
@@ -540,8 +588,8 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
     known = set(table["required"]) | set(table["optional"])
     unknown = [k for k in present if k not in known]
     problems = []
-    others = {k: name for name in standards.names() if name != std.name
-              for k in standards.get(name).field_table()["required"] + standards.get(name).field_table()["optional"]}
+    others = {f.name: name for name in standards.names() if name != std.name  # other standards' power fields
+              for f in standards.get(name).fields() if f.name not in known}
     foreign = [k for k in unknown if k in others]
     if foreign:
         lacking = sorted({d.name for k in foreign if (d := standards.get(others[k]).domain_of_field(k)) is not None
@@ -601,10 +649,33 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
 
     domains = []
     for decl in std.domains:
+        carried = std.currents_of(decl)
+        if not carried:
+            domains.append(VoltageDomain(decl.name, bounded(decl.voltage_field), ()))
+            continue
         # mA -> A: exact operands, one correctly rounded result
-        currents = [(c.key, bounded(decl.current_field(c)) / 1000.0) for c in std.currents]
+        currents: list[tuple[str, float | None]] = [
+            (c.key, bounded(decl.current_field(c)) / 1000.0 if decl.current_field(c) in present else None)
+            for c in carried]
         beta = bounded(decl.beta_field) / 1000.0 if decl.beta_field in present else currents[0][1]
         domains.append(VoltageDomain(decl.name, bounded(decl.voltage_field), (*currents, ("ibeta", beta))))
+
+    params = []
+    for p in std.params:
+        if p.field not in present:
+            value = p.default  # fields() made it required when it has no default
+        elif p.kind == "cycles":
+            t = num(p.field)
+            if t <= 0:
+                raise EdenConfigError(f"{source}: field {p.field!r} must be > 0 ns, got {present[p.field]!r}")
+            value = max(1, ns_to_cycles(t, tck_ns, rounding=Rounding.UP))
+        elif p.kind == "bool":
+            value = present[p.field]
+            if not isinstance(value, bool):
+                raise EdenTypeError(f"{source}: field {p.field!r} must be true or false, got {value!r}")
+        else:
+            value = _param_value(p, present[p.field], f"{source}: field {p.field!r}")
+        params.append((p.key, value))
 
     name = present.get("name", "")
     if not isinstance(name, str):
@@ -615,7 +686,8 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
             data_rate=integer("data_rate"), tck_s=tck_ns / 1e9, refi=refi, domains=tuple(domains),
             fact_rho=bounded("fact_rho") if "fact_rho" in present else 1.0,
             devices=integer("nbr_of_devices"), ranks=integer("nbr_of_ranks"),
-            name=name, source=source, ras=cycles["ras"], rp=cycles["rp"], rcd=cycles["rcd"], rfc=cycles["rfc"])
+            name=name, source=source, ras=cycles["ras"], rp=cycles["rp"], rcd=cycles["rcd"], rfc=cycles["rfc"],
+            params=tuple(params))
     except ValueError as exc:
         if str(exc).startswith(source):
             raise
@@ -624,13 +696,16 @@ def _from_fields(fields: Mapping[str, Any], source: str, strict: bool) -> MemSpe
 
 def _json_keys_read(std: Standard) -> frozenset[str]:
     """JSON names the loader reads for ``std``; a missing field's "did you mean" never suggests one."""
-    keys = {"nbrOfBanks", "nbrOfDevices", "nbrOfRanks", "burstLength", "dataRate", "RefMode", "tCK", "RAS",
-            "RP", "RCD", "REFI", "factRho"}
+    keys = {"nbrOfBanks", "nbrOfDevices", "nbrOfRanks", "burstLength", "dataRate", "RefMode", "tCK", "factRho"}
+    for names in std.timing_json.values():
+        keys.update(names)
+    for p in std.params:
+        keys.update(j.split(".", 1)[1] for j in p.json)
     for mode in std.refresh_modes.values():
         keys.update(mode.rfc_json)
     for d in std.domains:
         keys.update((d.json_voltage, d.json_beta))
-        for c in std.currents:
+        for c in std.currents_of(d):
             suffixes = c.json or tuple(s for m in std.refresh_modes.values() for s in m.current_json)
             keys.update(d.current_json(s) for s in suffixes)
     return frozenset(keys)
@@ -689,15 +764,20 @@ def _from_json(root: Mapping[str, Any], source: str) -> MemSpec:
     mode = std.refresh_modes[ref_mode]
 
     def domain(decl) -> VoltageDomain:
-        currents = []
-        for c in std.currents:
+        currents: list[tuple[str, float | None]] = []
+        if not std.currents_of(decl):
+            v = num("mempowerspec", power, (decl.json_voltage,), f"{decl.name} supply voltage [V]")
+            return VoltageDomain(decl.name, v, ())
+        for c in std.currents_of(decl):
             keys = [decl.current_json(s) for s in (c.json or mode.current_json)]
             value = num("mempowerspec", power, keys, f"{decl.prefix.upper()}{c.suffix.upper()} current [A]")
             if value < 0:
                 raise EdenConfigError(f"{source}: mempowerspec.{keys[0]} must be >= 0 A, got {value!r}")
             currents.append((c.key, value))
-        beta = power.get(decl.json_beta)
-        beta = currents[0][1] if beta is None else check_number(f"{source}: mempowerspec.{decl.json_beta}", beta)
+        raw_beta = power.get(decl.json_beta)
+        beta = (currents[0][1] if raw_beta is None
+                else check_number(f"{source}: mempowerspec.{decl.json_beta}", raw_beta))
+        assert beta is not None  # JSON currents are all given (checked above)
         if beta < 0:
             raise EdenConfigError(f"{source}: mempowerspec.{decl.json_beta} must be >= 0 A, got {beta!r}")
         v = num("mempowerspec", power, (decl.json_voltage,), f"{decl.name} supply voltage [V]")
@@ -714,22 +794,52 @@ def _from_json(root: Mapping[str, Any], source: str) -> MemSpec:
     bl = integer(a, arch, ("burstLength",), "burst length")
     dr = integer(a, arch, ("dataRate",), "data rate")
     tck = num("memtimingspec", timing, ("tCK",), "clock period [s]")
-    refi = integer("memtimingspec", timing, ("REFI",), "refresh interval [cycles]", minimum=0,
+    refi = integer("memtimingspec", timing, std.timing_json["refi"], "refresh interval [cycles]", minimum=0,
                    default=0, required=False) or None
     rho = bankwise.get("factRho")
     rho = 1.0 if rho is None else check_number(f"{source}: bankwisespec.factRho", rho)
     t = "memtimingspec"
+    names = std.timing_json
+    params = []
+    sections = {"memarchitecturespec": arch, "memtimingspec": timing, "mempowerspec": power,
+                "bankwisespec": bankwise}
+    for p in std.params:
+        value: Any = None
+        label = f"{source}: {p.json[0] if p.json else p.field}"
+        for loc in p.json:
+            sec_name, key = loc.split(".", 1)
+            if sections[sec_name].get(key) is not None:
+                value, label = sections[sec_name][key], f"{source}: {loc}"
+                break
+        if value is None:
+            if p.default is None:
+                alts = f" (or {', '.join(repr(j) for j in p.json[1:])})" if len(p.json) > 1 else ""
+                raise EdenConfigError(f"{source}: missing field '{p.json[0]}'{alts}: {p.doc}")
+            value = p.default
+        params.append((p.key, _param_value(p, value, label)))
     try:
         return MemSpec(
             standard=std.name, banks=banks, burst_length=bl, data_rate=dr, tck_s=tck,
-            ras=integer(t, timing, ("RAS",), "tRAS [cycles]"), rp=integer(t, timing, ("RP",), "tRP [cycles]"),
-            rcd=integer(t, timing, ("RCD",), "tRCD [cycles]"), rfc=integer(t, timing, mode.rfc_json, "tRFC [cycles]"),
+            ras=integer(t, timing, names["ras"], "tRAS [cycles]"), rp=integer(t, timing, names["rp"], "tRP [cycles]"),
+            rcd=integer(t, timing, names["rcd"], "tRCD [cycles]", minimum=0),
+            rfc=integer(t, timing, mode.rfc_json, "tRFC [cycles]"),
             refi=refi, domains=domains, fact_rho=rho, devices=max(devices, 1), ranks=ranks,
-            refresh_mode=ref_mode, name=str(root.get("memoryId", "")), source=source)
+            refresh_mode=ref_mode, name=str(root.get("memoryId", "")), params=tuple(params), source=source)
     except ValueError as exc:
         if str(exc).startswith(source):
             raise
         raise EdenConfigError(f"{source}: {exc}") from None
+
+
+def _param_value(p: Any, value: Any, label: str) -> Any:
+    """A standard parameter's value from a JSON memspec (cycles, ints, floats, bools), checked."""
+    if p.kind == "bool":
+        if not isinstance(value, bool):
+            raise EdenTypeError(f"{label} must be true or false, got {value!r}")
+        return value
+    if p.kind in ("cycles", "int"):
+        return check_int(label, value, lo=None if p.lo is None else math.ceil(p.lo))
+    return check_number(label, value, lo=-math.inf if p.lo is None else p.lo)
 
 
 # ----------------------------------------------------------------------------- results
@@ -904,9 +1014,9 @@ def command_energies(memspec: MemSpec) -> CommandEnergies:
     if not isinstance(memspec, MemSpec):
         raise EdenTypeError(f"command_energies: memspec must be a MemSpec, got {type(memspec).__name__}")
     std = memspec.spec
-    values = std.command_energies(memspec)
-    return CommandEnergies(tuple((key, label, _per_domain(memspec, values[key])) for key, label in std.commands),
-                           law=memspec.law, memspec=memspec.name)
+    values = std.command_energies(memspec)  # a command whose optional currents are absent is left out
+    return CommandEnergies(tuple((key, label, _per_domain(memspec, values[key])) for key, label in std.commands
+                                 if key in values), law=memspec.law, memspec=memspec.name)
 
 
 def active_standby_power(memspec: MemSpec, open_banks: int) -> PerDomain:
@@ -936,4 +1046,44 @@ def background_powers(memspec: MemSpec) -> BackgroundPowers:
     std = memspec.spec
     values = std.background_powers(memspec)
     return BackgroundPowers(tuple((key, label, _per_domain(memspec, values[key]))
-                                  for key, label in std.background_states), law=memspec.law, memspec=memspec.name)
+                                  for key, label in std.background_states if key in values),
+                            law=memspec.law, memspec=memspec.name)
+
+
+def device_summary(memspec: MemSpec) -> dict[str, Any]:
+    """Per-command energies [pJ] and background powers [mW] of one device, in total and per domain.
+
+    The layout ``eden power --json`` prints: ``standard``, ``model`` (the pinned equations),
+    ``energy_pJ`` (command name -> per-device total: ``ACT, PRE, RD, WR, REFab``, and
+    ``REFsb``/``REFpb``/``REFp2b`` where the standard has them), ``power_mW`` (state name ->
+    per-device total: ``P_PRE_STBY, P_ACT_STBY_1, P_ACT_STBY_ALL``, ``P_PDN_ACT, P_PDN_PRE,
+    P_SREF``, ``P_DSM``), ``by_domain`` (the same per voltage domain), ``not_available`` (names the
+    memspec cannot give, with why), ``devices`` (per rank) and ``law``.
+    """
+    from eden.dram.standards.base import REPORT_NAMES
+
+    std = memspec.spec
+    e, b = command_energies(memspec), background_powers(memspec)
+    out: dict[str, Any] = {"standard": std.name, "model": std.model, "memspec": memspec.name,
+                           "source": memspec.source, "devices": memspec.devices, "ranks": memspec.ranks,
+                           "law": memspec.law, "energy_pJ": {}, "power_mW": {},
+                           "by_domain": {"energy_pJ": {}, "power_mW": {}}, "not_available": {}}
+    for rows, all_keys, unit, scale in ((e, std.commands, "energy_pJ", 1e12), (b, std.background_states,
+                                                                               "power_mW", 1e3)):
+        present = set(rows.keys)
+        for key, label in all_keys:
+            name = REPORT_NAMES.get(key, key)
+            if key not in present:
+                out["not_available"][name] = (f"{label}: a current it needs is not given"
+                                              if key not in ("refpb", "refp2b") or memspec.refi is not None
+                                              else f"{label}: needs tREFI (IDD5PB is averaged over tREFI/8)")
+                continue
+            q = getattr(rows, key)
+            out[unit][name] = q.total * scale
+            out["by_domain"][unit][name] = {d: None if v is None else v * scale for d, v in q.values}
+    if "pseudo_channels" in dict(memspec.params):
+        out["per"] = "pseudo-channel"
+        out["pseudo_channels_per_stack"] = memspec.pseudo_channels
+    else:
+        out["per"] = "device"
+    return out

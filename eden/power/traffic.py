@@ -98,8 +98,9 @@ class TrafficKind(Mode):
 ROW_BUFFER_POLICIES = PageKind.values()
 LAYOUTS = Layout.values()
 TIMING_GRANULARITIES = TimingGranularity.values()
-TRAFFIC_COMMANDS = ("act", "pre", "rd", "wr", "refa")
-"""Command keys the traffic model books; a standard used here must declare them (``Standard.commands``)."""
+TRAFFIC_COMMANDS = ("act", "pre", "rd", "wr")
+"""Command keys the traffic model books, with the standard's all-bank refresh (``Standard.refresh_command``:
+``refa`` for DDR3/DDR4, ``refab`` for the others); a standard used here must declare them."""
 
 
 # ----------------------------------------------------------------------------- traffic
@@ -513,7 +514,7 @@ def _t_rcd(memspec: MemSpec, trcd_ns: float | None,
 
 def _access_times(counts: Mapping[str, CommandCounts], memspec: MemSpec, t_rcd: float,
                   overlap: float) -> dict[str, float]:
-    t_burst = (float(memspec.burst_length) / memspec.data_rate) * memspec.tck_s
+    t_burst = memspec.burst_time_s  # (BL/DR)*tCK; LPDDR5: BL/(DR*WCK:CK) clocks
     t_miss = (1.0 - overlap) * (memspec.rp * memspec.tck_s + t_rcd)
     return {name: c.bursts * t_burst + c.row_misses * t_miss for name, c in counts.items()}
 
@@ -729,9 +730,10 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
     """
     if not isinstance(memspec, MemSpec):
         raise EdenTypeError(f"energy_report: memspec must be a MemSpec, got {type(memspec).__name__}")
-    missing = [c for c in TRAFFIC_COMMANDS if c not in dict(memspec.spec.commands)]
+    booked = (*TRAFFIC_COMMANDS, memspec.spec.refresh_command)
+    missing = [c for c in booked if c not in dict(memspec.spec.commands)]
     if missing:
-        raise EdenConfigError(f"energy_report: the traffic model books the commands {', '.join(TRAFFIC_COMMANDS)}; "
+        raise EdenConfigError(f"energy_report: the traffic model books the commands {', '.join(booked)}; "
                               f"standard {memspec.standard} does not declare {', '.join(missing)}")
     if not isinstance(model, AccessModel):
         raise EdenTypeError(f"energy_report: model must be an AccessModel, got {model!r}")
@@ -770,7 +772,7 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
             refreshes = run_time / (spec.refi * spec.tck_s)
         else:
             refreshes = 0.0
-        refresh = e.refa.scaled(refreshes * n)
+        refresh = getattr(e, spec.spec.refresh_command).scaled(refreshes * n)
         per_type = []
         for name, c in counts.items():
             share = access[name] / busy if busy > 0 else 1.0 / len(counts)

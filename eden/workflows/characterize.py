@@ -24,8 +24,14 @@ This assumes accuracy falls monotonically with BER, as it does in expectation.
   target). Costs count from the model in the format without errors.
 
 Every evaluated point is stored in a cache file next to the output (when one is
-given), written atomically after each point, so an interrupted run resumes
-without repeating work.
+given), written atomically at most once a second while results arrive and after
+every round of points (and when interrupted), so an interrupted run resumes
+without repeating work, on any executor.
+
+Evaluations run on an executor (``eden.workflows.executor``: this process, or a
+Ray cluster): the seeds of a point, the coarse and every fine search, and
+speculative next points run at once there; the record is the same for every
+executor and number of workers (see :class:`Characterizer`, docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import itertools
 import math
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +54,8 @@ from eden.core.validate import Mode
 from eden.core.validate import check_number
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenDataError, EdenFileError
-from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatypes, emulate, selection
-from eden.nn.evaluate import Estimate, Metric, estimate, evaluate
+from eden.nn.emulate import DataTypeConfig, EmulationPlan, datatypes, selection
+from eden.nn.evaluate import Estimate, Metric, estimate
 from eden.nn.quant import NumericFormat
 
 TOLERANCE_FORMAT = "eden-tolerance"
@@ -111,11 +119,15 @@ class SearchResult:
 
 
 class _EvalCache:
-    """Evaluated (plan, seed) -> metric values, persisted atomically after each point."""
+    """Evaluated (plan, seed) -> metric values, persisted atomically (at most once a second while results
+    arrive, and after every batch of points)."""
+
+    FLUSH_EVERY_S = 1.0
 
     def __init__(self, path: Path | None, header: dict):
         self.path, self.header = path, header
         self.values: dict[str, float] = {}
+        self._flushed = time.monotonic()
         if path is not None and path.exists():
             try:
                 data = json.loads(path.read_text())
@@ -136,11 +148,28 @@ class _EvalCache:
 
     def put(self, key: str, value: float) -> None:
         self.values[key] = value
+        if time.monotonic() - self._flushed >= self.FLUSH_EVERY_S:
+            self.flush()
 
     def flush(self) -> None:
+        self._flushed = time.monotonic()
         if self.path is not None:
             write_json(self.path, {"header": self.header, "values": self.values}, overwrite=True,
                        what="characterization cache")
+
+
+# A step of a search: it needs the point ``bers`` (data type -> BER) and names the points it may need
+# next (``speculative``, most likely first); it is sent back (accuracy, passed) at ``bers``.
+Request = tuple[dict[str, float], list[dict[str, float]]]
+Steps = Generator[Request, tuple[Estimate, bool], Any]
+
+
+COARSE_LABEL = "(all data types)"  # the coarse search's label (never a data type's name: those have no spaces)
+
+
+def _mid(lo: float, hi: float) -> float:
+    """The bisection midpoint in log10 BER (one formula: speculative points must equal the ones searched)."""
+    return 10 ** ((math.log10(hi) + math.log10(lo)) / 2)
 
 
 @dataclasses.dataclass
@@ -148,6 +177,14 @@ class Characterizer:
     """Evaluates a model under emulation plans, with seeds, caching and a pass criterion.
 
     Build it with :func:`make_characterizer` or use :func:`characterize`.
+
+    Evaluations run on ``pool`` (an ``eden.workflows.executor.ExecutorPool``; default: this process, one
+    after the other). What runs at once: the seeds of a BER point; the searches of the coarse mode and of
+    every data type of the fine mode (each advances on its own results only); the points of leave-one-out.
+    With more workers than that, idle workers evaluate points a search may need next (the decades below,
+    both halves of the next bisection steps): speculative values go to the cache, never into the record
+    unless the search reaches them. The record is the same for any pool: every search takes the path the
+    serial search takes, and ``evaluations`` counts the distinct evaluations the record rests on.
     """
 
     model: nn.Module
@@ -165,15 +202,29 @@ class Characterizer:
     cache: _EvalCache | None = None
     device: Any = None
     reference: float | None = None  # accuracy the drop is counted from (default: the baseline)
+    pool: Any = None  # an ExecutorPool (default: a local one)
     ecc: str = "none"  # ECC code of every corrupted data type; BERs are raw (before ECC) BERs
 
     def __post_init__(self):
+        from eden.workflows.executor import LocalExecutor, Workload
+
         self.criterion = _criterion(self.criterion)
         self.names = [d.name for d in datatypes(self.model)]
         self.max_ber = min(0.5, self.error_model.scaled(1e18).expected_ber() * (1 - 1e-9))
-        self.n_evals = 0
+        if self.cache is None:
+            self.cache = _EvalCache(None, {})
+        if self.pool is None:
+            self._local = LocalExecutor().pool(Workload(self.model, self.loader, self.metric, self.device))
+            self.pool = self._local.__enter__()
+        self._used: set[str] = set()  # the evaluations the record rests on
+        self.n_computed = 0  # evaluations this run computed (speculative ones included; cache hits not)
         self.baseline = self.evaluate_plan(self._plan({}), seeds=(0,)).mean
         self.threshold = (self.baseline if self.reference is None else self.reference) - self.target_drop
+
+    @property
+    def n_evals(self) -> int:
+        """Distinct evaluations (plan, seed) the results rest on, whether computed now or read from the cache."""
+        return len(self._used)
 
     # ---------------------------------------------------------------- plans
     def _plan(self, bers: dict[str, float]) -> EmulationPlan:
@@ -184,21 +235,70 @@ class Characterizer:
             entries.append((name, DataTypeConfig(em, self.format, self.correction, self.ecc)))
         return EmulationPlan(tuple(entries))
 
-    def evaluate_plan(self, plan: EmulationPlan, seeds: Sequence[int] | None = None) -> Estimate:
-        values = []
-        for seed in (self.seeds if seeds is None else seeds):
-            key = json.dumps([plan.to_dict()["entries"], seed], sort_keys=True)
-            v = self.cache.get(key) if self.cache else None
-            if v is None:
-                with emulate(self.model, plan, seed=seed):
-                    v = evaluate(self.model, self.loader, self.metric, device=self.device)
-                self.n_evals += 1
-                if self.cache:
-                    self.cache.put(key, v)
-            values.append(v)
-        if self.cache:
+    @staticmethod
+    def _key(plan: EmulationPlan, seed: int) -> str:
+        return json.dumps([plan.to_dict()["entries"], seed], sort_keys=True)
+
+    def evaluate_plans(self, plans: Sequence[EmulationPlan], seeds: Sequence[int] | None = None,
+                       speculative: Iterable[EmulationPlan] = (), label: str = "") -> list[Estimate]:
+        """Accuracy estimates of ``plans`` over ``seeds``, evaluated at once on the pool.
+
+        Idle workers (fewer missing evaluations than workers) take evaluations of ``speculative`` plans
+        (in order): their values are cached for later, not returned.
+        """
+        from eden.workflows.executor import Task
+
+        assert self.cache is not None  # made in __post_init__
+        seeds = self.seeds if seeds is None else tuple(seeds)
+        wanted = [[self._key(plan, s) for s in seeds] for plan in plans]
+        tasks: dict[str, Task] = {}
+        for plan, keys in zip(plans, wanted):
+            for seed, k in zip(seeds, keys):
+                if self.cache.get(k) is None and k not in tasks:
+                    tasks[k] = Task(k, plan, seed)
+        for plan in speculative if tasks else ():  # idle workers while a needed evaluation runs
+            if len(tasks) >= self.pool.workers:
+                break
+            for seed in seeds[:self.pool.workers - len(tasks)]:
+                k = self._key(plan, seed)
+                if self.cache.get(k) is None and k not in tasks:
+                    tasks[k] = Task(k, plan, seed)
+        if tasks:
+            if self._bar is not None:
+                self._bar.total = (self._bar.total or 0) + len(tasks)
+                self._bar.refresh()
+
+            def done(task: Task, value: float) -> None:
+                self.cache.put(task.key, value)  # type: ignore[union-attr]
+                self.n_computed += 1
+                if self._bar is not None:
+                    self._bar.update(1)
+
+            try:
+                self.pool.run(list(tasks.values()), done)
+            finally:  # an interrupted run keeps what it evaluated
+                self.cache.flush()
+        out = []
+        for keys in wanted:
+            self._used.update(keys)
+            out.append(estimate([self.cache.values[k] for k in keys]))
+        if self._bar is not None and label:
+            self._bar.set_postfix_str(f"{label}: {out[-1]}", refresh=False)
+        return out
+
+    def clean_accuracy(self) -> float:
+        """The model's metric as it is (its own dtype, no emulation), cached like every evaluation."""
+        from eden.workflows.executor import Task
+
+        assert self.cache is not None  # made in __post_init__
+        key = json.dumps(["as is"])
+        if self.cache.get(key) is None:
+            self.pool.run([Task(key, None, 0)], lambda task, value: self.cache.put(key, value))
             self.cache.flush()
-        return estimate(values)
+        return self.cache.values[key]
+
+    def evaluate_plan(self, plan: EmulationPlan, seeds: Sequence[int] | None = None) -> Estimate:
+        return self.evaluate_plans([plan], seeds)[0]
 
     def passes(self, acc: Estimate) -> bool:
         value = acc.mean if self.criterion is Criterion.MEAN else acc.ci_low
@@ -208,25 +308,60 @@ class Characterizer:
         acc = self.evaluate_plan(self._plan(bers))
         return acc, self.passes(acc)
 
+    def drive(self, steps: dict[str, Steps]) -> dict[str, Any]:
+        """Run several searches side by side: each round evaluates the point every unfinished one needs
+        (and speculative points on idle workers), then advances each; returns their results by label."""
+        results: dict[str, Any] = {}
+        requests: dict[str, Request] = {}
+
+        def advance(label: str, sent) -> None:
+            try:
+                requests[label] = steps[label].send(sent)
+            except StopIteration as stop:
+                requests.pop(label, None)
+                results[label] = stop.value
+
+        for label in steps:
+            advance(label, None)
+        while requests:
+            labels = list(requests)
+            spec = self._plans_if_valid(r for level in itertools.zip_longest(*(requests[lb][1] for lb in labels))
+                                        for r in level if r is not None)
+            ests = self.evaluate_plans([self._plan(requests[lb][0]) for lb in labels], speculative=spec,
+                                       label=labels[-1])
+            for label, acc in zip(labels, ests):
+                advance(label, (acc, self.passes(acc)))
+        return {label: results[label] for label in steps}
+
+    def _plans_if_valid(self, points: Iterable[dict[str, float]]) -> Iterator[EmulationPlan]:
+        """Plans of speculative points, made when a worker is idle for them; a point the error model cannot
+        reach is passed over (the search itself would stop before it, or say so)."""
+        for bers in points:
+            try:
+                yield self._plan(bers)
+            except EdenConfigError:
+                continue
+
     # ---------------------------------------------------------------- search
     def search(self, names: Sequence[str], label: str = "") -> SearchResult:
         """Largest BER (applied to all ``names`` at once) that passes."""
+        return self.drive({label: self.search_steps(names)})[label]
+
+    def search_steps(self, names: Sequence[str]) -> Steps:
+        """:meth:`search` as steps for :meth:`drive` (the same points in the same order)."""
         points: dict[float, Point] = {}
 
-        def at(ber: float) -> Point:
+        def at(ber: float, speculative: list[float]):
             if ber not in points:
-                acc, ok = self.point({n: ber for n in names})
+                acc, ok = yield {n: ber for n in names}, [{n: b for n in names} for b in speculative]
                 points[ber] = Point(ber, acc, ok)
-                if self._bar is not None:
-                    self._bar.set_postfix_str(f"{label} BER {ber:.2e}: {acc}")
-                    self._bar.update(1)
             return points[ber]
 
         hi_fail = math.inf
         ber = self.max_ber
         lo_pass = None
         while ber >= self.ber_min * (1 - 1e-12):
-            p = at(ber)
+            p = yield from at(ber, self._decades_below(ber))
             if p.passed:
                 lo_pass = ber
                 break
@@ -234,13 +369,38 @@ class Characterizer:
             ber = ber / 10
         if lo_pass is None:
             return SearchResult(0.0, None, tuple(points.values()), (0.0, hi_fail))
-        while not math.isinf(hi_fail) and math.log10(hi_fail / lo_pass) > self.resolution_decades + 1e-12:
-            mid = 10 ** ((math.log10(hi_fail) + math.log10(lo_pass)) / 2)
-            if at(mid).passed:
+        while self._open(lo_pass, hi_fail):
+            mid = _mid(lo_pass, hi_fail)
+            if (yield from at(mid, self._bisections_after(lo_pass, hi_fail, mid))).passed:
                 lo_pass = mid
             else:
                 hi_fail = mid
         return SearchResult(lo_pass, points[lo_pass].accuracy, tuple(points.values()), (lo_pass, hi_fail))
+
+    def _open(self, lo: float, hi: float) -> bool:
+        return not math.isinf(hi) and math.log10(hi / lo) > self.resolution_decades + 1e-12
+
+    def _decades_below(self, ber: float, depth: int = 8) -> list[float]:
+        out = []
+        for _ in range(depth):
+            ber = ber / 10
+            if ber < self.ber_min * (1 - 1e-12):
+                break
+            out.append(ber)
+        return out
+
+    def _bisections_after(self, lo: float, hi: float, mid: float, depth: int = 4) -> list[float]:
+        """The midpoints the bisection may visit after ``mid``, level by level (both outcomes)."""
+        out, level = [], [(lo, mid), (mid, hi)]
+        for _ in range(depth):
+            nxt = []
+            for a, b in level:
+                if self._open(a, b):
+                    m = _mid(a, b)
+                    out.append(m)
+                    nxt += [(a, m), (m, b)]
+            level = nxt
+        return out
 
     _bar = None
 
@@ -266,14 +426,21 @@ class Characterizer:
         if self.progress:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(desc="characterize", unit="point", leave=False)
+            self._bar = tqdm(desc="characterize", unit="eval", total=0, leave=False)
         try:
-            if mode in (CharacterizationMode.COARSE, CharacterizationMode.BOTH):
-                out["coarse"] = self.search(names, "all").to_dict()
-            if mode in (CharacterizationMode.FINE, CharacterizationMode.BOTH):
-                fine = {n: self.search([n], n) for n in names}
-                out["fine"] = {n: r.to_dict() for n, r in fine.items()}
-                out["joint"] = self.joint({n: r.tolerable_ber for n, r in fine.items()})
+            searches: dict[str, Steps] = {}
+            coarse = mode in (CharacterizationMode.COARSE, CharacterizationMode.BOTH)
+            fine = mode in (CharacterizationMode.FINE, CharacterizationMode.BOTH)
+            if coarse:
+                searches[COARSE_LABEL] = self.search_steps(names)
+            if fine:
+                searches.update({n: self.search_steps([n]) for n in names})
+            found = self.drive(searches)
+            if coarse:
+                out["coarse"] = found.pop(COARSE_LABEL).to_dict()
+            if fine:
+                out["fine"] = {n: r.to_dict() for n, r in found.items()}
+                out["joint"] = self.joint({n: r.tolerable_ber for n, r in found.items()})
             if mode is CharacterizationMode.LEAVE_ONE_OUT:
                 assert ber is not None  # checked above: leave-one-out needs a ber
                 out["leave_one_out"] = self.leave_one_out(names, ber)
@@ -291,35 +458,42 @@ class Characterizer:
         ``passed``; ``only_cost_pp`` = clean in format - only, ``without_saves_pp`` = without -
         every, both in percentage points. With one data type, "without" corrupts nothing.
         """
-        def at(selected: Sequence[str], label: str) -> dict:
-            acc, ok = self.point({n: ber for n in selected})
-            if self._bar is not None:
-                self._bar.set_postfix_str(f"{label}: {acc}")
-                self._bar.update(1)
-            return {"passed": ok, **acc.to_dict()}
-
-        every = at(names, "every")
-        rows = {}
+        selections = [list(names)]
         for name in names:
-            only = at([name], f"only {name}")
-            without = at([n for n in names if n != name], f"without {name}")
+            selections += [[name], [n for n in names if n != name]]
+        ests = self.evaluate_plans([self._plan({n: ber for n in sel}) for sel in selections],
+                                   label="leave-one-out")
+        points = [{"passed": self.passes(acc), **acc.to_dict()} for acc in ests]
+        every = points[0]
+        rows = {}
+        for i, name in enumerate(names):
+            only, without = points[1 + 2 * i], points[2 + 2 * i]
             rows[name] = {"only": only, "only_cost_pp": (self.baseline - only["mean"]) * 100,
                           "without": without, "without_saves_pp": (without["mean"] - every["mean"]) * 100}
         return {"ber": ber, "every": every, "datatypes": rows}
 
     def joint(self, bers: dict[str, float], max_steps: int = 60) -> dict:
         """All data types at their BERs together; back off all BERs until the target holds."""
-        steps = []
-        factor = 1.0
+        return self.drive({"joint": self.joint_steps(bers, max_steps)})["joint"]
+
+    def joint_steps(self, bers: dict[str, float], max_steps: int = 60) -> Steps:
+        """:meth:`joint` as steps for :meth:`drive`; the next back-off factors are its speculative points."""
+        factors = [1.0]
         for _ in range(max_steps):
-            scaled = {n: b * factor for n, b in bers.items() if b > 0}
-            acc, ok = self.point(scaled)
+            factors.append(factors[-1] / 10 ** self.resolution_decades)
+
+        def scaled(factor: float) -> dict[str, float]:
+            return {n: b * factor for n, b in bers.items() if b > 0}
+
+        steps = []
+        for i in range(max_steps):
+            factor = factors[i]
+            acc, ok = yield scaled(factor), [scaled(f) for f in factors[i + 1:i + 9]]
             steps.append({"factor": factor, "passed": ok, **acc.to_dict()})
             if ok:
-                return {"passed": True, "backoff_factor": factor, "bers": scaled, "accuracy": acc.to_dict(),
+                return {"passed": True, "backoff_factor": factor, "bers": scaled(factor), "accuracy": acc.to_dict(),
                         "steps": steps}
-            factor /= 10 ** self.resolution_decades
-        return {"passed": False, "backoff_factor": factor, "bers": {}, "accuracy": None, "steps": steps}
+        return {"passed": False, "backoff_factor": factors[max_steps], "bers": {}, "accuracy": None, "steps": steps}
 
 
 def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str | NumericFormat = "fp32",
@@ -330,7 +504,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
                  ber_min: float = 1e-9, select: Sequence[str] | None = None, model_id: str = "model",
                  data_id: str = "data", example_input=None, cache_path: str | Path | None = None,
                  progress: bool = False, device=None, reference_accuracy: float | None = None,
-                 ber: float | None = None, ecc: str = "none") -> dict:
+                 ber: float | None = None, executor=None, ecc: str = "none") -> dict:
     """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop,
     or (``mode="leave-one-out"``) which data types cost the accuracy at one ``ber``.
 
@@ -360,6 +534,10 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
             retrained model against it (EDEN's baseline).
         ber: the BER of mode "leave-one-out", in (0, the error model's highest
             BER]; required there and refused in the other modes.
+        executor: where the evaluations run: an ``eden.workflows.executor.Executor``
+            (e.g. ``make_executor("ray", workers=4)``; the caller closes it) or a
+            registered name ("local", "ray"); default: this process. The record
+            is the same for every executor and number of workers.
         ecc: an ECC code (``eden.engine.ecc``) applied per codeword after raw injection; the
             BERs searched and recorded are then raw BERs (before ECC).
 
@@ -410,10 +588,18 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     if ecc != "none":  # records and caches without ECC keep their keys
         header["ecc"] = ecc
     cache = _EvalCache(Path(cache_path) if cache_path else None, header)
-    ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
-                       resolution_decades, ber_min, progress, cache, device, reference_accuracy, ecc)
-    body = ch.run(mode, select, ber)
-    fp32_clean = evaluate(model, loader, metric, device=device)
+    from eden.workflows.executor import Workload, make_executor
+
+    ex = make_executor(executor)
+    try:
+        with ex.pool(Workload(model, loader, metric, device)) as pool:
+            ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
+                               resolution_decades, ber_min, progress, cache, device, reference_accuracy, pool, ecc)
+            body = ch.run(mode, select, ber)
+            fp32_clean = ch.clean_accuracy()
+    finally:
+        if ex is not executor:
+            ex.close()
     record = {
         "format": TOLERANCE_FORMAT, "format_version": TOLERANCE_VERSION, "eden_version": __version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -25,6 +25,7 @@ All energies are per inference of ``batch_size`` samples, one rank, in J.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 from collections.abc import Sequence
@@ -116,9 +117,15 @@ class DeployOptions:
 
 # ------------------------------------------------------------------ partitions
 def partitions_from_profile(profile, *, partition_banks: int | None = None) -> list[Partition]:
-    """One partition per non-nominal operating point, plus the nominal remainder."""
+    """One partition per non-nominal operating point, plus the nominal remainder.
+
+    A partition is a set of banks; with more operating points than banks (an 8-bank LPDDR4 channel) and no
+    ``partition_banks``, each is an equal share of every bank's rows instead.
+    """
     org = profile.organization.to_address()
     ops = [op for op in profile.operating_points if op.name != profile.nominal.name]
+    if partition_banks is None and len(ops) + 1 > org.banks:
+        return _row_partitions(profile, ops)
     bank_bytes = org.capacity_bytes // org.banks
     per = partition_banks if partition_banks is not None else max(1, org.banks // (len(ops) + 1))
     if per * len(ops) >= org.banks:
@@ -128,6 +135,33 @@ def partitions_from_profile(profile, *, partition_banks: int | None = None) -> l
                        error_model=op.error_model) for op in ops]
     nominal = profile.nominal
     parts.append(Partition(nominal.name, 0.0, (org.banks - per * len(ops)) * bank_bytes, nominal=True,
+                           vdd_v=nominal.vdd_v, trcd_ns=nominal.trcd_ns))
+    return parts
+
+
+def _vdd_law(profile, alpha: float) -> str:
+    """The VDD law in words, naming the rails the profile's standard scales and the ones it keeps."""
+    from eden.dram import standards
+
+    std = standards.get(profile.power.standard)
+    if std.name in ("DDR3", "DDR4"):  # the wording reports carried before other standards existed
+        return f"IDD(V) = IDD_nominal * (V / V_nominal) ** {alpha:g} (VDD domain); VPP unchanged"
+    scaled = [d.name for d in std.domains if d.scales_with_vdd]
+    fixed = [d.name for d in std.domains if not d.scales_with_vdd]
+    return (f"IDD(V) = IDD_nominal * (V / V_nominal) ** {alpha:g} ({'/'.join(scaled)} domain"
+            f"{'s' if len(scaled) > 1 else ''}, V = the operating point's vdd_v on {std.lead.name})"
+            + (f"; {', '.join(fixed)} unchanged" if fixed else ""))
+
+
+def _row_partitions(profile, ops) -> list[Partition]:
+    """More operating points than banks (an 8-bank LPDDR4 channel): equal shares of every bank's rows."""
+    org = profile.organization.to_address()
+    rows = org.rows // (len(ops) + 1)
+    share = rows * org.banks * org.row_bytes
+    parts = [Partition(op.name, op.ber, share, vdd_v=op.vdd_v, trcd_ns=op.trcd_ns, error_model=op.error_model)
+             for op in ops]
+    nominal = profile.nominal
+    parts.append(Partition(nominal.name, 0.0, org.capacity_bytes - share * len(ops), nominal=True,
                            vdd_v=nominal.vdd_v, trcd_ns=nominal.trcd_ns))
     return parts
 
@@ -214,23 +248,28 @@ def check_model_matches(record: dict, model, source: str = "tolerance file") -> 
 
 
 def evaluate_mapping(model, loader, record: dict, profile, assignment: dict[str, str], seeds: Sequence[int],
-                     device=None):
-    """Accuracy (Estimate over seeds) with every data type in its partition."""
-    from eden.nn.emulate import emulate
-    from eden.nn.evaluate import estimate, evaluate
+                     device=None, pool=None):
+    """Accuracy (Estimate over seeds) with every data type in its partition.
+
+    ``pool``: an ``eden.workflows.executor.ExecutorPool`` of this model and data (the seeds run at once
+    there); default: one seed after the other in this process.
+    """
+    from eden.nn.evaluate import estimate
+    from eden.workflows.executor import LocalExecutor, Task, Workload
 
     plan = emulation_plan(record, profile, assignment)
-    vals = []
-    for s in seeds:
-        with emulate(model, plan, seed=s):
-            vals.append(evaluate(model, loader, record.get("metric", "top1"), device=device))
-    return estimate(vals)
+    tasks = [Task(str(s), plan, s) for s in seeds]
+    values: dict[str, float] = {}
+    with contextlib.nullcontext(pool) if pool is not None else \
+            LocalExecutor().pool(Workload(model, loader, record.get("metric", "top1"), device)) as p:
+        p.run(tasks, lambda task, value: values.__setitem__(task.key, value))
+    return estimate([values[t.key] for t in tasks])
 
 
 # ------------------------------------------------------------------ the workflow
 def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), model=None, loader=None,
            seeds: Sequence[int] | int = 5, partitions: Sequence[Partition] | None = None, device=None,
-           progress: bool = False) -> dict:
+           progress: bool = False, executor=None) -> dict:
     """Map a characterized model onto a profile; validate by emulation when a model is given.
 
     Args:
@@ -240,6 +279,9 @@ def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), m
         model, loader: the model the record belongs to and its evaluation data;
             without them the mapping is not validated (the report says so).
         seeds: device seeds for validation (an int n: 0..n-1; at least 1).
+        executor: where the validation's evaluations run (an ``eden.workflows.executor.Executor``, which
+            the caller closes, or a registered name: "local", "ray"); the seeds of each checked
+            mapping run at once. The report is the same for every executor.
         partitions: explicit partitions instead of :func:`partitions_from_profile`.
 
     Returns:
@@ -269,16 +311,25 @@ def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), m
     validation: dict[str, Any] = {"validated": False, "reason": "no model given"}
     steps = []
     if model is not None:
+        from eden.workflows.executor import Workload, make_executor
+
         threshold = record["baseline"]["threshold"]
         measured: dict[tuple, Any] = {}
+        ex = make_executor(executor)
+        try:
+            with ex.pool(Workload(model, loader, record.get("metric", "top1"), device)) as pool:
 
-        def check(res) -> bool:
-            key = tuple(sorted(res.assignment.items()))
-            if key not in measured:
-                measured[key] = evaluate_mapping(model, loader, record, profile, res.assignment, seeds, device)
-            return measured[key].mean >= threshold - 1e-12
+                def check(res) -> bool:
+                    key = tuple(sorted(res.assignment.items()))
+                    if key not in measured:
+                        measured[key] = evaluate_mapping(model, loader, record, profile, res.assignment, seeds,
+                                                         device, pool)
+                    return measured[key].mean >= threshold - 1e-12
 
-        outcome = validate_and_backoff(result, check)
+                outcome = validate_and_backoff(result, check)
+        finally:
+            if ex is not executor:
+                ex.close()
         result = outcome.result
         steps = [dataclasses.asdict(s) for s in outcome.steps]
         acc = measured[tuple(sorted(result.assignment.items()))]
@@ -429,7 +480,7 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
                       "correction": record["correction"], "target_drop_pp": record["target_drop_pp"],
                       "source": options.tolerance},
         "options": dataclasses.asdict(options), "law": nominal_rep.law,
-        "vdd_law": f"IDD(V) = IDD_nominal * (V / V_nominal) ** {options.alpha:g} (VDD domain); VPP unchanged",
+        "vdd_law": _vdd_law(profile, options.alpha),
         "access_model": options.access_model.to_dict(),
         "partitions": [dataclasses.asdict(p) for p in parts],
         "datatypes": rows,
@@ -470,12 +521,13 @@ def record_at_target(record: dict, target_drop_pp: float) -> dict:
 
 
 def pareto_sweep(record: dict, profile, targets_pp, *, options: DeployOptions = DeployOptions(), model=None,
-                 loader=None, seeds=5, device=None) -> list[dict]:
-    """Energy saving vs accuracy (validated by emulation) for several accuracy targets."""
+                 loader=None, seeds=5, device=None, executor=None) -> list[dict]:
+    """Energy saving vs accuracy (validated by emulation, on ``executor`` as in :func:`deploy`) for several
+    accuracy targets."""
     out = []
     for t in targets_pp:
         rep = deploy(record_at_target(record, t), profile, options=options, model=model, loader=loader,
-                     seeds=seeds, device=device)
+                     seeds=seeds, device=device, executor=executor)
         v = rep["validation"]
         out.append({"target_drop_pp": float(t), "energy_saving_fraction": rep["totals"]["energy_saving_fraction"],
                     "access_time_saving_fraction": rep["totals"]["access_time_saving_fraction"],

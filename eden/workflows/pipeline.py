@@ -129,7 +129,13 @@ class Run:
     """
 
     def __init__(self, run_dir: str | Path, cfg: RunConfig, *, restart: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, executor=None):
+        from eden.workflows.executor import make_executor
+
+        # Where characterization and validation evaluate (not a setting of the run: the results are the
+        # same on every executor, so a run started on one resumes on another).
+        self.executor = make_executor(executor)
+        self._own_executor = self.executor is not executor
         self.dir = Path(run_dir)
         self.cfg = cfg
         self.progress = progress
@@ -178,6 +184,13 @@ class Run:
     # ------------------------------------------------------------------ stages
     def execute(self) -> dict:
         """Run every stage not yet finished, in order; returns the summary (see :func:`summarize`)."""
+        try:
+            return self._execute()
+        finally:
+            if self._own_executor:
+                self.executor.close()
+
+    def _execute(self) -> dict:
         inputs = self._inputs()
         clean = self._stage_clean(inputs)
         tol_before = self._stage_tolerance(inputs, "tolerance_before", inputs.model, inputs.model_id)
@@ -228,7 +241,8 @@ class Run:
             rec = characterize(net, inputs.loader, inputs.em, format=cfg.format, correction=cfg.correction,
                                mode="both", target_drop_pp=cfg.target_drop_pp, seeds=inputs.seeds,
                                resolution_decades=cfg.resolution_decades, model_id=model_id, data_id=cfg.data,
-                               cache_path=partial, progress=self.progress, device=inputs.device)
+                               cache_path=partial, progress=self.progress, device=inputs.device,
+                               executor=self.executor)
             rec["error_model_label"] = inputs.em_label
             save_tolerance(rec, out, overwrite=True)
             plot_tolerance(rec, self.path(f"{name}.png"), overwrite=True)
@@ -275,7 +289,7 @@ class Run:
         out = self.path(out_name)
         if not self._begin(name):
             rep = deploy(record, inputs.profile, options=self._deploy_options(), model=net, loader=inputs.loader,
-                         seeds=inputs.seeds, device=inputs.device)
+                         seeds=inputs.seeds, device=inputs.device, executor=self.executor)
             write_json(out, rep, overwrite=True, what="mapping report")
             self.finish_stage(name, {"saving": rep["totals"]["energy_saving_fraction"]})
         return json.loads(out.read_text())
@@ -286,7 +300,8 @@ class Run:
             from eden.workflows.deploy import pareto_sweep
 
             pts = pareto_sweep(tol_after, inputs.profile, PARETO_TARGETS_PP, options=self._deploy_options(),
-                               model=retrained, loader=inputs.loader, seeds=inputs.seeds, device=inputs.device)
+                               model=retrained, loader=inputs.loader, seeds=inputs.seeds, device=inputs.device,
+                               executor=self.executor)
             write_json(self.path("pareto.json"), pts, overwrite=True, what="Pareto sweep")
             self.finish_stage("pareto", {"points": len(pts)})
         return json.loads(self.path("pareto.json").read_text())
@@ -436,7 +451,12 @@ def _assumption_lines(a: dict) -> list[str]:
 
 
 def run_pipeline(run_dir: str | Path = "eden-run", cfg: RunConfig = RunConfig(), *, restart: bool = False,
-                 progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the whole pipeline; returns the summary (see :func:`summarize`)."""
-    return Run(run_dir, cfg, restart=restart, progress=progress, log=log).execute()
+                 progress: bool = True, log: Callable[[str], None] = print, executor=None) -> dict:
+    """Run (or resume) the whole pipeline; returns the summary (see :func:`summarize`).
+
+    ``executor``: where characterization and validation evaluate (an ``eden.workflows.executor.Executor``
+    or a registered name, "local" by default); the retraining stage is not affected (it scales with
+    ``torchrun``).
+    """
+    return Run(run_dir, cfg, restart=restart, progress=progress, log=log, executor=executor).execute()
 

@@ -153,19 +153,31 @@ def fits() -> dict:
     return out
 
 
-def profiles() -> dict:
-    from eden.dram.profiles import list_presets, load_profile
+RECORDED_PRESETS = ("ddr3-diva-a10", "ddr3l-1600-4gb-x16", "ddr3l-vendor-a", "ddr3l-vendor-b", "ddr3l-vendor-c",
+                    "ddr4-2400-8gb-x8", "ddr4-2400-8gb-x8-vendor-a", "ddr4-2400-8gb-x8-vendor-b",
+                    "ddr4-2400-8gb-x8-vendor-c")
+"""The presets the goldens were recorded on (later presets, e.g. DDR5/LPDDR/HBM, have their own tests)."""
 
-    return {name: _json_digest(load_profile(name).to_dict()) for name in list_presets()}
+
+def _presets() -> list[str]:
+    from eden.dram.profiles import list_presets
+
+    return [name for name in list_presets() if name in RECORDED_PRESETS]
+
+
+def profiles() -> dict:
+    from eden.dram.profiles import load_profile
+
+    return {name: _json_digest(load_profile(name).to_dict()) for name in _presets()}
 
 
 def power() -> dict:
-    from eden.dram.profiles import list_presets, load_profile
+    from eden.dram.profiles import load_profile
     from eden.power.memspec import background_powers, command_energies
     from eden.workflows.deploy import memspec_of
 
     out = {}
-    for name in list_presets():
+    for name in _presets():
         prof = load_profile(name)
         for op in prof.op_names:
             ms = memspec_of(prof).at_vdd(prof.operating_point(op).vdd_v)

@@ -64,7 +64,7 @@ def test_reference_accuracy_moves_the_threshold(lenet, loader):
         _coarse(lenet, loader, reference_accuracy=1.5)
 
 
-def test_fine_grained_joint_and_record(lenet, loader, tmp_path):
+def test_fine_grained_joint_and_record(lenet, loader, tmp_path, monkeypatch):
     rec = characterize(lenet, loader, "em0:p=1e-3", format="int8", mode="fine", seeds=2,
                        resolution_decades=0.5, select=["classifier.*"], model_id="digits-lenet",
                        cache_path=tmp_path / "cache.json")
@@ -78,11 +78,17 @@ def test_fine_grained_joint_and_record(lenet, loader, tmp_path):
     assert sizes["classifier.1.weight"] == 64 * 256  # int8: one byte per weight
     assert sizes["classifier.1.ifm"] == 256  # per sample
     assert "classifier.1.weight" in tolerance_table(rec)
-    # resume: every point comes from the cache, the result is identical
+    # resume: every point comes from the cache (nothing is evaluated), the record is identical (the
+    # evaluations it rests on included) but for its time stamp
+    from eden.workflows import executor
+
+    calls = []
+    monkeypatch.setattr(executor, "evaluate_task", lambda *a: calls.append(a))
     again = characterize(lenet, loader, "em0:p=1e-3", format="int8", mode="fine", seeds=2,
                          resolution_decades=0.5, select=["classifier.*"], model_id="digits-lenet",
                          cache_path=tmp_path / "cache.json")
-    assert again["evaluations"] == 0 and again["fine"] == rec["fine"]
+    monkeypatch.undo()
+    assert calls == [] and {**again, "created_utc": 0} == {**rec, "created_utc": 0}
     # a cache from another configuration is refused, not mixed in
     with pytest.raises(ValueError, match="different run"):
         characterize(lenet, loader, "em0:p=1e-3", format="int4", mode="fine", seeds=2,

@@ -458,8 +458,8 @@ def test_ddr3_fields_reject_vpp_and_need_no_ipp():
 
 
 @pytest.mark.parametrize("change, exc_type, err", [
-    ({"standard": "DDR5"}, ValueError,
-     "field 'standard': unknown DRAM standard 'DDR5'; known: DDR3, DDR4; did you mean"),
+    ({"standard": "DDR6"}, ValueError,
+     "field 'standard': unknown DRAM standard 'DDR6'; known: DDR3, DDR4, DDR5, HBM2, HBM3, LPDDR4, LPDDR5; did you mean"),
     ({"standard": None}, ValueError, "missing field 'standard'"),
     ({"idd0_ma": "60.75"}, TypeError, "field 'idd0_ma' must be a number, got '60.75'"),
     ({"idd0_ma": True}, TypeError, "field 'idd0_ma' must be a number"),
@@ -496,7 +496,7 @@ def test_json_file_missing_current_names_file_section_and_suggests(tmp_path):
 
 @pytest.mark.parametrize("mutate, err", [
     (lambda m: m.pop("memtimingspec"), "missing section 'memtimingspec'"),
-    (lambda m: m.__setitem__("memoryType", "LPDDR4"), "memoryType: unknown DRAM standard 'LPDDR4'; known: DDR3, DDR4"),
+    (lambda m: m.__setitem__("memoryType", "LPDDR6"), "memoryType: unknown DRAM standard 'LPDDR6'; known: DDR3, DDR4"),
     (lambda m: m.pop("memoryType"), "missing field 'memoryType'"),
     (lambda m: m["memtimingspec"].pop("RFC1"), "missing field 'memtimingspec.RFC1'"),
     (lambda m: m["mempowerspec"].pop("ipp0"), "missing field 'mempowerspec.ipp0'"),
@@ -548,7 +548,7 @@ def test_memspec_validation_in_post_init():
 
 # ---------------------------------------------------------------- the standard registry
 def test_registered_standards_are_listed_with_their_domains():
-    assert standards.names() == ["DDR3", "DDR4"]
+    assert standards.names() == ["DDR3", "DDR4", "DDR5", "HBM2", "HBM3", "LPDDR4", "LPDDR5"]
     assert standards.get("DDR4").domain_names == ("VDD", "VPP")
     assert standards.get("DDR3").domain_names == ("VDD",)
     assert [d.scales_with_vdd for d in standards.get("DDR4").domains] == [True, False]
@@ -558,8 +558,9 @@ def test_registered_standards_are_listed_with_their_domains():
 
 
 def test_unknown_standard_lists_the_known_ones():
-    with pytest.raises(EdenConfigError, match=r"unknown DRAM standard 'DDR5'; known: DDR3, DDR4; did you mean"):
-        standards.get("DDR5")
+    with pytest.raises(EdenConfigError, match=r"unknown DRAM standard 'DDR6'; known: DDR3, DDR4, DDR5, HBM2, HBM3, "
+                                              r"LPDDR4, LPDDR5; did you mean"):
+        standards.get("DDR6")
     with pytest.raises(EdenConfigError, match="unknown DRAM standard 'LPDDR9'"):
         MemSpec.from_fields(dict(FIELDS_4GB, standard="LPDDR9"))
     with pytest.raises(ValueError, match="already registered"):

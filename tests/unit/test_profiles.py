@@ -220,7 +220,7 @@ def _mutated(tmp_path, mutate, name=DDR4):
     (lambda d: d["power"].__setitem__("idd0_mA", 48), "power.idd0_mA", "did you mean 'idd0_ma'"),
     (lambda d: d["timing"].__setitem__("trcd", 13.32), "timing.trcd", "did you mean 'trcd_ns'"),
     (lambda d: d.__setitem__("operatingpoints", []), "operatingpoints", "did you mean 'operating_points'"),
-    (lambda d: d["power"].__setitem__("standard", "DDR5"), "power.standard", "did you mean"),
+    (lambda d: d["power"].__setitem__("standard", "DDR6"), "power.standard", "did you mean"),
     (lambda d: d["power"].__setitem__("idd0_ma", "48"), "power.idd0_ma", "must be a number, got '48'"),
     (lambda d: d["power"].__setitem__("idd0_ma", -1), "power.idd0_ma", "> 0"),
     (lambda d: d["organization"].__setitem__("banks", 8), "power.nbr_of_banks", "organization.banks"),

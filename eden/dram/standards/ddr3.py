@@ -28,5 +28,6 @@ STANDARD = Standard(
     background_powers=ddr4.background_powers,
     active_standby_power=ddr4.active_standby_power,
     derived_currents=ddr4.derived_currents,
+    model="DRAMPower 5.x DDR4 core equations (core_calculation_DDR4.cpp; checked against a compiled v5.1)",
     reported_as_null=("VPP",),
 )

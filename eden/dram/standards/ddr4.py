@@ -116,4 +116,5 @@ STANDARD = Standard(
     background_powers=background_powers,
     active_standby_power=active_standby_power,
     derived_currents=derived_currents,
+    model="DRAMPower 5.x DDR4 core equations (core_calculation_DDR4.cpp; checked against a compiled v5.1)",
 )
