@@ -323,3 +323,25 @@ def test_emulation_plans_carry_the_code():
         assert torch.equal(net.weight.detach(), clean)
         assert not torch.equal(w, clean)
     assert flips["secded72"] < 0.2 * flips["none"]  # at 1e-3 SECDED corrects almost every error
+
+
+def test_device_branch_with_a_stand_in_array_module(monkeypatch):
+    """The branch a CUDA log takes (the words' own array module, host copies, device writes) run with a
+    NumPy stand-in for CuPy: the same bits, counts and undo as the host branch."""
+    import types
+
+    import eden.engine.ecc.apply as ap
+
+    fake = types.SimpleNamespace(asnumpy=lambda a: np.array(a, copy=True), asarray=np.asarray)
+    rng = np.random.default_rng(8)
+    clean = rng.standard_normal(5000).astype(np.float32)
+    for spec in ("em0:p=2e-2", "em3:p10=3e-2,p01=1e-3"):
+        want = clean.copy()
+        lw = inject_(want, spec, seed=2, base_address=64, ecc="secded72", ecc_policy="zero", backend="cpu")
+        monkeypatch.setattr(ap, "_array_module", lambda a: fake)
+        got = clean.copy()
+        lg = inject_(got, spec, seed=2, base_address=64, ecc="secded72", ecc_policy="zero", backend="cpu")
+        monkeypatch.undo()
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and lg.ecc == lw.ecc
+        lg.undo()
+        assert np.array_equal(got.view(np.uint32), clean.view(np.uint32))
