@@ -286,6 +286,32 @@ def atomic_save_npy(path: Path, array, force: bool) -> None:
         fail(f"{path} exists; pass --force to overwrite it")
 
 
+# ------------------------------------------------------------ metadata errors (block formats)
+def metadata_errors_option(f):
+    """``--no-metadata-errors``: keep the metadata a block format stores in DRAM error-free."""
+    return click.option("--no-metadata-errors", "no_metadata_errors", is_flag=True,
+                        help="Keep the scales (and zero points) that group-wise and MX formats store in DRAM "
+                             "error-free: they keep their place, their bits take no errors (the metadata's share "
+                             "of the damage).")(f)
+
+
+def apply_metadata_errors(fmt: str, no_metadata_errors: bool) -> str:
+    """``fmt`` with ``no-metadata-errors`` when the flag is given.
+
+    Raises:
+        click.BadParameter: the flag with a format that keeps no metadata in DRAM.
+    """
+    if not no_metadata_errors:
+        return fmt
+    from eden.nn.quant import NumericFormat
+
+    nf = NumericFormat.parse(fmt)
+    if nf.codec is None:
+        raise click.BadParameter(f"{fmt} keeps no metadata in DRAM (group-wise ':group=G' and MX formats do)",
+                                 param_hint="--no-metadata-errors")
+    return str(nf.without_metadata_errors())
+
+
 # ------------------------------------------------------------------ executors (local, Ray)
 def _executors() -> tuple[str, ...]:
     from eden.workflows.executor import EXECUTORS

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import (build_model_and_data, ecc_option, error_model_options, executor_from_options,
-                              executor_options, fail, mode_choice, model_options, resolve_error_model)
+from eden.cli._common import (apply_metadata_errors, build_model_and_data, ecc_option, error_model_options,
+                              executor_from_options, executor_options, fail, metadata_errors_option,
+                              mode_choice, model_options, resolve_error_model)
 from eden.errors import EdenFileError
 
 
@@ -54,7 +55,10 @@ def _plan_from_options(plan_path, em, fmt, correction, select, ecc="none"):
 @model_options
 @error_model_options
 @click.option("--format", "fmt", default="fp32", show_default=True,
-              help="Numeric format: fp32, fp16, bf16, int16, int8, int4 [:symmetric|affine,tensor|channel].")
+              help="Numeric format: fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, int16, int8, int4 "
+                   "[:symmetric|affine,tensor|channel], int4|int8:group=G[,asym][,scale=bf16], mxfp8_e4m3, "
+                   "mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8 [:interleaved] (docs/formats.md).")
+@metadata_errors_option
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="none", show_default=True)
 @click.option("--select", multiple=True, metavar="PATTERN",
@@ -65,15 +69,17 @@ def _plan_from_options(plan_path, em, fmt, correction, select, ecc="none"):
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds 0..N-1.")
 @ecc_option
 @click.option("--json", "as_json", is_flag=True)
-def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction, select,
-                plan_path, seeds, ecc, as_json):
+def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, no_metadata_errors,
+                correction, select, plan_path, seeds, ecc, as_json):
     """Evaluate a model with bit errors in its data types (mean and 95% CI over seeds)."""
     from eden.nn.emulate import emulate
     from eden.nn.evaluate import estimate, evaluate
 
-    if plan_path is not None and (error_model or profile or op or select):
-        raise click.BadParameter("--plan cannot be combined with --error-model/--profile/--op/--select",
+    if plan_path is not None and (error_model or profile or op or select or no_metadata_errors):
+        raise click.BadParameter("--plan cannot be combined with --error-model/--profile/--op/--select/"
+                                 "--no-metadata-errors (a plan entry says \"metadata_errors\": false)",
                                  param_hint="--plan")
+    fmt = apply_metadata_errors(fmt, no_metadata_errors)
     em = None if plan_path is not None else resolve_error_model(error_model, profile, op)
     plan = _plan_from_options(plan_path, em, fmt, correction, select, ecc)
     model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
@@ -102,6 +108,7 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @model_options
 @error_model_options
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
+@metadata_errors_option
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="none", show_default=True)
 @click.option("--mode", type=mode_choice("eden.workflows.characterize", "CharacterizationMode"), default="both",
@@ -128,8 +135,8 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
 @executor_options
 @ecc_option
-def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, correction,
-                     mode, ber,
+def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt,
+                     no_metadata_errors, correction, mode, ber,
                      target_drop, seeds, criterion, resolution, select, output, plot_path, force, progress,
                      as_json, ecc, executor, workers, address, gpus_per_worker):
     """Find the tolerable BER of a model: coarse (all data types) and per data type.
@@ -147,6 +154,7 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
 
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
+    fmt = apply_metadata_errors(fmt, no_metadata_errors)
     if (ber is None) == (mode == "leave-one-out"):
         raise click.BadParameter("--mode leave-one-out needs --ber, and --ber belongs to that mode only",
                                  param_hint="--ber")

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import (build_model_and_data, error_model_options, fail, mode_choice, model_options,
-                              resolve_model_choice)
+from eden.cli._common import (apply_metadata_errors, build_model_and_data, error_model_options, fail,
+                              metadata_errors_option, mode_choice, model_options, resolve_model_choice)
 from eden.errors import EdenError
 
 DEFAULT_SHAPE = "em0:p=1e-3"
@@ -70,6 +70,7 @@ def _init_distributed(device: str | None):
               help="Training data: a bundled dataset name (its train split) or package.module:factory returning a "
                    "map-style Dataset or a DataLoader over one. Default: the train split of --data.")
 @click.option("--format", "fmt", default="fp32", show_default=True, help="Numeric format of every data type.")
+@metadata_errors_option
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="none", show_default=True)
 @click.option("--select", multiple=True, metavar="PATTERN",
@@ -125,7 +126,8 @@ def _init_distributed(device: str | None):
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report instead of the table.")
 def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, train_spec, fmt,
-                correction, select, target_ber, schedule, start_ber, ramp_epochs, steps, epochs, optimizer, lr,
+                no_metadata_errors, correction, select, target_ber, schedule, start_ber, ramp_epochs, steps, epochs,
+                optimizer, lr,
                 lr_schedule, weight_decay, freeze_norm_stats, clip_grad_norm, train_batch_size, seed, tolerance,
                 tolerance_seeds, before_path, target_drop, tolerance_baseline, resolution, output, report_path,
                 checkpoint, resume, force, progress, as_json):
@@ -142,6 +144,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
     target = _parse_target(target_ber)
+    fmt = apply_metadata_errors(fmt, no_metadata_errors)
     report_path = report_path or output.with_suffix(".json")
     checkpoint = checkpoint or output.with_name(output.name + ".ckpt")
     if len({output.resolve(), report_path.resolve(), checkpoint.resolve()}) < 3:

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import LazyChoice, executor_from_options, executor_options, mapping_policies, mode_choice
+from eden.cli._common import (LazyChoice, apply_metadata_errors, executor_from_options, executor_options,
+                              mapping_policies, metadata_errors_option, mode_choice)
 
 
 @main.command("run")
@@ -21,6 +22,7 @@ from eden.cli._common import LazyChoice, executor_from_options, executor_options
 @click.option("--error-model", "-m", default="profile", show_default=True,
               help='Error-model shape for characterization/retraining ("profile": the profile\'s own).')
 @click.option("--format", "fmt", default="fp32", show_default=True)
+@metadata_errors_option
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="zero", show_default=True)
 @click.option("--target-drop", type=float, default=1.0, show_default=True, help="Accuracy drop allowed (pp).")
@@ -39,7 +41,8 @@ from eden.cli._common import LazyChoice, executor_from_options, executor_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @executor_options
-def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_drop, seeds, resolution,
+def run_cmd(run_dir, model, data, profile, error_model, fmt, no_metadata_errors, correction, target_drop, seeds,
+            resolution,
             retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction, seed, restart, progress,
             as_json, executor, workers, address, gpus_per_worker):
     """Clean accuracy -> characterize -> retrain -> characterize -> map -> validate -> report."""
@@ -47,6 +50,7 @@ def run_cmd(run_dir, model, data, profile, error_model, fmt, correction, target_
 
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
+    fmt = apply_metadata_errors(fmt, no_metadata_errors)
     cfg = RunConfig(model=model, data=data, profile=profile, error_model=error_model, format=fmt,
                     correction=correction, target_drop_pp=target_drop, seeds=seeds, resolution_decades=resolution,
                     retrain_epochs=retrain_epochs, retrain_batch_size=retrain_batch_size, retrain_gain=retrain_gain,

@@ -366,6 +366,8 @@ def finite_range(tensor) -> tuple[float, float]:
     t = t.detach()
     if t.numel() == 0:
         return 0.0, 0.0
+    if t.element_size() == 1:  # fp8: torch reduces it only as a wider float (exact)
+        t = t.float()
     if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous():
         a = t.reshape(-1).numpy()
         lo, hi = float(a.min()), float(a.max())

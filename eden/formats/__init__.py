@@ -10,7 +10,7 @@ package imports without torch.
 """
 
 # Registration order is the order of ``FORMATS`` (as before the registry): keep new formats last.
-from eden.formats import fp32, fp16, bf16, int32, int16, int8, uint8, int4  # noqa: F401 (registers them)
+from eden.formats import fp32, fp16, bf16, int32, int16, int8, uint8, int4, fp8, mx, nf4  # noqa: F401 (registers them)
 from eden.formats.base import (BitLayout, FloatFormat, Granularity, IntFormat, MetadataField, MetadataLocation,
                                QuantScheme, StorageFormat)
 from eden.formats.int4 import pack_int4, unpack_int4

@@ -12,8 +12,9 @@ A :class:`StorageFormat` describes how one kind of value sits in DRAM:
   finite value, and the rule "NaN, infinite or outside [low, high] is implausible";
 * quantization granularity (:class:`Granularity`, torchao's ``block_size``) and the metadata a
   quantized tensor carries (:class:`MetadataField`: scales, zero points, shared exponents) with
-  where it lives (:class:`MetadataLocation`; every built-in format keeps it in reliable memory,
-  outside the injected DRAM words).
+  where it lives (:class:`MetadataLocation`): per-tensor and per-channel scales stay in reliable
+  memory, outside the injected words; the group-wise scales of ``int4:group=G`` and the shared
+  scales of the MX formats are stored in DRAM with the values (:mod:`eden.formats.blocks`).
 
 The float views and ``from_float32`` use array methods only (``view``, ``astype``, shifts), so
 they take NumPy and CuPy arrays alike: the CPU and CUDA correction paths share them.
@@ -92,7 +93,8 @@ class MetadataField:
         dtype: its NumPy dtype name as stored (``float32``).
         per: which values share one entry (a :class:`Granularity`; the format's granularity
             option when ``None``).
-        location: where it lives (today always :attr:`MetadataLocation.RELIABLE`).
+        location: where it lives: reliable memory, or the DRAM of the values (group-wise and MX
+            formats), where it takes errors too.
     """
 
     name: str
@@ -246,6 +248,10 @@ class QuantScheme(Mode):
 
 
 _QUANT_METADATA = (MetadataField("scale", "float32"), MetadataField("zero_point", "float32"))
+#: Group-wise codes (``eden.formats.group``): an fp16/bf16 scale (and zero point) per group, in DRAM.
+GROUP_METADATA = (MetadataField("group_scale", "float16|bfloat16", Granularity.GROUP, MetadataLocation.DRAM),
+                  MetadataField("group_zero_point", "float16|bfloat16", Granularity.GROUP, MetadataLocation.DRAM))
+GROUPED = (Granularity.TENSOR, Granularity.CHANNEL, Granularity.GROUP)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,11 +6,12 @@ codes is padded by the caller (``eden.nn.quant`` pads one code 0, never read bac
 
 import numpy as np
 
-from eden.formats.base import IntFormat
+from eden.formats.base import _QUANT_METADATA, GROUP_METADATA, GROUPED, IntFormat
 from eden.formats.registry import register_format
 
 INT4 = register_format(IntFormat(
-    "int4", np.dtype(np.uint8), 4, numeric=True, description="4-bit integer codes, two per byte"))
+    "int4", np.dtype(np.uint8), 4, numeric=True, granularities=GROUPED, metadata=_QUANT_METADATA + GROUP_METADATA,
+    description="4-bit integer codes, two per byte"))
 
 
 def pack_int4(codes):

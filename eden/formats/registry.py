@@ -12,7 +12,7 @@ import numpy as np
 
 from eden.core.registry import Registry
 from eden.errors import EdenTypeError
-from eden.formats.base import StorageFormat
+from eden.formats.base import Granularity, StorageFormat
 
 _FORMATS: Registry[StorageFormat] = Registry("storage format")
 
@@ -71,7 +71,9 @@ def format_of(dtype) -> StorageFormat:
             if name in fmt.numpy_dtypes:
                 return fmt
     supported = sorted({d for f in _FORMATS.values() for d in (*f.torch_dtypes, *f.numpy_dtypes)})
-    packed = [f"{f.name} as {f.word}" for f in _FORMATS.values() if not (f.torch_dtypes or f.numpy_dtypes)]
+    # (block formats such as MX are byte buffers of elements and scales: not a dtype's storage)
+    packed = [f"{f.name} as {f.word}" for f in _FORMATS.values()
+              if not (f.torch_dtypes or f.numpy_dtypes or Granularity.BLOCK in f.granularities)]
     raise EdenTypeError(f"unsupported dtype {key}: eden injects into {', '.join(supported)}"
                         + (f" ({', '.join(packed)})" if packed else ""))
 

@@ -56,7 +56,7 @@ from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
 from eden.nn.evaluate import model_failure
-from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat
+from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat, ReadBack
 
 __all__ = ["DataKind", "DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
            "datatype_seed"]
@@ -198,9 +198,9 @@ class DataTypeConfig:
             object.__setattr__(self, "format", NumericFormat.parse(self.format))
         if self.correction not in CORRECTIONS:
             raise unknown_name("correction", self.correction, CORRECTIONS)
-        if self.correction != "none" and not self.format.is_float:
-            raise EdenConfigError(f"correction {self.correction!r} applies to float formats, not {self.format}; "
-                                  "integer codes cannot leave their range")
+        if self.correction != "none" and not self.format.corrects:
+            raise EdenConfigError(f"correction {self.correction!r} applies to float formats and block formats (MX, "
+                                  f"group-wise), not {self.format}; integer codes cannot leave their range")
         if self.ecc != "none":
             from eden.engine.ecc import get_code
 
@@ -217,13 +217,17 @@ class DataTypeConfig:
     def from_dict(cls, d: Mapping, where: str = "plan entry") -> DataTypeConfig:
         if not isinstance(d, Mapping):
             raise EdenTypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
-        unknown = set(d) - {"error_model", "format", "correction", "ecc"}
+        unknown = set(d) - {"error_model", "format", "correction", "metadata_errors", "ecc"}
         if unknown:
             raise EdenConfigError(f"{where}: unknown keys {sorted(unknown)}; known: error_model, format, "
-                                  "correction, ecc")
+                                  "correction, metadata_errors, ecc")
         try:
-            return cls(d.get("error_model"), d.get("format", "fp32"), d.get("correction", "none"),
-                       d.get("ecc", "none"))
+            fmt = NumericFormat.parse(d.get("format", "fp32"))
+            if d.get("metadata_errors", True) is False:  # the plan option of --no-metadata-errors
+                fmt = fmt.without_metadata_errors()
+            elif d.get("metadata_errors", True) is not True:
+                raise EdenTypeError(f"metadata_errors must be true or false, got {d['metadata_errors']!r}")
+            return cls(d.get("error_model"), fmt, d.get("correction", "none"), d.get("ecc", "none"))
         except (EdenConfigError, EdenTypeError) as exc:  # file errors name their file already
             raise (EdenTypeError if isinstance(exc, TypeError) else EdenConfigError)(f"{where}: {exc}") from exc
 
@@ -385,9 +389,10 @@ def _prepared(t: torch.Tensor, cfg: DataTypeConfig, seed: int, base: int, amap: 
     fmt = format_of(t.dtype)
     if cfg.error_model is None:
         raise ValueError(f"internal error: no injection without an error model ({cfg})")
+    # Float words are corrected in the engine; block formats on decoding (NumericFormat.read_back).
     return Injector(cfg.error_model, fmt, t.numel() * t.element_size(), seed=seed, base_address=base,
-                    address_map=amap, correction=cfg.correction, backend=backend, device=t.device.type,
-                    ecc=cfg.ecc)
+                    address_map=amap, correction=cfg.correction if fmt.is_float else "none", backend=backend,
+                    device=t.device.type, ecc=cfg.ecc)
 
 
 # ------------------------------------------------------------------- emulation
@@ -414,7 +419,10 @@ class _WeightState:
             fmt = self.cfg.format
             with torch.no_grad():
                 clean = self.param.detach()
-                self.clean = fmt.encode(clean, channel_axis=0)
+                try:
+                    self.clean = fmt.encode(clean, channel_axis=0)
+                except EdenConfigError as exc:  # e.g. a group size that does not divide a channel
+                    raise EdenConfigError(f"data type {self.name}: {exc}") from exc
                 self.buffer = torch.empty_like(clean)
                 fmt.decode(self.clean, out=self.buffer)
             self.original = self.param.data
@@ -426,6 +434,7 @@ class _WeightState:
         cfg = self.cfg
         if cfg.error_model is None:
             return
+        log: FlipLog | ReadBack
         with torch.no_grad():
             if self.in_place:
                 if self.log is not None:
@@ -439,8 +448,9 @@ class _WeightState:
                 assert clean is not None  # acquire() encoded it
                 storage = clean.storage.clone()
                 inj = self._injector(storage, amap, backend)
-                log = inj(storage, inj.words(storage), access, self.plausible)
-                cfg.format.decode(dataclasses.replace(clean, storage=storage), out=self.buffer)
+                flips = inj(storage, inj.words(storage), access, self.plausible)
+                _, log = cfg.format.read_back(dataclasses.replace(clean, storage=storage), flips,
+                                              correction=cfg.correction, plausible=self.plausible, out=self.buffer)
         stats.injections += 1
         stats.flipped_bits += log.n_bits
         stats.bits += log.total_bits
@@ -710,17 +720,23 @@ class Emulation:
             else:
                 if same:
                     storage, enc = clean.contiguous().clone(), None
-                elif fmt.is_float:
-                    storage, enc = clean.to(FLOAT_FORMATS[fmt.name]).contiguous(), None
                 else:
-                    enc = fmt.encode(clean, channel_axis=1)
+                    try:
+                        enc = fmt.encode(clean, channel_axis=1)
+                    except EdenConfigError as exc:  # e.g. a group size that does not divide a channel
+                        raise EdenConfigError(f"data type {name}: {exc}") from exc
                     storage = enc.storage
                 log = None
                 if cfg.error_model is not None:
                     inj = self._ifm_injector(injectors, storage, cfg, seed, base)
                     log = inj(storage, inj.words(storage), access, plausible)
-                y = storage.reshape(clean.shape).to(x.dtype) if enc is None else fmt.decode(
-                    dataclasses.replace(enc, storage=storage))
+                if enc is None:
+                    y = storage.reshape(clean.shape).to(x.dtype)
+                else:
+                    y, read = fmt.read_back(dataclasses.replace(enc, storage=storage), log,
+                                            correction=cfg.correction, plausible=plausible)
+                    if log is not None:
+                        log = read  # type: ignore[assignment]  # the same counts, metadata accounted for
             if log is not None:
                 stats.injections += 1
                 stats.flipped_bits += log.n_bits

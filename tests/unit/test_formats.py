@@ -14,12 +14,16 @@ from eden.formats import (FORMATS, BitLayout, FloatFormat, Granularity, IntForma
                           get_format, pack_int4, register_format, unpack_int4, unregister_format)
 from eden.nn.quant import FLOAT_FORMATS, GRANULARITIES, NumericFormat, numeric_formats
 
-TORCH_FLOATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TORCH_FLOATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+                "fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+MX = {"mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8"}
 
 
 def test_builtin_formats_are_registered():
-    assert set(FORMATS) == {"fp32", "fp16", "bf16", "int32", "int16", "int8", "uint8", "int4"}
-    assert set(numeric_formats()) == {"fp32", "fp16", "bf16", "int16", "int8", "int4"}
+    assert set(FORMATS) == {"fp32", "fp16", "bf16", "int32", "int16", "int8", "uint8", "int4", "fp8_e4m3",
+                            "fp8_e5m2", "nf4"} | MX
+    assert set(numeric_formats()) == {"fp32", "fp16", "bf16", "int16", "int8", "int4", "fp8_e4m3", "fp8_e5m2",
+                                      "nf4"} | MX
 
 
 def test_formats_import_and_pack_without_torch():
@@ -40,12 +44,15 @@ def test_formats_import_and_pack_without_torch():
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_bit_layout_adds_up_to_the_word(name):
     fmt = FORMATS[name]
-    assert fmt.layout_bits == fmt.word_bits == fmt.bits * fmt.values_per_word
+    if name in MX:  # a byte buffer of bit-packed elements (6-bit ones span bytes) and scales
+        assert fmt.layout_bits == fmt.word_bits == 8 and (32 * fmt.bits) % 8 == 0
+    else:
+        assert fmt.layout_bits == fmt.word_bits == fmt.bits * fmt.values_per_word
     if fmt.is_float:
         assert fmt.layout.sign == 1 and fmt.layout.bits == fmt.bits
         assert fmt.max_finite == float(torch.finfo(TORCH_FLOATS[name]).max)
-    for m in fmt.metadata:
-        assert m.location is MetadataLocation.RELIABLE  # today nothing but the words is in DRAM
+    for m in fmt.metadata:  # per-tensor/channel metadata is reliable; group and MX scales are in DRAM
+        assert (m.location is MetadataLocation.DRAM) == (m.per in (Granularity.GROUP, Granularity.BLOCK))
 
 
 @pytest.mark.parametrize("name", sorted(n for n, f in FORMATS.items() if f.is_float))
@@ -64,7 +71,7 @@ def test_float_formats_round_trip_and_round_like_torch(name):
     assert np.array_equal(fmt.decode(words, 10), back[:10])
 
 
-@pytest.mark.parametrize("name", sorted(n for n, f in FORMATS.items() if not f.is_float))
+@pytest.mark.parametrize("name", sorted(n for n, f in FORMATS.items() if isinstance(f, IntFormat)))
 def test_integer_formats_round_trip_every_code(name):
     fmt = FORMATS[name]
     lo, hi = fmt.code_range("affine")
@@ -106,13 +113,15 @@ def test_lookups_and_unknown_names():
     assert format_of("float32") is get_format("fp32")
     with pytest.raises(EdenConfigError, match=r"unknown storage format 'fp23'; known: .*did you mean 'fp32'"):
         get_format("fp23")
-    with pytest.raises(EdenTypeError, match=r"unsupported dtype float64: .*bfloat16.*\(int4 as uint8\)"):
+    with pytest.raises(EdenTypeError, match=r"unsupported dtype float64: .*bfloat16.*\(int4 as uint8, nf4 as uint8\)"):
         format_of(np.float64)
     with pytest.raises(EdenConfigError, match=r"unknown numeric format 'imt8'.*did you mean 'int8'"):
         NumericFormat.parse("imt8")
     with pytest.raises(EdenConfigError, match="numeric format 'int32'"):
         NumericFormat("int32")  # a storage format, not a DNN numeric format
-    with pytest.raises(EdenConfigError, match="int8 quantizes per tensor or channel, not per group"):
+    with pytest.raises(EdenConfigError, match="int16 quantizes per tensor or channel, not per group"):
+        NumericFormat("int16", granularity="group")
+    with pytest.raises(EdenConfigError, match="int8 per group needs its size"):
         NumericFormat("int8", granularity="group")
 
 
@@ -130,7 +139,7 @@ def test_registration_is_checked():
 
 
 def test_quant_tables_come_from_the_registry():
-    assert GRANULARITIES == ("tensor", "channel")
+    assert GRANULARITIES == ("tensor", "channel", "group", "block")
     assert dict(FLOAT_FORMATS) == TORCH_FLOATS
     assert NumericFormat.parse("int4:affine,channel").bits == 4
 
