@@ -219,10 +219,11 @@ def cost_matrix(record: dict, profile, partitions: Sequence[Partition], options:
 
 # ------------------------------------------------------------------ validation
 def emulation_plan(record: dict, profile, assignment: dict[str, str]):
-    """The plan that stores each data type in its partition (errors of its operating point)."""
+    """The plan that stores each data type in its partition (errors of its operating point), with the
+    ECC code the tolerance record was characterized with (its BERs are then raw BERs)."""
     from eden.nn.emulate import DataTypeConfig, EmulationPlan
 
-    fmt, corr = record["format_spec"], record["correction"]
+    fmt, corr, ecc = record["format_spec"], record["correction"], record.get("ecc", "none")
     entries = [("*", DataTypeConfig(None, fmt, corr))]
     models = {}
     for name, part in assignment.items():
@@ -231,7 +232,7 @@ def emulation_plan(record: dict, profile, assignment: dict[str, str]):
             continue
         if part not in models:
             models[part] = profile.error_model(op)
-        entries.append((name, DataTypeConfig(models[part], fmt, corr)))
+        entries.append((name, DataTypeConfig(models[part], fmt, corr, ecc)))
     return EmulationPlan(tuple(entries))
 
 

@@ -85,3 +85,14 @@ def test_run_summary_prints_the_assumptions_and_why_retraining_adds_little(poole
     note = _share_note(pooled, 0.004)
     assert ("vdd-0.978" in used) == (note is not None)
     assert _share_note(pooled, 0.5) is None
+
+
+def test_validation_emulates_with_the_records_ecc():
+    from eden.workflows.deploy import emulation_plan
+
+    prof = load_profile("ddr4-2400-8gb-x8-vendor-c")
+    assignment = {d["name"]: "vdd-1.111" for d in RECORD["datatypes"]}
+    plain = emulation_plan(RECORD, prof, assignment)
+    assert all(cfg.ecc == "none" for _, cfg in plain.entries)
+    coded = emulation_plan({**RECORD, "ecc": "secded72"}, prof, assignment)
+    assert all(cfg.ecc == "secded72" for key, cfg in coded.entries if key != "*")
