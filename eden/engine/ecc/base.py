@@ -13,8 +13,9 @@ syndrome of a single error at bit ``i``; data bits are positions ``0..k-1``, che
   (a correction when ``i`` was the only error, else a miscorrection); anything else -> a
   detected, uncorrectable error (DUE), handled by the :class:`DuePolicy`.
 
-Symbol codes (chipkill-style) decode by symbol rather than by bit; they override
-:meth:`Code.decode`. The layout says which bytes of the address space form one codeword
+Symbol codes (chipkill-style) decode by symbol rather than by bit: they would override
+:meth:`Code.decode`, and :mod:`eden.engine.ecc.apply` would have to take several flipped bits per
+codeword (today: one). The layout says which bytes of the address space form one codeword
 (:class:`Layout`), as the standard lays a codeword over the bus and its bursts.
 """
 
