@@ -45,6 +45,9 @@ def deploy_options(f):
                      help="What the mapper minimizes per inference: DRAM energy or DRAM access time."),
         click.option("--tolerance-source", type=LazyChoice(_tolerance_sources), default="joint",
                      show_default=True, help="Which tolerable BERs of the tolerance file to use."),
+        click.option("--lower-bounds", type=click.Choice(["use", "avoid"]), default="use", show_default=True,
+                     help="Operating points whose BER is only a lower bound (saturated measurements): use them "
+                          "at that BER, or leave them out (conservative)."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -52,12 +55,13 @@ def deploy_options(f):
 
 
 def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks, objective,
-                 tolerance_source):
+                 tolerance_source, lower_bounds="use"):
     from eden.workflows.deploy import DeployOptions
 
     return DeployOptions(policy=policy, batch_size=inference_batch, alpha=alpha,
                          memory_bound_fraction=memory_bound_fraction, hit_rate=hit_rate,
-                         partition_banks=partition_banks, tolerance=tolerance_source, objective=objective)
+                         partition_banks=partition_banks, tolerance=tolerance_source, objective=objective,
+                         lower_bounds=lower_bounds)
 
 
 @main.command("map")
@@ -82,8 +86,8 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 @click.option("--json", "as_json", is_flag=True)
 @executor_options
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
-            partition_banks, objective, tolerance_source, validate, model_spec, weights, data_spec, batch_size, device,
-            seeds, output, force, as_json, executor, workers, address, gpus_per_worker):
+            partition_banks, objective, tolerance_source, lower_bounds, validate, model_spec, weights, data_spec,
+            batch_size, device, seeds, output, force, as_json, executor, workers, address, gpus_per_worker):
     """Map each data type to the most aggressive DRAM partition it tolerates; report energy/latency."""
     from eden.core.io import write_json
     from eden.workflows.characterize import load_tolerance
@@ -94,7 +98,7 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
     record = load_tolerance(tolerance_path)
     profile = load_profile_or_fail(profile_name)
     opts = make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks,
-                        objective, tolerance_source)
+                        objective, tolerance_source, lower_bounds)
     model = loader = dev = None
     if validate:
         model, _, loader, dev = build_model_and_data(model_spec or record["model"]["id"], weights,

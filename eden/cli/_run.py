@@ -17,7 +17,8 @@ from eden.cli._common import (LazyChoice, apply_metadata_errors, executor_from_o
               show_default=True, help="Where every stage's output goes; rerun to resume.")
 @click.option("--model", default="digits-lenet", show_default=True, help="Bundled model or package.module:factory.")
 @click.option("--data", default="digits", show_default=True, help="Bundled dataset or package.module:factory.")
-@click.option("--profile", default="ddr4-2400-8gb-x8", show_default=True, help="DRAM profile.")
+@click.option("--profile", default="ddr4-2400-8gb-x8-vendor-c", show_default=True,
+              help="DRAM profile (default: one vendor's reduced-VDD chain, not a pooled average).")
 @click.option("--error-model", "-m", default="profile", show_default=True,
               help='Error-model shape for characterization/retraining ("profile": the profile\'s own).')
 @click.option("--format", "fmt", default="fp32", show_default=True)

@@ -91,7 +91,7 @@ class InjectorGroup:
         by_dtype: dict[np.dtype, list[int]] = {}
         self._alone: list[int] = []
         for i, inj in enumerate(self.injectors):
-            if inj.backend == "cpu":
+            if inj.backend == "cpu" and inj.ecc is None:  # (an ECC step runs per Injector)
                 by_dtype.setdefault(np.dtype(inj.format.word), []).append(i)
             else:
                 self._alone.append(i)

@@ -10,6 +10,7 @@ this module never names a backend.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import cast
 
@@ -94,11 +95,11 @@ class FlipLog:
     """
 
     __slots__ = ("_target", "_words", "_idx", "_mask", "_off", "_cnt", "format", "model", "seed", "access",
-                 "backend", "n_corrected", "total_bits", "_undone", "_n_bits", "_error_bits_delta", "_xor")
+                 "backend", "n_corrected", "total_bits", "_undone", "_n_bits", "_error_bits_delta", "_xor", "ecc")
 
     def __init__(self, target, words, idx, mask, off, cnt, *, fmt: StorageFormat, model: ErrorModel,
                  seed: int, access: int, backend: str, n_corrected: int = 0,
-                 error_bits_delta: int = 0, xor=None):
+                 error_bits_delta: int = 0, xor=None, ecc=None):
         self._target = target
         self._words = words
         self._idx, self._mask, self._off, self._cnt = idx, mask, off, cnt
@@ -115,6 +116,7 @@ class FlipLog:
         # the backend's xor kernel itself, for a log whose segments its maker vouches for
         # (``Injector``); otherwise ``undo`` goes through the op's argument checks
         self._xor = xor
+        self.ecc = ecc  # EccStats of the ECC step (eden.engine.ecc.apply), None without ECC
 
     # ------------------------------------------------------------------ queries
     def _flat(self):
@@ -217,7 +219,8 @@ def _storage_view(tensor):
 
 
 def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int = 0,
-            address_map: AddressMap | None = None, correction=None, backend: str = AUTO) -> FlipLog:
+            address_map: AddressMap | None = None, correction=None, backend: str = AUTO,
+            ecc=None, ecc_policy: str = "leave") -> FlipLog:
     """Flip bits of ``tensor`` in place as DRAM with ``model`` would; return the undo log.
 
     Args:
@@ -235,6 +238,10 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
             (float formats only).
         backend: "auto" (the best usable backend for the tensor's device), or a registered
             backend: "cpu" (numba), "reference" (NumPy oracle), "cuda" (CuPy).
+        ecc: None/"none" or a registered ECC code (``"secded72"``, ``"ondie136"``): the raw
+            errors are drawn over data and check bits and decoded per codeword
+            (:mod:`eden.engine.ecc.apply`) before correction; ``log.ecc`` holds the counts.
+        ecc_policy: what a detected uncorrectable codeword's data become: ``"leave"`` or ``"zero"``.
 
     Returns:
         FlipLog with ``n_bits``, ``positions()`` and ``undo()``.
@@ -258,7 +265,7 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
     corr = Correction.coerce(correction)
     words, fmt, device, nbytes = _storage_view(tensor)
     inj = Injector(em, fmt, nbytes, seed=seed, base_address=base_address, address_map=address_map,
-                   correction=corr.mode, backend=backend, device=device)
+                   correction=corr.mode, backend=backend, device=device, ecc=ecc, ecc_policy=ecc_policy)
     plausible: tuple[float, float] | None = None
     if corr.mode is not CorrectionMode.NONE:  # Correction made ``plausible`` a (low, high) pair
         plausible = cast(tuple, corr.plausible) if corr.plausible is not None else finite_range(tensor)
@@ -286,11 +293,11 @@ class Injector:
     """
 
     __slots__ = ("model", "format", "nbytes", "seed", "base_address", "correction", "backend", "device",
-                 "compiled", "_inject", "_correct", "_fmax", "_xor", "_word", "_direct")
+                 "compiled", "_inject", "_correct", "_fmax", "_xor", "_word", "_direct", "ecc", "_ecc_args")
 
     def __init__(self, model: ErrorModel, fmt: StorageFormat, nbytes: int, *, seed: int, base_address: int,
                  address_map: AddressMap | None = None, correction: CorrectionMode | str = CorrectionMode.NONE,
-                 backend: str = AUTO, device: str = "cpu"):
+                 backend: str = AUTO, device: str = "cpu", ecc=None, ecc_policy: str = "leave"):
         mode = CorrectionMode(correction)
         if mode is not CorrectionMode.NONE and not fmt.is_float:
             raise EdenConfigError(f"correction '{mode}' applies to float formats, not {fmt.name}")
@@ -310,6 +317,8 @@ class Injector:
         self._correct = kernel(Op.CORRECT, be.name) if mode is not CorrectionMode.NONE else None
         # (float formats only: checked above)
         self._fmax = cast(FloatFormat, fmt).max_finite if mode is not CorrectionMode.NONE else 0.0
+        self.ecc, self._ecc_args = ecc_step(ecc, ecc_policy, model, fmt, nbytes, seed, base_address,
+                                            address_map or DEFAULT_ADDRESS_MAP)
 
     def words(self, tensor):
         """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,
@@ -329,6 +338,10 @@ class Injector:
         one access; ``plausible``: the correction's (low, high) range (needed when correcting)."""
         fmt = self.format
         words, idx, mask, off, cnt = self._inject(self.compiled.at(access), words, fmt)
+        ecc_stats = None
+        if self.ecc is not None:  # decode per codeword, O(errors), on the host from the log
+            idx, mask, off, cnt, ecc_stats = self.ecc(words, idx, mask, off, cnt, backend=self.backend,
+                                                      access=access, **self._ecc_args)
         n_corrected = delta = 0
         if self._correct is not None:
             if plausible is None:
@@ -343,7 +356,21 @@ class Injector:
             n_corrected, delta = self._correct(words, idx, mask, off, cnt, fmt, self.correction, low, high)
         return FlipLog(target, words, idx, mask, off, cnt, fmt=fmt, model=self.model, seed=self.seed,
                        access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta,
-                       xor=self._xor)
+                       xor=self._xor, ecc=ecc_stats)
+
+
+def ecc_step(ecc, policy, model, fmt, nbytes, seed, base_address, address_map):
+    """(the ECC step, its fixed arguments) of an Injector; (None, {}) without ECC."""
+    from eden.engine.ecc import DuePolicy, get_code
+
+    code = get_code(ecc)
+    if code is None:
+        return None, {}
+    from eden.engine.ecc.apply import apply_ecc
+
+    return functools.partial(apply_ecc, code, DuePolicy.coerce(policy, "ECC DUE policy")), dict(
+        itemsize=fmt.word.itemsize, model=model, seed=seed, base_address=base_address, nbytes=nbytes,
+        address_map=address_map)
 
 
 def finite_range(tensor) -> tuple[float, float]:

@@ -190,6 +190,7 @@ class DataTypeConfig:
     error_model: ErrorModel | None = None
     format: NumericFormat = NumericFormat("fp32")
     correction: str = "none"
+    ecc: str = "none"  # an ECC code applied per codeword after raw injection (eden.engine.ecc)
 
     def __post_init__(self):
         if self.error_model is not None and not isinstance(self.error_model, ErrorModel):
@@ -201,26 +202,33 @@ class DataTypeConfig:
         if self.correction != "none" and not self.format.corrects:
             raise EdenConfigError(f"correction {self.correction!r} applies to float formats and block formats (MX, "
                                   f"group-wise), not {self.format}; integer codes cannot leave their range")
+        if self.ecc != "none":
+            from eden.engine.ecc import get_code
+
+            get_code(self.ecc)  # an unknown code fails here, naming the known ones
 
     def to_dict(self) -> dict:
-        return {"error_model": None if self.error_model is None else self.error_model.to_spec(),
-                "format": str(self.format), "correction": self.correction}
+        d = {"error_model": None if self.error_model is None else self.error_model.to_spec(),
+             "format": str(self.format), "correction": self.correction}
+        if self.ecc != "none":  # records without ECC keep their keys
+            d["ecc"] = self.ecc
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "plan entry") -> DataTypeConfig:
         if not isinstance(d, Mapping):
             raise EdenTypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
-        unknown = set(d) - {"error_model", "format", "correction", "metadata_errors"}
+        unknown = set(d) - {"error_model", "format", "correction", "metadata_errors", "ecc"}
         if unknown:
             raise EdenConfigError(f"{where}: unknown keys {sorted(unknown)}; known: error_model, format, "
-                                  "correction, metadata_errors")
+                                  "correction, metadata_errors, ecc")
         try:
             fmt = NumericFormat.parse(d.get("format", "fp32"))
             if d.get("metadata_errors", True) is False:  # the plan option of --no-metadata-errors
                 fmt = fmt.without_metadata_errors()
             elif d.get("metadata_errors", True) is not True:
                 raise EdenTypeError(f"metadata_errors must be true or false, got {d['metadata_errors']!r}")
-            return cls(d.get("error_model"), fmt, d.get("correction", "none"))
+            return cls(d.get("error_model"), fmt, d.get("correction", "none"), d.get("ecc", "none"))
         except (EdenConfigError, EdenTypeError) as exc:  # file errors name their file already
             raise (EdenTypeError if isinstance(exc, TypeError) else EdenConfigError)(f"{where}: {exc}") from exc
 
@@ -277,10 +285,10 @@ class EmulationPlan:
 
     @classmethod
     def uniform(cls, error_model, *, format: str | NumericFormat = "fp32", correction: str = "none",
-                select: str | Iterable[str] = "*") -> EmulationPlan:
+                select: str | Iterable[str] = "*", ecc: str = "none") -> EmulationPlan:
         """The same config for every data type matching ``select`` (pattern(s) or names)."""
         cfg = DataTypeConfig(None if error_model is None else ErrorModel.coerce(error_model),
-                             NumericFormat.parse(format), correction)
+                             NumericFormat.parse(format), correction, ecc)
         return cls(tuple((k, cfg) for k in selection(select)))
 
     def with_entry(self, key: str, cfg: DataTypeConfig) -> EmulationPlan:
@@ -385,7 +393,7 @@ def _prepared(t: torch.Tensor, cfg: DataTypeConfig, seed: int, base: int, amap: 
     # Float words are corrected in the engine; block formats on decoding (NumericFormat.read_back).
     return Injector(cfg.error_model, fmt, t.numel() * t.element_size(), seed=seed, base_address=base,
                     address_map=amap, correction=cfg.correction if fmt.is_float else "none", backend=backend,
-                    device=t.device.type)
+                    device=t.device.type, ecc=cfg.ecc)
 
 
 # ------------------------------------------------------------------- emulation
