@@ -1,16 +1,18 @@
 // eden CUDA backend: bit-error injection, bit-identical to eden/engine/backends/cpu.py.
 //
-// This file transliterates ``run_tiles`` of eden/engine/backends/cpu.py (itself the
-// O(errors) form of the NumPy oracle eden/engine/backends/reference.py; the sampling
-// contract is in eden/engine/plan.py and the randomness in eden/engine/rng.py).
-// One thread handles one tile (the part of one DRAM row the tensor occupies):
+// This file transliterates the stream-group walk of eden/engine/backends/_cpu_kernels.py
+// (``walk_group``; the sampling contract, stream groups included, is in eden/engine/plan.py,
+// the NumPy oracle in eden/engine/backends/reference.py, the randomness in
+// eden/engine/rng.py). One thread walks one stream group (a run of tiles of one sub-pass
+// walked as one geometric stream: about GROUP_TARGET candidates, or one tile at high rates):
 //
-//   eden_count_tiles<W>     pass 1: number of (word, mask) entries of each tile
+//   eden_count_groups<W>     pass 1: number of kept bit positions of each group
 //   (host: exclusive scan of the counts)
-//   eden_emit_tiles<W, I>   pass 2: the same generation, writing the entries at
-//                           the tile's offset (word indices increase within and
-//                           across tiles, like the CPU log)
-//   eden_xor_segments<W, I> words[idx[i]] ^= mask[i] (inject, undo, redo)
+//   eden_emit_groups<W>      pass 2: the same walk, writing the kept tensor-bit positions
+//                            at the group's offset (increasing within a sub-pass)
+//   (host, backends/cuda.py: union of the sub-passes (sorted unique), then (word, mask)
+//   entries by array operations)
+//   eden_xor_segments<W, I>  words[idx[i]] ^= mask[i] (inject, undo, redo)
 //
 // Both generation passes only READ the tensor (data-dependent acceptance needs
 // the original bits); the words are XORed by the separate xor kernel, launched
@@ -85,22 +87,23 @@ __host__ __device__ __forceinline__ double d_frexp(double y, int* e) {
 }
 
 // ---------------------------------------------------------------- the tables
-// Everything a tile needs (device pointers and scalars of eden.engine.plan.Plan;
+// Everything a group needs (device pointers and scalars of eden.engine.plan.Plan;
 // array layouts are the C-contiguous NumPy ones).
 struct Params {
     i64 row_bits;            // bits per DRAM row
     i64 bit_lo, bit_hi;      // tensor [start, end) in bits from tile 0's row start
-    i64 n_tiles;             // row stride of tile_wl
-    i64 S;                   // number of sub-passes
+    i64 n_tiles;             // pop_cum has n_tiles + 1 columns
     i64 bl_stride;           // row stride of bl_off (n_groups + 1)
     const u32* tile_row_id;  // [n_tiles]
-    const i32* tile_group;   // [n_tiles]
-    const u8* tile_wl;       // [n_wl, n_tiles]
+    const i32* tile_group;   // [n_tiles]: (bank, subarray) group of the tile
+    const i64* grp_t0;       // [G]: first tile of each stream group
+    const i64* grp_t1;       // [G]: end tile (exclusive)
+    const u8* grp_cls;       // [G]: weak-wordline class
+    const i32* grp_sp;       // [G]: sub-pass
     const u32* sp_key;       // [S, 2]
     const u8* sp_thin;       // [S]
     const i32* sp_pop;       // [S]
-    const i32* sp_wl;        // [S]
-    const u8* sp_active;     // [S, 2]
+    const i32* sp_gbits;     // [S, 2]
     const double* sp_L;      // [S, 2]
     const u64* sp_A;         // [S, 2, 2]
     const i64* sp_tab;       // [S, 2, 2]: (offset, K)
@@ -109,6 +112,7 @@ struct Params {
     const i32* guide;        // concatenated 4096-entry guides
     const i64* bl_off;       // [n_bl, n_groups + 1]
     const i32* bl_cols;      // concatenated sorted weak bitlines
+    const i64* pop_cum;      // [n_bl, n_tiles + 1]: weak-bitline population before each tile
     const double* ln_c;      // rng.LOG_LN_C [256]
     const double* inv_c;     // rng.LOG_INV_C [256]
     double ln2;              // rng.LN2
@@ -176,69 +180,54 @@ __host__ __device__ __forceinline__ double ln_u53(u64 x, const Params& P) {
 }
 
 // -------------------------------------------------------------- the generator
-// One sub-pass generator of one tile (cpu.py keeps these in the g_* arrays).
+// The stream of one group: draws consumed, and the cached second half of the last
+// Philox block (non-thin draws use both halves).
 struct Gen {
-    i64 s;      // sub-pass
-    i64 pos;    // population index of the last candidate
-    i64 draw;   // draws consumed
-    u32 h2, h3; // cached second half of the last Philox block (non-thin)
-    i64 cur;    // current kept bit position in the row
+    i64 draw;
+    u32 h2, h3;
 };
 
-// Per-sub-pass constants of a generator in its tile (class-resolved).
+// Per-sub-pass constants of a group (class-resolved).
 struct Sub {
     bool thin;
     u32 k0, k1;
+    u32 c3;     // counter word 3: the group bits k
     double L;
     u64 A0, A1;
     i64 toff, K, goff;
-    i64 base, size;  // population: base < 0 = all bitlines; else bl_cols[base .. base + size)
 };
 
-__host__ __device__ __forceinline__ i64 tile_class(const Params& P, i64 s, i64 t) {
-    const i32 wl = P.sp_wl[s];
-    return wl >= 0 ? (i64)P.tile_wl[(i64)wl * P.n_tiles + t] : 0;
-}
-
-__host__ __device__ __forceinline__ Sub make_sub(const Params& P, i64 s, i64 cls, i64 t) {
+__host__ __device__ __forceinline__ Sub make_sub(const Params& P, i64 s, i64 cls) {
     Sub q;
     q.thin = P.sp_thin[s] != 0;
     q.k0 = P.sp_key[2 * s];
     q.k1 = P.sp_key[2 * s + 1];
+    q.c3 = (u32)P.sp_gbits[2 * s + cls];
     q.L = P.sp_L[2 * s + cls];
     q.A0 = P.sp_A[(2 * s + cls) * 2 + 0];
     q.A1 = P.sp_A[(2 * s + cls) * 2 + 1];
     q.toff = P.sp_tab[(2 * s + cls) * 2 + 0];
     q.K = P.sp_tab[(2 * s + cls) * 2 + 1];
     q.goff = P.tab_goff[2 * s + cls];
-    const i32 pop = P.sp_pop[s];
-    if (pop < 0) {
-        q.base = -1;
-        q.size = P.row_bits;
-    } else {
-        const i64 g = (i64)P.tile_group[t];
-        q.base = P.bl_off[(i64)pop * P.bl_stride + g];
-        q.size = P.bl_off[(i64)pop * P.bl_stride + g + 1] - q.base;
-    }
     return q;
 }
 
-// cpu.py draw_skip: one geometric skip (as double) and the acceptance draw V.
+// One geometric skip (as double) and the acceptance draw V, from the group's stream
+// (counter (draw, row id of the group's first tile, 0, k)).
 __host__ __device__ __forceinline__ double draw_skip(const Params& P, const Sub& q, u32 rid, Gen& G,
                                                     u64& v_out) {
     i64 acc = 0;
     for (;;) {
-        // 1. one draw: a fresh Philox block (counter (call, row_id, 0, 0)), or the
-        //    cached second half of the last block
+        // 1. one draw: a fresh Philox block, or the cached second half of the last block
         u64 u;
         u64 v = 0;
         u32 x0, x1, x2, x3;
         if (q.thin) {
-            philox4x32_10((u32)G.draw, rid, 0u, 0u, q.k0, q.k1, x0, x1, x2, x3);
+            philox4x32_10((u32)G.draw, rid, 0u, q.c3, q.k0, q.k1, x0, x1, x2, x3);
             u = u53(x0, x1);
             v = u53(x2, x3);
         } else if (G.draw % 2 == 0) {
-            philox4x32_10((u32)(G.draw / 2), rid, 0u, 0u, q.k0, q.k1, x0, x1, x2, x3);
+            philox4x32_10((u32)(G.draw / 2), rid, 0u, q.c3, q.k0, q.k1, x0, x1, x2, x3);
             u = u53(x0, x1);
             G.h2 = x2;
             G.h3 = x3;
@@ -265,190 +254,92 @@ __host__ __device__ __forceinline__ double draw_skip(const Params& P, const Sub&
     }
 }
 
-// cpu.py advance: the generator's next kept bit position in the row, or -1.
-template <typename W>
-__host__ __device__ __forceinline__ i64 advance(const Params& P, const Sub& q, u32 rid, Gen& G, i64 lo,
-                                               i64 hi, i64 tbase, const W* __restrict__ words) {
+// _cpu_kernels.py walk_group for one whole group: the number of kept tensor-bit
+// positions; writes them (increasing) at out[0 ..) when EMIT. Reads words, never writes them.
+template <typename W, bool EMIT>
+__host__ __device__ i64 walk_group(const Params& P, const W* __restrict__ words, i64 g, i64* out) {
     const i64 WB = (i64)(sizeof(W) * 8);
+    const i64 s = (i64)P.grp_sp[g];
+    const i64 t0 = P.grp_t0[g];
+    const i64 t1 = P.grp_t1[g];
+    const i64 cls = (i64)P.grp_cls[g];
+    const i32 pop = P.sp_pop[s];
+    const i64* cum = pop >= 0 ? P.pop_cum + (i64)pop * (P.n_tiles + 1) : (const i64*)0;
+    const i64 c0 = pop < 0 ? t0 * P.row_bits : cum[t0];
+    const i64 size = (pop < 0 ? t1 * P.row_bits : cum[t1]) - c0;
+    const i64 nbits = P.bit_hi - P.bit_lo;
+    const Sub q = make_sub(P, s, cls);
+    const u32 rid = P.tile_row_id[t0];
+    Gen G;
+    G.draw = 0;
+    G.h2 = 0;
+    G.h3 = 0;
+    i64 pos = -1;
+    i64 ti = t0;  // tile cursor (weak-bitline populations)
+    i64 n = 0;
+    if (size <= 0) return 0;
     for (;;) {
-        // 1-2. one skip; stop past the population
+        // 1-2. one skip; stop past the group's population
         u64 v = 0;
-        const double g = draw_skip(P, q, rid, G, v);
-        if (!(g < (double)(q.size - G.pos - 1))) return -1;
-        G.pos = G.pos + (i64)g + 1;
-        // 3. population index -> bit position in the row
-        const i64 rowpos = q.base < 0 ? G.pos : (i64)P.bl_cols[q.base + G.pos];
-        if (rowpos < lo) continue;
-        if (rowpos >= hi) return -1;
+        const double gs = draw_skip(P, q, rid, G, v);
+        if (!(gs < (double)(size - pos - 1))) break;
+        pos = pos + (i64)gs + 1;
+        // 3. population index -> tile and bit position in the row
+        const i64 gp = c0 + pos;
+        i64 t, rowpos;
+        if (pop < 0) {
+            t = gp / P.row_bits;
+            rowpos = gp - t * P.row_bits;
+        } else {
+            if (cum[ti + 1] <= gp) {
+                // binary search: the last tile in (ti, t1) with cum[tile] <= gp
+                i64 lo = ti + 1, hi = t1 - 1;
+                while (lo < hi) {
+                    const i64 mid = lo + (hi - lo + 1) / 2;
+                    if (cum[mid] <= gp) lo = mid; else hi = mid - 1;
+                }
+                ti = lo;
+            }
+            t = ti;
+            rowpos = (i64)P.bl_cols[P.bl_off[(i64)pop * P.bl_stride + (i64)P.tile_group[t]] + gp - cum[t]];
+        }
+        const i64 tb = t * P.row_bits + rowpos - P.bit_lo;
+        if (tb < 0 || tb >= nbits) continue;  // outside the tensor (its first and last tiles)
         // 4. data-dependent acceptance on the stored (original) bit
         if (q.thin) {
-            const i64 tb = tbase + rowpos;  // >= 0
             const u64 bit = ((u64)words[tb / WB] >> (u64)(tb % WB)) & 1ULL;
             const u64 thr = bit ? q.A1 : q.A0;
             if (!(v < thr)) continue;
         }
-        return rowpos;
-    }
-}
-
-// Live generators of one tile, in a global scratch buffer laid out field-major
-// ([field][slot][lane], 32-bit words) so neighbouring threads access neighbouring
-// words. 6 fields (backends/cuda.py sizes the buffer with _GEN_FIELDS = 6). Stored values
-// fit 32 bits: s < S, pos and cur < row_bits < 2^31 (backends/cuda.py checks), and a
-// generator's draw count stays far below 2^32 (about row_bits draws per row).
-struct GenStore {
-    u32* base;
-    i64 S;
-    i64 stride;  // lanes in this launch
-    i64 lane;
-    __host__ __device__ __forceinline__ u32& at(int f, i64 i) const {
-        return base[((i64)f * S + i) * stride + lane];
-    }
-    __host__ __device__ __forceinline__ void put(i64 i, const Gen& G) const {
-        at(0, i) = (u32)G.s;
-        at(1, i) = (u32)G.pos;
-        at(2, i) = (u32)G.draw;
-        at(3, i) = G.h2;
-        at(4, i) = G.h3;
-        at(5, i) = (u32)G.cur;
-    }
-    __host__ __device__ __forceinline__ Gen get(i64 i) const {
-        Gen G;
-        G.s = (i64)at(0, i);
-        G.pos = (i64)(i32)at(1, i);  // pos >= 0 once stored
-        G.draw = (i64)at(2, i);
-        G.h2 = at(3, i);
-        G.h3 = at(4, i);
-        G.cur = (i64)(i32)at(5, i);
-        return G;
-    }
-    __host__ __device__ __forceinline__ i64 cur(i64 i) const { return (i64)(i32)at(5, i); }
-};
-
-// Word-run accumulator: consecutive kept bits of one word become one entry.
-template <typename W, typename I, bool EMIT>
-struct Emitter {
-    i64 cur_word;
-    u64 mask;
-    i64 n;
-    I* out_idx;
-    W* out_mask;
-    __host__ __device__ __forceinline__ void flush() {
-        if constexpr (EMIT) {
-            out_idx[n] = (I)cur_word;
-            out_mask[n] = (W)mask;
-        }
+        if constexpr (EMIT) out[n] = tb;
         n += 1;
     }
-    __host__ __device__ __forceinline__ void add(i64 tb) {
-        const i64 WB = (i64)(sizeof(W) * 8);
-        const i64 w = tb / WB;
-        if (w != cur_word) {
-            if (cur_word >= 0) flush();
-            cur_word = w;
-            mask = 0;
-        }
-        mask |= 1ULL << (u64)(tb % WB);
-    }
-};
-
-// cpu.py run_tiles, one tile: returns the number of (word, mask) entries; writes
-// them at out_idx/out_mask[0 ..) when EMIT. Reads words, never writes them.
-template <typename W, typename I, bool EMIT>
-__host__ __device__ i64 run_tile(const Params& P, const W* __restrict__ words, i64 t, GenStore st,
-                                 I* out_idx, W* out_mask) {
-    const u32 rid = P.tile_row_id[t];
-    const i64 tstart = t * P.row_bits;
-    const i64 lo = P.bit_lo - tstart > 0 ? P.bit_lo - tstart : 0;
-    const i64 hi = P.bit_hi - tstart < P.row_bits ? P.bit_hi - tstart : P.row_bits;
-    const i64 tbase = tstart - P.bit_lo;
-    // 1. start one generator per active sub-pass, positioned on its first kept bit
-    i64 live = 0;
-    for (i64 s = 0; s < P.S; ++s) {
-        const i64 cls = tile_class(P, s, t);
-        if (P.sp_active[2 * s + cls] == 0) continue;
-        const Sub q = make_sub(P, s, cls, t);
-        Gen G;
-        G.s = s;
-        G.pos = -1;
-        G.draw = 0;
-        G.h2 = 0;
-        G.h3 = 0;
-        G.cur = advance<W>(P, q, rid, G, lo, hi, tbase, words);
-        if (G.cur < 0) continue;
-        st.put(live, G);
-        live += 1;
-    }
-    Emitter<W, I, EMIT> em;
-    em.cur_word = -1;
-    em.mask = 0;
-    em.n = 0;
-    em.out_idx = out_idx;
-    em.out_mask = out_mask;
-    if (live == 1) {
-        // 2a. one generator (the common case): no merge needed. (cpu.py's `hot`
-        //     shortcut for all-bitline, non-thin sub-passes stops at the same
-        //     candidate as advance(): g < min(hi, size) - pos - 1 <=> the next
-        //     position is < size and < hi; so advance() is used throughout.)
-        Gen G = st.get(0);
-        const Sub q = make_sub(P, G.s, tile_class(P, G.s, t), t);
-        while (G.cur >= 0) {
-            em.add(tbase + G.cur);
-            G.cur = advance<W>(P, q, rid, G, lo, hi, tbase, words);
-        }
-        live = 0;
-    }
-    // 2b. k-way merge in position order; equal positions flip once (union)
-    while (live > 0) {
-        i64 m = st.cur(0);
-        for (i64 i = 1; i < live; ++i) {
-            const i64 c = st.cur(i);
-            if (c < m) m = c;
-        }
-        em.add(tbase + m);
-        i64 i = 0;
-        while (i < live) {
-            if (st.cur(i) == m) {
-                Gen G = st.get(i);
-                const Sub q = make_sub(P, G.s, tile_class(P, G.s, t), t);
-                G.cur = advance<W>(P, q, rid, G, lo, hi, tbase, words);
-                if (G.cur < 0) {
-                    // retire: move the last live generator into slot i, re-check slot i
-                    live -= 1;
-                    if (i != live) st.put(i, st.get(live));
-                    continue;
-                }
-                st.put(i, G);
-            }
-            i += 1;
-        }
-    }
-    // 3. the tile's last word
-    if (em.cur_word >= 0) em.flush();
-    return em.n;
+    return n;
 }
 
 __host__ __device__ __forceinline__ Params make_params(
-    i64 row_bits, i64 bit_lo, i64 bit_hi, i64 n_tiles, i64 S, i64 bl_stride, const u32* tile_row_id,
-    const i32* tile_group, const u8* tile_wl, const u32* sp_key, const u8* sp_thin, const i32* sp_pop,
-    const i32* sp_wl, const u8* sp_active, const double* sp_L, const u64* sp_A, const i64* sp_tab,
-    const i64* tab_goff, const u64* tab_t, const i32* guide, const i64* bl_off, const i32* bl_cols,
-    const double* ln_c, const double* inv_c, double ln2, double ln_2_53) {
+    i64 row_bits, i64 bit_lo, i64 bit_hi, i64 n_tiles, i64 bl_stride, const u32* tile_row_id,
+    const i32* tile_group, const i64* grp_t0, const i64* grp_t1, const u8* grp_cls, const i32* grp_sp,
+    const u32* sp_key, const u8* sp_thin, const i32* sp_pop, const i32* sp_gbits, const double* sp_L,
+    const u64* sp_A, const i64* sp_tab, const i64* tab_goff, const u64* tab_t, const i32* guide,
+    const i64* bl_off, const i32* bl_cols, const i64* pop_cum, const double* ln_c, const double* inv_c,
+    double ln2, double ln_2_53) {
     Params P;
     P.row_bits = row_bits;
     P.bit_lo = bit_lo;
     P.bit_hi = bit_hi;
     P.n_tiles = n_tiles;
-    P.S = S;
     P.bl_stride = bl_stride;
     P.tile_row_id = tile_row_id;
     P.tile_group = tile_group;
-    P.tile_wl = tile_wl;
+    P.grp_t0 = grp_t0;
+    P.grp_t1 = grp_t1;
+    P.grp_cls = grp_cls;
+    P.grp_sp = grp_sp;
     P.sp_key = sp_key;
     P.sp_thin = sp_thin;
     P.sp_pop = sp_pop;
-    P.sp_wl = sp_wl;
-    P.sp_active = sp_active;
+    P.sp_gbits = sp_gbits;
     P.sp_L = sp_L;
     P.sp_A = sp_A;
     P.sp_tab = sp_tab;
@@ -457,6 +348,7 @@ __host__ __device__ __forceinline__ Params make_params(
     P.guide = guide;
     P.bl_off = bl_off;
     P.bl_cols = bl_cols;
+    P.pop_cum = pop_cum;
     P.ln_c = ln_c;
     P.inv_c = inv_c;
     P.ln2 = ln2;
@@ -468,72 +360,60 @@ __host__ __device__ __forceinline__ Params make_params(
 
 // -------------------------------------------------------------------- kernels
 // Common parameter list of the two generation passes (order matters: eden/engine/backends/cuda.py).
-#define EDEN_TILE_PARAMS(WT)                                                                          \
+#define EDEN_GROUP_PARAMS(WT)                                                                         \
     const WT* __restrict__ words, long long row_bits, long long bit_lo, long long bit_hi,             \
-        long long n_tiles, long long S, long long bl_stride, const unsigned int* tile_row_id,        \
-        const int* tile_group, const unsigned char* tile_wl, const unsigned int* sp_key,             \
-        const unsigned char* sp_thin, const int* sp_pop, const int* sp_wl,                           \
-        const unsigned char* sp_active, const double* sp_L, const unsigned long long* sp_A,          \
-        const long long* sp_tab, const long long* tab_goff, const unsigned long long* tab_t,         \
-        const int* guide, const long long* bl_off, const int* bl_cols, const double* ln_c,          \
-        const double* inv_c, double ln2, double ln_2_53, long long t_begin, long long t_end,         \
-        unsigned int* scratch
-#define EDEN_TILE_ARGS                                                                                \
-    words, row_bits, bit_lo, bit_hi, n_tiles, S, bl_stride, tile_row_id, tile_group, tile_wl, sp_key, \
-        sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off,       \
-        bl_cols, ln_c, inv_c, ln2, ln_2_53, t_begin, t_end, scratch
+        long long n_tiles, long long bl_stride, const unsigned int* tile_row_id,                      \
+        const int* tile_group, const long long* grp_t0, const long long* grp_t1,                      \
+        const unsigned char* grp_cls, const int* grp_sp, const unsigned int* sp_key,                  \
+        const unsigned char* sp_thin, const int* sp_pop, const int* sp_gbits, const double* sp_L,    \
+        const unsigned long long* sp_A, const long long* sp_tab, const long long* tab_goff,           \
+        const unsigned long long* tab_t, const int* guide, const long long* bl_off,                   \
+        const int* bl_cols, const long long* pop_cum, const double* ln_c, const double* inv_c,       \
+        double ln2, double ln_2_53, long long g_begin, long long g_end
+#define EDEN_GROUP_ARGS                                                                               \
+    words, row_bits, bit_lo, bit_hi, n_tiles, bl_stride, tile_row_id, tile_group, grp_t0, grp_t1,     \
+        grp_cls, grp_sp, sp_key, sp_thin, sp_pop, sp_gbits, sp_L, sp_A, sp_tab, tab_goff, tab_t,      \
+        guide, bl_off, bl_cols, pop_cum, ln_c, inv_c, ln2, ln_2_53, g_begin, g_end
 #define EDEN_MAKE_PARAMS                                                                              \
-    eden::make_params(row_bits, bit_lo, bit_hi, n_tiles, S, bl_stride, tile_row_id, tile_group,       \
-                      tile_wl, sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_A, sp_tab,         \
-                      tab_goff, tab_t, guide, bl_off, bl_cols, ln_c, inv_c, ln2, ln_2_53)
+    eden::make_params(row_bits, bit_lo, bit_hi, n_tiles, bl_stride, tile_row_id, tile_group, grp_t0,  \
+                      grp_t1, grp_cls, grp_sp, sp_key, sp_thin, sp_pop, sp_gbits, sp_L, sp_A, sp_tab, \
+                      tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, ln_c, inv_c, ln2, ln_2_53)
 
 namespace eden {
 
-// Kernel bodies for one thread (`lane` = global thread index). Host-callable, so
-// a host build can run exactly what the kernels run, thread by thread.
+// Kernel bodies for one thread (`lane` = global thread index; group g_begin + lane).
+// Host-callable, so a host build can run exactly what the kernels run, thread by thread.
 template <typename W>
-__host__ __device__ __forceinline__ void count_tiles_body(long long lane, EDEN_TILE_PARAMS(W),
-                                                         long long* counts) {
-    const long long t = t_begin + lane;
-    if (t >= t_end) return;
+__host__ __device__ __forceinline__ void count_groups_body(long long lane, EDEN_GROUP_PARAMS(W),
+                                                          long long* counts) {
+    const long long g = g_begin + lane;
+    if (g >= g_end) return;
     const Params P = EDEN_MAKE_PARAMS;
-    GenStore st;
-    st.base = scratch;
-    st.S = S;
-    st.stride = t_end - t_begin;  // lanes of this launch
-    st.lane = lane;
-    counts[t] = run_tile<W, int, false>(P, words, t, st, (int*)0, (W*)0);
+    counts[g] = walk_group<W, false>(P, words, g, (i64*)0);
 }
 
-template <typename W, typename I>
-__host__ __device__ __forceinline__ void emit_tiles_body(long long lane, EDEN_TILE_PARAMS(W),
-                                                        const long long* offsets, I* out_idx,
-                                                        W* out_mask) {
-    const long long t = t_begin + lane;
-    if (t >= t_end) return;
+template <typename W>
+__host__ __device__ __forceinline__ void emit_groups_body(long long lane, EDEN_GROUP_PARAMS(W),
+                                                         const long long* offsets, long long* out_pos) {
+    const long long g = g_begin + lane;
+    if (g >= g_end) return;
     const Params P = EDEN_MAKE_PARAMS;
-    GenStore st;
-    st.base = scratch;
-    st.S = S;
-    st.stride = t_end - t_begin;
-    st.lane = lane;
-    const long long o = offsets[t];
-    run_tile<W, I, true>(P, words, t, st, out_idx + o, out_mask + o);
+    walk_group<W, true>(P, words, g, out_pos + offsets[g]);
 }
 
 }  // namespace eden
 
-// Pass 1: counts[t] = number of (word, mask) entries of tile t, for t in [t_begin, t_end).
+// Pass 1: counts[g] = number of kept positions of stream group g, for g in [g_begin, g_end).
 template <typename W>
-__global__ void eden_count_tiles(EDEN_TILE_PARAMS(W), long long* counts) {
-    eden::count_tiles_body<W>((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_TILE_ARGS, counts);
+__global__ void eden_count_groups(EDEN_GROUP_PARAMS(W), long long* counts) {
+    eden::count_groups_body<W>((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_GROUP_ARGS, counts);
 }
 
-// Pass 2: tile t writes its entries at offsets[t] (exclusive scan of the counts).
-template <typename W, typename I>
-__global__ void eden_emit_tiles(EDEN_TILE_PARAMS(W), const long long* offsets, I* out_idx, W* out_mask) {
-    eden::emit_tiles_body<W, I>((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_TILE_ARGS, offsets,
-                                out_idx, out_mask);
+// Pass 2: group g writes its kept tensor-bit positions at offsets[g] (exclusive scan of the counts).
+template <typename W>
+__global__ void eden_emit_groups(EDEN_GROUP_PARAMS(W), const long long* offsets, long long* out_pos) {
+    eden::emit_groups_body<W>((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_GROUP_ARGS, offsets,
+                              out_pos);
 }
 
 // words[idx[i]] ^= mask[i], i < n (indices are unique: no atomics needed).
@@ -547,11 +427,13 @@ __global__ void eden_xor_segments(W* words, const I* idx, const W* mask, long lo
 
 #ifdef EDEN_NVCC_CHECK
 // Every instantiation backends/cuda.py asks NVRTC for (its name_expressions).
-template __global__ void eden_count_tiles<unsigned char>(EDEN_TILE_PARAMS(unsigned char), long long*);
-template __global__ void eden_count_tiles<unsigned short>(EDEN_TILE_PARAMS(unsigned short), long long*);
-template __global__ void eden_count_tiles<unsigned int>(EDEN_TILE_PARAMS(unsigned int), long long*);
+#define EDEN_INSTANTIATE_W(WT)                                                                        \
+    template __global__ void eden_count_groups<WT>(EDEN_GROUP_PARAMS(WT), long long*);                \
+    template __global__ void eden_emit_groups<WT>(EDEN_GROUP_PARAMS(WT), const long long*, long long*);
+EDEN_INSTANTIATE_W(unsigned char)
+EDEN_INSTANTIATE_W(unsigned short)
+EDEN_INSTANTIATE_W(unsigned int)
 #define EDEN_INSTANTIATE_WI(WT, IT)                                                                   \
-    template __global__ void eden_emit_tiles<WT, IT>(EDEN_TILE_PARAMS(WT), const long long*, IT*, WT*); \
     template __global__ void eden_xor_segments<WT, IT>(WT*, const IT*, const WT*, long long);
 EDEN_INSTANTIATE_WI(unsigned char, int)
 EDEN_INSTANTIATE_WI(unsigned char, long long)

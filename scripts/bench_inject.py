@@ -9,6 +9,13 @@ emulation does batch after batch; the first access of a new device (which also
 builds its weak-bitline map, em1) is timed and printed beside it.
 
     python scripts/bench_inject.py [--log2-elements 26] [--repeats 5] [--device cpu|cuda]
+    python scripts/bench_inject.py --small [--batch 8] [--repeats 21]
+
+``--small``: instead, the engine's time per forward pass for the 42 data types of ResNet-18
+(the weight and the input of each of its 21 conv/linear layers, fp32, at batch --batch),
+each a prepared ``eden.engine.ops.Injector`` called with a new access and undone, em0 at
+1e-6 and 1e-4 (no torch model, no hooks: the engine alone; ``bench_emulate.py --hooks``
+times the hooks).
 
 Targets (CPU): <= 0.05 at 1e-6, <= 0.1 at 1e-4, <= 3 at 1e-2; >= 20x faster
 than the naive mask at 1e-4.
@@ -110,6 +117,101 @@ def time_naive(t, p, device, seed=0, chunk=1 << 16) -> float:
     return time.perf_counter() - t0
 
 
+def resnet18_datatypes(batch: int) -> list[tuple[str, int]]:
+    """(name, fp32 elements) of the weight and the input of each of ResNet-18's 21 conv/linear
+    layers (224x224 inputs)."""
+    out = [("conv1.weight", 64 * 3 * 7 * 7), ("conv1.input", batch * 3 * 224 * 224)]
+    cin, hw = 64, 56
+    for stage, cout in enumerate((64, 128, 256, 512), start=1):
+        for block in range(2):
+            stride = 2 if (stage > 1 and block == 0) else 1
+            out.append((f"layer{stage}.{block}.conv1.weight", cout * cin * 9))
+            out.append((f"layer{stage}.{block}.conv1.input", batch * cin * hw * hw))
+            hw_out = hw // stride
+            out.append((f"layer{stage}.{block}.conv2.weight", cout * cout * 9))
+            out.append((f"layer{stage}.{block}.conv2.input", batch * cout * hw_out * hw_out))
+            if stride == 2:
+                out.append((f"layer{stage}.{block}.downsample.weight", cout * cin))
+                out.append((f"layer{stage}.{block}.downsample.input", batch * cin * hw * hw))
+            cin, hw = cout, hw_out
+    out += [("fc.weight", 1000 * 512), ("fc.input", batch * 512)]
+    assert len(out) == 42
+    return out
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def bench_small(batch: int, repeats: int) -> None:
+    """The engine's time per forward for ResNet-18's 42 data types (see the module docstring)."""
+    from eden.engine.ops import Injector
+    from eden.formats import format_of
+
+    fmt = format_of(torch.float32)
+    types = resnet18_datatypes(batch)
+    tensors = [torch.randn(n) for _, n in types]
+    bases = np.concatenate([[0], np.cumsum([(t.numel() * 4 + 8191) // 8192 * 8192 for t in tensors])])
+    print(f"ResNet-18, batch {batch}: {len(types)} fp32 data types, {sum(t.numel() for t in tensors)} values; "
+          f"engine time per forward (Injector call + undo for every data type, a new access each "
+          f"forward), median (min) of {repeats} forwards; numba threads {_numba_threads()}")
+    for p in (1e-6, 1e-4):
+        model = ErrorModel.from_spec(f"em0:p={p}")
+        injectors = [Injector(model, fmt, t.numel() * 4, seed=1, base_address=int(b)) for t, b in zip(tensors, bases)]
+        words = [inj.words(t) for inj, t in zip(injectors, tensors)]
+        for a in range(3):  # warm-up (compiles, plan cache)
+            for inj, t, w in zip(injectors, tensors, words):
+                inj(t, w, a).undo()
+        times, cpu, bits = [], [], []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            c0 = time.thread_time()
+            nb = 0
+            for inj, t, w in zip(injectors, tensors, words):
+                log = inj(t, w, 10 + r)
+                nb += log.n_bits
+                log.undo()
+            cpu.append(time.thread_time() - c0)
+            times.append(time.perf_counter() - t0)
+            bits.append(nb)
+        print(f"  em0 p={p:.0e}: {1e3 * statistics.median(times):8.3f} ms ({1e3 * min(times):.3f}) per forward, "
+              f"calling thread's CPU {1e3 * statistics.median(cpu):.3f} ms ({1e3 * min(cpu):.3f}); "
+              f"{statistics.median(bits):.0f} bits flipped per forward")
+        _bench_weights_group(injectors, tensors, words, types, repeats)
+
+
+def _bench_weights_group(injectors, tensors, words, types, repeats) -> None:
+    """The 21 weights: one Injector call each vs one InjectorGroup call (thread CPU, inject + undo)."""
+    try:
+        from eden.engine.group import InjectorGroup
+    except ImportError:  # a tree without it
+        return
+    sel = [i for i, (name, _) in enumerate(types) if name.endswith(".weight")]
+    injs = [injectors[i] for i in sel]
+    ts = [tensors[i] for i in sel]
+    ws = [words[i] for i in sel]
+    group = InjectorGroup(injs)
+    for a in range(3):
+        for log in group(ts, ws, a):
+            log.undo()
+    single, grouped = [], []
+    for r in range(repeats):
+        c0 = time.thread_time()
+        for inj, t, w in zip(injs, ts, ws):
+            inj(t, w, 100 + r).undo()
+        c1 = time.thread_time()
+        for log in group(ts, ws, 100 + r):
+            log.undo()
+        c2 = time.thread_time()
+        single.append(c1 - c0)
+        grouped.append(c2 - c1)
+    print(f"    the {len(injs)} weights: one Injector call each {1e3 * statistics.median(single):.3f} ms "
+          f"({1e3 * min(single):.3f}), one InjectorGroup call {1e3 * statistics.median(grouped):.3f} ms "
+          f"({1e3 * min(grouped):.3f}) thread CPU per forward (inject + undo)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--log2-elements", type=int, default=26)
@@ -118,7 +220,12 @@ def main() -> None:
     ap.add_argument("--naive-repeats", type=int, default=1)
     ap.add_argument("--naive-rates", type=float, nargs="*", default=[1e-4],
                     help="rates for the dense baseline (its cost does not depend on p)")
+    ap.add_argument("--small", action="store_true", help="ResNet-18's 42 data types instead (engine only)")
+    ap.add_argument("--batch", type=int, default=8, help="--small: the batch size of the IFMs")
     args = ap.parse_args()
+    if args.small:
+        bench_small(args.batch, args.repeats)
+        return
     device = args.device
     n = 1 << args.log2_elements
     t = torch.randn(n, device=device)

@@ -144,6 +144,12 @@ def read_diva(data: Path) -> dict[str, dict[str, dict[tuple[int, int, int, int],
     return out
 
 
+#: A DIMM whose faulty-line share sits at 50% (within half a point) has saturated (Voltron vendor C:
+#: 49.6-50.0% at <= 1.175 V, on every DIMM at 1.1 V): uniform errors would keep growing towards 100%,
+#: so the em0-equivalent BER of its point is a lower bound.
+SATURATED_LINE_FRACTION = (0.495, 0.505)
+
+
 def em0_equivalent(f: float) -> float:
     """Uniform per-bit rate at which a 512-bit line holds >= 1 error with probability f."""
     if f >= 1.0:
@@ -215,6 +221,12 @@ def voltron_points(vendor_label: str, levels: dict[float, list[tuple[str, float]
                 "data": where,
                 "ber_range": [em0_equivalent(min(fs)), em0_equivalent(max(fs))],
             }
+            n_sat = sum(SATURATED_LINE_FRACTION[0] <= x <= SATURATED_LINE_FRACTION[1] for x in fs)
+            if n_sat:
+                measured["lower_bound"] = True
+                measured["estimator"] += (f"; LOWER BOUND: the faulty-line share saturates at 50% on {n_sat} of "
+                                          f"{len(fs)} DIMMs (uniform errors cannot saturate), so the device's BER "
+                                          "is higher")
             tag = vendor_label.replace("vendor ", "vendor")
             model_name = f"voltron_ddr3l_{tag.replace(' ', '')}_vdd{vdd:.3f}.h5"
             model = ErrorModel.from_spec(f"em0:p={ber!r}", persistence="fixed")

@@ -239,6 +239,8 @@ def main(argv=None) -> int:
         summaries.sort(key=lambda x: (x[0].operating_point.trcd_ns, x[0].operating_point.tras_ns,
                                       x[0].operating_point.trp_ns), reverse=True)
         text = render(results, args.raw, facts, summaries)
+        text = (text.rstrip("\n") + "\n\nErrors per faulty line, persistence across the two sweeps and the two-level "
+                "q, observed vs every candidate: [fits-clustering.md](fits-clustering.md) (`scripts/fit_sweeps.py`).\n")
     write_text(args.docs, text, overwrite=args.force, what="report")
     print(f"wrote {args.docs}")
     return 0

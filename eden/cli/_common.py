@@ -165,6 +165,29 @@ def error_model_options(f):
     return f
 
 
+def ecc_codes() -> tuple[str, ...]:
+    """``none`` and the registered ECC codes (``eden.engine.ecc``), for --ecc."""
+    from eden.engine.ecc import code_names
+
+    return code_names()
+
+
+def ecc_option(f):
+    """Add ``--ecc none|secded72|ondie136|...`` (received as ``ecc``): the code applied per codeword
+    after raw injection (docs/ecc.md); detected, uncorrectable errors are left as read."""
+    return click.option("--ecc", "ecc", type=LazyChoice(ecc_codes), default="none", show_default=True,
+                        help="ECC applied per codeword after raw injection (raw errors over data and check "
+                             "bits); BERs are raw BERs.")(f)
+
+
+def ecc_options(f):
+    """:func:`ecc_option` and ``--ecc-policy leave|zero`` (received as ``ecc_policy``)."""
+    f = click.option("--ecc-policy", "ecc_policy", type=mode_choice("eden.engine.ecc.base", "DuePolicy"),
+                     default="leave", show_default=True,
+                     help="Data of a codeword with a detected, uncorrectable error: left as read, or zeroed.")(f)
+    return ecc_option(f)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelChoice:
     """The resolved error model and, when it came from a profile, the profile and operating point."""

@@ -45,6 +45,9 @@ def deploy_options(f):
                      help="What the mapper minimizes per inference: DRAM energy or DRAM access time."),
         click.option("--tolerance-source", type=LazyChoice(_tolerance_sources), default="joint",
                      show_default=True, help="Which tolerable BERs of the tolerance file to use."),
+        click.option("--lower-bounds", type=click.Choice(["use", "avoid"]), default="use", show_default=True,
+                     help="Operating points whose BER is only a lower bound (saturated measurements): use them "
+                          "at that BER, or leave them out (conservative)."),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -79,15 +82,15 @@ def generation_options(f):
 
 
 def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks, objective,
-                 tolerance_source, workload="inference", prompt_tokens=64, new_tokens=64,
+                 tolerance_source, lower_bounds="use", workload="inference", prompt_tokens=64, new_tokens=64,
                  decode_memory_bound_fraction=0.9):
     from eden.workflows.deploy import DeployOptions
 
     return DeployOptions(policy=policy, batch_size=inference_batch, alpha=alpha,
                          memory_bound_fraction=memory_bound_fraction, hit_rate=hit_rate,
                          partition_banks=partition_banks, tolerance=tolerance_source, objective=objective,
-                         workload=workload, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
-                         decode_memory_bound_fraction=decode_memory_bound_fraction)
+                         lower_bounds=lower_bounds, workload=workload, prompt_tokens=prompt_tokens,
+                         new_tokens=new_tokens, decode_memory_bound_fraction=decode_memory_bound_fraction)
 
 
 @main.command("map")
@@ -113,7 +116,7 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 @click.option("--json", "as_json", is_flag=True)
 @executor_options
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
-            partition_banks, objective, tolerance_source, workload, prompt_tokens, new_tokens,
+            partition_banks, objective, tolerance_source, lower_bounds, workload, prompt_tokens, new_tokens,
             decode_memory_bound_fraction, validate, model_spec, weights, data_spec, batch_size, device,
             seeds, output, force, as_json, executor, workers, address, gpus_per_worker):
     """Map each data type to the most aggressive DRAM partition it tolerates; report energy/latency."""
@@ -126,7 +129,7 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
     record = load_tolerance(tolerance_path)
     profile = load_profile_or_fail(profile_name)
     opts = make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks,
-                        objective, tolerance_source, workload, prompt_tokens, new_tokens,
+                        objective, tolerance_source, lower_bounds, workload, prompt_tokens, new_tokens,
                         decode_memory_bound_fraction)
     model = loader = dev = None
     if validate:

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import (LazyChoice, apply_metadata_errors, build_model_and_data, error_model_options,
+from eden.cli._common import (LazyChoice, apply_metadata_errors, build_model_and_data, ecc_option,
+                              error_model_options,
                               executor_from_options, executor_options, fail, metadata_errors_option,
                               mode_choice, model_options, resolve_error_model)
 from eden.errors import EdenFileError
@@ -71,7 +72,7 @@ def datatypes_cmd(model_spec, weights, data_spec, batch_size, device, fmt, as_js
                    "sequence (all layers, K and V)")
 
 
-def _plan_from_options(plan_path, em, fmt, correction, select):
+def _plan_from_options(plan_path, em, fmt, correction, select, ecc="none"):
     from eden.nn.emulate import EmulationPlan
 
     if plan_path is not None:
@@ -80,7 +81,7 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
         except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
             raise EdenFileError(plan_path, "/", f"not a readable JSON eden plan: {exc}") from None
         return EmulationPlan.from_dict(data, source=str(plan_path))
-    return EmulationPlan.uniform(em, format=fmt, correction=correction, select=list(select) or "*")
+    return EmulationPlan.uniform(em, format=fmt, correction=correction, select=list(select) or "*", ecc=ecc)
 
 
 @main.command("emulate")
@@ -104,9 +105,10 @@ def _plan_from_options(plan_path, em, fmt, correction, select):
               show_default=True, help="Errors of the KV cache (transformers): redrawn on every read (access) or "
                                       "stored once and kept for later reads (stored).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Device seeds 0..N-1.")
+@ecc_option
 @click.option("--json", "as_json", is_flag=True)
 def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt, no_metadata_errors,
-                correction, select, plan_path, metric, kv_semantics, seeds, as_json):
+                correction, select, plan_path, metric, kv_semantics, seeds, ecc, as_json):
     """Evaluate a model with bit errors in its data types (mean and 95% CI over seeds)."""
     from eden.nn.emulate import emulate
     from eden.nn.evaluate import estimate, evaluate
@@ -117,7 +119,7 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
                                  param_hint="--plan")
     fmt = apply_metadata_errors(fmt, no_metadata_errors)
     em = None if plan_path is not None else resolve_error_model(error_model, profile, op)
-    plan = _plan_from_options(plan_path, em, fmt, correction, select)
+    plan = _plan_from_options(plan_path, em, fmt, correction, select, ecc)
     model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
     if plan.entries and not plan.resolve(model):
         fail("the plan leaves no data type of the model to corrupt (see `eden datatypes`)")
@@ -186,10 +188,11 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the tolerance record instead of the table.")
 @executor_options
+@ecc_option
 def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt,
                      no_metadata_errors, correction, mode, ber,
                      target_drop, metric, ppl_increase, kv_semantics, seeds, criterion, resolution, select, output,
-                     plot_path, force, progress, as_json, executor, workers, address, gpus_per_worker):
+                     plot_path, force, progress, as_json, ecc, executor, workers, address, gpus_per_worker):
     """Find the tolerable BER of a model: coarse (all data types) and per data type.
 
     The error model (default em0) gives the *shape* of the errors; it is scaled to
@@ -240,7 +243,7 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
                               target_drop_pp=target_drop, seeds=seeds, criterion=criterion,
                               resolution_decades=resolution, select=list(select) or None, model_id=model_id,
                               data_id=data_spec, cache_path=cache, progress=progress, device=dev, ber=ber,
-                              executor=ex)
+                              executor=ex, ecc=ecc)
     if increase is not None:
         record["target_ppl_increase"] = increase
     save_tolerance(record, output, overwrite=force)

@@ -98,13 +98,17 @@ def errormodel_show(model, profile, op, as_json):
 @click.option("--model", "forced", type=LazyChoice(_fit_models), default=None,
               help="fit only this model instead of selecting by BIC")
 @click.option("--persistence", type=LazyChoice(_persistence_modes), default="access", show_default=True,
-              help="persistence of the saved model (not identifiable from summed counts)")
+              help="persistence of the saved model (summed counts cannot identify it; per-iteration records "
+                   "can: see the report's clustering and persistence section)")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.99,
               show_default=True, help="confidence level of the intervals")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the goodness-of-fit Monte Carlo")
+@click.option("--sweeps/--no-sweeps", default=True, show_default=True,
+              help="compare errors per faulty unit and persistence across iterations with every candidate "
+                   "(simulated; records only)")
 @click.option("--force", is_flag=True, help="replace MODEL.h5 if it exists")
 @click.option("--json", "as_json", is_flag=True, help="print the full report as JSON")
-def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence, seed, force, as_json):
+def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence, seed, sweeps, force, as_json):
     """Fit the registered models (em0..em3, em1+em2) to profiled bit errors; save the best model.
 
     RAW.h5 is a raw characterization file (docs/raw-format.md). Every model the
@@ -128,7 +132,7 @@ def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence,
         raise click.BadParameter(exc.args[0], param_hint="--test") from None
     try:
         result = fit(raw, test.name, models=[forced] if forced else None, persistence=persistence,
-                     confidence=confidence, seed=seed)
+                     confidence=confidence, seed=seed, sweeps=sweeps)
     except FitError as exc:
         fail(str(exc))
     provenance = {"raw_file": os.fspath(raw_path.name), "raw_test": test.name, "raw_provenance": raw.provenance}

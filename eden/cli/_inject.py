@@ -10,7 +10,8 @@ import click
 
 from eden._version import __version__
 from eden.cli import main
-from eden.cli._common import atomic_save_npy, error_model_options, fail, mode_choice, resolve_model_choice
+from eden.cli._common import (atomic_save_npy, ecc_options, error_model_options, fail, mode_choice,
+                              resolve_model_choice)
 from eden.errors import EdenError, EdenFileError
 
 
@@ -27,10 +28,11 @@ from eden.errors import EdenError, EdenFileError
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="none", show_default=True,
               help="Implausible-value correction for float arrays.")
+@ecc_options
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def inject(input_path, output_path, error_model, profile, op, seed, access, base_address, correction, force,
-           as_json):
+def inject(input_path, output_path, error_model, profile, op, seed, access, base_address, correction, ecc,
+           ecc_policy, force, as_json):
     """Flip bits of the array in IN.npy as approximate DRAM would; write OUT.npy.
 
     The error model is --error-model/-m, or the model of a DRAM profile's
@@ -51,7 +53,7 @@ def inject(input_path, output_path, error_model, profile, op, seed, access, base
     array = np.ascontiguousarray(array)
     try:
         log = inject_(array, model, seed=seed, access=access, base_address=base_address, correction=correction,
-                      address_map=choice.address_map())
+                      address_map=choice.address_map(), ecc=ecc, ecc_policy=ecc_policy)
     except EdenError as exc:  # name the array the error is about
         fail(f"{input_path}: {exc}")
     atomic_save_npy(output_path, array, force)
@@ -61,6 +63,9 @@ def inject(input_path, output_path, error_model, profile, op, seed, access, base
         "bits": log.total_bits, "flipped_bits": log.n_bits, "words_changed": log.n_words,
         "realized_ber": log.ber, "expected_ber": model.expected_ber(), "corrected_values": log.n_corrected,
     }
+    summary["ecc"] = ecc
+    if log.ecc is not None:
+        summary.update({k: v for k, v in log.ecc.to_dict().items() if k != "code"})
     if choice.profile is not None:
         summary.update({k: v for k, v in choice.to_dict().items() if k != "model"})
     if as_json:
@@ -69,6 +74,12 @@ def inject(input_path, output_path, error_model, profile, op, seed, access, base
         click.echo(f"{output_path}: flipped {log.n_bits} of {log.total_bits} bits in {log.n_words} "
                    f"{array.dtype} values (BER {log.ber:.3g}, model expects {model.expected_ber():.3g}); "
                    f"corrected {log.n_corrected}; seed {seed}, access {access}, {choice.describe()}")
+        if log.ecc is not None:
+            e = log.ecc
+            click.echo(f"ECC {ecc}: {e.codewords} codewords, {e.raw_bit_errors} raw bit errors (data and check "
+                       f"bits) in {e.codewords_with_errors}: corrected {e.corrected}, detected {e.detected}, "
+                       f"miscorrected {e.miscorrected}, undetected {e.undetected}; post-ECC BER "
+                       f"{e.post_ecc_ber:.3g}, SDC {e.sdc_rate:.3g} and DUE {e.due_rate:.3g} per codeword")
 
 
 @main.command()

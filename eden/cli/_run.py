@@ -20,7 +20,8 @@ from eden.cli._deploy import generation_options
               help="Bundled model (digits-lenet, tiny-lm, ...), hf:DIR or package.module:factory.")
 @click.option("--data", default="digits", show_default=True,
               help="Bundled dataset (digits, pydoc-topics), text:FILE[:N] or package.module:factory.")
-@click.option("--profile", default="ddr4-2400-8gb-x8", show_default=True, help="DRAM profile.")
+@click.option("--profile", default="ddr4-2400-8gb-x8-vendor-c", show_default=True,
+              help="DRAM profile (default: one vendor's reduced-VDD chain, not a pooled average).")
 @click.option("--error-model", "-m", default="profile", show_default=True,
               help='Error-model shape for characterization/retraining ("profile": the profile\'s own).')
 @click.option("--format", "fmt", default="fp32", show_default=True)

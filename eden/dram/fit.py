@@ -201,6 +201,7 @@ class FitResult:
     confidence: float
     bic_n: float | None
     seed: int
+    sweeps: Mapping[str, Any] | None = None  # sweep_analysis(...) when asked for (fit(..., sweeps=True))
 
     @property
     def best(self) -> ModelFit:
@@ -233,6 +234,7 @@ class FitResult:
             "identifiability": list(self.identifiability), "excluded": dict(self.excluded),
             "candidates": cands, "selected": self.selected, "forced": self.forced,
             "model_spec": self.model.to_spec(), "persistence": self.model.persistence,
+            **({"sweeps": dict(self.sweeps)} if self.sweeps is not None else {}),
         })
 
     def format_text(self, gof_detail: bool = True) -> str:
@@ -273,6 +275,8 @@ class FitResult:
             out.append(f"  {e.name:<14} = {e.value:.6g}  {level} CI {ci}")
         for n in self.best.notes:
             out.append(f"  note: {n}")
+        if self.sweeps is not None:
+            out += format_sweeps(self.sweeps)
         if gof_detail:
             for m in self.best.gof:
                 out.append(f"goodness of fit per {m.margin}: chi2 = {m.chi2:.4g} on {m.dof} dof (p = "
@@ -433,7 +437,9 @@ def fit(raw: RawCharacterization, test: str | None = None, **kwargs) -> FitResul
         raw: The data (see :mod:`eden.dram.raw`).
         test: Test name; None if the file holds exactly one test.
         **kwargs: Passed to :func:`fit_test` (``models``, ``persistence``,
-            ``confidence``, ``seed``, ``gof``).
+            ``confidence``, ``seed``, ``gof``); ``sweeps=True`` adds :func:`sweep_analysis`
+            of the records (errors per faulty unit, persistence across iterations) for every
+            candidate (``result.sweeps``).
 
     Returns:
         FitResult with all candidates, the selected model and the report.
@@ -452,7 +458,13 @@ def fit(raw: RawCharacterization, test: str | None = None, **kwargs) -> FitResul
         'em0'
     """
     t = raw.test(test)
-    return fit_test(t, raw.organization, subarray_rows_known=raw.subarray_rows_known, **kwargs)
+    sweeps = kwargs.pop("sweeps", False)
+    result = fit_test(t, raw.organization, subarray_rows_known=raw.subarray_rows_known, **kwargs)
+    if sweeps and isinstance(t, RecordTest) and raw.organization is not None:
+        analysis = sweep_analysis(t, raw.organization, {c.name: c.model for c in result.candidates},
+                                  selected=result.selected, seed=result.seed)
+        result = dataclasses.replace(result, sweeps=analysis)
+    return result
 
 
 def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | None, *,
@@ -858,4 +870,109 @@ def _distinct(rng: np.random.Generator, m: int, k: int) -> np.ndarray:
     out = np.unique(rng.integers(0, m, size=k))
     while out.size < k:
         out = np.unique(np.concatenate([out, rng.integers(0, m, size=k - out.size)]))
+    return out
+
+
+# ------------------------------------------------- clustering and persistence
+def unit_stats(test: RecordTest, organization: DramOrganization) -> dict[str, Any]:
+    """What the records say about clustering and persistence, model-free.
+
+    * ``errors_per_faulty_unit``: errors per (column unit, iteration) with at least one error
+      (per iteration when the records are per iteration, else per unit over all iterations);
+    * ``faulty_units_per_iteration`` and ``errors_per_iteration``;
+    * with per-iteration records and at least 2 iterations: ``repeat_error_fraction``, the share
+      of the errors of iterations 1.. that fall in units that failed in iteration 0, and
+      ``repeat_unit_fraction``, the share of those iterations' faulty units that failed in
+      iteration 0 (persistence at the records' granularity).
+    """
+    C = organization.row_bits // test.column_bits
+    unit = (test.bank * organization.rows + test.row) * C + test.column
+    count = np.asarray(test.count, np.int64)
+    out: dict[str, Any] = {"column_bits": int(test.column_bits), "iterations": int(test.iterations),
+                           "per_iteration": test.iteration is not None}
+    out["errors_per_faulty_unit"] = float(count.sum() / max(count.size, 1))
+    if test.iteration is None:
+        out.update(errors_per_iteration=None, faulty_units_per_iteration=None, repeat_error_fraction=None,
+                   repeat_unit_fraction=None)
+        return out
+    it = np.asarray(test.iteration)
+    out["errors_per_iteration"] = [int(count[it == i].sum()) for i in range(test.iterations)]
+    out["faulty_units_per_iteration"] = [int(np.count_nonzero(it == i)) for i in range(test.iterations)]
+    later = it > 0
+    if test.iterations < 2 or not later.any():
+        out.update(repeat_error_fraction=None, repeat_unit_fraction=None)
+        return out
+    again = np.isin(unit[later], unit[it == 0])
+    out["repeat_error_fraction"] = float(count[later][again].sum() / count[later].sum())
+    out["repeat_unit_fraction"] = float(again.mean())
+    return out
+
+
+def sweep_analysis(test: RecordTest, organization: DramOrganization, models: Mapping[str, ErrorModel], *,
+                   selected: str | None = None, seed: int = 0, reps: int = 2) -> dict[str, Any]:
+    """Observed vs predicted clustering (errors per faulty unit) and persistence of ``test``.
+
+    Each model is simulated ``reps`` times with :func:`simulate_records` (``access``
+    persistence: independent iterations) at the records' granularity and iteration count, and
+    the same statistics are computed (:func:`unit_stats`; means over the repetitions).
+
+    Persistence: under ``fixed`` persistence every failing cell fails again (repeat fraction 1);
+    under ``access`` the repeat fraction ``o`` comes only from other cells of units that fail
+    often (weak lines). EDEN's two-level model, fixed weak cells each failing with probability
+    ``q`` per access, gives ``1 - (1 - q)(1 - o)`` (the cell itself recurs with ``q``; the other
+    cells of its unit as under ``access``), so the observed repeat fraction ``r`` identifies
+    ``q = 1 - (1 - r) / (1 - o)`` given a model's ``o``: that ``q`` is reported per model.
+    """
+    obs = unit_stats(test, organization)
+    pred: dict[str, Any] = {}
+    for i, (name, model) in enumerate(models.items()):
+        access = ErrorModel(model.components, Persistence.ACCESS)
+        runs = [unit_stats(simulate_records(access, organization, seed=seed + 1000 * i + k,
+                                            iterations=test.iterations, column_bits=test.column_bits,
+                                            per_iteration=True, record_direction=False), organization)
+                for k in range(reps)]
+        d: dict[str, Any] = {"errors_per_faulty_unit": float(np.mean([r["errors_per_faulty_unit"] for r in runs])),
+                             "faulty_units_per_iteration": float(np.mean([np.mean(r["faulty_units_per_iteration"])
+                                                                          for r in runs]))}
+        reps_o = [r["repeat_error_fraction"] for r in runs if r["repeat_error_fraction"] is not None]
+        if reps_o and obs.get("repeat_error_fraction") is not None:
+            o = float(np.mean(reps_o))
+            r = obs["repeat_error_fraction"]
+            d["repeat_error_fraction_access"] = o
+            d["repeat_error_fraction_fixed"] = 1.0
+            d["two_level_q"] = float(min(max(1.0 - (1.0 - r) / (1.0 - o), 0.0), 1.0)) if o < 1 else None
+        pred[name] = d
+    notes = [f"statistics per {test.column_bits}-bit unit and iteration; predictions: each model simulated "
+             f"{reps} times with independent iterations (simulate_records), means shown"]
+    if obs.get("repeat_error_fraction") is not None:
+        notes.append(f"persistence is identified from the per-iteration records: observed repeat fraction "
+                     f"{obs['repeat_error_fraction']:.3g}, 'fixed' predicts 1, 'access' each model's o; the "
+                     "two-level model (fixed weak cells failing with probability q per access) matches it with "
+                     "the q shown (0: the model's o already exceeds it, no q fits). Not identified: whether a "
+                     "repeat is the same cell or another cell of the unit (the records are per unit, so q is tied "
+                     "to each model's spatial clustering), and whether q varies between cells")
+    else:
+        notes.append("persistence is not identified: the records are not per iteration (or there is one iteration)")
+    return {"observed": obs, "predicted": pred, "selected": selected, "notes": notes}
+
+
+def format_sweeps(sweeps: Mapping[str, Any]) -> list[str]:
+    """Text lines of a :func:`sweep_analysis` (``eden errormodel fit``)."""
+    obs = sweeps["observed"]
+    w = obs["column_bits"]
+    out = [f"clustering and persistence ({w}-bit units):"]
+    rep = obs.get("repeat_error_fraction")
+    out.append(f"  observed: {obs['errors_per_faulty_unit']:.3g} errors per faulty unit"
+               + (f", faulty units per iteration {obs['faulty_units_per_iteration']}"
+                  if obs.get("faulty_units_per_iteration") else "")
+               + (f"; {100 * rep:.1f}% of the later iterations' errors in units that failed in the first"
+                  if rep is not None else ""))
+    out.append(f"  {'model':<9}{'errors/faulty unit':>20}{'faulty units/iter':>19}{'repeat (access)':>17}"
+               f"{'two-level q':>13}")
+    for name, d in sweeps["predicted"].items():
+        ra = d.get("repeat_error_fraction_access")
+        q = d.get("two_level_q")
+        out.append(f"  {name:<9}{d['errors_per_faulty_unit']:>20.3g}{d['faulty_units_per_iteration']:>19.4g}"
+                   f"{'-' if ra is None else f'{100 * ra:.1f}%':>17}{'-' if q is None else f'{q:.3f}':>13}")
+    out += [f"  note: {n}" for n in sweeps["notes"]]
     return out

@@ -484,6 +484,10 @@ class Measurement:
         data: file and selection the figure was computed from.
         ber_range: (low, high) spread of the same estimate over DIMMs, or None.
         spread: the spread in words (e.g. per vendor), or "".
+        lower_bound: ``ber`` is only a lower bound: the measured figure saturates (e.g. the
+            share of faulty 64-byte lines stops near 50% on a device, which uniform errors cannot
+            do), so the device's errors are at least this many, not this many. Mapping can treat
+            such points conservatively (``eden map --lower-bounds avoid``).
     """
 
     figure: str
@@ -492,8 +496,9 @@ class Measurement:
     data: str
     ber_range: tuple[float, float] | None = None
     spread: str = ""
+    lower_bound: bool = False
 
-    _KEYS: ClassVar[tuple[str, ...]] = ("figure", "ber", "estimator", "data", "ber_range", "spread")
+    _KEYS: ClassVar[tuple[str, ...]] = ("figure", "ber", "estimator", "data", "ber_range", "spread", "lower_bound")
 
     def __post_init__(self) -> None:
         _text("figure", self.figure)
@@ -511,6 +516,8 @@ class Measurement:
                 raise FieldError("ber_range", f"expected low <= high, found {list(r)!r}")
             object.__setattr__(self, "ber_range", (lo, hi))
         _text("spread", self.spread, allow_empty=True)
+        if not isinstance(self.lower_bound, bool):
+            raise FieldError("lower_bound", f"expected true or false, found {self.lower_bound!r}")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Measurement:
@@ -524,6 +531,8 @@ class Measurement:
             d["ber_range"] = list(self.ber_range)
         if self.spread:
             d["spread"] = self.spread
+        if self.lower_bound:
+            d["lower_bound"] = True
         return d
 
 

@@ -10,6 +10,7 @@ this module never names a backend.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import cast
 
@@ -93,9 +94,12 @@ class FlipLog:
         seed, access, model, backend: how the flips were drawn.
     """
 
+    __slots__ = ("_target", "_words", "_idx", "_mask", "_off", "_cnt", "format", "model", "seed", "access",
+                 "backend", "n_corrected", "total_bits", "_undone", "_n_bits", "_error_bits_delta", "_xor", "ecc")
+
     def __init__(self, target, words, idx, mask, off, cnt, *, fmt: StorageFormat, model: ErrorModel,
                  seed: int, access: int, backend: str, n_corrected: int = 0,
-                 error_bits_delta: int = 0):
+                 error_bits_delta: int = 0, xor=None, ecc=None):
         self._target = target
         self._words = words
         self._idx, self._mask, self._off, self._cnt = idx, mask, off, cnt
@@ -109,6 +113,10 @@ class FlipLog:
         self._undone = False
         self._n_bits: int | None = None
         self._error_bits_delta = int(error_bits_delta)
+        # the backend's xor kernel itself, for a log whose segments its maker vouches for
+        # (``Injector``); otherwise ``undo`` goes through the op's argument checks
+        self._xor = xor
+        self.ecc = ecc  # EccStats of the ECC step (eden.engine.ecc.apply), None without ECC
 
     # ------------------------------------------------------------------ queries
     def _flat(self):
@@ -123,8 +131,12 @@ class FlipLog:
     def n_bits(self) -> int:
         if self._n_bits is None:
             if isinstance(self._mask, np.ndarray):  # host log: count the segments where they are
-                m, off, cnt = self._mask, np.asarray(self._off), np.asarray(self._cnt)
-                self._n_bits = sum(popcount(m[o:o + c]) for o, c in zip(off.tolist(), cnt.tolist()))
+                m, off, cnt = self._mask, self._off, self._cnt
+                if len(cnt) == 1:
+                    self._n_bits = popcount(m[off[0]:off[0] + cnt[0]])
+                else:
+                    off, cnt = np.asarray(off), np.asarray(cnt)
+                    self._n_bits = sum(popcount(m[o:o + c]) for o, c in zip(off.tolist(), cnt.tolist()))
             else:
                 self._n_bits = popcount(self._flat()[1])
         return self._n_bits
@@ -156,7 +168,10 @@ class FlipLog:
         """Restore the tensor bit-exactly (XOR is its own inverse). Once only."""
         if self._undone:
             raise RuntimeError("this FlipLog was already undone")
-        call(Op.XOR_LOG, self.backend, self._words, self._idx, self._mask, self._off, self._cnt)
+        if self._xor is not None:
+            self._xor(self._words, self._idx, self._mask, self._off, self._cnt)
+        else:
+            call(Op.XOR_LOG, self.backend, self._words, self._idx, self._mask, self._off, self._cnt)
         self._undone = True
 
     @property
@@ -204,7 +219,8 @@ def _storage_view(tensor):
 
 
 def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int = 0,
-            address_map: AddressMap | None = None, correction=None, backend: str = AUTO) -> FlipLog:
+            address_map: AddressMap | None = None, correction=None, backend: str = AUTO,
+            ecc=None, ecc_policy: str = "leave") -> FlipLog:
     """Flip bits of ``tensor`` in place as DRAM with ``model`` would; return the undo log.
 
     Args:
@@ -222,6 +238,10 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
             (float formats only).
         backend: "auto" (the best usable backend for the tensor's device), or a registered
             backend: "cpu" (numba), "reference" (NumPy oracle), "cuda" (CuPy).
+        ecc: None/"none" or a registered ECC code (``"secded72"``, ``"ondie136"``): the raw
+            errors are drawn over data and check bits and decoded per codeword
+            (:mod:`eden.engine.ecc.apply`) before correction; ``log.ecc`` holds the counts.
+        ecc_policy: what a detected uncorrectable codeword's data become: ``"leave"`` or ``"zero"``.
 
     Returns:
         FlipLog with ``n_bits``, ``positions()`` and ``undo()``.
@@ -245,7 +265,7 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
     corr = Correction.coerce(correction)
     words, fmt, device, nbytes = _storage_view(tensor)
     inj = Injector(em, fmt, nbytes, seed=seed, base_address=base_address, address_map=address_map,
-                   correction=corr.mode, backend=backend, device=device)
+                   correction=corr.mode, backend=backend, device=device, ecc=ecc, ecc_policy=ecc_policy)
     plausible: tuple[float, float] | None = None
     if corr.mode is not CorrectionMode.NONE:  # Correction made ``plausible`` a (low, high) pair
         plausible = cast(tuple, corr.plausible) if corr.plausible is not None else finite_range(tensor)
@@ -273,11 +293,11 @@ class Injector:
     """
 
     __slots__ = ("model", "format", "nbytes", "seed", "base_address", "correction", "backend", "device",
-                 "compiled", "_inject", "_correct", "_fmax")
+                 "compiled", "_inject", "_correct", "_fmax", "_xor", "_word", "_direct", "ecc", "_ecc_args")
 
     def __init__(self, model: ErrorModel, fmt: StorageFormat, nbytes: int, *, seed: int, base_address: int,
                  address_map: AddressMap | None = None, correction: CorrectionMode | str = CorrectionMode.NONE,
-                 backend: str = AUTO, device: str = "cpu"):
+                 backend: str = AUTO, device: str = "cpu", ecc=None, ecc_policy: str = "leave"):
         mode = CorrectionMode(correction)
         if mode is not CorrectionMode.NONE and not fmt.is_float:
             raise EdenConfigError(f"correction '{mode}' applies to float formats, not {fmt.name}")
@@ -291,23 +311,37 @@ class Injector:
                                     base_address=base_address, address_map=address_map or DEFAULT_ADDRESS_MAP,
                                     weak_lines=be.weak_lines)
         self._inject = kernel(Op.INJECT, be.name)
+        self._xor = kernel(Op.XOR_LOG, be.name)
+        self._word = fmt.word
+        self._direct = device == "cpu"
         self._correct = kernel(Op.CORRECT, be.name) if mode is not CorrectionMode.NONE else None
         # (float formats only: checked above)
         self._fmax = cast(FloatFormat, fmt).max_finite if mode is not CorrectionMode.NONE else 0.0
+        self.ecc, self._ecc_args = ecc_step(ecc, ecc_policy, model, fmt, nbytes, seed, base_address,
+                                            address_map or DEFAULT_ADDRESS_MAP)
 
     def words(self, tensor):
         """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,
         ``nbytes`` long, on this device (the caller made sure of all three)."""
+        if self._direct and not tensor.requires_grad:
+            try:  # the same view in fewer steps, for the dtypes NumPy has
+                return tensor.numpy().reshape(-1).view(self._word)
+            except TypeError:  # bfloat16, float8: NumPy has no such dtype
+                self._direct = False
         import torch
 
         flat = tensor.detach().reshape(-1).view(torch.uint8)
-        return flat.numpy().view(self.format.word) if self.device == "cpu" else flat
+        return flat.numpy().view(self._word) if self.device == "cpu" else flat
 
     def __call__(self, target, words, access: int, plausible: tuple[float, float] | None = None) -> FlipLog:
         """Inject into ``words`` (the backend's storage view of ``target``, ``nbytes`` long) for
         one access; ``plausible``: the correction's (low, high) range (needed when correcting)."""
         fmt = self.format
         words, idx, mask, off, cnt = self._inject(self.compiled.at(access), words, fmt)
+        ecc_stats = None
+        if self.ecc is not None:  # decode per codeword, O(errors), on the host from the log
+            idx, mask, off, cnt, ecc_stats = self.ecc(words, idx, mask, off, cnt, backend=self.backend,
+                                                      access=access, **self._ecc_args)
         n_corrected = delta = 0
         if self._correct is not None:
             if plausible is None:
@@ -321,7 +355,22 @@ class Injector:
                 raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
             n_corrected, delta = self._correct(words, idx, mask, off, cnt, fmt, self.correction, low, high)
         return FlipLog(target, words, idx, mask, off, cnt, fmt=fmt, model=self.model, seed=self.seed,
-                       access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta)
+                       access=access, backend=self.backend, n_corrected=n_corrected, error_bits_delta=delta,
+                       xor=self._xor, ecc=ecc_stats)
+
+
+def ecc_step(ecc, policy, model, fmt, nbytes, seed, base_address, address_map):
+    """(the ECC step, its fixed arguments) of an Injector; (None, {}) without ECC."""
+    from eden.engine.ecc import DuePolicy, get_code
+
+    code = get_code(ecc)
+    if code is None:
+        return None, {}
+    from eden.engine.ecc.apply import apply_ecc
+
+    return functools.partial(apply_ecc, code, DuePolicy.coerce(policy, "ECC DUE policy")), dict(
+        itemsize=fmt.word.itemsize, model=model, seed=seed, base_address=base_address, nbytes=nbytes,
+        address_map=address_map)
 
 
 def finite_range(tensor) -> tuple[float, float]:

@@ -6,21 +6,32 @@ The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`
 * A *tile* is the part of one DRAM row that the tensor occupies. Rows are
   identified by ``row_id = bank * rows + row``.
 * Each error-model component becomes one or more *sub-passes* (its ``sub_passes()``). A sub-pass
-  walks a *population* of positions of each row, either all ``row_bits``
+  draws candidates from a *population* of positions of each tile, either all ``row_bits``
   bitlines (``pop = -1``) or the sorted list of weak bitlines of the row's
-  subarray for em1 component ``m`` (``pop = m``), with i.i.d. geometric skips
-  at rate ``c[cls]``, where ``cls`` is the row's weak-wordline class for em2
-  component ``wl`` (0 when ``wl = -1``). Draw ``j`` of a sub-pass in a row
-  uses Philox counter ``(j, row_id, 0, 0)`` under the sub-pass key when
+  subarray for em1 component ``m`` (``pop = m``), at rate ``c[cls]``, where ``cls`` is the
+  row's weak-wordline class for em2 component ``wl`` (0 when ``wl = -1``).
+* *Stream groups* (what makes a sweep cost O(candidates + runs), not O(tiles)): the tiles of
+  a sub-pass are cut into runs of consecutive tiles of one class, and each run into groups of
+  at most ``2**k`` tiles, ``k = sp_gbits[s, cls]``, at tile indices that are multiples of
+  ``2**k`` (a group never crosses such a boundary nor a class change). With ``n`` the mean
+  tile population (``row_bits``, or the mean weak-bitline list), ``k = 0`` (a group is one
+  tile) when ``c * n >= GROUP_SINGLE``, else the largest ``k`` (capped at ``GROUP_MAX_BITS``)
+  with ``2**k * c * n <= GROUP_TARGET`` candidates expected per group (``group_bits``).
+  Groups of an inactive class are not walked.
+  Each group is *one* geometric walk over the concatenation of its tiles' populations (in
+  tile order), with its own Philox stream: draw ``j`` of the group whose first tile has row id
+  ``r`` uses counter ``(j, r, 0, k)`` under the sub-pass key when
   ``thin`` (53-bit U from words 0-1, 53-bit V from words 2-3), else counter
-  ``(j // 2, row_id, 0, 0)`` with U from words 0-1 (j even) or 2-3 (j odd).
+  ``(j // 2, r, 0, k)`` with U from words 0-1 (j even) or 2-3 (j odd).
+  Groups are a property of the plan (error model, placement, seed), never of how a backend
+  splits the work: a backend that cuts a group walks it from the group's start.
   Skip ``G``: for ``c < 2^-10``, ``G = floor(max(ln U / L, 0))`` with
   ``L = log1p(-c)`` (software log, ``rng.ln_u53``). For ``c >= 2^-10`` (the
   table method) ``G`` = number of thresholds ``t_k = floor((1-c)^k 2^53)``,
   ``k = 1..K``, above the 53-bit draw, found through a 4096-entry guide table;
   if all ``K`` are above it (probability <= 1/64), ``K`` is added and another
   draw is taken (memorylessness). Integer-only, so exact and fast. The
-  candidate is at population index ``prev + G + 1``; the last draw's V decides
+  candidate is at population index ``prev + G + 1`` of the group; the last draw's V decides
   acceptance.
 * A candidate that lands in the tensor is kept iff ``V < A[cls, stored bit]``
   (always when not ``thin``). A bit flips iff some sub-pass keeps it (union).
@@ -31,7 +42,8 @@ The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`
   ``(seed, component, part, band)``; band rate ``(hi - lo) / (1 - lo)`` over all
   cells; acceptance ``(q_v - lo) / (hi - lo)`` clipped to [0, 1]. A cell's
   first band gives it a threshold uniform in that band, so the set of failing
-  cells grows monotonically with ``q`` (nested maps).
+  cells grows monotonically with ``q`` (nested maps). The groups of a band depend on its rate
+  ``c`` and on the classes, never on ``q``: the nesting holds group by group.
 """
 
 from __future__ import annotations
@@ -77,6 +89,13 @@ class Plan:
     tab_goff: np.ndarray            # int64[S, 2]: offset of each table's guide entries
     bl_offsets: np.ndarray          # int64[n_bl, n_groups + 1]
     bl_cols: np.ndarray             # int32[...]: concatenated sorted weak bitlines
+    sp_gbits: np.ndarray            # int32[S, 2]: stream groups of up to 2**gbits tiles, per class
+    grp_off: np.ndarray             # int64[S + 1]: sub-pass s walks groups grp_off[s] .. grp_off[s + 1] - 1
+    grp_t0: np.ndarray              # int64[G]: first tile of each (active) stream group
+    grp_t1: np.ndarray              # int64[G]: its end tile (exclusive)
+    grp_cls: np.ndarray             # uint8[G]: its weak-wordline class (0 when sp_wl = -1)
+    grp_sp: np.ndarray              # int32[G]: its sub-pass
+    pop_cum: np.ndarray             # int64[n_bl, n_tiles + 1]: weak-bitline population before each tile
     expected_candidates: float      # upper bound on the mean number of kept candidates
     # What a backend derives from the plan alone (launch sizes, work estimates), memoized by
     # the backend under its own keys; shared by the plans of every access of one CompiledPlan
@@ -90,6 +109,45 @@ class Plan:
 
 TABLE_MIN_RATE = 2.0 ** -10
 GUIDE_BITS = 12
+#: Stream groups: at most GROUP_TARGET candidates expected per group and 2**GROUP_MAX_BITS tiles;
+#: a tile that expects GROUP_SINGLE or more is a group of its own (at such rates a tile's own
+#: stream is what the kernels walk fastest, and the GPU gets one thread per tile).
+GROUP_TARGET = 256.0
+GROUP_SINGLE = 24.0
+GROUP_MAX_BITS = 20
+
+
+def group_bits(rate: float, mean_pop: float) -> int:
+    """``k`` of a stream group: 0 when a tile expects ``GROUP_SINGLE`` candidates or more, else
+    the largest ``k <= GROUP_MAX_BITS`` with ``2**k * rate * mean_pop <= GROUP_TARGET``."""
+    e = rate * mean_pop
+    if not e > 0.0 or e >= GROUP_SINGLE:
+        return 0
+    k = 0
+    while k < GROUP_MAX_BITS and (2.0 ** (k + 1)) * e <= GROUP_TARGET:
+        k += 1
+    return k
+
+
+def stream_groups(cls: np.ndarray, gbits: np.ndarray, active: np.ndarray):
+    """(t0, t1, cls) int64/int64/uint8 arrays of the active stream groups of one sub-pass.
+
+    ``cls``: class per tile; ``gbits[c]``/``active[c]``: group bits and activity per class. A
+    group starts at tile 0, at a class change, and at multiples of ``2**gbits[cls]``."""
+    T = len(cls)
+    if T == 0:
+        e = np.zeros(0, np.int64)
+        return e, e.copy(), np.zeros(0, np.uint8)
+    t = np.arange(T, dtype=np.int64)
+    k = np.asarray(gbits, np.int64)[cls]
+    start = (t & ((np.int64(1) << k) - 1)) == 0
+    start[0] = True
+    start[1:] |= cls[1:] != cls[:-1]
+    t0 = np.flatnonzero(start).astype(np.int64)
+    t1 = np.append(t0[1:], np.int64(T))
+    c = cls[t0]
+    keep = np.asarray(active, bool)[c]
+    return t0[keep], t1[keep], c[keep].astype(np.uint8)
 
 
 def skip_table(c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +236,7 @@ def _weak_bitlines(weak_lines, seed: int, component: int, fraction: float, group
 
 def compile_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, access: int,
                  base_address: int, address_map: AddressMap, weak_lines=None) -> Plan:
-    """Compile a model for one tensor placement. Host-side, O(tiles + weak bitlines).
+    """Compile a model for one tensor placement. Host-side, O(tiles + weak bitlines) (cached per placement).
 
     ``weak_lines``: a module with ``weak_bitlines`` and ``weak_wordlines`` equal to
     ``sampling``'s (the oracle's, the default), e.g. the compiled ones of ``backends.cpu``.
@@ -294,8 +352,8 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
                 active = [qm > 0.0 for qm in qmax]
                 L = [_log1m(qm) if qm > 0 else 0.0 for qm in qmax]
                 A = [[_threshold(q[c][v] / qmax[c]) if qmax[c] > 0 else 0 for v in (0, 1)] for c in (0, 1)]
-                sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
-                               rate=[qm if a else 0.0 for qm, a in zip(qmax, active)]))
+                rate = [qm if a else 0.0 for qm, a in zip(qmax, active)]
+                sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A, rate=rate, grate=rate))
             else:
                 for bi, (lo, hi) in enumerate(fixed_bands()):
                     if lo >= max(qmax):
@@ -306,8 +364,10 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
                     L = [_log1m(c) if a else 0.0 for a in active]
                     A = [[_threshold((q[cl][v] - lo) / (hi - lo)) if active[cl] else 0 for v in (0, 1)]
                          for cl in (0, 1)]
+                    # (the groups follow the band rate c in both classes, active or not: the
+                    # streams of a band never depend on q)
                     sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
-                                   rate=[c if a else 0.0 for a in active]))
+                                   rate=[c if a else 0.0 for a in active], grate=[c, c]))
 
     S = len(sp)
     sp_tab = np.zeros((S, 2, 2), np.int64)
@@ -344,6 +404,29 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
     bl_cols = np.concatenate(cols).astype(np.int32) if cols else np.zeros(0, np.int32)
     tile_wl = np.stack(wl_classes).astype(np.uint8) if wl_classes else np.zeros((1, n_tiles), np.uint8)
 
+    # Stream groups (see the module docstring): group bits per sub-pass and class from the
+    # rate and the mean tile population; then the active groups of each sub-pass.
+    pop_cum = np.zeros((max(len(bl_lists), 1), n_tiles + 1), np.int64)
+    mean_pop = []
+    for m in range(len(bl_lists)):
+        sizes = (bl_offsets[m, 1:] - bl_offsets[m, :-1])[tile_group.astype(np.int64)]
+        np.cumsum(sizes, out=pop_cum[m, 1:])
+        mean_pop.append(float(sizes.mean()) if n_tiles else 0.0)
+    sp_gbits = np.zeros((S, 2), np.int32)
+    g_t0, g_t1, g_cls, g_sp = [], [], [], []
+    grp_off = np.zeros(S + 1, np.int64)
+    for i, s in enumerate(sp):
+        npop = float(org.row_bits) if s["pop"] < 0 else mean_pop[s["pop"]]
+        for cl in (0, 1):
+            sp_gbits[i, cl] = group_bits(s["grate"][cl], npop)
+        cls = tile_wl[s["wl"]].astype(np.int64) if s["wl"] >= 0 else np.zeros(n_tiles, np.int64)
+        t0, t1, gc = stream_groups(cls, sp_gbits[i], s["active"])
+        g_t0.append(t0)
+        g_t1.append(t1)
+        g_cls.append(gc)
+        g_sp.append(np.full(len(t0), i, np.int32))
+        grp_off[i + 1] = grp_off[i] + len(t0)
+
     # Upper bound on kept candidates (for output buffers): every sub-pass at its
     # highest class rate over its whole population.
     bits = float(nbytes) * 8
@@ -368,7 +451,12 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
         sp_A=np.array([s["A"] for s in sp], np.uint64).reshape(S, 2, 2),
         sp_tab=sp_tab, tab_t=np.concatenate(tabs) if tabs else np.zeros(1, np.uint64),
         tab_guide=np.concatenate(guides) if guides else np.zeros(1, np.int32), tab_goff=tab_goff,
-        bl_offsets=bl_offsets, bl_cols=bl_cols, expected_candidates=expected,
+        bl_offsets=bl_offsets, bl_cols=bl_cols, sp_gbits=sp_gbits, grp_off=grp_off,
+        grp_t0=np.concatenate(g_t0) if S else np.zeros(0, np.int64),
+        grp_t1=np.concatenate(g_t1) if S else np.zeros(0, np.int64),
+        grp_cls=np.concatenate(g_cls) if S else np.zeros(0, np.uint8),
+        grp_sp=np.concatenate(g_sp) if S else np.zeros(0, np.int32),
+        pop_cum=pop_cum, expected_candidates=expected,
     )
     per_access = model.persistence is Persistence.ACCESS
     return plan, (tuple(access_parts) if per_access else None)

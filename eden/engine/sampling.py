@@ -31,12 +31,13 @@ def fixed_bands() -> list[tuple[float, float]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def geometric_candidates(key, ctr, L, popsize, thin, stream=STREAM_CELLS, tab=None):
-    """All candidates of one sub-pass over many streams (rows or groups).
+def geometric_candidates(key, ctr, L, popsize, thin, stream=STREAM_CELLS, tab=None, ctr3=None):
+    """All candidates of one sub-pass over many streams (stream groups, or rows of weak-line maps).
 
     Args:
         key: (k0, k1) Philox key of the sub-pass.
-        ctr: int64[n] counter word 1 of each stream (row id or group id).
+        ctr: int64[n] counter word 1 of each stream (row id of the group's first tile).
+        ctr3: int64[n] counter word 3 of each stream (the group bits ``k``); 0 when None.
         L: float64[n] log1p(-rate) per stream (log method).
         popsize: int64[n] population size per stream; 0 skips the stream.
         thin: whether draws carry an acceptance uniform V.
@@ -51,6 +52,7 @@ def geometric_candidates(key, ctr, L, popsize, thin, stream=STREAM_CELLS, tab=No
     L = np.asarray(L, np.float64)
     popsize = np.asarray(popsize, np.int64)
     n = len(ctr)
+    c3 = np.zeros(n, np.int64) if ctr3 is None else np.broadcast_to(np.asarray(ctr3, np.int64), (n,))
     if tab is None:
         tab = (np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
                np.zeros(1, np.uint64), np.zeros(1, np.int32))
@@ -64,7 +66,7 @@ def geometric_candidates(key, ctr, L, popsize, thin, stream=STREAM_CELLS, tab=No
         idx = np.nonzero(alive)[0]
         j = draw[idx]
         call = j if thin else j // 2
-        x0, x1, x2, x3 = rng.philox4x32_10(call, ctr[idx], stream, 0, key[0], key[1])
+        x0, x1, x2, x3 = rng.philox4x32_10(call, ctr[idx], stream, c3[idx], key[0], key[1])
         if thin:
             u = rng.u53(x0, x1)
             v = rng.u53(x2, x3)

@@ -52,6 +52,7 @@ from torch import nn
 
 from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
+from eden.engine.group import InjectorGroup
 from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
@@ -196,6 +197,7 @@ class DataTypeConfig:
     error_model: ErrorModel | None = None
     format: NumericFormat = NumericFormat("fp32")
     correction: str = "none"
+    ecc: str = "none"  # an ECC code applied per codeword after raw injection (eden.engine.ecc)
 
     def __post_init__(self):
         if self.error_model is not None and not isinstance(self.error_model, ErrorModel):
@@ -207,26 +209,33 @@ class DataTypeConfig:
         if self.correction != "none" and not self.format.corrects:
             raise EdenConfigError(f"correction {self.correction!r} applies to float formats and block formats (MX, "
                                   f"group-wise), not {self.format}; integer codes cannot leave their range")
+        if self.ecc != "none":
+            from eden.engine.ecc import get_code
+
+            get_code(self.ecc)  # an unknown code fails here, naming the known ones
 
     def to_dict(self) -> dict:
-        return {"error_model": None if self.error_model is None else self.error_model.to_spec(),
-                "format": str(self.format), "correction": self.correction}
+        d = {"error_model": None if self.error_model is None else self.error_model.to_spec(),
+             "format": str(self.format), "correction": self.correction}
+        if self.ecc != "none":  # records without ECC keep their keys
+            d["ecc"] = self.ecc
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "plan entry") -> DataTypeConfig:
         if not isinstance(d, Mapping):
             raise EdenTypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
-        unknown = set(d) - {"error_model", "format", "correction", "metadata_errors"}
+        unknown = set(d) - {"error_model", "format", "correction", "metadata_errors", "ecc"}
         if unknown:
             raise EdenConfigError(f"{where}: unknown keys {sorted(unknown)}; known: error_model, format, "
-                                  "correction, metadata_errors")
+                                  "correction, metadata_errors, ecc")
         try:
             fmt = NumericFormat.parse(d.get("format", "fp32"))
             if d.get("metadata_errors", True) is False:  # the plan option of --no-metadata-errors
                 fmt = fmt.without_metadata_errors()
             elif d.get("metadata_errors", True) is not True:
                 raise EdenTypeError(f"metadata_errors must be true or false, got {d['metadata_errors']!r}")
-            return cls(d.get("error_model"), fmt, d.get("correction", "none"))
+            return cls(d.get("error_model"), fmt, d.get("correction", "none"), d.get("ecc", "none"))
         except (EdenConfigError, EdenTypeError) as exc:  # file errors name their file already
             raise (EdenTypeError if isinstance(exc, TypeError) else EdenConfigError)(f"{where}: {exc}") from exc
 
@@ -283,10 +292,10 @@ class EmulationPlan:
 
     @classmethod
     def uniform(cls, error_model, *, format: str | NumericFormat = "fp32", correction: str = "none",
-                select: str | Iterable[str] = "*") -> EmulationPlan:
+                select: str | Iterable[str] = "*", ecc: str = "none") -> EmulationPlan:
         """The same config for every data type matching ``select`` (pattern(s) or names)."""
         cfg = DataTypeConfig(None if error_model is None else ErrorModel.coerce(error_model),
-                             NumericFormat.parse(format), correction)
+                             NumericFormat.parse(format), correction, ecc)
         return cls(tuple((k, cfg) for k in selection(select)))
 
     def with_entry(self, key: str, cfg: DataTypeConfig) -> EmulationPlan:
@@ -391,7 +400,7 @@ def _prepared(t: torch.Tensor, cfg: DataTypeConfig, seed: int, base: int, amap: 
     # Float words are corrected in the engine; block formats on decoding (NumericFormat.read_back).
     return Injector(cfg.error_model, fmt, t.numel() * t.element_size(), seed=seed, base_address=base,
                     address_map=amap, correction=cfg.correction if fmt.is_float else "none", backend=backend,
-                    device=t.device.type)
+                    device=t.device.type, ecc=cfg.ecc)
 
 
 # ------------------------------------------------------------------- emulation
@@ -502,6 +511,7 @@ class Emulation:
         self.stats = {name: DataTypeStats() for name in self.configs}
         self.forwards = 0
         self._weights: list[_WeightState] = []
+        self._weight_group: InjectorGroup | None = None  # the in-place weights' injections, redrawn together
         self._hooks: list = []
         self._active = False
         self._weights_dirty = False
@@ -605,14 +615,47 @@ class Emulation:
             w.release()
         self._weights_dirty = False
 
+    def _redraw_weights(self, access: int) -> None:
+        """Fresh errors for every weight with access persistence: the in-place ones (the
+        parameter's own storage) in one engine call (``InjectorGroup``: the same bits as one
+        call each), the others one by one."""
+        redraw = [w for w in self._weights
+                  if w.cfg.error_model is not None and w.cfg.error_model.persistence == "access"]
+        together = [w for w in redraw if w.in_place]
+        if len(together) < 2:
+            together = []
+        for w in redraw:
+            if not together or not w.in_place:
+                w.inject(access, self.address_map, self.stats[w.name], self.backend)
+        if not together:
+            return
+        with torch.no_grad():
+            for w in together:
+                if w.log is not None:
+                    w.log.undo()
+                    w.log = None
+            datas = [w.param.data for w in together]
+            injectors = [w._injector(d, self.address_map, self.backend) for w, d in zip(together, datas)]
+            group = self._weight_group
+            if group is None or len(group.injectors) != len(injectors) or any(
+                    a is not b for a, b in zip(group.injectors, injectors)):
+                group = self._weight_group = InjectorGroup(injectors)
+            logs = group(datas, [inj.words(d) for inj, d in zip(injectors, datas)], access,
+                         [w.plausible for w in together])
+        for w, log in zip(together, logs):
+            w.log = log
+            stats = self.stats[w.name]
+            stats.injections += 1
+            stats.flipped_bits += log.n_bits
+            stats.bits += log.total_bits
+            stats.corrected_values += log.n_corrected
+
     def _root_hook(self, module, args):
         k = self.forwards
         if not self._weights_dirty:
             self._acquire_weights()
         elif self._drawn_for != k:
-            for w in self._weights:
-                if w.cfg.error_model is not None and w.cfg.error_model.persistence == "access":
-                    w.inject(k, self.address_map, self.stats[w.name], self.backend)
+            self._redraw_weights(k)
             self._drawn_for = k
         self._ifm_cursor = self._ifm_region[0]
         self._forward_index = k
@@ -637,32 +680,41 @@ class Emulation:
 
         pending: list = []  # in-place logs of the current call, undone after the module ran
         injectors: dict = {}  # prepared injections of this data type, by storage and address
-        fmt = cfg.format if cfg is not None else None
         fast = cfg is not None and cfg.error_model is not None and cfg.format.is_float
         same_dtype = FLOAT_FORMATS[cfg.format.name] if fast and cfg is not None else None
         correcting = cfg is not None and cfg.correction != "none"
 
+        itemsize = torch.empty(0, dtype=same_dtype).element_size() if same_dtype is not None else 0
+        row = self.address_map.organization.row_bytes
+        last: list = [None, None]  # (numel, address, device) of the last fast call and its injection
+
         def hook(module, args):
-            inputs = _float_inputs(args)
-            if not inputs:
-                return None
-            if cfg is None:
-                for x in inputs:
-                    self._ifm_address(x.numel() * x.element_size(), name)
-                return None
             access = self._forward_index
-            if fast and len(inputs) == 1:
-                x = inputs[0]
-                # The common case, with no more Python than it needs: a same-format IFM outside
+            if fast and len(args) == 1:
+                x = args[0]
+                # The common case, with no more Python than it needs: one same-format IFM outside
                 # autograd, corrupted in place (what _corrupt_ifm does for it, step for step).
-                if (x.dtype == same_dtype and not torch.is_grad_enabled() and x.is_contiguous()
-                        and (not x.is_inference() or torch.is_inference_mode_enabled())):
+                if (isinstance(x, torch.Tensor) and x.dtype == same_dtype and not torch.is_grad_enabled()
+                        and x.is_contiguous() and (not x.is_inference() or torch.is_inference_mode_enabled())):
                     n = x.numel()
-                    base = self._ifm_address(fmt.storage_bytes(n), name)
+                    nbytes = n * itemsize
+                    # self._ifm_address(nbytes, name), inlined
+                    start, end = self._ifm_region
+                    if nbytes > end - start:
+                        self._ifm_address(nbytes, name)  # raises the error that says why
+                    if self._ifm_cursor + nbytes > end:
+                        self._ifm_cursor = start
+                    base = self._ifm_cursor
+                    self._ifm_cursor = -(-(base + nbytes) // row) * row
                     plausible = finite_range(x) if correcting else None
-                    inj = injectors.get((x.dtype, n, x.device.type, base))
-                    if inj is None:
-                        inj = self._ifm_injector(injectors, x, cfg, seed, base)
+                    key = (n, base, x.device.type)
+                    if last[0] == key:
+                        inj = last[1]
+                    else:
+                        inj = injectors.get((x.dtype, n, x.device.type, base))
+                        if inj is None:
+                            inj = self._ifm_injector(injectors, x, cfg, seed, base)
+                        last[0], last[1] = key, inj
                     log = inj(x, inj.words(x), access, plausible)
                     pending.append(log)
                     stats.injections += 1
@@ -670,6 +722,13 @@ class Emulation:
                     stats.bits += log.total_bits
                     stats.corrected_values += log.n_corrected
                     return None
+            inputs = _float_inputs(args)
+            if not inputs:
+                return None
+            if cfg is None:
+                for x in inputs:
+                    self._ifm_address(x.numel() * x.element_size(), name)
+                return None
             replaced = {}
             for x in inputs:
                 y = self._corrupt_ifm(x, cfg, seed, access, name, stats, pending, injectors)

@@ -203,6 +203,7 @@ class Characterizer:
     device: Any = None
     reference: float | None = None  # accuracy the drop is counted from (default: the baseline)
     pool: Any = None  # an ExecutorPool (default: a local one)
+    ecc: str = "none"  # ECC code of every corrupted data type; BERs are raw (before ECC) BERs
 
     def __post_init__(self):
         from eden.workflows.executor import LocalExecutor, Workload
@@ -231,7 +232,7 @@ class Characterizer:
         entries = [("*", DataTypeConfig(None, self.format, self.correction))]
         for name, ber in bers.items():
             em = self.error_model.at_ber(ber) if ber > 0 else None
-            entries.append((name, DataTypeConfig(em, self.format, self.correction)))
+            entries.append((name, DataTypeConfig(em, self.format, self.correction, self.ecc)))
         return EmulationPlan(tuple(entries))
 
     @staticmethod
@@ -503,7 +504,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
                  ber_min: float = 1e-9, select: Sequence[str] | None = None, model_id: str = "model",
                  data_id: str = "data", example_input=None, cache_path: str | Path | None = None,
                  progress: bool = False, device=None, reference_accuracy: float | None = None,
-                 ber: float | None = None, executor=None) -> dict:
+                 ber: float | None = None, executor=None, ecc: str = "none") -> dict:
     """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop,
     or (``mode="leave-one-out"``) which data types cost the accuracy at one ``ber``.
 
@@ -537,6 +538,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
             (e.g. ``make_executor("ray", workers=4)``; the caller closes it) or a
             registered name ("local", "ray"); default: this process. The record
             is the same for every executor and number of workers.
+        ecc: an ECC code (``eden.engine.ecc``) applied per codeword after raw injection; the
+            BERs searched and recorded are then raw BERs (before ECC).
 
     Returns:
         The tolerance record (see :func:`save_tolerance`; ``format`` "eden-tolerance").
@@ -567,7 +570,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         raise EdenConfigError("characterize needs at least one seed")
     em = ErrorModel.coerce(error_model)
     fmt = NumericFormat.parse(format)
-    DataTypeConfig(None, fmt, correction)  # validates the combination
+    DataTypeConfig(None, fmt, correction, ecc)  # validates the combination
     from eden.nn.zoo import fingerprint
 
     if example_input is None:
@@ -582,6 +585,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
               "correction": correction,
               "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
               "data": data_id}
+    if ecc != "none":  # records and caches without ECC keep their keys
+        header["ecc"] = ecc
     cache = _EvalCache(Path(cache_path) if cache_path else None, header)
     from eden.workflows.executor import Workload, make_executor
 
@@ -589,7 +594,7 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     try:
         with ex.pool(Workload(model, loader, metric, device)) as pool:
             ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
-                               resolution_decades, ber_min, progress, cache, device, reference_accuracy, pool)
+                               resolution_decades, ber_min, progress, cache, device, reference_accuracy, pool, ecc)
             body = ch.run(mode, select, ber)
             fp32_clean = ch.clean_accuracy()
     finally:
@@ -614,6 +619,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
         **lm_fields,
         **body,
     }
+    if ecc != "none":
+        record["ecc"] = ecc
     return record
 
 

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from eden._version import __version__
-from eden.core.validate import Mode, check_int, check_number
-from eden.errors import EdenConfigError, EdenDataError, EdenInfeasibleError
+from eden.core.validate import Mode, check_int, check_number, unknown_name
+from eden.errors import EdenConfigError, EdenDataError, EdenError, EdenInfeasibleError
 from eden.power.memspec import MemSpec
 from eden.power.traffic import AccessModel, PageKind, RowBufferPolicy, energy_report, inference_traffic
 from eden.workflows.mapping import MAPPING_POLICIES, DataTypeDemand, Partition, map_datatypes, validate_and_backoff
@@ -66,6 +66,10 @@ class Objective(Mode):
 
 
 
+#: What mapping does with operating points whose BER is only a lower bound (DeployOptions.lower_bounds).
+LOWER_BOUND_POLICIES = ("use", "avoid")
+
+
 @dataclasses.dataclass(frozen=True)
 class DeployOptions:
     """Assumptions of a deployment; every one is recorded in the report.
@@ -88,6 +92,9 @@ class DeployOptions:
             ``eden.power.decode``). For a generation ``memory_bound_fraction`` is the prefill's and
             ``decode_memory_bound_fraction`` the decode steps'; the report adds figures per
             generated token.
+        lower_bounds: operating points whose BER is only a lower bound (``measured.lower_bound``
+            in the profile: saturated measurements) are used at that BER (``"use"``) or left
+            out of the mapping (``"avoid"``: the conservative choice).
 
     Raises:
         EdenConfigError, EdenTypeError: a field out of range or of the wrong type, an unknown
@@ -106,6 +113,7 @@ class DeployOptions:
     prompt_tokens: int = 64
     new_tokens: int = 64
     decode_memory_bound_fraction: float = 0.9
+    lower_bounds: str = "use"
 
     def __post_init__(self):
         # Checked, not converted: the report records the values as given.
@@ -127,6 +135,8 @@ class DeployOptions:
         from eden.power.decode import Generation
 
         return Generation(self.prompt_tokens, self.new_tokens, self.batch_size)
+        if self.lower_bounds not in LOWER_BOUND_POLICIES:
+            raise unknown_name("lower-bound policy", self.lower_bounds, LOWER_BOUND_POLICIES)
 
     @property
     def access_model(self) -> AccessModel:
@@ -275,10 +285,11 @@ def cost_matrix(record: dict, profile, partitions: Sequence[Partition], options:
 
 # ------------------------------------------------------------------ validation
 def emulation_plan(record: dict, profile, assignment: dict[str, str]):
-    """The plan that stores each data type in its partition (errors of its operating point)."""
+    """The plan that stores each data type in its partition (errors of its operating point), with the
+    ECC code the tolerance record was characterized with (its BERs are then raw BERs)."""
     from eden.nn.emulate import DataTypeConfig, EmulationPlan
 
-    fmt, corr = record["format_spec"], record["correction"]
+    fmt, corr, ecc = record["format_spec"], record["correction"], record.get("ecc", "none")
     entries = [("*", DataTypeConfig(None, fmt, corr))]
     models = {}
     for name, part in assignment.items():
@@ -287,7 +298,7 @@ def emulation_plan(record: dict, profile, assignment: dict[str, str]):
             continue
         if part not in models:
             models[part] = profile.error_model(op)
-        entries.append((name, DataTypeConfig(models[part], fmt, corr)))
+        entries.append((name, DataTypeConfig(models[part], fmt, corr, ecc)))
     return EmulationPlan(tuple(entries))
 
 
@@ -362,6 +373,8 @@ def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), m
             raise EdenConfigError("validation needs at least one seed")
     parts = list(partitions) if partitions is not None else partitions_from_profile(
         profile, partition_banks=options.partition_banks)
+    if options.lower_bounds == "avoid":  # conservative: no point whose BER is only a lower bound
+        parts = [p for p in parts if p.nominal or not _is_lower_bound(profile, p.name)]
     demands = demands_from_tolerance(record, batch_size=options.batch_size, source=options.tolerance)
     cost, reports = cost_matrix(record, profile, parts, options)
     result = map_datatypes(demands, parts, cost, policy=options.policy)
@@ -394,7 +407,111 @@ def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), m
         validation = {"validated": True, "passed": outcome.passed, "threshold": threshold,
                       "accuracy": acc.to_dict(), "seeds": list(seeds), "backoff_steps": steps,
                       "message": outcome.message}
-    return _report(record, profile, parts, result, reports, options, validation)
+    rep = _report(record, profile, parts, result, reports, options, validation)
+    rep["assumptions"] = assumptions(record, profile, parts, result.assignment, options)
+    return rep
+
+
+def _is_lower_bound(profile, name: str) -> bool:
+    try:
+        m = profile.operating_point(name).measured
+    except EdenError:  # an explicit partition that is no operating point of the profile
+        return False
+    return m is not None and m.lower_bound
+
+
+#: The alpha range every energy result is also given at: no source settles the IDD-vs-VDD law of DDR4.
+ALPHA_RANGE = (0.0, 1.0)
+
+PARTITION_MODEL = ("per-bank-group VDD and tRCD: each non-nominal partition is a group of banks of one rank run "
+                   "at its own operating point. Commodity DDR3/DDR4/DDR5 devices have one VDD per device, so the "
+                   "VDD partitions assume a device with per-bank supply rails (or one device per partition); tRCD "
+                   "partitions need only a controller that sets tRCD per bank.")
+
+
+def _mapped_energy(record, profile, parts, assignment, options, alpha: float) -> tuple[float, float]:
+    """(nominal, mapped) DRAM energy per inference of ``assignment`` with the VDD-law exponent ``alpha``."""
+    traffic = traffic_from_tolerance(record, batch_size=options.batch_size)
+    memspec = memspec_of(profile)
+    org = profile.organization.to_address()
+    e_nom = e_map = 0.0
+    used = {p.name: p for p in parts if p.name in set(assignment.values())}
+    nominal = next(p for p in parts if p.nominal)
+    reps = {}
+    for p in list(used.values()) + [nominal]:
+        reps[p.name] = energy_report(traffic, memspec, org, vdd_v=None if p.nominal else p.vdd_v,
+                                     trcd_ns=None if p.nominal else p.trcd_ns, alpha=alpha,
+                                     model=options.access_model, memory_bound_fraction=options.memory_bound_fraction,
+                                     samples=options.batch_size)
+    nom = {d.name: d for d in reps[nominal.name].data_types}
+    for name, part in assignment.items():
+        p = used[part]
+        e_nom += nom[name].nominal.total.total
+        d = {x.name: x for x in reps[part].data_types}[name]
+        e_map += (d.nominal if p.nominal else d.operating).total.total
+    return e_nom, e_map
+
+
+def assumptions(record: dict, profile, parts: Sequence[Partition], assignment: dict[str, str],
+                options: DeployOptions) -> dict:
+    """What an energy/latency result rests on: the saving at both ends of the VDD law's alpha range,
+    which operating points of the mapping are measured and which transferred (or lower bounds), and
+    the partition model. Printed with every report (``eden map``, ``report``, ``run``)."""
+    saving = {}
+    for a in sorted({*ALPHA_RANGE, float(options.alpha)}):
+        e_nom, e_map = _mapped_energy(record, profile, parts, assignment, options, a)
+        saving[f"{a:g}"] = (1 - e_map / e_nom) if e_nom > 0 else 0.0
+    points: list[dict[str, Any]] = []
+    for p in parts:
+        if p.nominal or p.name not in set(assignment.values()):
+            continue
+        try:
+            op = profile.operating_point(p.name)
+        except EdenError:  # an explicit partition, not a point of the profile
+            points.append({"name": p.name, "vdd_v": p.vdd_v, "trcd_ns": p.trcd_ns, "ber": p.ber, "source": None,
+                           "transferred": False, "how": "given as a partition", "pooled": False,
+                           "ber_is_lower_bound": False,
+                           "ber_range": None})
+            continue
+        src = profile.sources[op.source]
+        m = op.measured
+        lower = m is not None and m.lower_bound
+        where = m.data if m is not None else src.citation
+        points.append({"name": op.name, "vdd_v": op.vdd_v, "trcd_ns": op.trcd_ns, "ber": op.ber,
+                       "source": op.source, "transferred": bool(src.is_assumption),
+                       "how": f"{op.source}: from {where}" if src.is_assumption else where,
+                       "pooled": m is not None and "pooled" in m.data,
+                       "ber_is_lower_bound": bool(lower),
+                       "ber_range": list(m.ber_range) if m is not None and m.ber_range is not None else None})
+    return {"alpha": float(options.alpha), "alpha_range": list(ALPHA_RANGE), "energy_saving_by_alpha": saving,
+            "vdd_law": "IDD(V) = IDD_nominal * (V / V_nominal) ** alpha (VDD domain); VPP unchanged",
+            "operating_points": points, "partition_model": PARTITION_MODEL,
+            "correction_bound": "IFM plausible ranges are each batch's own min/max (not profiled in advance)"
+            if record.get("correction", "none") != "none" else None}
+
+
+def assumptions_text(a: dict) -> list[str]:
+    """The assumptions block of a report, as lines."""
+    s = a["energy_saving_by_alpha"]
+    lo, hi = (f"{x:g}" for x in a["alpha_range"])
+    out = ["assumptions:",
+           f"  VDD law {a['vdd_law']}: energy saved {s[lo] * 100:.1f}% at alpha {lo} .. {s[hi] * 100:.1f}% at "
+           f"alpha {hi} (reported at alpha {a['alpha']:g}; no source settles alpha for this device)"]
+    if not a["operating_points"]:
+        out.append("  operating points: none but nominal used")
+    for p in a["operating_points"]:
+        how = "TRANSFERRED (" + p["how"] + ")" if p["transferred"] else "measured (" + p["how"] + ")"
+        if p.get("pooled"):
+            how += "; POOLED over vendors (an average device, not one that exists)"
+        rng = f", range over devices [{p['ber_range'][0]:.2g}, {p['ber_range'][1]:.2g}]" if p["ber_range"] else ""
+        lb = ", BER is a LOWER BOUND" if p["ber_is_lower_bound"] else ""
+        out.append(f"  point {p['name']} (VDD {p['vdd_v']:g} V, tRCD {p['trcd_ns']:g} ns, "
+                   f"BER {p['ber']:.3g}{rng}{lb}): "
+                   f"{how}")
+    out.append(f"  partitions: {a['partition_model']}")
+    if a.get("correction_bound"):
+        out.append(f"  correction: {a['correction_bound']}")
+    return out
 
 
 def _report(record, profile, parts, result, reports, options, validation) -> dict:
@@ -549,6 +666,11 @@ def report_table(rep: dict) -> str:
                      + (f"; backed off {len(v['backoff_steps'])} step(s)" if v["backoff_steps"] else ""))
     else:
         lines.append(f"not validated by emulation ({v.get('reason')})")
+    if rep.get("assumptions"):
+        lines += [""] + assumptions_text(rep["assumptions"])
+    else:
+        lines += ["", f"assumptions: not recorded (a report of an older eden); the saving above assumes alpha "
+                      f"{rep['options']['alpha']:g}, which no source settles: remap to see both ends of [0, 1]"]
     return "\n".join(lines)
 
 

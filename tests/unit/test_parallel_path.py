@@ -16,6 +16,10 @@ CASES = [
     ("em2:fraction=0.3,p=0.02", np.int8, 8192 * 3),
     ("em3:p10=1e-2,p01=1e-3;persistence=fixed", np.float32, 64),
     ("em0:p=3e-3+em1:fraction=0.01,p=0.2", np.uint8, 1),
+    # low rates: stream groups of many tiles, which the parallel chunks cut
+    ("em0:p=1e-5", np.float32, 12),
+    ("em2:fraction=0.3,p=1e-3,p_else=1e-6", np.int8, 8192 * 5 + 3),
+    ("em1:fraction=0.05,p=1e-3,p_else=1e-7+em0:p=1e-2;persistence=fixed", np.float16, 6),
 ]
 
 
@@ -35,6 +39,48 @@ def test_parallel_equals_oracle(monkeypatch, spec, dtype, base, force):
     assert log.n_bits > 0
     log.undo()
     assert np.array_equal(got.view(np.uint8), x.view(np.uint8))
+
+
+@pytest.mark.parametrize("spec", ["em0:p=1e-5", "em0:p=1e-2+em2:fraction=0.3,p=1e-3,p_else=1e-6",
+                                  "em1:fraction=0.05,p=1e-3,p_else=1e-7;persistence=fixed"])
+def test_any_split_of_the_tiles_gives_the_same_bits(spec):
+    """The streams are the plan's: however the kernel's chunks cut the stream groups (one tile
+    per chunk, random cuts, one chunk), the log and the words are the oracle's."""
+    from eden import ErrorModel
+    from eden.dram.address import DEFAULT_ADDRESS_MAP
+    from eden.engine.backends import reference
+    from eden.engine.plan import compile_plan
+
+    k = cpu.kernels()
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2**32, size=1 << 20, dtype=np.uint32)
+    plan = compile_plan(ErrorModel.from_spec(spec), word_bits=32, nbytes=x.nbytes, seed=5, access=1,
+                        base_address=4 * 1001, address_map=DEFAULT_ADDRESS_MAP, weak_lines=cpu)
+    assert plan.sp_gbits.max() >= 2  # groups of several tiles
+    ri, rm = reference.sample_flips(plan, x)
+    assert len(ri) > 0
+    T = plan.n_tiles
+    rate = cpu._rates(plan)
+    nd0 = cpu._first_batches(plan, rate, k.BATCH)
+    cuts = [np.arange(T + 1), np.unique(np.concatenate([[0, T], rng.integers(0, T, 9)])), np.array([0, T])]
+    for chunks in cuts:
+        chunks = chunks.astype(np.int64)
+        n = len(chunks) - 1
+        cap = len(x) + 2 * plan.row_bits
+        off = np.arange(n + 1, dtype=np.int64) * cap
+        idx = np.empty(off[-1], np.int64)
+        mask = np.empty(off[-1], np.uint32)
+        cnt = np.zeros(n, np.int64)
+        y = x.copy()
+        k.inject_chunks_serial(y, 32, plan.row_bits, plan.bit_lo, plan.bit_hi, plan.tile_row_id, plan.tile_group,
+                               plan.tile_wlclass, plan.grp_off, plan.grp_t0, plan.grp_t1, plan.grp_cls, plan.sp_key,
+                               plan.sp_thin, plan.sp_pop, plan.sp_wl, plan.sp_gbits, plan.sp_active, plan.sp_L, rate,
+                               nd0, plan.sp_A, plan.sp_tab, plan.tab_goff, plan.tab_t, plan.tab_guide,
+                               plan.bl_offsets, plan.bl_cols, plan.pop_cum, chunks, off, idx, mask, cnt)
+        gi = np.concatenate([idx[off[c]:off[c] + cnt[c]] for c in range(n)])
+        gm = np.concatenate([mask[off[c]:off[c] + cnt[c]] for c in range(n)])
+        assert np.array_equal(gi, ri) and np.array_equal(gm, rm), n
+        assert np.array_equal(y[ri], x[ri] ^ rm) and np.count_nonzero(y != x) == len(ri)
 
 
 def test_thread_state_reads_past_the_command_name():

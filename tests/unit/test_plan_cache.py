@@ -29,6 +29,7 @@ SPECS = [
     "em2:fraction=0.25,p=1e-2,p_else=1e-4",
     "em3:p10=1e-2,p01=1e-4",
     "em1:fraction=0.02,p=0.05+em0:p=1e-4+em3:p10=1e-3,p01=1e-5+em2:fraction=0.2,p=3e-3",
+    "em0:p=1e-5+em2:fraction=0.3,p=1e-3,p_else=1e-6",  # stream groups of several tiles
 ]
 PERSISTENCE = {"access": "", "fixed": ";persistence=fixed"}
 DTYPES = [np.float32, np.float16, np.int8]

@@ -430,6 +430,14 @@ REF_CASES = [  # (dtype, spec, address map, base address, access)
     ("int32", "em1:fraction=0.01,p=0.1+em2:fraction=0.05,p=0.01+em0:p=1e-5", SMALL_MAP, 4 * 3, 3),
     ("float32", "em0:p=0.3;persistence=fixed", SMALL_MAP, 0, 0),
     ("float32", "em1:fraction=0.02,p=0.5,p_else=1e-3;persistence=fixed", SMALL_MAP, 4 * 77, 4),
+    # low rates: stream groups of many tiles (plan.py), cut by classes and partial tiles
+    ("float32", "em0:p=1e-5", SMALL_MAP, 4 * 5, 1),
+    ("int8", "em2:fraction=0.1,p=1e-3,p_else=1e-6", SMALL_MAP, 3, 0),
+    ("float16", "em1:fraction=0.05,p=1e-3,p_else=1e-6;persistence=fixed", SMALL_MAP, 2 * 7, 2),
+    ("bfloat16", "em3:p10=1e-4,p01=1e-5", SMALL_MAP, 0, 3),
+    ("int32", "em1:fraction=0.01,p=1e-3,p_else=1e-7+em0:p=1e-5+em2:fraction=0.2,p=1e-4;persistence=fixed",
+     SMALL_MAP, 8, 1),
+    ("int8", "em1:fraction=0.0003,p=0.3,p_else=1e-6+em0:p=1e-5", SMALL_MAP, 1024 * 7 + 5, 2),  # empty weak lists
 ]
 
 
@@ -450,6 +458,136 @@ def test_numba_equals_reference(name, spec, amap, base, access):
     ib, mb = lb.word_flips()
     assert np.array_equal(ia, ib) and np.array_equal(ma, mb)
     assert la.n_bits == lb.n_bits
+
+
+# ------------------------------------------------------------- stream groups
+# Low rates walk runs of tiles as one stream (plan.py's stream groups). Any fixed set of
+# disjoint windows of i.i.d. cells has independent binomial counts; the groups' own windows,
+# windows across their boundaries, and the distances from a boundary to the nearest flips
+# are where a wrong concatenation (a lost or repeated draw, a reset at a tile or group
+# boundary) would show.
+GROUP_CASES = [  # (spec, population, p, seed): population "all" or "weak" (em1's weak cells)
+    ("em0:p=1e-4", "all", 1e-4, 1),
+    ("em0:p=3e-4", "all", 3e-4, 2),
+    ("em0:p=3e-4;persistence=fixed", "all", 3e-4, 3),
+    ("em1:fraction=0.05,p=4e-3,p_else=0", "weak", 4e-3, 4),
+]
+GROUP_BITS = 2 ** 26
+
+
+def _windows_check(counts: np.ndarray, sizes: np.ndarray, p: float, what: str) -> None:
+    """Counts in disjoint windows: each in its exact binomial interval (Bonferroni over the
+    windows), their total binomial, and their dispersion sum (k - np)^2 / (np(1-p)) inside the
+    two-sided chi-square(len) acceptance region (too even counts fail too)."""
+    n = len(counts)
+    assert n >= 20, f"{what}: only {n} windows"
+    lo = st.binom.ppf(ALPHA / (2 * n), sizes, p)
+    hi = st.binom.isf(ALPHA / (2 * n), sizes, p)
+    bad = np.flatnonzero((counts < lo) | (counts > hi))
+    assert not len(bad), f"{what}: window {bad[0]} has {counts[bad[0]]} of {sizes[bad[0]]} (p={p:g})"
+    assert_binomial(int(counts.sum()), int(sizes.sum()), p, f"{what}: total")
+    x2 = float(np.sum((counts - sizes * p) ** 2 / (sizes * p * (1 - p))))
+    assert st.chi2.ppf(ALPHA / 2, n) <= x2 <= st.chi2.isf(ALPHA / 2, n), f"{what}: dispersion {x2:.1f} over {n}"
+
+
+def _geometric_check(d: np.ndarray, p: float, what: str) -> None:
+    """Distances d >= 0 ~ Geometric(p) on {0, 1, ...}: chi-square over near-equiprobable bins
+    (at least 8 expected per bin)."""
+    assert len(d) >= 30, f"{what}: only {len(d)} distances"
+    bins = min(12, len(d) // 8)
+    q = np.arange(1, bins) / bins
+    edges = np.unique(np.ceil(np.log1p(-q) / np.log1p(-p)).astype(np.int64))
+    probs = -np.diff(np.concatenate([[1.0], (1 - p) ** edges.astype(float), [0.0]]))
+    obs = np.bincount(np.searchsorted(edges, d, side="right"), minlength=len(probs))
+    res = st.chisquare(obs, probs * len(d))
+    assert res.pvalue > ALPHA, f"{what}: {obs.tolist()} vs {np.round(probs * len(d), 1).tolist()} (p={res.pvalue:.2g})"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,population,p,seed", GROUP_CASES, ids=[c[0] for c in GROUP_CASES])
+def test_stream_groups_counts_positions_and_boundaries(spec, population, p, seed):
+    model = ErrorModel.from_spec(spec)
+    x = random_tensor(torch.float32, GROUP_BITS, seed=500 + seed)
+    _, pos, _ = inject_checked(x, model, seed, access=1, address_map=SMALL_MAP)
+    plan = compile_plan(model, word_bits=32, nbytes=GROUP_BITS // 8, seed=seed, access=1, base_address=0,
+                        address_map=SMALL_MAP)
+    # the sub-pass at rate p (fixed: the band holding p); its groups span several tiles
+    s = int(np.argmax(plan.sp_gbits.max(axis=1))) if plan.n_subpasses == 1 else next(
+        i for i in range(plan.n_subpasses) if plan.sp_L[i].min() < 0 and -np.expm1(plan.sp_L[i].min()) >= p / 2)
+    g0, g1 = plan.grp_off[s], plan.grp_off[s + 1]
+    start = plan.grp_t0[g0:g1] * plan.row_bits  # base address 0: tensor bit = tile * row_bits + rowpos
+    end = plan.grp_t1[g0:g1] * plan.row_bits
+    assert plan.sp_gbits[s].max() >= 3 and len(start) >= 20, "the test needs multi-tile stream groups"
+    cells = np.ones(GROUP_BITS, bool) if population == "all" else weak_bitline_cells(plan)
+    ccum = np.concatenate([[0], np.cumsum(cells)])
+    pcum = np.searchsorted(pos, np.arange(GROUP_BITS + 1))  # flips before each bit
+    assert cells[pos].all(), "flips outside the population"
+
+    # 1. counts per group
+    _windows_check(pcum[end] - pcum[start], ccum[end] - ccum[start], p, f"{spec}: flips per group")
+    # 2. counts across group boundaries: half a (smallest) group on each side
+    b = start[1:]
+    w = int(np.min(end - start)) // 2
+    _windows_check(pcum[b + w] - pcum[b - w], ccum[b + w] - ccum[b - w], p, f"{spec}: flips across boundaries")
+    # 3. positions within full-size groups: uniform over the group's cells
+    full = (end - start) == (end - start).max()
+    k = np.searchsorted(start, pos, side="right") - 1
+    sel = full[k]
+    rel = (ccum[pos[sel]] - ccum[start[k[sel]]]) / (ccum[end[k[sel]]] - ccum[start[k[sel]]])
+    obs = np.bincount((rel * 32).astype(np.int64), minlength=32)
+    res = st.chisquare(obs)
+    assert res.pvalue > ALPHA, f"{spec}: positions within groups not uniform: {obs.tolist()} (p={res.pvalue:.2g})"
+    # 4. no boundary bias: the distance (in population cells) from a boundary to the first flip
+    # after it and from the last flip before it are Geometric(p) (boundaries with >= 60/p
+    # cells on that side: censoring below e^-60)
+    margin = 60.0 / p
+    after = b[(ccum[-1] - ccum[b]) >= margin]
+    nxt = pos[np.searchsorted(pos, after)]
+    _geometric_check(ccum[nxt] - ccum[after], p, f"{spec}: first flip after a group boundary")
+    before = b[ccum[b] >= margin]
+    prv = pos[np.searchsorted(pos, before) - 1]
+    _geometric_check(ccum[before] - ccum[prv] - 1, p, f"{spec}: last flip before a group boundary")
+
+
+def test_stream_groups_of_fixed_maps_do_not_depend_on_the_rate():
+    """Fixed persistence: a band's stream groups depend on its rate and the weak-wordline
+    classes, never on q, so the bands shared by two rates walk the same streams (nesting)."""
+    plans = [compile_plan(ErrorModel.from_spec(f"em2:fraction=0.2,p={p},p_else={p / 10};persistence=fixed"),
+                          word_bits=32, nbytes=1 << 22, seed=3, access=0, base_address=1000, address_map=SMALL_MAP)
+             for p in (1e-5, 1e-3)]
+    a, b = plans
+    assert a.n_subpasses < b.n_subpasses
+    for s in range(a.n_subpasses):
+        assert np.array_equal(a.sp_key[s], b.sp_key[s]) and np.array_equal(a.sp_gbits[s], b.sp_gbits[s])
+        ga = slice(a.grp_off[s], a.grp_off[s + 1])
+        gb = slice(b.grp_off[s], b.grp_off[s + 1])
+        # at the lower rate a class may be inactive in a band: its groups are dropped, the rest equal
+        keep = np.isin(b.grp_t0[gb], a.grp_t0[ga])
+        assert np.array_equal(a.grp_t0[ga], b.grp_t0[gb][keep]) and np.array_equal(a.grp_t1[ga], b.grp_t1[gb][keep])
+    assert a.sp_gbits.max() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["em0", "em2"])
+def test_fixed_persistence_nested_low_rates(family):
+    """Nested fixed maps at rates where stream groups span many tiles (and, em2, split at
+    weak-wordline class changes)."""
+    ps = [1e-6, 4e-6, 3e-5, 2e-4]
+    specs = ([f"em0:p={p}" for p in ps] if family == "em0"
+             else [f"em2:fraction=0.2,p={p * 10},p_else={p}" for p in ps])
+    x = random_tensor(torch.float32, GROUP_BITS, seed=73)
+    sets = []
+    for spec in specs:
+        y = x.clone()
+        _, pos, _ = inject_checked(y, spec + ";persistence=fixed", 97, access=4, address_map=SMALL_MAP)
+        sets.append(pos)
+    n = GROUP_BITS
+    for i in range(len(ps) - 1):
+        a, b = sets[i], sets[i + 1]
+        assert len(a) > 0 and np.isin(a, b, assume_unique=True).all(), f"{family}: map at {ps[i]} not nested"
+        if family == "em0":
+            p1, p2 = ps[i], ps[i + 1]
+            assert_binomial(len(b) - len(a), n - len(a), (p2 - p1) / (1 - p1), f"cells added from {p1} to {p2}")
 
 
 # ----------------------------------------------------------------------- undo

@@ -13,23 +13,25 @@ which this code computes them differs from the oracle, never the values):
   software logarithm (its tables are compiled-in constants; floats divide with
   ``error_model="numpy"``, i.e. one IEEE division, no zero check). A scalar scan
   then takes the draws in order, exactly as ``reference.geometric_candidates``,
-  and stops at the first candidate past the tile. Draws computed beyond that
-  point are discarded: no state crosses tiles, so batch sizes change nothing.
-* Low rates (``run_tiles``): tiles go in groups; the first draws of every tile
-  of a group are made at once (vectorized across tiles), so a tile whose first
-  skip leaves it costs a few nanoseconds. Candidates of the whole group are
-  listed (their words prefetched), then per tile: data-dependent acceptance,
-  union of the sub-passes' sorted lists, (word, mask) log entries; finally the
-  group's words are XORed (independent stores: their cache misses overlap).
-* High rates (``run_tiles_single``, ``run_tiles_fused``): per tile, the main
-  sub-pass's draws are batched along its stream and one branch-free loop takes
-  each skip, decides acceptance and builds the log entries, interleaving the
-  sorted kept positions of any other sub-pass; a word is XORed when the loop
-  leaves it.
-* Acceptance always reads original bits: a tile only reads its own words, before
-  they change, and tiles never share a word.
+  and stops at the first candidate past the stream group (or past the range of
+  tiles asked for). Draws computed beyond that point are discarded: no state
+  crosses stream groups, so batch sizes change nothing.
+* Stream groups (``walk_group``, ``group_positions``, ``run_tiles``): each sub-pass's
+  groups that meet the range of tiles are walked in order (a group that starts before
+  the range is walked from its start, its draws there dropped: the split of the tiles
+  into chunks never changes the streams); candidates are listed with their V and their
+  words prefetched, then data-dependent acceptance keeps some; the sub-passes' sorted
+  lists are united, become (word, mask) log entries, and the words are XORed
+  (independent stores: their cache misses overlap). O(candidates + groups).
+* High rates (``run_tiles_single``, ``run_tiles_fused``; the main sub-pass's groups
+  are single tiles): per tile, the main sub-pass's draws are batched along its stream
+  and one branch-free loop takes each skip, decides acceptance and builds the log
+  entries, interleaving the sorted kept positions of the other sub-passes (listed for
+  the whole range first); a word is XORed when the loop leaves it.
+* Acceptance always reads original bits: a range of tiles only reads its own words,
+  before they change, and tiles never share a word.
 
-Why ``run_tiles``, ``run_tiles_single`` and ``run_tiles_fused`` stay long (100-200
+Why ``walk_group``, ``run_tiles_single`` and ``run_tiles_fused`` stay long (100-150
 lines each): their inner loop carries a dozen pieces of state from one candidate to
 the next (stream position, draw index within a batch, the batch buffers, the current
 word and its mask, the other sub-passes' list cursor). Split into helper functions,
@@ -67,12 +69,10 @@ LN_2_53 = rng.LN_2_53
 THIRD = 1.0 / 3.0
 LOG_LN_C = rng.LOG_LN_C
 LOG_INV_C = rng.LOG_INV_C
-#: Largest batch of draws generated at once per (tile, sub-pass).
+#: Largest batch of draws generated at once per stream.
 BATCH = 2048
-#: From this many first draws per tile, they are generated tile by tile.
+#: From this many draws per tile (single-tile groups), the main sub-pass runs fused with the log.
 TILE_MAJOR = 32
-#: Draws prepared per tile group (tiles x first-batch draws of all sub-passes).
-GROUP_DRAWS = 16384
 
 
 @intrinsic
@@ -188,121 +188,24 @@ JIT = {"cache": True, "error_model": "numpy"}
 
 
 @nb.njit(**JIT)
-def prefill(thin, logm, k0, k1, rids, ntg, stream, nd, Lt, U, V, G, o):
-    """The first nd draws (nd even) of the streams of ntg tiles (counter word 1 =
-    rids[t]), draw-major at offset o: U[o + d * ntg + t], V (thin), G = max(ln U / Lt[t], 0)
-    (logm). The inner loops run over independent tiles: they vectorize."""
-    zero = np.uint32(0)
-    # (row views indexed by the loop counter: provably in range, so the loops vectorize)
-    if thin:
-        for d in range(nd):
-            od = o + d * ntg
-            Ud = U[od:od + ntg]
-            Vd = V[od:od + ntg]
-            for t in range(ntg):
-                x0, x1, x2, x3 = philox(np.uint32(d), rids[t], stream, zero, k0, k1)
-                Ud[t] = u53(x0, x1)
-                Vd[t] = u53(x2, x3)
-    else:
-        for b in range(nd // 2):
-            od = o + 2 * b * ntg
-            Ua = U[od:od + ntg]
-            Ub = U[od + ntg:od + 2 * ntg]
-            for t in range(ntg):
-                x0, x1, x2, x3 = philox(np.uint32(b), rids[t], stream, zero, k0, k1)
-                Ua[t] = u53(x0, x1)
-                Ub[t] = u53(x2, x3)
-    if logm:
-        for d in range(nd):
-            od = o + d * ntg
-            Ud = U[od:od + ntg]
-            Gd = G[od:od + ntg]
-            for t in range(ntg):
-                g = ln_u53(Ud[t]) / Lt[t]
-                Gd[t] = 0.0 if g < 0.0 else g
-
-
-@nb.njit(**JIT)
-def fill(thin, logm, k0, k1, rid, stream, j0, nd, L, U, V, G):
-    """Draws j0 .. j0 + nd - 1 of one stream (nd even; j0 even when not thin):
+def fill(thin, logm, k0, k1, rid, stream, c3, j0, nd, L, U, V, G):
+    """Draws j0 .. j0 + nd - 1 of one stream, counter (draw, rid, stream, c3) (nd even; j0 even when not thin):
     U[i], V[i] (thin), G[i] = max(ln U / L, 0) (logm)."""
-    zero = np.uint32(0)
     if thin:
         for i in range(nd):
-            x0, x1, x2, x3 = philox(np.uint32(j0 + i), rid, stream, zero, k0, k1)
+            x0, x1, x2, x3 = philox(np.uint32(j0 + i), rid, stream, c3, k0, k1)
             U[i] = u53(x0, x1)
             V[i] = u53(x2, x3)
     else:
         b0 = j0 >> 1
         for i in range(nd >> 1):
-            x0, x1, x2, x3 = philox(np.uint32(b0 + i), rid, stream, zero, k0, k1)
+            x0, x1, x2, x3 = philox(np.uint32(b0 + i), rid, stream, c3, k0, k1)
             U[2 * i] = u53(x0, x1)
             U[2 * i + 1] = u53(x2, x3)
     if logm:
         for i in range(nd):
             g = ln_u53(U[i]) / L
             G[i] = 0.0 if g < 0.0 else g
-
-
-@nb.njit(**JIT)
-def scan(thin, logm, K, toff, goff, tab_t, guide, popsize, base, bl_cols, lo, hi, tbase, words, wsh,
-         U, V, G, o, st, nd, pos, acc, cpos, cv, m):
-    """Consume draws 0 .. nd - 1 of a batch (draw i at U/V/G[o + i * st]), in order,
-    exactly as ``reference.geometric_candidates``: population index ``pos`` advances
-    by skip + 1 until it leaves the population. Candidates whose row position lies
-    in [lo, hi) go to cpos[m:] (with their V in cv when thin; acceptance is decided
-    later, see ``accept``), and their word is prefetched.
-
-    Returns (done, pos, acc, m); done: the stream left the tile (later draws unused)."""
-    for i in range(nd):
-        q = o + i * st
-        if logm:
-            g = G[q]
-            if not (g < float(popsize - pos - 1)):
-                return True, pos, acc, m
-            pos = pos + np.int64(g) + 1
-        else:
-            # table method: count thresholds above u, starting from the guide; all K
-            # above it is a tail: add K and take the next draw (no candidate yet)
-            u = U[q]
-            k = np.int64(guide[goff + np.int64(u >> S41)])
-            while k < K and u < tab_t[toff + k]:
-                k += 1
-            if k == K:
-                acc += K
-                continue
-            gi = acc + k
-            acc = np.int64(0)
-            if not (gi < popsize - pos - 1):
-                return True, pos, acc, m
-            pos = pos + gi + 1
-        rowpos = pos if base < 0 else np.int64(bl_cols[base + pos])
-        if rowpos < lo:
-            continue
-        if rowpos >= hi:
-            return True, pos, acc, m
-        cpos[m] = rowpos
-        if thin:
-            cv[m] = V[q]
-        _prefetch_w(words, (tbase + rowpos) >> wsh)
-        m += 1
-    return False, pos, acc, m
-
-
-@nb.njit(**JIT)
-def accept(cpos, cv, a, b, words, tbase, wsh, wmask, A0, A1):
-    """Keep the candidates cpos[a:b] whose V is below the acceptance threshold of their
-    stored (original) bit, compacted in place; returns the new end. No branch on the
-    loaded words, so their loads overlap."""
-    n = a
-    for i in range(a, b):
-        rowpos = np.int64(cpos[i])
-        tb = tbase + rowpos
-        bit = (np.uint64(words[tb >> wsh]) >> np.uint64(tb & wmask)) & np.uint64(1)
-        thr = A0 + (A1 - A0) * bit
-        cpos[n] = rowpos
-        n += np.int64(cv[i] < thr)
-    return n
 
 
 @nb.njit(**JIT)
@@ -359,11 +262,26 @@ def merge(cpos, la, lb, live, comb):
                 la[i] += 1
 
 
+#: Entries ahead whose word the XOR loops prefetch (sparse logs miss in cache and TLB).
+XOR_AHEAD = 24
+
+
+@nb.njit(inline="always", **JIT)
+def xor_range(words, idx, mask, a, b):
+    """words[idx[i]] ^= mask[i] for i in [a, b), prefetching XOR_AHEAD entries ahead."""
+    for i in range(a, b):
+        if i + XOR_AHEAD < b:
+            _prefetch_w(words, idx[i + XOR_AHEAD])
+        words[idx[i]] ^= mask[i]
+
+
+
 @nb.njit(**JIT)
 def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_wl, sp_key,
                      sp_thin, sp_wl, sp_active, sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t, guide,
                      out_idx, out_mask, n_start, end):
-    """run_tiles for one sub-pass over all bitlines at a high rate (many draws per tile):
+    """run_tiles for one sub-pass over all bitlines at a high rate (many draws per tile, so
+    its stream groups are single tiles, counter word 3 = 0):
     per tile, batches of draws vectorized along the stream, then one scalar loop that
     takes each skip, decides acceptance and builds the (word, mask) entries, with no
     intermediate lists and no branch on the loaded words. A word is XORed when the loop
@@ -407,7 +325,7 @@ def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_
         done = False
         while not done:
             nd = batch_size(size, pos, sp_rate[0, cls], BATCH)
-            fill(thin, logm, k0, k1, rid, np.uint32(0), j0, nd, L, ubuf, vbuf, gbuf)
+            fill(thin, logm, k0, k1, rid, np.uint32(0), np.uint32(0), j0, nd, L, ubuf, vbuf, gbuf)
             j0 += nd
             for i in range(nd):
                 # the skip (as in ``scan``)
@@ -461,65 +379,206 @@ def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_
     return n
 
 
+
 @nb.njit(**JIT)
-def sub_list(s, t, thin, cls, k0, k1, rid, row_bits, tile_group, sp_pop, sp_L, sp_rate, sp_A, sp_tab, tab_goff,
-             tab_t, guide, bl_off, bl_cols, lo, hi, tbase, words, wsh, wmask, ubuf, vbuf, gbuf, cpos, cv, m):
-    """Sub-pass s's kept positions in tile t, sorted, at cpos[m:]; returns the end."""
-    if sp_pop[s] < 0:
-        base = np.int64(-1)
-        size = np.int64(row_bits)
+def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_id, tile_group, grp_t0, grp_t1,
+               grp_cls, sp_key, sp_thin, sp_pop, sp_gbits, sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t, guide,
+               bl_off, bl_cols, pop_cum, ubuf, vbuf, gbuf, out, vout, m):
+    """Sub-pass s's kept candidates from stream group gi that lie in tiles [t_lo, t_hi), as
+    increasing tensor-bit positions at out[m:] (``out`` and the scratch ``vout`` are replaced
+    by larger copies when full); returns (out, vout, m).
+
+    One geometric walk over the concatenated populations of the group's tiles, exactly as
+    ``reference.subpass_candidates``: batches of draws vectorized along the group's stream
+    (counter (draw, row id of its first tile, 0, k)), then a scalar scan. A group that
+    starts before t_lo is walked from its start (its draws there are made and dropped), so
+    the positions never depend on how the tiles were split. Acceptance (thin sub-passes)
+    reads the words, which must still hold their original bits: the walk lists the
+    candidates with their V and prefetches their words, then one pass keeps those below the
+    threshold of their stored bit (no branch on a loaded word: the loads overlap)."""
+    t0 = grp_t0[gi]
+    t1 = grp_t1[gi]
+    cls = np.int64(grp_cls[gi])
+    pop = sp_pop[s]
+    a = max(t_lo, t0)
+    b = min(t_hi, t1)
+    if pop < 0:
+        c0 = t0 * row_bits
+        size = (t1 - t0) * row_bits
+        clo = a * row_bits
+        chi = b * row_bits
     else:
-        gidx = np.int64(tile_group[t])
-        base = bl_off[sp_pop[s], gidx]
-        size = bl_off[sp_pop[s], gidx + 1] - base
+        c0 = pop_cum[pop, t0]
+        size = pop_cum[pop, t1] - c0
+        clo = pop_cum[pop, a]
+        chi = pop_cum[pop, b]
+    if size <= 0 or chi <= clo:
+        return out, vout, m
+    m0 = m
+    wmask = (np.int64(1) << wsh) - 1
+    thin = sp_thin[s] != 0
     K = sp_tab[s, cls, 1]
     logm = K == 0
-    a = m
-    done = False
+    toff = sp_tab[s, cls, 0]
+    goff = tab_goff[s, cls]
+    k0 = sp_key[s, 0]
+    k1 = sp_key[s, 1]
+    rid = tile_row_id[t0]
+    c3 = np.uint32(sp_gbits[s, cls])
+    A0 = sp_A[s, cls, 0]
+    dA = sp_A[s, cls, 1] - A0  # (wraps; A0 + dA * bit is A0 or A1)
+    L = sp_L[s, cls]
+    rate = sp_rate[s, cls]
+    ti = a  # tile cursor (weak-bitline populations)
+    t = a  # tile cursor (all bitlines): tile t holds population indices [tstart, tend)
+    tstart = a * row_bits
+    tend = tstart + row_bits
     pos = np.int64(-1)
     acc = np.int64(0)
     j0 = np.int64(0)
+    done = False
     while not done:
-        nd = batch_size(size, pos, sp_rate[s, cls], BATCH)
-        fill(thin, logm, k0, k1, rid, np.uint32(0), j0, nd, sp_L[s, cls], ubuf, vbuf, gbuf)
-        done, pos, acc, m = scan(thin, logm, K, sp_tab[s, cls, 0], tab_goff[s, cls], tab_t, guide, size, base,
-                                 bl_cols, lo, hi, tbase, words, wsh, ubuf, vbuf, gbuf, 0, 1, nd, pos, acc, cpos,
-                                 cv, m)
+        nd = batch_size(size, pos, rate, BATCH)
+        fill(thin, logm, k0, k1, rid, np.uint32(0), c3, j0, nd, L, ubuf, vbuf, gbuf)
         j0 += nd
-    if thin and m > a:
-        m = accept(cpos, cv, a, m, words, tbase, wsh, wmask, sp_A[s, cls, 0], sp_A[s, cls, 1])
-    return m
+        if out.shape[0] - m < nd:
+            grown = np.empty(2 * out.shape[0] + nd, np.int64)
+            grown[:m] = out[:m]
+            out = grown
+            vgrown = np.empty(grown.shape[0], np.uint64)
+            vgrown[:m] = vout[:m]
+            vout = vgrown
+        for i in range(nd):
+            # the skip: log method, or table method (all K thresholds above u: a tail, add K
+            # and take the next draw, no candidate yet)
+            if logm:
+                g = gbuf[i]
+                if not (g < float(size - pos - 1)):
+                    done = True
+                    break
+                pos = pos + np.int64(g) + 1
+            else:
+                u = ubuf[i]
+                k = np.int64(guide[goff + np.int64(u >> S41)])
+                while k < K and u < tab_t[toff + k]:
+                    k += 1
+                if k == K:
+                    acc += K
+                    continue
+                gi2 = acc + k
+                acc = np.int64(0)
+                if not (gi2 < size - pos - 1):
+                    done = True
+                    break
+                pos = pos + gi2 + 1
+            gp = c0 + pos
+            if gp < clo:
+                continue
+            if gp >= chi:
+                done = True
+                break
+            # population index -> tile and row position
+            if pop < 0:
+                if gp >= tend:  # a later tile (one division per tile reached, not per candidate)
+                    t = gp // row_bits
+                    tstart = t * row_bits
+                    tend = tstart + row_bits
+                rowpos = gp - tstart
+            else:
+                if pop_cum[pop, ti + 1] <= gp:
+                    ti = ti + np.searchsorted(pop_cum[pop, ti:b + 1], gp, side="right") - 1
+                t = ti
+                rowpos = np.int64(bl_cols[bl_off[pop, np.int64(tile_group[t])] + gp - pop_cum[pop, t]])
+            tb = t * row_bits + rowpos - bit_lo
+            if tb < 0 or tb >= nbits:
+                continue  # outside the tensor (its first and last tiles)
+            out[m] = tb
+            if thin:
+                vout[m] = vbuf[i]
+                _prefetch_w(words, tb >> wsh)
+            m += 1
+    if thin:
+        # acceptance on the stored (original) bits, compacted in place
+        n = m0
+        for q in range(m0, m):
+            tb = out[q]
+            bit = (np.uint64(words[tb >> wsh]) >> np.uint64(tb & wmask)) & np.uint64(1)
+            out[n] = tb
+            n += np.int64(vout[q] < A0 + dA * bit)
+        m = n
+    return out, vout, m
 
 
 @nb.njit(**JIT)
-def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl,
-                    sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t,
-                    guide, bl_off, bl_cols, s0, out_idx, out_mask, n_start, end):
-    """run_tiles when the main sub-pass s0 (all bitlines) takes many draws per tile.
+def group_positions(t_begin, t_end, skip, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, grp_off,
+                    grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_gbits, sp_L, sp_rate, sp_A, sp_tab,
+                    tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum):
+    """Sorted unique tensor-bit positions kept by any sub-pass but ``skip`` (-1: none) in tiles
+    [t_begin, t_end): each sub-pass's stream groups that meet the range are walked
+    (``walk_group``), then the sub-passes' sorted lists are united. O(candidates + groups)."""
+    S = sp_thin.shape[0]
+    nbits = bit_hi - bit_lo
+    ubuf = np.empty(BATCH, np.uint64)
+    vbuf = np.empty(BATCH, np.uint64)
+    gbuf = np.empty(BATCH, np.float64)
+    out = np.empty(256, np.int64)
+    vout = np.empty(256, np.uint64)
+    la = np.empty(max(S, 1), np.int64)
+    lb = np.empty(max(S, 1), np.int64)
+    live = 0
+    m = np.int64(0)
+    for s in range(S):
+        if s == skip:
+            continue
+        a = m
+        g0 = grp_off[s]
+        g1 = grp_off[s + 1]
+        # the first group that ends after t_begin
+        gi = g0 + np.searchsorted(grp_t1[g0:g1], t_begin, side="right")
+        while gi < g1 and grp_t0[gi] < t_end:
+            out, vout, m = walk_group(gi, s, t_begin, t_end, words, wsh, row_bits, bit_lo, nbits, tile_row_id,
+                                      tile_group, grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_gbits,
+                                      sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols,
+                                      pop_cum, ubuf, vbuf, gbuf, out, vout, m)
+            gi += 1
+        if m > a:
+            la[live] = a
+            lb[live] = m
+            live += 1
+    if live == 0:
+        return out[:0]
+    if live == 1:
+        return out[la[0]:lb[0]]
+    comb = np.empty(m, np.int64)
+    q = merge(out, la, lb, live, comb)
+    return comb[:q]
 
-    Per tile: 1. the other active sub-passes (if any) give one sorted list of kept
-    positions (``sub_list``, merged); 2. s0's draws come in batches vectorized along
-    its stream, and one scalar loop takes each skip, decides acceptance and builds
-    the (word, mask) entries in position order, taking the other list's positions
+@nb.njit(**JIT)
+def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_wl,
+                    sp_key, sp_thin, sp_wl, sp_active, sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t,
+                    guide, s0, sec, out_idx, out_mask, n_start, end):
+    """run_tiles when the main sub-pass s0 (all bitlines, single-tile stream groups) takes many
+    draws per tile.
+
+    ``sec``: the other sub-passes' kept tensor-bit positions in the chunk, sorted and unique
+    (``group_positions``, computed before any word changes). Per tile, s0's draws come in
+    batches vectorized along its stream, and one scalar loop takes each skip, decides
+    acceptance and builds the (word, mask) entries in position order, taking sec's positions
     in turn (a position kept twice sets its bit twice: the union); no intermediate
     lists and no branch on loaded words. A word is XORed when the loop leaves it:
     acceptance only reads words at or after the current one, still original."""
-    S = sp_thin.shape[0]
     wmask = (np.int64(1) << wsh) - 1
     ubuf = np.empty(BATCH, np.uint64)
     vbuf = np.empty(BATCH, np.uint64)
     gbuf = np.empty(BATCH, np.float64)
-    cpos = np.empty(max(S - 1, 1) * row_bits, np.int32)
-    cv = np.empty(cpos.shape[0], np.uint64)
-    comb = np.empty(row_bits if S > 2 else 1, np.int32)
-    la = np.empty(S, np.int64)
-    lb = np.empty(S, np.int64)
     thin = sp_thin[s0] != 0
     k0 = sp_key[s0, 0]
     k1 = sp_key[s0, 1]
     size = np.int64(row_bits)
     room = (row_bits >> wsh) + 2
     n = n_start
+    si = 0
+    ns = sec.shape[0]
     for t in range(t_begin, t_end):
         if end - n < room:
             # no room for a whole tile: restore this range, report
@@ -531,31 +590,6 @@ def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_r
         lo = max(bit_lo - tstart, 0)
         hi = min(bit_hi - tstart, row_bits)
         tbase = tstart - bit_lo
-        # 1. the other sub-passes' kept positions: sec[si:ns]
-        live = 0
-        m = 0
-        for s in range(S):
-            if s == s0:
-                continue
-            cls = np.int64(tile_wl[sp_wl[s], t]) if sp_wl[s] >= 0 else 0
-            if sp_active[s, cls] == 0:
-                continue
-            b = sub_list(s, t, sp_thin[s] != 0, cls, sp_key[s, 0], sp_key[s, 1], rid, row_bits, tile_group,
-                         sp_pop, sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, lo, hi,
-                         tbase, words, wsh, wmask, ubuf, vbuf, gbuf, cpos, cv, m)
-            if b > m:
-                la[live] = m
-                lb[live] = b
-                live += 1
-            m = b
-        if live > 1:
-            sec = comb
-            si = 0
-            ns = merge(cpos, la, lb, live, comb)
-        else:
-            sec = cpos
-            si = 0
-            ns = lb[0] if live == 1 else 0
         # 2. the main sub-pass, interleaved with sec
         cls = np.int64(tile_wl[sp_wl[s0], t]) if sp_wl[s0] >= 0 else 0
         active = sp_active[s0, cls] != 0
@@ -575,7 +609,7 @@ def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_r
         while True:
             if not done:
                 nd = batch_size(size, pos, sp_rate[s0, cls], BATCH)
-                fill(thin, logm, k0, k1, rid, np.uint32(0), j0, nd, L, ubuf, vbuf, gbuf)
+                fill(thin, logm, k0, k1, rid, np.uint32(0), np.uint32(0), j0, nd, L, ubuf, vbuf, gbuf)
                 j0 += nd
             else:
                 nd = 0
@@ -616,9 +650,9 @@ def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_r
                             p = pos
                 elif not done:
                     break  # batch used up: draw more
-                # positions of the other list before p, then p
-                while si < ns and np.int64(sec[si]) < p:
-                    tb = tbase + np.int64(sec[si])
+                # positions of the other sub-passes before p, then p
+                while si < ns and sec[si] < tbase + p:
+                    tb = sec[si]
                     si += 1
                     w = tb >> wsh
                     fm = mask & (np.uint64(0) - np.uint64(w != cur))
@@ -657,22 +691,21 @@ def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_r
     return n
 
 
+
 @nb.njit(**JIT)
-def run_tiles(t_begin, t_end, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl,
-              sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_rate, sp_nd0, tg, sp_A, sp_tab,
-              tab_goff, tab_t, guide, bl_off, bl_cols, out_idx, out_mask, n_start, end):
+def run_tiles(t_begin, t_end, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl, grp_off,
+              grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate, sp_nd0,
+              sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, out_idx, out_mask, n_start, end):
     """Flip the bits of tiles [t_begin, t_end) and log them at out_*[n_start:end].
 
     Returns the log end, or -1 with the words restored if the log ran out of room.
-    Tiles go in groups of tg. Per group: 0. the first sp_nd0[s] draws of every tile
-    and sub-pass, vectorized across tiles; 1. per tile and active sub-pass, a scan of
-    its draws (more in batches if needed) lists its candidates in the tile and
-    prefetches their words; then per tile: 2. data-dependent acceptance (the words
-    have arrived), 3. union of the sub-passes' sorted lists, 4. (word, mask) log
-    entries; finally 5. the group's words are XORed. Acceptance reads only original
-    bits: a group's words change in step 5, and tiles never share a word."""
+    The streams are the plan's stream groups; this range of tiles may cut a group (walked
+    from its start). In general: 1. every sub-pass's kept positions in the range, united
+    (``group_positions``: O(candidates + groups), reads original bits), 2. (word, mask)
+    log entries, 3. XOR. When an all-bitline sub-pass takes many draws per tile (its
+    groups are single tiles, sp_nd0 >= TILE_MAJOR), it runs fused with the entries
+    (``run_tiles_single`` / ``run_tiles_fused``)."""
     S = sp_thin.shape[0]
-    Sx = max(S, 1)
     wsh = np.int64(0)
     while (np.int64(1) << wsh) < wb:
         wsh += 1
@@ -682,203 +715,132 @@ def run_tiles(t_begin, t_end, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, 
     for s in range(S):
         if sp_pop[s] < 0 and (s0 < 0 or sp_nd0[s] > sp_nd0[s0]):
             s0 = s
-    if S == 1 and s0 == 0 and sp_nd0[0] >= TILE_MAJOR:
+    if s0 >= 0 and sp_nd0[s0] < TILE_MAJOR:
+        s0 = -1
+    if S == 1 and s0 == 0:
         return run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_wl,
                                 sp_key, sp_thin, sp_wl, sp_active, sp_L, sp_rate, sp_A, sp_tab, tab_goff,
                                 tab_t, guide, out_idx, out_mask, n_start, end)
-    if s0 >= 0 and sp_nd0[s0] >= TILE_MAJOR:
-        return run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_group,
-                               tile_wl, sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_rate, sp_A, sp_tab,
-                               tab_goff, tab_t, guide, bl_off, bl_cols, s0, out_idx, out_mask, n_start, end)
-    ubuf = np.empty(BATCH, np.uint64)
-    vbuf = np.empty(BATCH, np.uint64)
-    gbuf = np.empty(BATCH, np.float64)
-    pre_off = np.zeros(Sx + 1, np.int64)
-    for s in range(S):
-        pre_off[s + 1] = pre_off[s] + sp_nd0[s] * tg
-    preU = np.empty(pre_off[Sx], np.uint64)
-    preV = np.empty(pre_off[Sx], np.uint64)
-    preG = np.empty(pre_off[Sx], np.float64)
-    rids = np.empty(tg, np.uint32)
-    Lt = np.empty(tg, np.float64)
-    # candidates of the group: (tile tt, sub-pass s) owns cpos/cv[ca[tt * S + s]:cb[...]]
-    ccap = 2 * pre_off[Sx] + 2 * row_bits
-    cpos = np.empty(ccap, np.int32)
-    cv = np.empty(ccap, np.uint64)
-    ca = np.zeros(tg * Sx, np.int64)
-    cb = np.zeros(tg * Sx, np.int64)
-    la = np.empty(Sx, np.int64)
-    lb = np.empty(Sx, np.int64)
-    comb = np.empty(row_bits if S > 1 else 1, np.int32)
+    pos = group_positions(t_begin, t_end, s0, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_group,
+                          grp_off, grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_gbits, sp_L, sp_rate,
+                          sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum)
+    if s0 >= 0:
+        return run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_row_id, tile_wl,
+                               sp_key, sp_thin, sp_wl, sp_active, sp_L, sp_rate, sp_A, sp_tab, tab_goff, tab_t,
+                               guide, s0, pos, out_idx, out_mask, n_start, end)
+    # 2. (word, mask) entries in position order; nothing is XORed yet, so a log that runs
+    # out of room just reports
     n = n_start
-    n_done = n_start  # entries [n_start, n_done) are XORed into words
-    for g0 in range(t_begin, t_end, tg):
-        g1 = min(g0 + tg, t_end)
-        ntg = g1 - g0
-        for t in range(ntg):
-            rids[t] = tile_row_id[g0 + t]
-        # 0. first draws of each sub-pass, all tiles of the group at once
-        for s in range(S):
-            logm = False
-            for t in range(ntg):
-                cls = np.int64(tile_wl[sp_wl[s], g0 + t]) if sp_wl[s] >= 0 else 0
-                Lt[t] = sp_L[s, cls]
-                if sp_tab[s, cls, 1] == 0 and sp_active[s, cls] != 0:
-                    logm = True
-            nd0 = sp_nd0[s]
-            o = pre_off[s]
-            if nd0 < TILE_MAJOR:
-                # few draws per tile: vectorize across tiles (draw-major layout)
-                prefill(sp_thin[s] != 0, logm, sp_key[s, 0], sp_key[s, 1], rids, ntg, np.uint32(0), nd0,
-                        Lt, preU, preV, preG, o)
-            else:
-                # many: vectorize along each tile's stream (tile-major layout)
-                for t in range(ntg):
-                    a = o + t * nd0
-                    fill(sp_thin[s] != 0, logm, sp_key[s, 0], sp_key[s, 1], rids[t], np.uint32(0), 0, nd0,
-                         Lt[t], preU[a:a + nd0], preV[a:a + nd0], preG[a:a + nd0])
-        # 1. candidates of every tile and active sub-pass
-        m = 0
-        for tt in range(ntg):
-            t = g0 + tt
-            for s in range(S):
-                ca[tt * S + s] = m
-                cb[tt * S + s] = m
-                cls = 0
-                if sp_wl[s] >= 0:
-                    cls = np.int64(tile_wl[sp_wl[s], t])
-                if sp_active[s, cls] == 0:
-                    continue
-                if sp_pop[s] < 0:
-                    base = np.int64(-1)
-                    size = np.int64(row_bits)
-                else:
-                    gidx = np.int64(tile_group[t])
-                    base = bl_off[sp_pop[s], gidx]
-                    size = bl_off[sp_pop[s], gidx + 1] - base
-                K = sp_tab[s, cls, 1]
-                logm = K == 0
-                nd0 = sp_nd0[s]
-                if nd0 < TILE_MAJOR:
-                    o = pre_off[s] + tt
-                    st = ntg
-                else:
-                    o = pre_off[s] + tt * nd0
-                    st = 1
-                if logm and not (preG[o] < float(size)):
-                    continue  # the first skip leaves the tile (most tiles at low rates)
-                if ccap - m < row_bits:  # room for a whole tile's candidates
-                    ccap = 2 * ccap
-                    cpos2 = np.empty(ccap, np.int32)
-                    cv2 = np.empty(ccap, np.uint64)
-                    cpos2[:m] = cpos[:m]
-                    cv2[:m] = cv[:m]
-                    cpos = cpos2
-                    cv = cv2
-                tstart = np.int64(t) * row_bits
-                lo = max(bit_lo - tstart, 0)
-                hi = min(bit_hi - tstart, row_bits)
-                tbase = tstart - bit_lo
-                thin = sp_thin[s] != 0
-                toff = sp_tab[s, cls, 0]
-                goff = tab_goff[s, cls]
-                done, pos, acc, m = scan(thin, logm, K, toff, goff, tab_t, guide, size, base, bl_cols, lo,
-                                         hi, tbase, words, wsh, preU, preV, preG, o, st, nd0,
-                                         np.int64(-1), np.int64(0), cpos, cv, m)
-                j0 = sp_nd0[s]
-                while not done:
-                    nd = batch_size(size, pos, sp_rate[s, cls], BATCH)
-                    fill(thin, logm, sp_key[s, 0], sp_key[s, 1], tile_row_id[t], np.uint32(0), j0, nd,
-                         sp_L[s, cls], ubuf, vbuf, gbuf)
-                    done, pos, acc, m = scan(thin, logm, K, toff, goff, tab_t, guide, size, base, bl_cols,
-                                             lo, hi, tbase, words, wsh, ubuf, vbuf, gbuf, 0, 1, nd, pos, acc,
-                                             cpos, cv, m)
-                    j0 += nd
-                cb[tt * S + s] = m
-        for tt in range(ntg):
-            t = g0 + tt
-            tstart = np.int64(t) * row_bits
-            lo = max(bit_lo - tstart, 0)
-            hi = min(bit_hi - tstart, row_bits)
-            tbase = tstart - bit_lo
-            # 2. acceptance; the non-empty lists
-            live = 0
-            for s in range(S):
-                a = ca[tt * S + s]
-                b = cb[tt * S + s]
-                if b > a and sp_thin[s] != 0:
-                    cls = np.int64(tile_wl[sp_wl[s], t]) if sp_wl[s] >= 0 else 0
-                    b = accept(cpos, cv, a, b, words, tbase, wsh, wmask, sp_A[s, cls, 0], sp_A[s, cls, 1])
-                if b > a:
-                    la[live] = a
-                    lb[live] = b
-                    live += 1
-            if live == 0:
-                continue
-            # 3. union of the lists
-            if live == 1:
-                src = cpos
-                q0 = la[0]
-                q1 = lb[0]
-            else:
-                q0 = 0
-                q1 = merge(cpos, la, lb, live, comb)
-                src = comb
-            if end - n < min(q1 - q0, ((hi - lo) >> wsh) + 2):
-                # no room (a tile logs at most that many words): restore, report
-                for i in range(n_start, n_done):
-                    words[out_idx[i]] ^= out_mask[i]
-                return -1
-            # 4. (word, mask) entries in position order
-            cur = np.int64(-1)
+    cur = np.int64(-1)
+    mask = np.uint64(0)
+    for q in range(pos.shape[0]):
+        tb = pos[q]
+        w = tb >> wsh
+        if w != cur:
+            if cur >= 0:
+                if n >= end:
+                    return -1
+                out_idx[n] = cur
+                out_mask[n] = mask
+                n += 1
+            cur = w
             mask = np.uint64(0)
-            for q in range(q0, q1):
-                tb = tbase + np.int64(src[q])
-                w = tb >> wsh
-                if w != cur:
-                    if cur >= 0:
-                        out_idx[n] = cur
-                        out_mask[n] = mask
-                        n += 1
-                    cur = w
-                    mask = np.uint64(0)
-                mask |= np.uint64(1) << np.uint64(tb & wmask)
-            out_idx[n] = cur
-            out_mask[n] = mask
-            n += 1
-        # 5. XOR the group's words
-        for i in range(n_done, n):
-            words[out_idx[i]] ^= out_mask[i]
-        n_done = n
+        mask |= np.uint64(1) << np.uint64(tb & wmask)
+    if cur >= 0:
+        if n >= end:
+            return -1
+        out_idx[n] = cur
+        out_mask[n] = mask
+        n += 1
+    # 3. XOR
+    xor_range(words, out_idx, out_mask, n_start, n)
     return n
 
 
 @nb.njit(parallel=True, **JIT)
-def inject_chunks(words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl,
-                  sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_rate, sp_nd0, tg, sp_A, sp_tab,
-                  tab_goff, tab_t, guide, bl_off, bl_cols, chunk_tiles, out_off, out_idx, out_mask, out_n):
+def inject_chunks(words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl, grp_off, grp_t0,
+                  grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate, sp_nd0,
+                  sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, chunk_tiles, out_off, out_idx,
+                  out_mask, out_n):
     """Flip all tiles, chunk by chunk in parallel; a chunk whose log would overflow
     is left untouched and reported with out_n = -1 (the caller re-runs it)."""
     for c in nb.prange(chunk_tiles.shape[0] - 1):
         n = run_tiles(chunk_tiles[c], chunk_tiles[c + 1], words, wb, row_bits, bit_lo, bit_hi,
-                      tile_row_id, tile_group, tile_wl, sp_key, sp_thin, sp_pop, sp_wl, sp_active,
-                      sp_L, sp_rate, sp_nd0, tg, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols,
-                      out_idx, out_mask, out_off[c], out_off[c + 1])
+                      tile_row_id, tile_group, tile_wl, grp_off, grp_t0, grp_t1, grp_cls, sp_key, sp_thin,
+                      sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate, sp_nd0, sp_A, sp_tab, tab_goff, tab_t,
+                      guide, bl_off, bl_cols, pop_cum, out_idx, out_mask, out_off[c], out_off[c + 1])
         out_n[c] = n - out_off[c] if n >= 0 else -1
 
 
 @nb.njit(**JIT)
-def inject_chunks_serial(words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl,
-                         sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_rate, sp_nd0, tg, sp_A,
-                         sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, chunk_tiles, out_off, out_idx,
-                         out_mask, out_n):
+def inject_chunks_serial(words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl, grp_off,
+                         grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits, sp_active, sp_L,
+                         sp_rate, sp_nd0, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum,
+                         chunk_tiles, out_off, out_idx, out_mask, out_n):
     """inject_chunks on the calling thread only (small jobs)."""
     for c in range(chunk_tiles.shape[0] - 1):
         n = run_tiles(chunk_tiles[c], chunk_tiles[c + 1], words, wb, row_bits, bit_lo, bit_hi,
-                      tile_row_id, tile_group, tile_wl, sp_key, sp_thin, sp_pop, sp_wl, sp_active,
-                      sp_L, sp_rate, sp_nd0, tg, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols,
-                      out_idx, out_mask, out_off[c], out_off[c + 1])
+                      tile_row_id, tile_group, tile_wl, grp_off, grp_t0, grp_t1, grp_cls, sp_key, sp_thin,
+                      sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate, sp_nd0, sp_A, sp_tab, tab_goff, tab_t,
+                      guide, bl_off, bl_cols, pop_cum, out_idx, out_mask, out_off[c], out_off[c + 1])
         out_n[c] = n - out_off[c] if n >= 0 else -1
+
+
+@intrinsic
+def _address_as_pointer(typingctx, addr, proto):
+    """A pointer to ``proto``'s dtype at the integer address ``addr`` (for ``nb.carray``)."""
+    if not (isinstance(addr, types.Integer) and isinstance(proto, types.Array)):
+        return None
+    ptrty = types.CPointer(proto.dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptrty))
+
+    return ptrty(addr, proto), codegen
+
+
+#: Columns of inject_many's per-tensor offset table: where each tensor's part of a concatenated
+#: plan array starts, in units of tiles, (wl, tile) pairs, groups, sub-passes, sub-pass
+#: offsets (S + 1 each), tab_t, guide, bl_off, bl_cols, pop_cum entries.
+MANY_T, MANY_WL, MANY_G, MANY_S, MANY_SO, MANY_TAB, MANY_GUIDE, MANY_BLO, MANY_BLC, MANY_POP = range(10)
+
+
+@nb.njit(**JIT)
+def inject_many(addrs, nwords, proto, wb, scal, offs, tile_row_id, tile_group, tile_wl, grp_off, grp_t0, grp_t1,
+                grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate, sp_nd0, sp_A, sp_tab,
+                tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, out_off, out_idx, out_mask, out_n):
+    """``inject_chunks_serial`` (one chunk) for several tensors in one call: tensor j's words are
+    the ``nwords[j]`` words at address ``addrs[j]`` (dtype of ``proto``), its plan the slices of
+    the concatenated plan arrays at ``offs[j]`` (columns ``MANY_*``), its scalars ``scal[j]`` =
+    (row_bits, bit_lo, bit_hi, n_tiles, S, n_wl, n_bl, bl_stride). Its log goes to
+    out_*[out_off[j]:out_off[j + 1]]; out_n[j] = entries, or -1 (log full, words untouched)."""
+    for j in range(addrs.shape[0]):
+        words = nb.carray(_address_as_pointer(addrs[j], proto), (nwords[j],))
+        row_bits = scal[j, 0]
+        bit_lo = scal[j, 1]
+        bit_hi = scal[j, 2]
+        T = scal[j, 3]
+        S = scal[j, 4]
+        n_wl = scal[j, 5]
+        n_bl = scal[j, 6]
+        bls = scal[j, 7]
+        o = offs[j]
+        ot, ow, og, os, oso = o[MANY_T], o[MANY_WL], o[MANY_G], o[MANY_S], o[MANY_SO]
+        G = offs[j + 1, MANY_G] - og
+        n = run_tiles(0, T, words, wb, row_bits, bit_lo, bit_hi, tile_row_id[ot:ot + T], tile_group[ot:ot + T],
+                      tile_wl[ow:ow + n_wl * T].reshape((n_wl, T)), grp_off[oso:oso + S + 1], grp_t0[og:og + G],
+                      grp_t1[og:og + G], grp_cls[og:og + G], sp_key[2 * os:2 * (os + S)].reshape((S, 2)),
+                      sp_thin[os:os + S], sp_pop[os:os + S], sp_wl[os:os + S],
+                      sp_gbits[2 * os:2 * (os + S)].reshape((S, 2)), sp_active[2 * os:2 * (os + S)].reshape((S, 2)),
+                      sp_L[2 * os:2 * (os + S)].reshape((S, 2)), sp_rate[2 * os:2 * (os + S)].reshape((S, 2)),
+                      sp_nd0[os:os + S], sp_A[4 * os:4 * (os + S)].reshape((S, 2, 2)),
+                      sp_tab[4 * os:4 * (os + S)].reshape((S, 2, 2)), tab_goff[2 * os:2 * (os + S)].reshape((S, 2)),
+                      tab_t[o[MANY_TAB]:offs[j + 1, MANY_TAB]], guide[o[MANY_GUIDE]:offs[j + 1, MANY_GUIDE]],
+                      bl_off[o[MANY_BLO]:o[MANY_BLO] + n_bl * bls].reshape((n_bl, bls)),
+                      bl_cols[o[MANY_BLC]:offs[j + 1, MANY_BLC]],
+                      pop_cum[o[MANY_POP]:o[MANY_POP] + n_bl * (T + 1)].reshape((n_bl, T + 1)),
+                      out_idx, out_mask, out_off[j], out_off[j + 1])
+        out_n[j] = n - out_off[j] if n >= 0 else -1
 
 
 @nb.njit(**JIT)
@@ -916,19 +878,6 @@ def correct_log(words, shift, idx, mask, off, cnt, low, high, write, clamp, zero
     return n_bad, delta
 
 
-#: Entries ahead whose word the XOR loops prefetch (sparse logs miss in cache and TLB).
-XOR_AHEAD = 24
-
-
-@nb.njit(inline="always", **JIT)
-def xor_range(words, idx, mask, a, b):
-    """words[idx[i]] ^= mask[i] for i in [a, b), prefetching XOR_AHEAD entries ahead."""
-    for i in range(a, b):
-        if i + XOR_AHEAD < b:
-            _prefetch_w(words, idx[i + XOR_AHEAD])
-        words[idx[i]] ^= mask[i]
-
-
 @nb.njit(parallel=True, **JIT)
 def xor_segments(words, idx, mask, off, cnt):
     """words[idx] ^= mask over the valid prefix of every segment (undo / redo)."""
@@ -962,7 +911,7 @@ def nested_bitmaps(keys, L, rate, thr, ctr, popsize, stream, bitmap):
             done = False
             while not done:
                 nd = batch_size(popsize, pos, rate[b], BATCH)
-                fill(True, True, keys[b, 0], keys[b, 1], rid, stream, j0, nd, L[b], ubuf, vbuf, gbuf)
+                fill(True, True, keys[b, 0], keys[b, 1], rid, stream, np.uint32(0), j0, nd, L[b], ubuf, vbuf, gbuf)
                 j0 += nd
                 for q in range(nd):
                     g = gbuf[q]

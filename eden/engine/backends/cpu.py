@@ -1,9 +1,10 @@
 """Compiled CPU backend (numba): the same scheme as ``reference.py``, O(errors).
 
-Tile by tile (row segments), each sub-pass's draws are generated in vectorized
-batches and scanned in order into kept positions; several sub-passes are united
-(a bit kept by several flips once); the tile's words are logged as (word index,
-xor mask) and XORed. Large jobs run chunks of tiles on numba's threads, small
+Stream group by stream group (``plan.py``: runs of tiles walked as one geometric
+stream, so a sweep costs O(candidates + groups), not O(tiles)), each sub-pass's draws
+are generated in vectorized batches and scanned in order into kept positions; several
+sub-passes are united (a bit kept by several flips once); the words are logged as (word
+index, xor mask) and XORed. Large jobs run chunks of tiles on numba's threads, small
 ones on the calling thread (a parallel region costs more than they do on a busy
 machine); the bits are the same either way. The kernels and the details are in
 ``_cpu_kernels.py``; ``cuda/inject.cu`` computes the same streams.
@@ -53,7 +54,7 @@ def _threads() -> int:
 #: Rough single-thread costs, only to choose serial or parallel execution (results
 #: are the same either way): a parallel region waits for its slowest thread, and on
 #: a machine with no idle core that can be a whole scheduler time slice (~5 ms).
-_NS_PER_TILE_PASS = 30.0
+_NS_PER_GROUP = 30.0
 _NS_PER_DRAW = 20.0
 _PARALLEL_MIN_NS = 4e6
 _XOR_PARALLEL_MIN = 1 << 17
@@ -139,23 +140,23 @@ def _expected_draws(plan: Plan, rate: np.ndarray) -> float:
     return total
 
 
-def _first_batches(plan: Plan, rate: np.ndarray, batch: int, group_draws: int):
-    """(draws prepared per tile for each sub-pass int64[S], tiles per group): a typical
-    tile's expected draws + 1 sigma. Draws past a tile's end are computed and thrown
-    away, so a wide margin costs more than the second batch that about one tile in six
-    then needs (3 sigma was 15-25% slower at p = 1e-4, measured)."""
+def _first_batches(plan: Plan, rate: np.ndarray, batch: int) -> np.ndarray:
+    """Draws per tile of each sub-pass int64[S] (a typical tile's expected draws + 1 sigma),
+    or 0 for a sub-pass whose stream groups are not all single tiles. The kernels run an
+    all-bitline sub-pass with at least ``TILE_MAJOR`` of them fused with the log entries."""
     S = plan.n_subpasses
     nd0 = np.zeros(S, np.int64)
     n_groups = max(plan.bl_offsets.shape[1] - 1, 1)
     for s in range(S):
+        if plan.sp_gbits[s].max() > 0:
+            continue
         r = rate[s, 0] if plan.sp_active[s, 0] else rate[s, 1]
         pop = plan.sp_pop[s]
         size = plan.row_bits if pop < 0 else (plan.bl_offsets[pop, -1] - plan.bl_offsets[pop, 0]) / n_groups
         e = size * r * 1.02
         nd0[s] = min(int(e + math.sqrt(e)) + 2, batch)
         nd0[s] += nd0[s] & 1
-    tg = int(min(max(group_draws // max(int(nd0.sum()), 1), 1), 256))
-    return nd0, tg
+    return nd0
 
 
 def _launch(plan: Plan, parallel: bool, idx_dtype, k):
@@ -185,8 +186,8 @@ def _launch(plan: Plan, parallel: bool, idx_dtype, k):
     cap = (np.minimum(chunk_words, np.ceil(mu + 10.0 * np.sqrt(mu) + 64)) + row_words).astype(np.int64)
     off = np.zeros(n_chunks + 1, np.int64)
     np.cumsum(cap, out=off[1:])
-    nd0, tg = _first_batches(plan, rate, k.BATCH, k.GROUP_DRAWS)
-    hit = (rate, n_chunks, chunk_tiles, chunk_words, row_words, off, nd0, tg)
+    nd0 = _first_batches(plan, rate, k.BATCH)
+    hit = (rate, n_chunks, chunk_tiles, chunk_words, row_words, off, nd0)
     plan.derived[key] = hit
     return hit
 
@@ -198,7 +199,7 @@ def _work_ns(plan: Plan) -> float:
         rate = plan.derived.get("cpu.rate")
         if rate is None:
             rate = plan.derived["cpu.rate"] = _rates(plan)
-        w = plan.derived["cpu.work_ns"] = (_NS_PER_TILE_PASS * plan.n_tiles * max(plan.n_subpasses, 1)
+        w = plan.derived["cpu.work_ns"] = (_NS_PER_GROUP * max(len(plan.grp_t0), 1)
                                            + _NS_PER_DRAW * _expected_draws(plan, rate))
     return w
 
@@ -216,16 +217,19 @@ def inject(plan: Plan, words: np.ndarray):
     parallel = _parallel(_work_ns(plan), _PARALLEL_MIN_NS, _PARALLEL_ALWAYS_NS)
     run = k.inject_chunks if parallel else k.inject_chunks_serial
     idx_dtype = np.int32 if len(words) < 2**31 else np.int64
-    rate, n_chunks, chunk_tiles, chunk_words, row_words, off, nd0, tg = _launch(plan, parallel, idx_dtype, k)
-    off = off.copy()  # the log keeps its offsets; the memoized ones stay untouched
+    rate, n_chunks, chunk_tiles, chunk_words, row_words, off, nd0 = _launch(plan, parallel, idx_dtype, k)
+    if n_chunks > 1:
+        off = off.copy()  # the log keeps its offsets; the memoized ones stay untouched
     idx = np.empty(off[-1], idx_dtype)
     mask = np.empty(off[-1], words.dtype)
     cnt = np.zeros(n_chunks, np.int64)
-    args = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.sp_key, plan.sp_thin, plan.sp_pop,
-            plan.sp_wl, plan.sp_active, plan.sp_L, rate, nd0, tg, plan.sp_A, plan.sp_tab, plan.tab_goff,
-            plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols)
-    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *args, chunk_tiles, off, idx, mask, cnt)
-    if cnt.min() < 0:  # rare: re-run each overflowed (untouched) chunk with room for every word
+    # The kernel's arguments but the words and the keys, the same for every access of a plan
+    head, tail = plan.derived.get("cpu.args") or _static_args(plan, rate, nd0)
+    run(words, wb, plan.row_bits, plan.bit_lo, plan.bit_hi, *head, plan.sp_key, *tail, chunk_tiles, off, idx, mask,
+        cnt)
+    if (cnt[0] < 0) if n_chunks == 1 else (cnt.min() < 0):
+        # rare: re-run each overflowed (untouched) chunk with room for every word
+        args = (*head, plan.sp_key, *tail)
         parts_i, parts_m = [], []
         for c in range(n_chunks):
             if cnt[c] >= 0:
@@ -250,12 +254,27 @@ def inject(plan: Plan, words: np.ndarray):
     return idx, mask, off[:-1], cnt
 
 
+def _static_args(plan: Plan, rate: np.ndarray, nd0: np.ndarray) -> tuple[tuple, tuple]:
+    """The kernel arguments before and after ``sp_key`` (which changes with the access),
+    memoized in ``plan.derived`` (shared by every access of a cached plan)."""
+    head = (plan.tile_row_id, plan.tile_group, plan.tile_wlclass, plan.grp_off, plan.grp_t0, plan.grp_t1,
+            plan.grp_cls)
+    tail = (plan.sp_thin, plan.sp_pop, plan.sp_wl, plan.sp_gbits, plan.sp_active, plan.sp_L, rate, nd0, plan.sp_A,
+            plan.sp_tab, plan.tab_goff, plan.tab_t, plan.tab_guide, plan.bl_offsets, plan.bl_cols, plan.pop_cum)
+    plan.derived["cpu.args"] = (head, tail)
+    return head, tail
+
+
 def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
     """Apply (or undo: XOR is its own inverse) a segment log; in parallel when large."""
-    if len(cnt) == 0:
+    n = len(cnt)
+    if n == 0:
         return
     k = kernels()
-    parallel = len(cnt) > 1 and _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
+    if n == 1:  # one segment: the calling thread
+        k.xor_segments_serial(words, idx, mask, off, cnt)
+        return
+    parallel = _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
     run = k.xor_segments if parallel else k.xor_segments_serial
     run(words, idx, mask, np.ascontiguousarray(off), cnt)
 

@@ -4,10 +4,12 @@ The only module that imports CuPy, and only inside functions (``import eden``
 stays light). Kernels are compiled once per device with NVRTC and run on
 PyTorch's current stream, so they order correctly with the caller's work.
 
-Flow of ``inject``: upload the plan (one host-to-device copy), count the
-(word, mask) entries of every tile, scan the counts, emit the entries at the
-scanned offsets, then XOR the words. Both generation passes only read the
-tensor, so data-dependent acceptance always sees the original bits.
+Flow of ``inject``: upload the plan (one host-to-device copy), count the kept bit
+positions of every stream group (one thread per group: ``plan.py``), scan the counts,
+emit the positions at the scanned offsets, unite the sub-passes (sorted unique; a single
+sub-pass's positions are already sorted), build the (word, mask) entries with array
+operations, then XOR the words. Both generation passes only read the tensor, so
+data-dependent acceptance always sees the original bits.
 
 Registered as the ``cuda`` backend (CUDA tensors) when eden's engine loads; CuPy is imported
 and checked only when a CUDA tensor is injected.
@@ -27,9 +29,6 @@ from eden.errors import EdenConfigError
 
 _WORD_CTYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int"}
 _INDEX_CTYPES = {4: "int", 8: "long long"}
-#: Generator-state scratch per launch (bytes); tiles are launched in batches under it.
-_SCRATCH_BYTES = 128 << 20
-_GEN_FIELDS = 6  # 32-bit words of generator state per live sub-pass (cuda/inject.cu GenStore)
 _BLOCK = 128
 _MODULES: dict[int, object] = {}
 
@@ -37,9 +36,9 @@ _MODULES: dict[int, object] = {}
 def _name_expressions() -> list[str]:
     names = []
     for w in _WORD_CTYPES.values():
-        names.append(f"eden_count_tiles<{w}>")
+        names.append(f"eden_count_groups<{w}>")
+        names.append(f"eden_emit_groups<{w}>")
         for i in _INDEX_CTYPES.values():
-            names.append(f"eden_emit_tiles<{w}, {i}>")
             names.append(f"eden_xor_segments<{w}, {i}>")
     return names
 
@@ -140,6 +139,28 @@ def _upload(cupy, arrays):
     return [dev[o:o + b.nbytes].view(b.dtype) for o, b in zip(offsets, host)]
 
 
+def pack_positions(xp, pos, word_bits: int, idx_dt, wdt):
+    """(idx, mask) log entries of sorted unique tensor-bit positions: one entry per word,
+    its mask the OR (here: the sum, the bits being distinct) of its bits. ``xp``: CuPy."""
+    n = int(pos.size)
+    if n == 0:
+        return xp.zeros(0, idx_dt), xp.zeros(0, wdt)
+    wsh = int(word_bits).bit_length() - 1
+    w = pos >> wsh
+    new = xp.empty(n, bool)
+    new[0] = True
+    new[1:] = w[1:] != w[:-1]
+    starts = xp.flatnonzero(new)
+    bit = (pos & (word_bits - 1)).astype(xp.uint64)
+    csum = xp.cumsum(xp.left_shift(xp.ones(n, xp.uint64), bit))
+    last = xp.empty(starts.size, xp.int64)
+    last[:-1] = starts[1:] - 1
+    last[-1] = n - 1
+    before = xp.zeros(starts.size, xp.uint64)
+    before[1:] = csum[last[:-1]]
+    return w[starts].astype(idx_dt), (csum[last] - before).astype(wdt)
+
+
 @register_kernel(Op.INJECT, "cuda")
 def inject(plan: Plan, flat, fmt):
     """Flip the CUDA tensor ``flat`` (a flat uint8 view of its storage) per ``plan``.
@@ -154,61 +175,55 @@ def inject(plan: Plan, flat, fmt):
     if wdt.itemsize not in _WORD_CTYPES:
         raise EdenConfigError(f"the CUDA backend flips 8-, 16- and 32-bit words, not {fmt.name}'s {wdt}: "
                               "inject on the CPU (tensor.cpu())")
-    if plan.row_bits >= 2**31:
-        raise EdenConfigError(f"rows of {plan.row_bits} bits are too long for the CUDA backend (< 2**31)")
     with _on_device(device_id) as cupy:
         words = _as_cupy(cupy, flat).view(wdt)
         n_words = int(words.size)
         idx_dt = np.dtype(np.int32 if n_words < 2**31 else np.int64)
-        T = int(plan.n_tiles)
-        S = int(plan.n_subpasses)
+        G = int(len(plan.grp_t0))
         off = np.zeros(1, np.int64)
-        if T <= 0 or S == 0 or n_words == 0:
+        if G == 0 or n_words == 0:
             return (words, cupy.zeros(0, idx_dt), cupy.zeros(0, wdt), off, np.zeros(1, np.int64))
         w_ct = _WORD_CTYPES[wdt.itemsize]
         i_ct = _INDEX_CTYPES[idx_dt.itemsize]
-        count_k = _kernel(device_id, f"eden_count_tiles<{w_ct}>")
-        emit_k = _kernel(device_id, f"eden_emit_tiles<{w_ct}, {i_ct}>")
+        count_k = _kernel(device_id, f"eden_count_groups<{w_ct}>")
+        emit_k = _kernel(device_id, f"eden_emit_groups<{w_ct}>")
         xor_k = _kernel(device_id, f"eden_xor_segments<{w_ct}, {i_ct}>")
 
-        (tile_row_id, tile_group, tile_wl, sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_A, sp_tab,
-         tab_goff, tab_t, guide, bl_off, bl_cols, ln_c, inv_c) = _upload(cupy, [
-            (plan.tile_row_id, np.uint32), (plan.tile_group, np.int32), (plan.tile_wlclass, np.uint8),
+        (tile_row_id, tile_group, grp_t0, grp_t1, grp_cls, grp_sp, sp_key, sp_thin, sp_pop, sp_gbits, sp_L,
+         sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, ln_c, inv_c) = _upload(cupy, [
+            (plan.tile_row_id, np.uint32), (plan.tile_group, np.int32), (plan.grp_t0, np.int64),
+            (plan.grp_t1, np.int64), (plan.grp_cls, np.uint8), (plan.grp_sp, np.int32),
             (plan.sp_key, np.uint32), (plan.sp_thin, np.uint8), (plan.sp_pop, np.int32),
-            (plan.sp_wl, np.int32), (plan.sp_active, np.uint8), (plan.sp_L, np.float64),
-            (plan.sp_A, np.uint64), (plan.sp_tab, np.int64), (plan.tab_goff, np.int64),
-            (plan.tab_t, np.uint64), (plan.tab_guide, np.int32), (plan.bl_offsets, np.int64),
-            (plan.bl_cols, np.int32), (rng.LOG_LN_C, np.float64), (rng.LOG_INV_C, np.float64)])
+            (plan.sp_gbits, np.int32), (plan.sp_L, np.float64), (plan.sp_A, np.uint64),
+            (plan.sp_tab, np.int64), (plan.tab_goff, np.int64), (plan.tab_t, np.uint64),
+            (plan.tab_guide, np.int32), (plan.bl_offsets, np.int64), (plan.bl_cols, np.int32),
+            (plan.pop_cum, np.int64), (rng.LOG_LN_C, np.float64), (rng.LOG_INV_C, np.float64)])
         i64 = np.int64
-        # Must match EDEN_TILE_PARAMS in cuda/inject.cu (then t_begin, t_end, scratch).
-        common = (words, i64(plan.row_bits), i64(plan.bit_lo), i64(plan.bit_hi),
-                  i64(plan.tile_wlclass.shape[1]), i64(S), i64(plan.bl_offsets.shape[1]),
-                  tile_row_id, tile_group, tile_wl, sp_key, sp_thin, sp_pop, sp_wl, sp_active, sp_L, sp_A,
-                  sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, ln_c, inv_c,
-                  np.float64(rng.LN2), np.float64(rng.LN_2_53))
-        # Tiles per launch: the live-generator scratch of a launch stays under _SCRATCH_BYTES.
-        batch = int(max(1, min(T, _SCRATCH_BYTES // (4 * _GEN_FIELDS * S))))
-        scratch = cupy.empty(_GEN_FIELDS * S * batch, np.uint32)
-        batches = [(b, min(T, b + batch)) for b in range(0, T, batch)]
-
-        # pass 1: entries per tile
-        counts = cupy.empty(T, np.int64)
-        for b0, b1 in batches:
-            count_k(_grid(b1 - b0), (_BLOCK,), common + (i64(b0), i64(b1), scratch, counts))
-        # exclusive scan -> each tile's offset in the log
+        # Must match EDEN_GROUP_PARAMS in cuda/inject.cu.
+        common = (words, i64(plan.row_bits), i64(plan.bit_lo), i64(plan.bit_hi), i64(plan.n_tiles),
+                  i64(plan.bl_offsets.shape[1]), tile_row_id, tile_group, grp_t0, grp_t1, grp_cls, grp_sp,
+                  sp_key, sp_thin, sp_pop, sp_gbits, sp_L, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols,
+                  pop_cum, ln_c, inv_c, np.float64(rng.LN2), np.float64(rng.LN_2_53), i64(0), i64(G))
+        # pass 1: kept positions per group
+        counts = cupy.empty(G, np.int64)
+        count_k(_grid(G), (_BLOCK,), common + (counts,))
+        # exclusive scan -> each group's offset
         ends = cupy.cumsum(counts)
         n = int(ends[-1])
         offsets = ends - counts
-        idx = cupy.empty(n, idx_dt)
-        mask = cupy.empty(n, wdt)
-        if n > 0:
-            # pass 2: write the entries (reads original bits only)
-            for b0, b1 in batches:
-                emit_k(_grid(b1 - b0), (_BLOCK,),
-                       common + (i64(b0), i64(b1), scratch, offsets, idx, mask))
-            # 4. flip the words, after every tile was generated
-            xor_k(_grid(min(n, 1 << 20)), (_BLOCK,), (words, idx, mask, i64(n)))
-        return words, idx, mask, off, np.array([n], np.int64)
+        if n == 0:
+            return (words, cupy.zeros(0, idx_dt), cupy.zeros(0, wdt), off, np.zeros(1, np.int64))
+        # pass 2: the positions (reads original bits only)
+        pos = cupy.empty(n, np.int64)
+        emit_k(_grid(G), (_BLOCK,), common + (offsets, pos))
+        # union of the sub-passes (one sub-pass: already sorted and unique)
+        if int(np.count_nonzero(np.diff(plan.grp_off))) > 1:
+            pos = cupy.unique(pos)
+        idx, mask = pack_positions(cupy, pos, plan.word_bits, idx_dt, wdt)
+        m = int(idx.size)
+        # flip the words, after every group was generated
+        xor_k(_grid(min(m, 1 << 20)), (_BLOCK,), (words, idx, mask, i64(m)))
+        return words, idx, mask, off, np.array([m], np.int64)
 
 
 @register_kernel(Op.XOR_LOG, "cuda")

@@ -1,6 +1,6 @@
 """NumPy reference implementation (the oracle) of the sampling scheme in ``plan.py``.
 
-Written for clarity, vectorized across rows: every candidate of every sub-pass
+Written for clarity, vectorized across stream groups: every candidate of every sub-pass
 is generated, filtered, and the union is taken with ``np.unique``. The fast
 backends (numba, CUDA) must return exactly the same (word, mask) lists. Registered as the
 ``reference`` backend at the end of this module.
@@ -20,6 +20,42 @@ from eden.engine.plan import Plan
 from eden.engine.sampling import geometric_candidates, weak_bitlines, weak_wordlines  # noqa: F401
 
 
+def tile_population(plan: Plan, s: int) -> np.ndarray:
+    """int64[n_tiles + 1]: sub-pass ``s``'s population before each tile (tiles concatenated)."""
+    pop = plan.sp_pop[s]
+    if pop < 0:
+        return np.arange(plan.n_tiles + 1, dtype=np.int64) * plan.row_bits
+    return plan.pop_cum[pop]
+
+
+def subpass_candidates(plan: Plan, s: int):
+    """Every candidate of sub-pass ``s`` that lands in the tensor, before acceptance.
+
+    Returns (tensor bit int64[k], class int64[k], V uint64[k], group int64[k]), in walk
+    order (by group, then position): one geometric walk per stream group (``plan.py``)."""
+    g0, g1 = plan.grp_off[s], plan.grp_off[s + 1]
+    t0, t1 = plan.grp_t0[g0:g1], plan.grp_t1[g0:g1]
+    cls = plan.grp_cls[g0:g1].astype(np.int64)
+    cum = tile_population(plan, s)
+    popsize = cum[t1] - cum[t0]
+    tab = (plan.sp_tab[s, cls, 0], plan.sp_tab[s, cls, 1], plan.tab_goff[s, cls], plan.tab_t, plan.tab_guide)
+    gi, pi, v = geometric_candidates(plan.sp_key[s], plan.tile_row_id[t0].astype(np.int64), plan.sp_L[s][cls],
+                                     popsize, bool(plan.sp_thin[s]), tab=tab,
+                                     ctr3=plan.sp_gbits[s][cls].astype(np.int64))
+    # population index of the group -> (tile, index in the tile's population) -> row position
+    glob = cum[t0[gi]] + pi
+    tile = np.searchsorted(cum, glob, side="right") - 1
+    k = glob - cum[tile]
+    pop = plan.sp_pop[s]
+    if pop < 0:
+        rowpos = k
+    else:
+        rowpos = plan.bl_cols[plan.bl_offsets[pop][plan.tile_group[tile].astype(np.int64)] + k].astype(np.int64)
+    tbit = tile * plan.row_bits + rowpos - plan.bit_lo
+    inside = (tbit >= 0) & (tbit < plan.bit_hi - plan.bit_lo)
+    return tbit[inside], cls[gi[inside]], v[inside], gi[inside] + g0
+
+
 def sample_flips(plan: Plan, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The union of kept candidates as sorted unique (word index, xor mask) arrays.
 
@@ -28,39 +64,13 @@ def sample_flips(plan: Plan, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """
     wb = plan.word_bits
     udt = words.dtype
-    T = plan.n_tiles
-    tiles = np.arange(T, dtype=np.int64)
-    lo = np.maximum(plan.bit_lo - tiles * plan.row_bits, 0)
-    hi = np.minimum(plan.bit_hi - tiles * plan.row_bits, plan.row_bits)
     flat = []
     for s in range(plan.n_subpasses):
-        wl = plan.sp_wl[s]
-        cls = plan.tile_wlclass[wl].astype(np.int64) if wl >= 0 else np.zeros(T, np.int64)
-        active = plan.sp_active[s][cls].astype(bool)
-        pop = plan.sp_pop[s]
-        if pop < 0:
-            popsize = np.full(T, plan.row_bits, np.int64)
-        else:
-            off = plan.bl_offsets[pop]
-            g = plan.tile_group.astype(np.int64)
-            popsize = off[g + 1] - off[g]
-        popsize = np.where(active, popsize, 0)
-        tab = (plan.sp_tab[s, cls, 0], plan.sp_tab[s, cls, 1], plan.tab_goff[s, cls], plan.tab_t,
-               plan.tab_guide)
-        st, pi, v = geometric_candidates(plan.sp_key[s], plan.tile_row_id.astype(np.int64),
-                                         plan.sp_L[s][cls], popsize, bool(plan.sp_thin[s]), tab=tab)
-        if pop < 0:
-            rowpos = pi
-        else:
-            rowpos = plan.bl_cols[plan.bl_offsets[pop][plan.tile_group[st].astype(np.int64)] + pi].astype(np.int64)
-        inside = (rowpos >= lo[st]) & (rowpos < hi[st])
-        st, rowpos, v = st[inside], rowpos[inside], v[inside]
-        tbit = st * plan.row_bits + rowpos - plan.bit_lo
+        tbit, cls, v, _ = subpass_candidates(plan, s)
         if plan.sp_thin[s]:
             stored = (words[tbit // wb] >> (tbit % wb).astype(udt)) & udt.type(1)
-            thr = plan.sp_A[s][cls[st], stored.astype(np.int64)]
-            keep = v < thr
-            tbit = tbit[keep]
+            thr = plan.sp_A[s][cls, stored.astype(np.int64)]
+            tbit = tbit[v < thr]
         flat.append(tbit)
     if not flat:
         return np.zeros(0, np.int64), np.zeros(0, udt)

@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""Clustering and persistence of the DIVA DDR3 records vs every fitted candidate; the Voltron saturation.
+
+    python scripts/fit_sweeps.py [--raw error_models/raw/diva_ddr3_A10.h5]
+                                 [--voltron ../shared/data/voltron-ddr3l/dimm_faulty_cachelines.csv]
+                                 [--out docs/fits-clustering.md] [--force]
+
+For each DIVA test with per-sweep line records: the candidates of ``eden.dram.fit.fit`` (log-likelihood,
+BIC), the errors per faulty 64-byte line and faulty lines per sweep, observed vs predicted by each
+candidate (simulated), the share of the second sweep's errors in lines that failed in the first
+(observed vs ``access`` and ``fixed``), and the two-level persistence q that matches it. For Voltron:
+the per-DIMM faulty-line shares that saturate at 50%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+try:
+    import eden  # noqa: F401
+except ImportError:  # a source checkout without installing
+    sys.path.insert(0, str(REPO))
+
+from eden.core.io import write_text  # noqa: E402
+from eden.dram.fit import fit  # noqa: E402
+from eden.dram.raw import RecordTest, load_raw  # noqa: E402
+
+
+def diva_section(raw_path: Path, seed: int) -> list[str]:
+    raw = load_raw(raw_path)
+    lines = []
+    for name in raw.names:
+        t = raw.test(name)
+        if not isinstance(t, RecordTest) or t.iteration is None:
+            continue
+        res = fit(raw, name, seed=seed, gof=False, sweeps=True)
+        sw = res.sweeps
+        obs = sw["observed"]
+        print(f"{name}: {obs}", file=sys.stderr, flush=True)
+        b0 = min(c.bic for c in res.candidates)
+        lines += [f"### {t.operating_point.describe()} (test `{name}`)", "",
+                  f"Observed: {obs['errors_per_faulty_unit']:.3g} errors per faulty line (per sweep); faulty lines per "
+                  f"sweep {obs['faulty_units_per_iteration']}; {100 * obs['repeat_error_fraction']:.1f}% of the second "
+                  f"sweep's errors (and {100 * obs['repeat_unit_fraction']:.1f}% of its faulty lines) are in lines "
+                  "that failed in the first.", "",
+                  "| model | k | ln L | BIC | dBIC | errors / faulty line (obs "
+                  f"{obs['errors_per_faulty_unit']:.3g}) | faulty lines / sweep (obs "
+                  f"{sum(obs['faulty_units_per_iteration']) / len(obs['faulty_units_per_iteration']):.4g}) | "
+                  f"repeat fraction, access (obs {100 * obs['repeat_error_fraction']:.1f}%) | repeat, fixed | "
+                  "two-level q |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in res.candidates:
+            d = sw["predicted"][c.name]
+            sel = " (selected)" if c.name == res.selected else ""
+            lines.append(f"| {c.name}{sel} | {c.n_params} | {c.loglik:.7g} | {c.bic:.7g} | {c.bic - b0:.4g} | "
+                         f"{d['errors_per_faulty_unit']:.3g} | {d['faulty_units_per_iteration']:.4g} | "
+                         f"{100 * d['repeat_error_fraction_access']:.1f}% | 100% | {d['two_level_q']:.3f} |")
+        lines += ["", *[f"- {n}" for n in sw["notes"]], ""]
+    return lines
+
+
+def voltron_section(csv_path: Path) -> list[str]:
+    by = defaultdict(list)
+    with open(csv_path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            by[(r["vendor"].strip(), float(r["vdd"]))].append(float(r["error_cacheline_percent"]) / 100)
+    lines = ["| vendor | VDD [V] | DIMMs | faulty-line share per DIMM (min .. max) | DIMMs at 50% +- 0.5 pt | "
+             "em0-equivalent BER of the mean | BER if each faulty line held 4.6 errors |",
+             "|---|---|---|---|---|---|---|"]
+    for (v, vdd), fs in sorted(by.items()):
+        if max(fs) == 0 or vdd >= 1.35:
+            continue
+        f = sum(fs) / len(fs)
+        sat = sum(0.495 <= x <= 0.505 for x in fs)
+        lines.append(f"| {v} | {vdd:g} | {len(fs)} | {100 * min(fs):.3g}% .. {100 * max(fs):.3g}% | {sat} | "
+                     f"{1 - (1 - f) ** (1 / 512):.3g} | {4.6 * f / 512:.3g} |")
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--raw", type=Path, default=REPO / "error_models" / "raw" / "diva_ddr3_A10.h5")
+    ap.add_argument("--voltron", type=Path, default=REPO.parent.parent / "shared" / "data" / "voltron-ddr3l"
+                    / "dimm_faulty_cachelines.csv")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "fits-clustering.md")
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args(argv)
+    text = ["# Clustering and persistence: what the fitted models reproduce and what they do not", "",
+            "Generated by `scripts/fit_sweeps.py`; do not edit by hand. Made with:", "", "```",
+            "python scripts/fit_sweeps.py --force", "```", "",
+            "Method: `eden.dram.fit.fit(..., sweeps=True)` (the same as `eden errormodel fit`): every candidate "
+            "fitted by maximum likelihood to the summed per-line counts (ln L, BIC with n = bit-trials, as in "
+            "[fits.md](fits.md)), then each candidate simulated twice with independent sweeps "
+            "(`simulate_records`, 64-byte line records per sweep) and the same statistics computed. Two-level "
+            "persistence (EDEN's model: fixed weak cells, each failing with probability q per access) predicts "
+            "the repeat fraction 1 - (1 - q)(1 - o), o being a candidate's repeat fraction under `access`; the q "
+            "shown makes it equal to the observed one.", "",
+            "## DIVA DDR3, DIMM A-10 (reduced tRCD)", "", *diva_section(args.raw, args.seed),
+            "## Reading it", "",
+            "- Every fitted candidate spreads the errors over 3-5x as many lines as the device has, at 1-1.6 "
+            "errors each, where the device puts 4.6-4.8 in each faulty line: the union of independent weak "
+            "bitlines and weak rows cannot make errors coincide inside a line. The BER is right; the number of "
+            "bits in error per 64-bit word, which decides what ECC does (docs/ecc.md), is not.",
+            "- Persistence is identified by the per-sweep records. At 12.5 ns neither `fixed` (100%) nor "
+            "`access` (the column) matches the observed 16.9%; the two-level q of each candidate does, by "
+            "construction (0.05 for the selected em1+em2). At 10 ns the selected em1+em2 already predicts 63% "
+            "repeats with independent sweeps (its weak rows fail in both), more than the observed 34%: no "
+            "q >= 0 fits (shown as 0), a second sign that its errors sit in the wrong places. q depends on the "
+            "candidate because the records are per line: a repeat can be the same cell or another cell of the "
+            "line.",
+            "- Not built here: a clustered component (errors where weak rows and weak line positions intersect, "
+            "or a per-line event model) in the engine. The engine's sub-passes walk all cells or one "
+            "component's weak bitlines with rates per its weak-row class; a component cannot declare both weak "
+            "maps (`eden/engine/plan.py`), which an intersection needs.", "",
+            "## Voltron DDR3L (reduced VDD): saturated faulty-line shares", "",
+            "The Voltron release gives one number per DIMM and VDD, the share of 64-byte lines with at least one "
+            "error; no counts per line and no sweeps, so neither errors per faulty line nor persistence can be "
+            "observed, and the only model is the em0-equivalent p = 1 - (1 - f)^(1/512). At vendor C's low "
+            "voltages the share stops at 50% on DIMM after DIMM, which uniform errors cannot do (they would "
+            "approach 100%): there p is a lower bound, and the profiles mark those points `lower_bound` "
+            "(`eden map --lower-bounds avoid` leaves them out). With DIVA's 4.6 errors per faulty line the "
+            "BER would be about 4.6 f / 512 instead (last column), 4-5x the em0-equivalent.", "",
+            *voltron_section(args.voltron), ""]
+    write_text(args.out, "\n".join(text), overwrite=args.force)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
