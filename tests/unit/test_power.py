@@ -459,7 +459,8 @@ def test_ddr3_fields_reject_vpp_and_need_no_ipp():
 
 @pytest.mark.parametrize("change, exc_type, err", [
     ({"standard": "DDR6"}, ValueError,
-     "field 'standard': unknown DRAM standard 'DDR6'; known: DDR3, DDR4, DDR5, HBM2, HBM3, LPDDR4, LPDDR5; did you mean"),
+     "field 'standard': unknown DRAM standard 'DDR6'; known: DDR3, DDR4, DDR5, HBM2, HBM3, LPDDR4, LPDDR5; "
+     "did you mean"),
     ({"standard": None}, ValueError, "missing field 'standard'"),
     ({"idd0_ma": "60.75"}, TypeError, "field 'idd0_ma' must be a number, got '60.75'"),
     ({"idd0_ma": True}, TypeError, "field 'idd0_ma' must be a number"),
