@@ -156,6 +156,13 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @metadata_errors_option
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="none", show_default=True)
+@click.option("--correction-bounds", type=mode_choice("eden.workflows.characterize", "CorrectionBounds"),
+              default="batch", show_default=True,
+              help="The correction's plausible range: each tensor's own min/max, per batch for an IFM (batch), or "
+                   "each data type's range calibrated in advance on the first --calibration-batches batches of the "
+                   "data's train split and stored in the tolerance file (calibrated; needs --correction).")
+@click.option("--calibration-batches", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Batches of the train split that --correction-bounds calibrated profiles.")
 @click.option("--mode", type=mode_choice("eden.workflows.characterize", "CharacterizationMode"), default="both",
               show_default=True,
               help="coarse/fine/both: tolerable BERs; leave-one-out: at --ber, every data type, each alone and all "
@@ -190,7 +197,7 @@ def emulate_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
 @executor_options
 @ecc_option
 def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, fmt,
-                     no_metadata_errors, correction, mode, ber,
+                     no_metadata_errors, correction, correction_bounds, calibration_batches, mode, ber,
                      target_drop, metric, ppl_increase, kv_semantics, seeds, criterion, resolution, select, output,
                      plot_path, force, progress, as_json, ecc, executor, workers, address, gpus_per_worker):
     """Find the tolerable BER of a model: coarse (all data types) and per data type.
@@ -237,13 +244,23 @@ def characterize_cmd(model_spec, weights, data_spec, batch_size, device, error_m
     ex = executor_from_options(executor, workers, address, gpus_per_worker)
     model, model_id, loader, dev = build_model_and_data(model_spec, weights, data_spec, batch_size, device)
     set_semantics(model, kv_semantics)
+    calibration = None
+    if correction_bounds == "calibrated":
+        from eden.nn import zoo
+
+        if correction == "none":
+            raise click.BadParameter("calibrated bounds are the range of a correction: give --correction zero|clamp",
+                                     param_hint="--correction-bounds")
+        calibration = zoo.build_data(data_spec, split="train", batch_size=batch_size, model=model)
     cache = output.with_name(output.name + ".partial")
     with ex:
         record = characterize(model, loader, em, format=fmt, correction=correction, mode=mode, metric=metric,
                               target_drop_pp=target_drop, seeds=seeds, criterion=criterion,
                               resolution_decades=resolution, select=list(select) or None, model_id=model_id,
                               data_id=data_spec, cache_path=cache, progress=progress, device=dev, ber=ber,
-                              executor=ex, ecc=ecc)
+                              executor=ex, ecc=ecc, correction_bounds=correction_bounds,
+                              calibration_loader=calibration, calibration_batches=calibration_batches,
+                              calibration_id=f"{data_spec}:train" if calibration is not None else None)
     if increase is not None:
         record["target_ppl_increase"] = increase
     save_tolerance(record, output, overwrite=force)

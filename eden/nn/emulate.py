@@ -61,7 +61,7 @@ from eden.nn.evaluate import model_failure
 from eden.nn.quant import FLOAT_FORMATS, Encoded, NumericFormat, ReadBack
 
 __all__ = ["DataKind", "DataType", "DataTypeConfig", "EmulationPlan", "Emulation", "emulate", "datatypes",
-           "datatype_seed"]
+           "datatype_seed", "calibrate_bounds", "check_bounds"]
 
 _NO_IFM = (nn.Embedding, nn.EmbeddingBag)
 
@@ -198,6 +198,9 @@ class DataTypeConfig:
     format: NumericFormat = NumericFormat("fp32")
     correction: str = "none"
     ecc: str = "none"  # an ECC code applied per codeword after raw injection (eden.engine.ecc)
+    # The correction's plausible range: None = each tensor's own finite (min, max), per batch for an IFM;
+    # (low, high) = a range fixed in advance (e.g. profiled by calibrate_bounds), as a deployed system has.
+    bounds: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.error_model is not None and not isinstance(self.error_model, ErrorModel):
@@ -213,31 +216,131 @@ class DataTypeConfig:
             from eden.engine.ecc import get_code
 
             get_code(self.ecc)  # an unknown code fails here, naming the known ones
+        if self.bounds is not None:
+            if self.correction == "none":
+                raise EdenConfigError(f"correction bounds {self.bounds!r} need a correction (zero or clamp): without "
+                                      "one nothing is compared with them")
+            object.__setattr__(self, "bounds", check_bounds(self.bounds))
 
     def to_dict(self) -> dict:
         d = {"error_model": None if self.error_model is None else self.error_model.to_spec(),
              "format": str(self.format), "correction": self.correction}
         if self.ecc != "none":  # records without ECC keep their keys
             d["ecc"] = self.ecc
+        if self.bounds is not None:  # so do plans with per-batch bounds
+            d["bounds"] = list(self.bounds)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "plan entry") -> DataTypeConfig:
         if not isinstance(d, Mapping):
             raise EdenTypeError(f"{where}: expected an object with error_model/format/correction, got {d!r}")
-        unknown = set(d) - {"error_model", "format", "correction", "metadata_errors", "ecc"}
+        unknown = set(d) - {"error_model", "format", "correction", "metadata_errors", "ecc", "bounds"}
         if unknown:
             raise EdenConfigError(f"{where}: unknown keys {sorted(unknown)}; known: error_model, format, "
-                                  "correction, metadata_errors, ecc")
+                                  "correction, metadata_errors, ecc, bounds")
         try:
             fmt = NumericFormat.parse(d.get("format", "fp32"))
             if d.get("metadata_errors", True) is False:  # the plan option of --no-metadata-errors
                 fmt = fmt.without_metadata_errors()
             elif d.get("metadata_errors", True) is not True:
                 raise EdenTypeError(f"metadata_errors must be true or false, got {d['metadata_errors']!r}")
-            return cls(d.get("error_model"), fmt, d.get("correction", "none"), d.get("ecc", "none"))
+            return cls(d.get("error_model"), fmt, d.get("correction", "none"), d.get("ecc", "none"),
+                       d.get("bounds"))
         except (EdenConfigError, EdenTypeError) as exc:  # file errors name their file already
             raise (EdenTypeError if isinstance(exc, TypeError) else EdenConfigError)(f"{where}: {exc}") from exc
+
+
+def check_bounds(bounds: Any, what: str = "correction bounds") -> tuple[float, float]:
+    """``bounds`` as a (low, high) pair of finite floats with low <= high.
+
+    Raises:
+        EdenConfigError: not a pair of numbers, a non-finite end, or low > high (the message
+            starts with ``what``: name the data type there).
+    """
+    import math
+
+    if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Iterable):
+        raise EdenConfigError(f"{what}: expected a (low, high) pair of finite numbers, got {bounds!r}")
+    pair = tuple(bounds)
+    if len(pair) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair):
+        raise EdenConfigError(f"{what}: expected a (low, high) pair of finite numbers, got {bounds!r}")
+    low, high = float(pair[0]), float(pair[1])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise EdenConfigError(f"{what}: both ends must be finite, got ({low!r}, {high!r})")
+    if low > high:
+        raise EdenConfigError(f"{what}: low {low!r} is above high {high!r}")
+    return low, high
+
+
+def calibrate_bounds(model: nn.Module, loader: Iterable, names: str | Iterable[str] | None = None, *,
+                     batches: int = 4, device: Any = None) -> dict[str, tuple[float, float]]:
+    """Each data type's finite (min, max) on a calibration set: the correction bounds a deployed
+    system would profile in advance (``DataTypeConfig(..., bounds=...)``).
+
+    IFMs: over the float inputs of their module in clean forward passes (no errors, no grad) of
+    the first ``batches`` batches of ``loader`` (each an ``(inputs, ...)`` tuple or the inputs);
+    weights: their own values. Deterministic: min and max do not depend on reduction order.
+    KV-cache data types are not calibrated (they keep per-batch bounds).
+
+    Args:
+        names: data-type names or patterns (as :func:`selection`); default: every weight and IFM.
+
+    Raises:
+        EdenConfigError: a name or pattern that matches no data type, ``batches`` below 1.
+        EdenDataError: an empty loader, or a selected IFM that no finite value reached (the
+            calibration forwards never ran its module).
+    """
+    from eden.errors import EdenDataError
+
+    batches = check_int("batches (calibration batches)", batches, lo=1)
+    kinds = {d.name: d.kind for d in datatypes(model)}
+    eligible = [n for n, k in kinds.items() if k in (DataKind.WEIGHT, DataKind.IFM)]
+    wanted = list(EmulationPlan.uniform(None, select="*" if names is None else names).resolve(eligible))
+    found: dict[str, tuple[float, float]] = {}
+    modules = dict(model.named_modules())
+    for d in datatypes(model):
+        if d.name in wanted and d.kind is DataKind.WEIGHT:
+            assert d.param is not None
+            found[d.name] = finite_range(getattr(modules[d.module], d.param).detach())
+    ifms = {_qual(m, "ifm"): mod for m, mod in _ifm_modules(model)}
+    seen: dict[str, list[float]] = {}
+
+    def observer(name: str):
+        def hook(module, args):
+            for x in _float_inputs(args):
+                if x.numel() and bool(torch.isfinite(x).any()):
+                    lo, hi = finite_range(x)
+                    r = seen.setdefault(name, [lo, hi])
+                    r[0], r[1] = min(r[0], lo), max(r[1], hi)
+        return hook
+
+    hooks = [ifms[n].register_forward_pre_hook(observer(n)) for n in wanted if n in ifms]
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else "cpu"
+    ran = 0
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                if ran >= batches:
+                    break
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                model(x.to(device))
+                ran += 1
+    finally:
+        for h in hooks:
+            h.remove()
+    if not ran:
+        raise EdenDataError("the calibration set yielded no batches; nothing to calibrate the bounds on")
+    missing = [n for n in wanted if n in ifms and n not in seen]
+    if missing:
+        raise EdenDataError(f"no finite value reached {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} "
+                            f"in {ran} calibration batches: their bounds cannot be calibrated")
+    for n in wanted:
+        if n in seen:
+            found[n] = (seen[n][0], seen[n][1])
+    return {n: found[n] for n in wanted if n in found}
 
 
 def _is_pattern(key: str) -> bool:
@@ -422,7 +525,7 @@ class _WeightState:
     def acquire(self, access: int, amap: AddressMap, stats: DataTypeStats, backend: str) -> None:
         """Encode the current clean values in the format, then inject errors."""
         if self.cfg.correction != "none":
-            self.plausible = finite_range(self.param.detach())
+            self.plausible = self.cfg.bounds if self.cfg.bounds is not None else finite_range(self.param.detach())
         if not self.in_place:
             fmt = self.cfg.format
             with torch.no_grad():
@@ -683,6 +786,8 @@ class Emulation:
         fast = cfg is not None and cfg.error_model is not None and cfg.format.is_float
         same_dtype = FLOAT_FORMATS[cfg.format.name] if fast and cfg is not None else None
         correcting = cfg is not None and cfg.correction != "none"
+        bounds = cfg.bounds if correcting and cfg is not None else None  # calibrated: no min/max pass per batch
+        per_batch = correcting and bounds is None
 
         itemsize = torch.empty(0, dtype=same_dtype).element_size() if same_dtype is not None else 0
         row = self.address_map.organization.row_bytes
@@ -706,7 +811,7 @@ class Emulation:
                         self._ifm_cursor = start
                     base = self._ifm_cursor
                     self._ifm_cursor = -(-(base + nbytes) // row) * row
-                    plausible = finite_range(x) if correcting else None
+                    plausible = finite_range(x) if per_batch else bounds
                     key = (n, base, x.device.type)
                     if last[0] == key:
                         inj = last[1]
@@ -780,7 +885,7 @@ class Emulation:
             clean = x.detach()
             plausible = None
             if cfg.correction != "none" and cfg.error_model is not None:
-                plausible = finite_range(clean)
+                plausible = cfg.bounds if cfg.bounds is not None else finite_range(clean)
             # Only outside autograd: a consumer may save its input for backward.
             in_place = (same and not torch.is_grad_enabled() and clean.is_contiguous()
                         and not (clean.is_inference() and not torch.is_inference_mode_enabled()))

@@ -334,7 +334,7 @@ class KVCacheEmulation:
         returns (values as read, FlipLog or None, encoded-or-None)."""
         fmt = cfg.format
         same = fmt.is_float and FLOAT_FORMATS[fmt.name] == buf.dtype
-        plausible = finite_range(buf) if cfg.correction != "none" else None
+        plausible = None if cfg.correction == "none" else cfg.bounds if cfg.bounds is not None else finite_range(buf)
         if same:
             storage, enc = buf, None
         elif fmt.is_float:

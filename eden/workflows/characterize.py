@@ -71,6 +71,13 @@ class CharacterizationMode(Mode):
     LEAVE_ONE_OUT = "leave-one-out"  # accuracy at one BER: every, each only, all but each
 
 
+class CorrectionBounds(Mode):
+    """Where the correction's plausible range comes from (see :func:`characterize`)."""
+
+    BATCH = "batch"  # each tensor's own finite min/max (an IFM's: per batch)
+    CALIBRATED = "calibrated"  # each data type's range profiled in advance on a calibration set
+
+
 class Criterion(Mode):
     """When a BER point passes: its mean accuracy, or its 95% CI's lower end, reaches the threshold."""
 
@@ -204,6 +211,7 @@ class Characterizer:
     reference: float | None = None  # accuracy the drop is counted from (default: the baseline)
     pool: Any = None  # an ExecutorPool (default: a local one)
     ecc: str = "none"  # ECC code of every corrupted data type; BERs are raw (before ECC) BERs
+    bounds: dict[str, tuple[float, float]] | None = None  # calibrated correction bounds (None: per batch)
 
     def __post_init__(self):
         from eden.workflows.executor import LocalExecutor, Workload
@@ -232,7 +240,8 @@ class Characterizer:
         entries = [("*", DataTypeConfig(None, self.format, self.correction))]
         for name, ber in bers.items():
             em = self.error_model.at_ber(ber) if ber > 0 else None
-            entries.append((name, DataTypeConfig(em, self.format, self.correction, self.ecc)))
+            bounds = self.bounds.get(name) if self.bounds and em is not None else None
+            entries.append((name, DataTypeConfig(em, self.format, self.correction, self.ecc, bounds)))
         return EmulationPlan(tuple(entries))
 
     @staticmethod
@@ -504,7 +513,9 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
                  ber_min: float = 1e-9, select: Sequence[str] | None = None, model_id: str = "model",
                  data_id: str = "data", example_input=None, cache_path: str | Path | None = None,
                  progress: bool = False, device=None, reference_accuracy: float | None = None,
-                 ber: float | None = None, executor=None, ecc: str = "none") -> dict:
+                 ber: float | None = None, executor=None, ecc: str = "none",
+                 correction_bounds: CorrectionBounds | str = "batch", calibration_loader: Iterable | None = None,
+                 calibration_batches: int = 4, calibration_id: str | None = None) -> dict:
     """Tolerable BER of ``model`` (coarse and/or per data type) at a target accuracy drop,
     or (``mode="leave-one-out"``) which data types cost the accuracy at one ``ber``.
 
@@ -540,6 +551,12 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
             is the same for every executor and number of workers.
         ecc: an ECC code (``eden.engine.ecc``) applied per codeword after raw injection; the
             BERs searched and recorded are then raw BERs (before ECC).
+        correction_bounds: the plausible range of the correction (a :class:`CorrectionBounds`):
+            "batch", each tensor's own finite min/max (an IFM's per batch); "calibrated", each data
+            type's range profiled in advance by ``eden.nn.emulate.calibrate_bounds`` on the first
+            ``calibration_batches`` batches of ``calibration_loader`` (default: ``loader``), stored in
+            the record's ``correction_bounds`` (``calibration_id`` names that set there). Needs a
+            correction.
 
     Returns:
         The tolerance record (see :func:`save_tolerance`; ``format`` "eden-tolerance").
@@ -571,6 +588,10 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     em = ErrorModel.coerce(error_model)
     fmt = NumericFormat.parse(format)
     DataTypeConfig(None, fmt, correction, ecc)  # validates the combination
+    correction_bounds = CorrectionBounds.coerce(correction_bounds, "correction bounds")
+    if correction_bounds is CorrectionBounds.CALIBRATED and correction == "none":
+        raise EdenConfigError("calibrated correction bounds need a correction (zero or clamp): without one "
+                              "nothing is compared with them")
     from eden.nn.zoo import fingerprint
 
     if example_input is None:
@@ -587,6 +608,16 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
               "data": data_id}
     if ecc != "none":  # records and caches without ECC keep their keys
         header["ecc"] = ecc
+    bounds_rec = None
+    if correction_bounds is CorrectionBounds.CALIBRATED:  # so do those with per-batch bounds
+        from eden.nn.emulate import calibrate_bounds
+
+        cal = loader if calibration_loader is None else calibration_loader
+        bounds = calibrate_bounds(model, cal, batches=calibration_batches, device=device)
+        bounds_rec = {"source": "calibrated", "batches": calibration_batches,
+                      "calibration_data": calibration_id or data_id,
+                      "bounds": {n: list(b) for n, b in bounds.items()}}
+        header["correction_bounds"] = bounds_rec
     cache = _EvalCache(Path(cache_path) if cache_path else None, header)
     from eden.workflows.executor import Workload, make_executor
 
@@ -594,7 +625,8 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     try:
         with ex.pool(Workload(model, loader, metric, device)) as pool:
             ch = Characterizer(model, loader, em, fmt, correction, seeds, target_drop_pp / 100, metric, criterion,
-                               resolution_decades, ber_min, progress, cache, device, reference_accuracy, pool, ecc)
+                               resolution_decades, ber_min, progress, cache, device, reference_accuracy, pool, ecc,
+                               record_bounds(bounds_rec and {"correction_bounds": bounds_rec}))
             body = ch.run(mode, select, ber)
             fp32_clean = ch.clean_accuracy()
     finally:
@@ -621,7 +653,27 @@ def characterize(model: nn.Module, loader: Iterable, error_model, *, format: str
     }
     if ecc != "none":
         record["ecc"] = ecc
+    if bounds_rec is not None:
+        record["correction_bounds"] = bounds_rec
     return record
+
+
+def record_bounds(record: dict | None) -> dict[str, tuple[float, float]] | None:
+    """The calibrated correction bounds of a tolerance record (data-type name -> (low, high)), or None
+    when it was characterized with per-batch bounds.
+
+    Raises:
+        EdenConfigError: a malformed ``correction_bounds`` entry (naming the data type).
+    """
+    from eden.nn.emulate import check_bounds
+
+    cb = (record or {}).get("correction_bounds")
+    if cb is None:
+        return None
+    if not isinstance(cb, dict) or cb.get("source") != "calibrated" or not isinstance(cb.get("bounds"), dict):
+        raise EdenConfigError(f"tolerance record: correction_bounds must be {{'source': 'calibrated', 'bounds': "
+                              f"{{name: [low, high]}}}}, got {cb!r}")
+    return {n: check_bounds(b, f"correction bounds of data type {n!r}") for n, b in cb["bounds"].items()}
 
 
 def _lm_fields(model: nn.Module, dts, example_input) -> dict:
@@ -672,7 +724,8 @@ def tolerance_table(record: dict) -> str:
     ppl = record.get("metric") == "neg_nll"
     _acc = _ppl if ppl else _acc_pct
     lines.append(f"model {record['model']['id']}  error model {record['error_model']}  format "
-                 f"{record['format_spec']}  correction {record['correction']}")
+                 f"{record['format_spec']}  correction {record['correction']}"
+                 + (" (bounds calibrated in advance)" if record.get("correction_bounds") else ""))
     if ppl:
         lines.append(f"clean perplexity {math.exp(-b['clean_fp32']):.4g} (fp32), {math.exp(-b['clean_in_format']):.4g} "
                      f"in format; target: perplexity <= {math.exp(-b['threshold']):.4g} (+"

@@ -288,8 +288,10 @@ def emulation_plan(record: dict, profile, assignment: dict[str, str]):
     """The plan that stores each data type in its partition (errors of its operating point), with the
     ECC code the tolerance record was characterized with (its BERs are then raw BERs)."""
     from eden.nn.emulate import DataTypeConfig, EmulationPlan
+    from eden.workflows.characterize import record_bounds
 
     fmt, corr, ecc = record["format_spec"], record["correction"], record.get("ecc", "none")
+    bounds = record_bounds(record) or {}  # calibrated in the record: emulate with the same bounds
     entries = [("*", DataTypeConfig(None, fmt, corr))]
     models = {}
     for name, part in assignment.items():
@@ -298,7 +300,7 @@ def emulation_plan(record: dict, profile, assignment: dict[str, str]):
             continue
         if part not in models:
             models[part] = profile.error_model(op)
-        entries.append((name, DataTypeConfig(models[part], fmt, corr, ecc)))
+        entries.append((name, DataTypeConfig(models[part], fmt, corr, ecc, bounds.get(name))))
     return EmulationPlan(tuple(entries))
 
 
@@ -486,8 +488,15 @@ def assumptions(record: dict, profile, parts: Sequence[Partition], assignment: d
     return {"alpha": float(options.alpha), "alpha_range": list(ALPHA_RANGE), "energy_saving_by_alpha": saving,
             "vdd_law": "IDD(V) = IDD_nominal * (V / V_nominal) ** alpha (VDD domain); VPP unchanged",
             "operating_points": points, "partition_model": PARTITION_MODEL,
-            "correction_bound": "IFM plausible ranges are each batch's own min/max (not profiled in advance)"
-            if record.get("correction", "none") != "none" else None}
+            "correction_bound": _bound_note(record) if record.get("correction", "none") != "none" else None}
+
+
+def _bound_note(record: dict) -> str:
+    cb = record.get("correction_bounds")
+    if cb:
+        return (f"plausible ranges calibrated in advance on {cb.get('batches')} batches of "
+                f"{cb.get('calibration_data')} (stored in the tolerance record)")
+    return "IFM plausible ranges are each batch's own min/max (not profiled in advance)"
 
 
 def assumptions_text(a: dict) -> list[str]:
