@@ -2,7 +2,7 @@
 
     python scripts/bench_emulate.py [--batch 32] [--size 224] [--repeats 9] [--device cpu]
                                     [--datatypes all|layers] [--correction zero|clamp|none]
-                                    [--hooks] [--reenter]
+                                    [--hooks] [--reenter] [--bounds batch|calibrated|both]
 
 Every data type (all weights, all IFMs; ``--datatypes layers``: the weight and the IFM of
 each of the 21 conv/linear layers, 42 data types) gets em0 errors at each BER, stored as
@@ -13,6 +13,11 @@ ones on an identical copy); the ratio emulated/clean is what to read (issue 16's
 targets, batch 32: within the noise of zero (<= 2%) at BER 1e-6, <= 8% at 1e-4; and at most
 2 ms per forward inside eden's hooks at 1e-6, batch 8, ``--datatypes layers``). The machine's noise shows
 in the spread of the three summaries (medians, median of paired ratios, fastest vs fastest).
+
+``--bounds``: the correction's plausible range: each tensor's own min/max, an IFM's per batch
+(batch, the default), or ranges calibrated in advance (calibrated: ``calibrate_bounds`` on one
+other random batch, so the hooks need no min/max pass); ``both`` runs the two one after the other
+at each BER and prints the ratio of their hook times (with ``--hooks``).
 
 ``--hooks`` also prints eden's own time per forward: the time spent inside its forward
 hooks (root pre-hook, IFM pre-hooks, IFM restore hooks), measured by timestamp hooks the
@@ -36,7 +41,7 @@ from torch import nn
 
 from bench_peers import resnet18  # the same torchvision-free ResNet-18 as the peer benchmark (scripts/)
 
-from eden.nn.emulate import EmulationPlan, datatypes, emulate
+from eden.nn.emulate import DataTypeConfig, EmulationPlan, calibrate_bounds, datatypes, emulate
 
 
 def layer_selection(model):
@@ -110,6 +115,9 @@ def main():
                     help="enter a new emulation (new seed) before each emulated forward and run the clean "
                          "forwards on the model itself (first forwards, planning included)")
     ap.add_argument("--correction", choices=("zero", "clamp", "none"), default="zero")
+    ap.add_argument("--bounds", choices=("batch", "calibrated", "both"), default="batch",
+                    help="correction bounds: per batch (each tensor's own min/max), calibrated in advance on "
+                         "another random batch, or both side by side")
     ap.add_argument("--hooks", action="store_true",
                     help="also print the time spent inside eden's hooks per forward (ms)")
     args = ap.parse_args()
@@ -147,10 +155,23 @@ def main():
 
     clean()  # warm up
     emulated()
-    for ber in (float(b) for b in args.bers.split(",")):
+    modes = ("batch", "calibrated") if args.bounds == "both" else (args.bounds,)
+    calibrated = {}
+    if args.bounds != "batch":
+        if args.correction == "none":
+            ap.error("--bounds calibrated needs a correction (--correction zero|clamp)")
+        g = torch.Generator().manual_seed(1)
+        other = torch.randn(args.batch, 3, args.size, args.size, generator=g).to(dev)
+        calibrated = calibrate_bounds(twin, [(other,)], names=[d.name for d in dts], batches=1)
+    hook_medians: dict = {}
+    for ber, mode in ((float(b), m) for b in args.bers.split(",") for m in modes):
         select = "*" if args.datatypes == "all" else [d.name for d in dts]
-        plan = EmulationPlan.uniform(f"em0:p={ber}", format="fp32", correction=args.correction,
-                                     select=select)
+        if mode == "batch":
+            plan = EmulationPlan.uniform(f"em0:p={ber}", format="fp32", correction=args.correction,
+                                         select=select)
+        else:
+            plan = EmulationPlan(tuple((d.name, DataTypeConfig(f"em0:p={ber}", "fp32", args.correction,
+                                                               bounds=calibrated.get(d.name))) for d in dts))
         t_clean, t_emu, t_hooks, c_hooks, c_clean, c_emu = [], [], [], [], [], []
         t0 = time.perf_counter()
         emu = emulate(model, plan, seed=0).__enter__()
@@ -177,6 +198,7 @@ def main():
         # each emulated forward against the clean one right after it: drift cancels pairwise
         pairs = statistics.median(te / tc for te, tc in zip(t_emu, t_clean)) - 1
         best = min(t_emu) / min(t_clean) - 1
+        print(f"[bounds {mode}]")
         print(f"BER {ber:g}: clean {c * 1e3:8.1f} ms   emulated {e * 1e3:8.1f} ms   overhead "
               f"{(e - c) / c * 100:+6.1f}% (medians; median of paired ratios {pairs * 100:+.1f}%, "
               f"fastest vs fastest {best * 100:+.1f}%)   ({flipped / n_fw:.0f} bits flipped per forward; "
@@ -192,6 +214,12 @@ def main():
                 print(f"BER {ber:g}: time inside eden's hooks per forward ({clock}): median {h * 1e3:.2f} ms, "
                       f"min {min(ts) * 1e3:.2f} ms, max {max(ts) * 1e3:.2f} ms over {len(ts)} forwards "
                       f"({h / len(dts) * 1e3:.3f} ms per data type)")
+                hook_medians[(ber, mode, clock)] = h
+        if mode == "calibrated" and (ber, "batch", "wall") in hook_medians:
+            for clock in ("wall", "thread CPU"):
+                b, k = hook_medians[(ber, "batch", clock)], hook_medians[(ber, "calibrated", clock)]
+                print(f"BER {ber:g}: hooks ({clock}) calibrated / per-batch bounds: {k / b:.2f} "
+                      f"({(b - k) * 1e3:.2f} ms per forward saved)")
 
 if __name__ == "__main__":
     main()
