@@ -223,7 +223,7 @@ class DataTypeConfig:
             object.__setattr__(self, "bounds", check_bounds(self.bounds))
 
     def to_dict(self) -> dict:
-        d = {"error_model": None if self.error_model is None else self.error_model.to_spec(),
+        d: dict[str, Any] = {"error_model": None if self.error_model is None else self.error_model.to_spec(),
              "format": str(self.format), "correction": self.correction}
         if self.ecc != "none":  # records without ECC keep their keys
             d["ecc"] = self.ecc

@@ -153,3 +153,28 @@ def test_validation_plans_take_the_records_bounds():
     assert cfgs["0.weight"].bounds is None  # not calibrated: per batch
     assert record_bounds(base) is None
     assert all(c.bounds is None for _, c in emulation_plan(base, profile, {"0.ifm": op.name}).entries)
+
+
+def test_characterize_stores_calibrated_bounds_and_uses_them(tmp_path):
+    from eden.workflows.characterize import characterize
+
+    model = _mlp()
+    g = torch.Generator().manual_seed(7)
+    data = [(torch.randn(16, 6, generator=g), torch.randint(0, 3, (16,), generator=g)) for _ in range(3)]
+    calib = [(torch.randn(16, 6, generator=g) * 2, torch.zeros(16, dtype=torch.long)) for _ in range(2)]
+    common = dict(mode="coarse", seeds=1, resolution_decades=1.0, correction="zero")
+    rec = characterize(model, data, "em0:p=1e-3", correction_bounds="calibrated", calibration_loader=calib,
+                       calibration_batches=2, calibration_id="calib", cache_path=tmp_path / "c.json", **common)
+    cb = rec["correction_bounds"]
+    assert cb["source"] == "calibrated" and cb["batches"] == 2 and cb["calibration_data"] == "calib"
+    assert record_bounds(rec) == calibrate_bounds(model, calib, batches=2)
+    # the evaluated plans (the cache's keys) gave every corrupted data type its calibrated bounds
+    text = (tmp_path / "c.json").read_text()
+    assert text.count('\\"bounds\\": [') >= len(cb["bounds"])
+    assert "correction_bounds" not in characterize(model, data, "em0:p=1e-3", cache_path=tmp_path / "d.json",
+                                                   **common)
+    assert '\\"bounds\\"' not in (tmp_path / "d.json").read_text()
+    with pytest.raises(EdenConfigError, match="need a correction"):
+        characterize(model, data, "em0:p=1e-3", mode="coarse", seeds=1, correction_bounds="calibrated")
+    with pytest.raises(EdenConfigError, match="correction bounds"):
+        characterize(model, data, "em0:p=1e-3", correction_bounds="profiled", **common)
