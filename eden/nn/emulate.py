@@ -53,6 +53,7 @@ from torch import nn
 from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.engine.group import InjectorGroup
+from eden.engine.lean import lean_injection
 from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
@@ -791,7 +792,10 @@ class Emulation:
 
         itemsize = torch.empty(0, dtype=same_dtype).element_size() if same_dtype is not None else 0
         row = self.address_map.organization.row_bytes
-        last: list = [None, None]  # (numel, address, device) of the last fast call and its injection
+        # (numel, address, device) of the last fast call, its injection and that one's lean call
+        # (eden.engine.lean: one compiled call, or None where it does not apply)
+        last: list = [None, None, None]
+        leans: dict = {}  # lean calls of the prepared injections, by Injector
 
         def hook(module, args):
             access = self._forward_index
@@ -814,12 +818,25 @@ class Emulation:
                     plausible = finite_range(x) if per_batch else bounds
                     key = (n, base, x.device.type)
                     if last[0] == key:
-                        inj = last[1]
+                        inj, lean = last[1], last[2]
                     else:
                         inj = injectors.get((x.dtype, n, x.device.type, base))
                         if inj is None:
                             inj = self._ifm_injector(injectors, x, cfg, seed, base)
-                        last[0], last[1] = key, inj
+                        lean = leans.get(inj, False)
+                        if lean is False:
+                            if len(leans) >= 16:
+                                leans.clear()
+                            lean = leans[inj] = lean_injection(inj)
+                        last[0], last[1], last[2] = key, inj, lean
+                    if lean is not None:
+                        bits = lean(x.data_ptr(), access)
+                        if bits is not None:  # else: its log is outstanding or would overflow
+                            pending.append(lean)
+                            stats.injections += 1
+                            stats.flipped_bits += bits
+                            stats.bits += lean.total_bits
+                            return None
                     log = inj(x, inj.words(x), access, plausible)
                     pending.append(log)
                     stats.injections += 1

@@ -128,6 +128,8 @@ class DeployOptions:
         check_int("prompt_tokens", self.prompt_tokens, lo=1)
         check_int("new_tokens", self.new_tokens, lo=1)
         check_number("decode_memory_bound_fraction", self.decode_memory_bound_fraction, lo=0.0, hi=1.0, lo_open=True)
+        if self.lower_bounds not in LOWER_BOUND_POLICIES:
+            raise unknown_name("lower-bound policy", self.lower_bounds, LOWER_BOUND_POLICIES)
 
     @property
     def generation(self):
@@ -135,8 +137,6 @@ class DeployOptions:
         from eden.power.decode import Generation
 
         return Generation(self.prompt_tokens, self.new_tokens, self.batch_size)
-        if self.lower_bounds not in LOWER_BOUND_POLICIES:
-            raise unknown_name("lower-bound policy", self.lower_bounds, LOWER_BOUND_POLICIES)
 
     @property
     def access_model(self) -> AccessModel:

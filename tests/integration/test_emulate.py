@@ -298,3 +298,30 @@ def test_a_leading_bang_leaves_data_types_out(lenet, batch):
     with pytest.raises(ValueError, match="nothing before it"):
         EmulationPlan.from_dict({"format": "eden-plan", "format_version": 1,
                                  "entries": [{"select": "!features.0.ifm", "error_model": "em0:p=1e-3"}]})
+
+
+@pytest.mark.parametrize("spec,fmt", [("em0:p=1e-3", "fp32"), ("em3:p10=1e-3,p01=1e-4;persistence=fixed", "fp16"),
+                                      ("em1:fraction=0.05,p=0.02+em0:p=1e-4", "bf16")])
+def test_ifm_lean_path_same_outputs_and_stats(lenet, batch, monkeypatch, spec, fmt):
+    """The IFM hook's lean calls (eden.engine.lean) give the outputs and the stats of its Injectors."""
+    import eden.nn.emulate as em
+
+    plan = EmulationPlan.uniform(spec, format=fmt, select="*.ifm")
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[fmt]
+    model = zoo.load_model("digits-lenet").to(dtype)
+    x = batch[0].to(dtype)
+
+    def run():
+        with emulate(model, plan, seed=5) as emu, torch.inference_mode():
+            outs = [model(x).clone() for _ in range(3)]
+        return outs, {k: (s.injections, s.flipped_bits, s.bits) for k, s in emu.stats.items()}
+
+    made = []
+    real = em.lean_injection
+    monkeypatch.setattr(em, "lean_injection", lambda inj: made.append(real(inj)) or made[-1])
+    lean_outs, lean_stats = run()
+    assert made and all(m is not None for m in made)  # every IFM took the lean path
+    monkeypatch.setattr(em, "lean_injection", lambda inj: None)
+    outs, stats = run()
+    assert all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for a, b in zip(lean_outs, outs))
+    assert lean_stats == stats and sum(s[1] for s in stats.values()) > 0

@@ -843,6 +843,61 @@ def inject_many(addrs, nwords, proto, wb, scal, offs, tile_row_id, tile_group, t
         out_n[j] = n - out_off[j] if n >= 0 else -1
 
 
+@nb.njit(inline="always", cache=True)
+def splitmix64(x):
+    """``rng.splitmix64`` on uint64 (wrapping arithmetic, the same bits)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(**JIT)
+def access_keys(h_seed, access, parts, tag, out):
+    """``rng.derive_key(seed, access, ci, pi, tag)`` for every row (ci, pi) of ``parts`` into
+    ``out`` (uint32[S, 2]), for parts below 2**63: ``h_seed`` is the SplitMix64 state after the
+    seed (``rng.derive_key``'s fold, one step per part below 2**64)."""
+    h1 = splitmix64(np.uint64(h_seed) ^ np.uint64(access))
+    for s in range(parts.shape[0]):
+        h = splitmix64(h1 ^ np.uint64(parts[s, 0]))
+        h = splitmix64(h ^ np.uint64(parts[s, 1]))
+        h = splitmix64(h ^ np.uint64(tag))
+        out[s, 0] = np.uint32(h & LO32)
+        out[s, 1] = np.uint32(h >> S32)
+
+
+@nb.njit(**JIT)
+def inject_lean(addr, access, nwords, proto, h_seed, parts, tag, wb, row_bits, bit_lo, bit_hi, n_tiles, tile_row_id,
+                tile_group, tile_wl, grp_off, grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits,
+                sp_active, sp_L, sp_rate, sp_nd0, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum,
+                out_idx, out_mask):
+    """``inject_chunks_serial`` (one chunk) of one tensor reached by address, its access keys
+    derived here: the ``nwords`` words (dtype of ``proto``) at ``addr``; with rows in
+    ``parts`` (access persistence) ``sp_key`` is first overwritten with the keys of ``access``
+    (``access_keys``), with none it is the plan's. Returns (log entries, bits they flip), or
+    (-1, 0) when the log would overflow ``out_*`` (the words untouched)."""
+    if parts.shape[0] > 0:
+        access_keys(h_seed, access, parts, tag, sp_key)
+    words = nb.carray(_address_as_pointer(addr, proto), (nwords,))
+    n = run_tiles(0, n_tiles, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl, grp_off,
+                  grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate,
+                  sp_nd0, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, out_idx, out_mask,
+                  np.int64(0), np.int64(out_idx.shape[0]))
+    if n < 0:
+        return np.int64(-1), np.int64(0)
+    bits = np.int64(0)
+    for i in range(n):
+        bits += popcount64(np.uint64(out_mask[i]))
+    return np.int64(n), bits
+
+
+@nb.njit(**JIT)
+def xor_lean(addr, nwords, proto, idx, mask, n):
+    """words[idx[:n]] ^= mask[:n] for the ``nwords`` words at ``addr`` (undo of ``inject_lean``)."""
+    words = nb.carray(_address_as_pointer(addr, proto), (nwords,))
+    xor_range(words, idx, mask, np.int64(0), np.int64(n))
+
+
 @nb.njit(**JIT)
 def correct_log(words, shift, idx, mask, off, cnt, low, high, write, clamp, zero_bits, low_bits, high_bits,
                 nan_bits):

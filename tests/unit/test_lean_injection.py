@@ -1,0 +1,113 @@
+"""``eden.engine.lean``: one compiled call per injection gives the bits and the log of its
+``Injector`` for every access; its numba key derivation equals ``rng.derive_key``; it applies
+only where the Injector's path is fixed (cpu, no correction, no ECC, a serial-size job)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eden import ErrorModel
+from eden.engine import rng
+from eden.engine.backends import cpu
+from eden.engine.lean import LeanInjection, lean_injection
+from eden.engine.ops import Injector
+from eden.engine.sampling import TAG_ACCESS
+from eden.formats import format_of
+
+CASES = [  # (spec, torch dtype, elements)
+    ("em0:p=1e-6", torch.float32, 8 * 64 * 56 * 56),
+    ("em0:p=1e-4", torch.float32, 200_000),
+    ("em0:p=0.02", torch.float16, 20_000),
+    ("em0:p=1e-3;persistence=fixed", torch.float32, 70_000),
+    ("em1:fraction=0.02,p=0.05", torch.bfloat16, 90_000),
+    ("em2:fraction=0.3,p=1e-3,p_else=1e-6", torch.float32, 150_000),
+    ("em3:p10=1e-3,p01=1e-5", torch.float16, 120_000),
+    ("em3:p10=1e-3,p01=1e-5;persistence=fixed", torch.bfloat16, 90_000),
+    ("em1:fraction=0.02,p=0.05+em0:p=1e-5+em2:fraction=0.2,p=1e-3,p_else=1e-6", torch.float32, 100_000),
+    ("em2:fraction=0.5,p=0.05,p_else=0.01", torch.float32, 5),  # smaller than a row
+    ("em0:p=0.0", torch.float32, 1000),  # no sub-pass at all
+]
+
+
+def _tensor(dtype, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, generator=g) * 2).to(dtype)
+
+
+def _bits(t):
+    return t.view(torch.uint8).numpy().copy()
+
+
+def _injector(spec, dtype, n, seed=11, base=8192 * 7 + 256, **kw):
+    nbytes = n * torch.empty(0, dtype=dtype).element_size()
+    return Injector(ErrorModel.from_spec(spec), format_of(dtype), nbytes, seed=seed, base_address=base,
+                    backend="cpu", **kw)
+
+
+def test_access_keys_equal_derive_key():
+    k = cpu.kernels()
+    r = np.random.default_rng(5)
+    parts = np.array([[0, 0], [0, 1], [2, 0], [7, 3], [40, 9]], np.int64)
+    out = np.zeros((len(parts), 2), np.uint32)
+    for t in range(3000):
+        seed = int(r.integers(0, 2**63)) if t % 3 else int(r.integers(0, 1000))
+        access = int(r.integers(0, 2**63)) if t % 2 else int(r.integers(0, 1000))
+        h = rng.splitmix64(0x6A09E667F3BCC908 ^ seed)
+        k.access_keys(np.uint64(h), access, parts, TAG_ACCESS, out)
+        want = [rng.derive_key(seed, access, ci, pi, TAG_ACCESS) for ci, pi in parts.tolist()]
+        assert [tuple(row) for row in out.tolist()] == want, (seed, access)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_lean_equals_injector(case):
+    spec, dtype, n = case
+    inj = _injector(spec, dtype, n)
+    lean = lean_injection(inj)
+    assert isinstance(lean, LeanInjection)
+    x = _tensor(dtype, n, 1)
+    y = x.clone()
+    clean = _bits(x)
+    flipped = 0
+    for access in (0, 1, 2, 1, 7, 2**40 + 3, *range(20, 36)):
+        bits = lean(x.data_ptr(), access)
+        ref = inj(y, inj.words(y), access)
+        assert np.array_equal(_bits(x), _bits(y))
+        gi, gm = lean.entries()
+        ri, rm = ref.word_flips()
+        assert np.array_equal(gi, ri) and np.array_equal(gm, rm)
+        assert bits == ref.n_bits and lean.total_bits == ref.total_bits
+        flipped += bits
+        assert lean(x.data_ptr(), access + 1) is None  # its log is outstanding
+        lean.undo()
+        ref.undo()
+        assert np.array_equal(_bits(x), clean) and np.array_equal(_bits(y), clean)
+        with pytest.raises(RuntimeError):
+            lean.undo()
+    if "p=0.0" not in spec:
+        assert flipped > 0  # the comparison saw flips
+
+
+def test_lean_log_overflow_leaves_words_untouched():
+    inj = _injector("em0:p=1e-3", torch.float32, 50_000)
+    lean = lean_injection(inj)
+    assert lean is not None
+    small = (np.empty(3, lean._idx.dtype), np.empty(3, lean._mask.dtype))
+    lean._args = (*lean._args[:-2], *small)  # room for 3 entries, ~1600 expected
+    x = _tensor(torch.float32, 50_000, 2)
+    clean = _bits(x)
+    assert lean(x.data_ptr(), 4) is None
+    assert np.array_equal(_bits(x), clean)
+
+
+def test_lean_applies_only_where_the_path_is_fixed():
+    assert lean_injection(_injector("em0:p=1e-4", torch.float32, 1000)) is not None
+    assert lean_injection(_injector("em0:p=1e-4", torch.float32, 1000, correction="zero")) is None
+    assert lean_injection(_injector("em0:p=1e-4", torch.float32, 1000, ecc="secded72")) is None
+    ref = Injector(ErrorModel.from_spec("em0:p=1e-4"), format_of(torch.float32), 4000, seed=1, base_address=0,
+                   backend="reference")
+    assert lean_injection(ref) is None
+    big = _injector("em0:p=1e-2", torch.float32, 1 << 22)  # ~1.3 M candidates: a parallel-size job
+    assert cpu._work_ns(big.compiled.plan) >= cpu._PARALLEL_MIN_NS
+    assert lean_injection(big) is None
