@@ -202,6 +202,20 @@ class Param:
                      kind=kind, required=self.default is None, lo=self.lo, lo_open=self.kind == "cycles")
 
 
+#: The background states DRAMPower reports for every standard (key, label); a standard lists
+#: these (HBM-Power: the first three) plus its own (LPDDR5: deep sleep).
+STANDBY_STATES: tuple[tuple[str, str], ...] = (
+    ("precharged_standby", "precharged standby"),
+    ("active_standby_one_bank", "active standby, 1 bank"),
+    ("active_standby_all_banks", "active standby, all banks"),
+)
+CORE_BACKGROUND_STATES: tuple[tuple[str, str], ...] = (
+    *STANDBY_STATES,
+    ("power_down_active", "power-down active"),
+    ("power_down_precharged", "power-down precharged"),
+    ("self_refresh", "self-refresh"),
+)
+
 AUTO_PRECHARGE_PARAMS: tuple[Param, ...] = (
     Param("rtp", "trtp_ns", "cycles", "RD-to-PRE tRTP (the implicit precharge of RDA)", ("memtimingspec.RTP",),
           default=0, section="timing"),

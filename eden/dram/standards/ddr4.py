@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eden.dram.standards.base import Current, Domain, RefreshMode, Standard
+from eden.dram.standards.base import CORE_BACKGROUND_STATES, Current, Domain, RefreshMode, Standard
 
 CURRENTS = (
     Current("i0", "0", "one-bank ACT-PRE", ("0",)),
@@ -41,12 +41,7 @@ COMMANDS = (("act", "ACT"), ("pre", "PRE"), ("rd", "RD"), ("wr", "WR"), ("refa",
 """Per-command energies: ``refa`` is DRAMPower's E_REFA (the increment over the active-standby
 background it also books for t_RFC); ``refresh_window`` = V*I_5X*t_RFC, a refresh including it."""
 
-BACKGROUND_STATES = (("precharged_standby", "precharged standby"),
-                     ("active_standby_one_bank", "active standby, 1 bank"),
-                     ("active_standby_all_banks", "active standby, all banks"),
-                     ("power_down_active", "power-down active"),
-                     ("power_down_precharged", "power-down precharged"),
-                     ("self_refresh", "self-refresh"))
+BACKGROUND_STATES = CORE_BACKGROUND_STATES
 
 
 def derived_currents(spec: Any, domain: str) -> dict[str, float]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from eden.dram.standards import base
-from eden.dram.standards.base import Current, Domain, Param, RefreshMode, Standard
+from eden.dram.standards.base import CORE_BACKGROUND_STATES, Current, Domain, Param, RefreshMode, Standard
 
 CURRENTS = (
     Current("i0", "0", "one-bank ACT-PRE", ("0",)),
@@ -45,12 +45,7 @@ CURRENTS = (
 
 COMMANDS = (("act", "ACT"), ("pre", "PRE"), ("rd", "RD"), ("wr", "WR"), ("refab", "REFab (increment)"),
             ("refsb", "REFsb"))
-BACKGROUND_STATES = (("precharged_standby", "precharged standby"),
-                     ("active_standby_one_bank", "active standby, 1 bank"),
-                     ("active_standby_all_banks", "active standby, all banks"),
-                     ("power_down_active", "power-down active"),
-                     ("power_down_precharged", "power-down precharged"),
-                     ("self_refresh", "self-refresh"))
+BACKGROUND_STATES = CORE_BACKGROUND_STATES
 
 PARAMS = (
     Param("bank_groups", "nbr_of_bank_groups", "int", "bank groups per device (DRAMPower nbrOfBankGroups)",

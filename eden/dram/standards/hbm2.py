@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eden.dram.standards.base import Current, Domain, Param, RefreshMode, Standard
+from eden.dram.standards.base import STANDBY_STATES, Current, Domain, Param, RefreshMode, Standard
 
 CURRENTS = (
     Current("i0", "0", "one-bank ACT-PRE at tRC", ("0",)),
@@ -43,9 +43,7 @@ CURRENTS = (
 )
 
 COMMANDS = (("act", "ACT"), ("pre", "PRE"), ("rd", "RD"), ("wr", "WR"), ("refab", "REFab (increment)"))
-BACKGROUND_STATES = (("precharged_standby", "precharged standby"),
-                     ("active_standby_one_bank", "active standby, 1 bank"),
-                     ("active_standby_all_banks", "active standby, all banks"))
+BACKGROUND_STATES = STANDBY_STATES
 
 
 def params(pseudo_channels: int) -> tuple[Param, ...]:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from eden.dram.standards.base import AUTO_PRECHARGE_PARAMS, Current, Domain, Param, RefreshMode, Standard
+from eden.dram.standards.base import (AUTO_PRECHARGE_PARAMS, CORE_BACKGROUND_STATES, Current, Domain, Param,
+                                     RefreshMode, Standard)
 
 CURRENTS = (
     Current("i0", "0", "one-bank ACT-PRE", ("0",)),
@@ -42,12 +43,7 @@ CURRENTS = (
 
 COMMANDS = (("act", "ACT"), ("pre", "PRE"), ("rd", "RD"), ("wr", "WR"), ("refab", "REFab (increment)"),
             ("refpb", "REFpb"))
-BACKGROUND_STATES = (("precharged_standby", "precharged standby"),
-                     ("active_standby_one_bank", "active standby, 1 bank"),
-                     ("active_standby_all_banks", "active standby, all banks"),
-                     ("power_down_active", "power-down active"),
-                     ("power_down_precharged", "power-down precharged"),
-                     ("self_refresh", "self-refresh"))
+BACKGROUND_STATES = CORE_BACKGROUND_STATES
 
 RFCPB = Param("rfcpb", "trfcpb_ns", "cycles", "per-bank refresh cycle time tRFCpb", ("memtimingspec.RFCpb",), lo=1)
 PARAMS = (RFCPB, *AUTO_PRECHARGE_PARAMS)
