@@ -188,6 +188,29 @@ JIT = {"cache": True, "error_model": "numpy"}
 
 
 @nb.njit(**JIT)
+def next_skip(logm, g, u, guide, goff, tab_t, toff, K, room, acc):
+    """One geometric skip of a stream from its draw: the log method's ``g`` or, for the table
+    method, the 53-bit ``u`` through the guide table (``acc``: the tails added so far).
+
+    Returns (state, gap, acc): state 0, the next candidate is ``gap + 1`` positions on; 1, a tail
+    (all ``K`` thresholds above ``u``: ``K`` added to ``acc``, no candidate yet, take the next
+    draw); 2, no candidate within ``room`` more positions (the stream is done)."""
+    if logm:
+        if not (g < float(room)):
+            return 2, np.int64(0), acc
+        return 0, np.int64(g), acc
+    k = np.int64(guide[goff + np.int64(u >> S41)])
+    while k < K and u < tab_t[toff + k]:
+        k += 1
+    if k == K:
+        return 1, np.int64(0), acc + K
+    gi = acc + k
+    if not (gi < room):
+        return 2, np.int64(0), np.int64(0)
+    return 0, gi, np.int64(0)
+
+
+@nb.njit(**JIT)
 def fill(thin, logm, k0, k1, rid, stream, c3, j0, nd, L, U, V, G):
     """Draws j0 .. j0 + nd - 1 of one stream, counter (draw, rid, stream, c3) (nd even; j0 even when not thin):
     U[i], V[i] (thin), G[i] = max(ln U / L, 0) (logm)."""
@@ -328,27 +351,13 @@ def run_tiles_single(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_
             fill(thin, logm, k0, k1, rid, np.uint32(0), np.uint32(0), j0, nd, L, ubuf, vbuf, gbuf)
             j0 += nd
             for i in range(nd):
-                # the skip (as in ``scan``)
-                if logm:
-                    g = gbuf[i]
-                    if not (g < float(size - pos - 1)):
-                        done = True
-                        break
-                    pos = pos + np.int64(g) + 1
-                else:
-                    u = ubuf[i]
-                    k = np.int64(guide[goff + np.int64(u >> S41)])
-                    while k < K and u < tab_t[toff + k]:
-                        k += 1
-                    if k == K:
-                        acc += K
-                        continue
-                    gi = acc + k
-                    acc = np.int64(0)
-                    if not (gi < size - pos - 1):
-                        done = True
-                        break
-                    pos = pos + gi + 1
+                st, gap, acc = next_skip(logm, gbuf[i], ubuf[i], guide, goff, tab_t, toff, K, size - pos - 1, acc)
+                if st == 1:
+                    continue
+                if st == 2:
+                    done = True
+                    break
+                pos = pos + gap + 1
                 if pos < lo:
                     continue
                 if pos >= hi:
@@ -449,28 +458,13 @@ def walk_group(gi, s, t_lo, t_hi, words, wsh, row_bits, bit_lo, nbits, tile_row_
             vgrown[:m] = vout[:m]
             vout = vgrown
         for i in range(nd):
-            # the skip: log method, or table method (all K thresholds above u: a tail, add K
-            # and take the next draw, no candidate yet)
-            if logm:
-                g = gbuf[i]
-                if not (g < float(size - pos - 1)):
-                    done = True
-                    break
-                pos = pos + np.int64(g) + 1
-            else:
-                u = ubuf[i]
-                k = np.int64(guide[goff + np.int64(u >> S41)])
-                while k < K and u < tab_t[toff + k]:
-                    k += 1
-                if k == K:
-                    acc += K
-                    continue
-                gi2 = acc + k
-                acc = np.int64(0)
-                if not (gi2 < size - pos - 1):
-                    done = True
-                    break
-                pos = pos + gi2 + 1
+            st, gap, acc = next_skip(logm, gbuf[i], ubuf[i], guide, goff, tab_t, toff, K, size - pos - 1, acc)
+            if st == 1:
+                continue
+            if st == 2:
+                done = True
+                break
+            pos = pos + gap + 1
             gp = c0 + pos
             if gp < clo:
                 continue
@@ -619,27 +613,15 @@ def run_tiles_fused(t_begin, t_end, words, wsh, row_bits, bit_lo, bit_hi, tile_r
                 p = np.int64(row_bits)
                 keep = np.uint64(1)
                 if i < nd:
-                    if logm:
-                        g = gbuf[i]
-                        if not (g < float(size - pos - 1)):
-                            done = True
-                        else:
-                            pos = pos + np.int64(g) + 1
+                    st, gap, acc = next_skip(logm, gbuf[i], ubuf[i], guide, goff, tab_t, toff, K, size - pos - 1,
+                                             acc)
+                    if st == 1:
+                        i += 1
+                        continue
+                    if st == 2:
+                        done = True
                     else:
-                        u = ubuf[i]
-                        k = np.int64(guide[goff + np.int64(u >> S41)])
-                        while k < K and u < tab_t[toff + k]:
-                            k += 1
-                        if k == K:
-                            acc += K
-                            i += 1
-                            continue
-                        gi = acc + k
-                        acc = np.int64(0)
-                        if not (gi < size - pos - 1):
-                            done = True
-                        else:
-                            pos = pos + gi + 1
+                        pos = pos + gap + 1
                     if not done:
                         if pos < lo:
                             i += 1
