@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from eden.engine.backends import cpu
-from eden.engine.correct import CorrectionMode
 from eden.engine.ops import FlipLog, Injector
 
 _PLAN_PARTS = 10  # _cpu_kernels.MANY_* columns
+_ZERO_OFF = np.zeros(1, np.int64)  # a log of one segment starting at 0 (read only)
 
 
 class _Bucket:
@@ -135,26 +135,8 @@ class InjectorGroup:
                     logs[i] = inj(targets[i], words[i], access, ranges[i])
                     continue
                 o = int(b.out_off[j])
-                logs[i] = _log(inj, targets[i], words[i], idx[o:o + cnt[j]], mask[o:o + cnt[j]], access, ranges[i])
+                logs[i] = inj.log(targets[i], words[i], idx[o:o + cnt[j]], mask[o:o + cnt[j]], _ZERO_OFF,
+                                 np.array([cnt[j]], np.int64), access, ranges[i])
         for i in self._alone:
             logs[i] = self.injectors[i](targets[i], words[i], access, ranges[i])
         return [log for log in logs if log is not None]
-
-
-def _log(inj: Injector, target, words, idx, mask, access: int, plausible) -> FlipLog:
-    """The FlipLog (correction included) of one tensor's entries, as ``Injector.__call__`` builds it."""
-    off = np.zeros(1, np.int64)
-    cnt = np.array([len(idx)], np.int64)
-    n_corrected = delta = 0
-    if inj.correction is not CorrectionMode.NONE:
-        if plausible is None:
-            raise ValueError("internal error: a correcting Injector needs the plausible range")
-        fmax = inj._fmax
-        low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
-        if not low <= high:
-            raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
-        correct = inj._correct
-        assert correct is not None  # (a correcting Injector has its kernel)
-        n_corrected, delta = correct(words, idx, mask, off, cnt, inj.format, inj.correction, low, high)
-    return FlipLog(target, words, idx, mask, off, cnt, fmt=inj.format, model=inj.model, seed=inj.seed, access=access,
-                   backend=inj.backend, n_corrected=n_corrected, error_bits_delta=delta, xor=inj._xor)

@@ -336,8 +336,15 @@ class Injector:
     def __call__(self, target, words, access: int, plausible: tuple[float, float] | None = None) -> FlipLog:
         """Inject into ``words`` (the backend's storage view of ``target``, ``nbytes`` long) for
         one access; ``plausible``: the correction's (low, high) range (needed when correcting)."""
+        words, idx, mask, off, cnt = self._inject(self.compiled.at(access), words, self.format)
+        return self.log(target, words, idx, mask, off, cnt, access, plausible)
+
+    def log(self, target, words, idx, mask, off, cnt, access: int,
+            plausible: tuple[float, float] | None = None) -> FlipLog:
+        """The :class:`FlipLog` of entries this injector's kernel wrote into ``words`` for
+        ``access``, after the ECC step and the correction (what ``__call__`` returns; also for
+        logs drawn by several injectors in one call, ``eden.engine.group``)."""
         fmt = self.format
-        words, idx, mask, off, cnt = self._inject(self.compiled.at(access), words, fmt)
         ecc_stats = None
         if self.ecc is not None:  # decode per codeword, O(errors), on the host from the log
             idx, mask, off, cnt, ecc_stats = self.ecc(words, idx, mask, off, cnt, backend=self.backend,
