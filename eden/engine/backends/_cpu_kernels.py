@@ -1105,3 +1105,14 @@ def minmax_keys(a, maxpos):
         lo = min(lo, k)
         hi = max(hi, k)
     return lo, hi
+
+
+@nb.njit(parallel=True, **JIT)
+def minmax_keys_parallel(a, maxpos, chunks):
+    """``minmax_keys`` over ``chunks`` slices of ``a`` on numba's threads (large tensors)."""
+    n = a.shape[0]
+    lo = np.empty(chunks, a.dtype)
+    hi = np.empty(chunks, a.dtype)
+    for c in nb.prange(chunks):
+        lo[c], hi[c] = minmax_keys(a[c * n // chunks:(c + 1) * n // chunks], maxpos)
+    return lo.min(), hi.max()
