@@ -882,15 +882,16 @@ class Emulation:
                                 leans.clear()
                             lean = leans[inj] = lean_injection(inj)
                         last[:] = (n, base, dev, inj, lean)
+                    plausible = finite_range(x) if per_batch else bounds
                     if lean is not None:
-                        bits = lean(x.data_ptr(), access)
+                        bits = lean(x.data_ptr(), access, plausible)
                         if bits is not None:  # else: its log is outstanding or would overflow
                             pending.append(lean)
                             stats.injections += 1
                             stats.flipped_bits += bits
                             stats.bits += lean.total_bits
+                            stats.corrected_values += lean.n_corrected
                             return None
-                    plausible = finite_range(x) if per_batch else bounds
                     log = inj(x, inj.words(x), access, plausible)
                     pending.append(log)
                     stats.injections += 1
