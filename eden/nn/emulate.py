@@ -755,10 +755,10 @@ class Emulation:
             lean = self._lean_weights
             if lean is not None and lean.outstanding:
                 lean.undo()
-            # one key per weight: a weight whose storage changed (dtype, size, device, address)
-            # gets its Injector and the group made again
+            # one key per weight: a weight whose storage changed (address, hence device; dtype,
+            # size, layout) gets its Injector and the group made again
             datas = [w.param.data for w in together]
-            key = [(d.data_ptr(), d.dtype, d.numel(), d.is_cuda) for d in datas]
+            key = [(d.data_ptr(), d.dtype, d.numel(), d.is_contiguous()) for d in datas]
             if key != self._weight_key:
                 self._weight_key = key
                 injectors = [w._injector(d, self.address_map, self.backend) for w, d in zip(together, datas)]
