@@ -82,7 +82,8 @@ def test_expected_ber_matches_the_compiled_sub_passes(kind):
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(EdenConfigError, match=r"unknown error model 'em9'; known: em0, em1, em2, em3, emc; did you mean"):
+    with pytest.raises(EdenConfigError,
+                       match=r"unknown error model 'em9'; known: em0, em1, em2, em3, emc; did you mean"):
         ErrorModel.from_spec("em9:p=1e-3")
     with pytest.raises(EdenConfigError, match=r"unknown error model 'emm1'.*did you mean 'em1'"):
         component_class("emm1")

@@ -71,7 +71,7 @@ class ClusteredIntersections(Component):
     @classmethod
     def fit_exclusion(cls, data):
         if data.w % LINE_BITS:
-            return (f"not fitted: the records are per {data.w}-bit unit, not whole {LINE_BITS}-bit lines (the "
+            return (f"not identifiable: the records are per {data.w}-bit unit, not whole {LINE_BITS}-bit lines (the "
                     "fit's units must hold whole line positions)")
         return None
 
@@ -339,7 +339,7 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
     est = mle.estimates(names, theta, fn, confidence)
     cap_mass = float(pi[:, -1].max(initial=0.0)) if fit.K < fit.m else 0.0
     notes = [("log-likelihood is a variational lower bound (exact over row classes, mean-field over the "
-              "number of weak bitlines of each column unit); intervals are conditional on the fitted "
+              "weak line positions of each column unit); intervals are conditional on the fitted "
               "posteriors of the column units"),
              ("weak cells are whole 64-byte line positions of weak rows, each cell failing independently "
               "with p per access: errors per faulty line are Binomial(512, p) given one")]
