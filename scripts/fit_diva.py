@@ -95,13 +95,28 @@ def data_facts(test, org) -> dict:
     }
 
 
+def event_facts(test, org) -> dict:
+    """Per-sweep facts of the line records that tell a per-access line event from independent cells:
+    the share of faulty lines by their errors, and the share of the second sweep's errors in rows
+    (not lines) that failed in the first."""
+    it = np.asarray(test.iteration)
+    count = np.asarray(test.count, np.int64)
+    rows = test.bank.astype(np.int64) * org.rows + test.row
+    bins = ((1, 1), (2, 2), (3, 3), (4, 6), (7, 7), (8, 13), (14, 14), (15, None))
+    share = {f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi else f">={lo}"):
+             float(np.mean((count >= lo) & (count <= (hi or count.max())))) for lo, hi in bins}
+    later = it > 0
+    row_rep = float(count[later][np.isin(rows[later], rows[it == 0])].sum() / count[later].sum())
+    return {"share": share, "row_repeat": row_rep}
+
+
 def _fmt(x, digits=4):
     if x is None:
         return "-"
     return f"{x:.{digits}g}"
 
 
-def old_vs_new(results) -> list[str]:
+def old_vs_new(results, events) -> list[str]:
     """Every candidate per tRCD with records: ln L, BIC, errors per faulty line and the repeat
     fraction across the two sweeps, observed vs predicted (``fit(..., sweeps=True)``)."""
     out = ["## Old vs new models: likelihood, errors per faulty line, persistence", "",
@@ -120,7 +135,13 @@ def old_vs_new(results) -> list[str]:
             continue
         obs = sw["observed"]
         b0 = min(c.bic for c in r.candidates)
-        out += [f"### tRCD {trcd:g} ns", "",
+        ev = events.get(trcd)
+        facts = [] if ev is None else [
+            ("Observed, per sweep: faulty lines by their errors " + ", ".join(
+                f"{k}: {100 * v:.1f}%" for k, v in ev["share"].items()) + f"; {100 * ev['row_repeat']:.1f}% of the "
+             f"second sweep's errors fall in rows that failed in the first, {100 * obs['repeat_error_fraction']:.1f}%"
+             " in lines that did."), ""]
+        out += [f"### tRCD {trcd:g} ns", "", *facts,
                 (f"| model | k | ln L | BIC | dBIC | errors / faulty line: obs {obs['errors_per_faulty_unit']:.3g}, "
                  f"predicted | repeat fraction: obs {100 * obs['repeat_error_fraction']:.1f}%, predicted (access) "
                  "| two-level q |"), "|---|---|---|---|---|---|---|---|"]
@@ -327,13 +348,14 @@ def main(argv=None) -> int:
             diva.A10(args.data).save(raw_path)
             print(f"{args.raw} not found: regenerated from {args.data}")
         raw = load_raw(raw_path)
-        results, facts = [], []
+        results, facts, events = [], [], {}
         for name, trcd in FITS:
             r = fit(raw, name, seed=args.seed, sweeps=True)
             results.append(((name, trcd), r))
             t = raw.test(name)
             if t.kind == "records":
                 facts.append((trcd, data_facts(t, raw.organization)))
+                events[trcd] = event_facts(t, raw.organization)
             path = model_path(args.out, trcd)
             provenance = {
                 "source": diva.CITATION, "device": "DDR3 SO-DIMM A-10 (vendor A)",
@@ -351,7 +373,8 @@ def main(argv=None) -> int:
         summaries.sort(key=lambda x: (x[0].operating_point.trcd_ns, x[0].operating_point.tras_ns,
                                       x[0].operating_point.trp_ns), reverse=True)
         text = render(results, args.raw, facts, summaries)
-        text = text.rstrip("\n") + "\n\n" + "\n".join(old_vs_new(results) + voltron_section(args.voltron, results))
+        extra = old_vs_new(results, events) + voltron_section(args.voltron, results)
+        text = text.rstrip("\n") + "\n\n" + "\n".join(extra)
         text = (text.rstrip("\n") + "\n\nErrors per faulty line, persistence across the two sweeps and the two-level "
                 "q, observed vs every candidate: [fits-clustering.md](fits-clustering.md) (`scripts/fit_sweeps.py`).\n")
     write_text(args.docs, text, overwrite=args.force, what="report")
