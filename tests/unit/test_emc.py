@@ -199,3 +199,24 @@ def test_goodness_of_fit_margins_have_the_model_means():
     mean = comp.mean_flip_rate(0) * org.row_bits * 2
     assert rows.sum() == cols.sum() or abs(rows.sum() - cols.sum()) < 6 * np.sqrt(rows.sum() + cols.sum())
     assert abs(rows.mean() - mean) < 6 * np.sqrt(rows.var() / rows.size)
+
+
+def test_a_component_with_both_maps_must_say_their_fractions():
+    import dataclasses
+
+    from eden.errormodels.component import Component, SubPass, fraction_param
+
+    @dataclasses.dataclass(frozen=True)
+    class Both(Component):
+        kind = "both_test"
+        weak_lines = WeakLines.BOTH
+        share: float = fraction_param("a fraction")
+
+        def rate_table(self, weak_bitline, weak_wordline):
+            return (0.0, 0.0)
+
+        def sub_passes(self):
+            return (SubPass(((0.0, 0.0), (0.0, 0.0))),)
+
+    with pytest.raises(NotImplementedError, match="Both draws both weak-line maps: it must define weak_fractions"):
+        Both(0.5).weak_fractions()
