@@ -821,7 +821,11 @@ def _failing_trials(model: ErrorModel, cells: CellSpace, rng: np.random.Generato
             continue
         k = int(rng.binomial(p.size * t_draw, p.rate))
         idx = _distinct(rng, p.size * t_draw, k)
-        fails.append(p.cells(idx // t_draw) * t_draw + idx % t_draw)
+        if p.members is not None:  # a failing member flips its group of cells in that iteration
+            cell, owner = p.members(idx // t_draw)
+            fails.append(cell * t_draw + (idx % t_draw)[owner])
+        else:
+            fails.append(p.cells(idx // t_draw) * t_draw + idx % t_draw)
     return np.unique(np.concatenate(fails)) if fails else np.zeros(0, np.int64)
 
 

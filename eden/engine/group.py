@@ -91,7 +91,8 @@ class InjectorGroup:
         by_dtype: dict[np.dtype, list[int]] = {}
         self._alone: list[int] = []
         for i, inj in enumerate(self.injectors):
-            if inj.backend == "cpu" and inj.ecc is None:  # (an ECC step runs per Injector)
+            # (an ECC step runs per Injector; line events are added by cpu.inject, not inject_many)
+            if inj.backend == "cpu" and inj.ecc is None and not inj.compiled.plan.has_events:
                 by_dtype.setdefault(np.dtype(inj.format.word), []).append(i)
             else:
                 self._alone.append(i)

@@ -97,6 +97,8 @@ def _applies(inj: Injector) -> bool:
     """Whether the packed path gives ``inj``'s bits and log (see the module docstring)."""
     if inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None or inj.seed >= 2**64:
         return False
+    if inj.compiled.plan.has_events:  # line events are added by cpu.inject, not the packed kernel
+        return False
     # correction: where the cpu backend corrects in numba (fp32, bf16: cpu.correct)
     if inj.correction is not CorrectionMode.NONE and getattr(inj.format, "view", "") not in ("float32", None):
         return False

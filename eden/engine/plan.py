@@ -62,7 +62,7 @@ import numpy as np
 
 from eden.dram.address import AddressMap
 from eden.engine import rng, sampling
-from eden.engine.sampling import TAG_ACCESS, TAG_FIXED, TWO53, fixed_bands
+from eden.engine.sampling import TAG_ACCESS, TAG_EVENT, TAG_FIXED, TAG_MEMBER, TWO53, fixed_bands
 from eden.errormodels.component import Persistence, Population, WeakLines
 from eden.errormodels.model import ErrorModel
 
@@ -100,6 +100,15 @@ class Plan:
     grp_sp: np.ndarray              # int32[G]: its sub-pass
     pop_cum: np.ndarray             # int64[n_bl, n_tiles + 1]: weak-bitline population before each tile
     expected_candidates: float      # upper bound on the mean number of kept candidates
+    # Line events (``events.py``; none unless a component has ``line_events``), E passes:
+    ev_key: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.uint32))  # uint32[E, 2]
+    ev_thr: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.uint64))  # uint64[E]: event iff U53 < thr
+    ev_wl: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # int32[E]: weak-row map
+    ev_block: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # int32[E]: block bits
+    ev_blk_off: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 1), np.int64))  # [E, n_groups+1]
+    ev_blk: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # weak block indices
+    ev_mem_off: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.int64))  # per ev_blk entry + 1
+    ev_mem: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # member bitlines (row pos)
     # What a backend derives from the plan alone (launch sizes, work estimates), memoized by
     # the backend under its own keys; shared by the plans of every access of one CompiledPlan
     # (only ``sp_key`` differs between them, and no backend derives anything from the keys).
@@ -108,6 +117,11 @@ class Plan:
     @property
     def n_subpasses(self) -> int:
         return len(self.sp_thin)
+
+    @property
+    def has_events(self) -> bool:
+        """Whether the plan has line-event passes (every backend adds ``events.line_event_bits``)."""
+        return len(self.ev_thr) > 0
 
 
 TABLE_MIN_RATE = 2.0 ** -10
@@ -271,10 +285,12 @@ class CompiledPlan:
     ``fixed`` persistence plans do not depend on the access at all.
     """
 
-    def __init__(self, plan: Plan, seed: int, access_parts: tuple[tuple[int, int], ...] | None):
+    def __init__(self, plan: Plan, seed: int, access_parts: tuple[tuple[int, int], ...] | None,
+                 event_parts: tuple[tuple[int, int], ...] = ()):
         self.plan = plan
         self.seed = seed
         self._access_parts = access_parts  # None: the keys do not depend on the access
+        self._event_parts = event_parts if access_parts is not None else ()  # (component, part) of line events
         self._last: tuple[int, Plan] | None = None
 
     @property
@@ -295,6 +311,9 @@ class CompiledPlan:
         plan = object.__new__(Plan)
         plan.__dict__.update(self.plan.__dict__)
         plan.sp_key = np.array(keys, np.uint32).reshape(len(keys), 2)
+        if self._event_parts:
+            plan.ev_key = np.array([rng.derive_key(self.seed, access, ci, pi, TAG_EVENT)
+                                    for ci, pi in self._event_parts], np.uint32).reshape(-1, 2)
         self._last = (access, plan)
         return plan
 
@@ -315,9 +334,9 @@ def cached_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, ba
         if hit is not None:
             _PLANS.move_to_end(key)
             return hit
-    plan, parts = _compile(model, word_bits=word_bits, nbytes=nbytes, seed=seed, access=0,
-                           base_address=base_address, address_map=address_map, weak_lines=weak_lines)
-    cp = CompiledPlan(plan, int(seed), parts)
+    plan, parts, ev_parts = _compile(model, word_bits=word_bits, nbytes=nbytes, seed=seed, access=0,
+                                     base_address=base_address, address_map=address_map, weak_lines=weak_lines)
+    cp = CompiledPlan(plan, int(seed), parts, ev_parts)
     with _PLANS_LOCK:
         _PLANS[key] = cp
         while len(_PLANS) > _PLANS_MAX:
@@ -327,7 +346,8 @@ def cached_plan(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, ba
 
 def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, access: int,
              base_address: int, address_map: AddressMap, weak_lines=None):
-    """(plan, (component, part) of each sub-pass's access key, or None under fixed persistence)."""
+    """(plan, (component, part) of each sub-pass's access key, or None under fixed persistence,
+    (component, part) of each line-event pass)."""
     if weak_lines is None:
         weak_lines = sampling
 
@@ -341,10 +361,15 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
     access_parts: list[tuple[int, int]] = []  # (component, part) of each access-keyed sub-pass
     bl_lists: list[list[np.ndarray]] = []  # per weak-bitline map (component): arrays per group
     wl_classes: list[np.ndarray] = []  # per weak-wordline map (component): uint8[n_tiles]
+    ev: list[dict[str, Any]] = []  # line-event passes
+    ev_parts: list[tuple[int, int]] = []
     for ci, comp in enumerate(model.components):
         pop, wl = -1, -1
         fractions = comp.weak_fractions()
-        if WeakLines.BITLINES in fractions:
+        events = comp.line_events()
+        # (a component with line events lists its weak bitlines only if a sub-pass walks them)
+        if WeakLines.BITLINES in fractions and (not events or any(
+                sub.population is Population.WEAK_BITLINES for sub in comp.sub_passes())):
             pop = len(bl_lists)
             bl_lists.append(_weak_bitlines(weak_lines, seed, ci, fractions[WeakLines.BITLINES], groups,
                                            org.row_bits, comp.bitline_block))
@@ -383,6 +408,9 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
                     # streams of a band never depend on q)
                     sp.append(dict(key=key, pop=sp_pop, wl=sp_wl, active=active, L=L, A=A,
                                    rate=[c if a else 0.0 for a in active], grate=[c, c]))
+        if events:
+            ev += _event_passes(model, comp, ci, events, seed, access, groups, wl, org.row_bits, weak_lines,
+                                ev_parts)
 
     S = len(sp)
     sp_tab = np.zeros((S, 2, 2), np.int64)
@@ -473,5 +501,61 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
         grp_sp=np.concatenate(g_sp) if S else np.zeros(0, np.int32),
         pop_cum=pop_cum, expected_candidates=expected,
     )
+    if ev:
+        _put_events(plan, ev, n_groups)
     per_access = model.persistence is Persistence.ACCESS
-    return plan, (tuple(access_parts) if per_access else None)
+    return plan, (tuple(access_parts) if per_access else None), tuple(ev_parts)
+
+
+def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, weak_lines, ev_parts):
+    """The line-event passes of component ``ci`` (see ``events.py``): keys, thresholds, its
+    weak-row map ``wl``, weak blocks and member bitlines per group."""
+    fractions = comp.weak_fractions()
+    block = comp.bitline_block
+    if set(fractions) != {WeakLines.BITLINES, WeakLines.WORDLINES} or block < 1 or row_bits % block:
+        raise ValueError(f"{comp.kind}: line events need both weak-line maps and blocks that divide a row of "
+                         f"{row_bits} bits (weak_lines = {comp.weak_lines}, bitline_block = {block})")
+    blocks = weak_lines.weak_bitlines(seed, ci, fractions[WeakLines.BITLINES], groups, row_bits // block)
+    out = []
+    n_sub = len(comp.sub_passes())
+    for ei, e_pass in enumerate(events):
+        pi = n_sub + ei
+        if model.persistence is Persistence.ACCESS:
+            key = rng.derive_key(seed, access, ci, pi, TAG_EVENT)
+            ev_parts.append((ci, pi))
+        else:
+            key = rng.derive_key(seed, ci, pi, TAG_EVENT)
+        members = sampling.nested_sample(seed, (ci, pi, TAG_MEMBER), e_pass.member_fraction, groups, row_bits,
+                                         sampling.STREAM_BITLINES) if len(groups) else []
+        out.append(dict(key=key, thr=_threshold(e_pass.rate), wl=wl, block=block, blocks=blocks, members=members))
+    return out
+
+
+def _put_events(plan: Plan, ev: list, n_groups: int) -> None:
+    """Fill the plan's ``ev_*`` arrays from the passes of :func:`_event_passes`."""
+    E = len(ev)
+    blk_off = np.zeros((E, n_groups + 1), np.int64)
+    blk, mem_off, mem = [], [np.zeros(1, np.int64)], []
+    n_blk = n_mem = 0
+    for i, e in enumerate(ev):
+        for g in range(n_groups):
+            b = np.asarray(e["blocks"][g], np.int64)
+            m = np.asarray(e["members"][g], np.int64)
+            blk_off[i, g] = n_blk
+            blk.append(b)
+            # members of each weak block: the member bitlines within its span
+            lo, hi = np.searchsorted(m, b * e["block"]), np.searchsorted(m, (b + 1) * e["block"])
+            sizes = hi - lo
+            mem_off.append(n_mem + np.cumsum(sizes))
+            mem += [m[a:z] for a, z in zip(lo, hi)]
+            n_blk += len(b)
+            n_mem += int(sizes.sum())
+        blk_off[i, n_groups] = n_blk
+    plan.ev_key = np.array([e["key"] for e in ev], np.uint32).reshape(E, 2)
+    plan.ev_thr = np.array([e["thr"] for e in ev], np.uint64)
+    plan.ev_wl = np.array([e["wl"] for e in ev], np.int32)
+    plan.ev_block = np.array([e["block"] for e in ev], np.int32)
+    plan.ev_blk_off = blk_off
+    plan.ev_blk = np.concatenate(blk).astype(np.int32) if blk else np.zeros(0, np.int32)
+    plan.ev_mem_off = np.concatenate(mem_off).astype(np.int64)
+    plan.ev_mem = np.concatenate(mem).astype(np.int32) if mem else np.zeros(0, np.int32)

@@ -17,9 +17,12 @@ TAG_ACCESS = 1
 TAG_FIXED = 2
 TAG_BITLINE = 3
 TAG_WORDLINE = 4
+TAG_MEMBER = 5   # line events' member bitlines
+TAG_EVENT = 6    # line events' per-access (or fixed) draws
 STREAM_CELLS = 0
 STREAM_BITLINES = 1
 STREAM_WORDLINES = 2
+STREAM_EVENTS = 3
 #: Lowest dyadic band edge of fixed (nested) maps: (0, 2^-24] is one band.
 FIXED_MIN_EXP = 24
 TWO53 = 1 << 53

@@ -13,7 +13,8 @@ everything the rest of eden needs:
   its own fraction given by :meth:`Component.weak_fractions`; weak bitlines may come in aligned
   blocks, :attr:`Component.bitline_block`);
   :meth:`Component.mean_flip_rate` (its expected BER) follows from them;
-* its engine sub-passes, :meth:`Component.sub_passes` (sampling scheme: ``eden/engine/plan.py``);
+* its engine sub-passes, :meth:`Component.sub_passes` (sampling scheme: ``eden/engine/plan.py``),
+  and optionally line-event passes, :meth:`Component.line_events` (bits that fail together);
 * optionally, its maximum-likelihood fit to raw records (``fit_records``), its simulated
   goodness-of-fit margins (``simulate_margins``) and its draws for synthetic records
   (``simulation_passes``). A component with ``fit_records`` is a candidate of
@@ -78,6 +79,22 @@ class SubPass:
     q: tuple[tuple[float, float], tuple[float, float]]
     population: Population = Population.ALL
     by_wordline_class: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class LineEventPass:
+    """A per-access line-event pass of a component (``eden/engine/plan.py``: line events).
+
+    The component's weak rows (its weak-wordline map) and weak blocks (its weak-bitline map of
+    ``bitline_block``-bit blocks) give the weak tile-lines; each has an event with probability
+    ``rate`` per access (``fixed`` persistence: once per device seed, nested in ``rate``), and an
+    event flips every *member* bit of that line: a fixed map of bitlines of each (bank,
+    subarray), each a member with ``member_fraction`` (nested in it), independent of the
+    stored bits.
+    """
+
+    rate: float
+    member_fraction: float
 
 
 def rate_param(doc: str, default: float = 0.0) -> Any:
@@ -191,6 +208,11 @@ class Component:
     def sub_passes(self) -> tuple[SubPass, ...]:
         """The engine's sub-passes; their union flips each cell with :meth:`rate_table`'s rate."""
         raise NotImplementedError(f"{type(self).__name__} must define sub_passes")
+
+    def line_events(self) -> tuple[LineEventPass, ...]:
+        """The engine's line-event passes (flip groups of bits together); none by default. A
+        component with events must draw both weak-line maps (``WeakLines.BOTH``)."""
+        return ()
 
     @classmethod
     def fit_param_count(cls) -> int:

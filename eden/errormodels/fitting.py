@@ -97,11 +97,14 @@ class SimPass:
         cells: Maps population indices (int64 array) to cell ids ``row_id * row_bits + bitline``.
         size: Population size.
         rate: Failure probability of each population member per drawn iteration.
+        members: Instead of ``cells``, for members that fail as a group (line events): maps
+            population indices ``i`` to (cell ids, index into ``i`` of each cell's member).
     """
 
-    cells: Callable[[np.ndarray], np.ndarray]
+    cells: Callable[[np.ndarray], np.ndarray] | None
     size: int
     rate: float
+    members: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def all_cells(i: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 from eden.engine import rng
 from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
 from eden.engine.correct import CorrectionMode, correct_segments
+from eden.engine.events import line_event_bits, merge_events
 from eden.engine.plan import Plan
 from eden.engine.sampling import STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53
 from eden.engine.sampling import fixed_bands as _fixed_bands
@@ -251,7 +252,13 @@ def inject(plan: Plan, words: np.ndarray):
         mask = np.concatenate(parts_m)
         off = np.zeros(n_chunks + 1, np.int64)
         np.cumsum(cnt, out=off[1:])
-    return idx, mask, off[:-1], cnt
+    off = off[:-1]
+    if plan.has_events:  # line events (events.py): added after the sub-passes, one segment
+        flat_i = np.concatenate([idx[o:o + c] for o, c in zip(off.tolist(), cnt.tolist())])
+        flat_m = np.concatenate([mask[o:o + c] for o, c in zip(off.tolist(), cnt.tolist())])
+        idx, mask = merge_events(np, words, flat_i, flat_m, line_event_bits(plan), wb)
+        return idx, mask, np.zeros(1, np.int64), np.array([len(idx)], np.int64)
+    return idx, mask, off, cnt
 
 
 def _static_args(plan: Plan, rate: np.ndarray, nd0: np.ndarray) -> tuple[tuple, tuple]:

@@ -24,6 +24,7 @@ import numpy as np
 from eden.engine import rng
 from eden.engine.contract import BackendUnavailableError, Op, register_backend, register_kernel
 from eden.engine.correct import correct_segments
+from eden.engine.events import line_event_bits, merge_events
 from eden.engine.plan import Plan
 from eden.errors import EdenConfigError
 
@@ -169,7 +170,21 @@ def inject(plan: Plan, flat, fmt):
         (words, idx, mask, off, cnt): ``words`` is a CuPy view of the storage as
         ``fmt.word``; ``idx``/``mask`` are CuPy arrays of the log (word indices
         increasing); ``off``/``cnt`` are NumPy int64 segment arrays (one segment).
+
+    Line events (``plan.has_events``): the kernels run the sub-passes, then the event bits are
+    drawn on the host (``events.line_event_bits``, the oracle's function: the same bits by
+    construction) and merged on the device (``events.merge_events``); no CUDA kernel draws them.
     """
+    words, idx, mask, off, cnt = _inject_subpasses(plan, flat, fmt)
+    if plan.has_events:
+        with _on_device(int(flat.device.index if flat.device.index is not None else 0)) as cupy:
+            idx, mask = merge_events(cupy, words, idx, mask, line_event_bits(plan), plan.word_bits)
+        cnt = np.array([int(idx.size)], np.int64)
+    return words, idx, mask, off, cnt
+
+
+def _inject_subpasses(plan: Plan, flat, fmt):
+    """:func:`inject` without the line events."""
     device_id = int(flat.device.index if flat.device.index is not None else 0)
     wdt = np.dtype(fmt.word)
     if wdt.itemsize not in _WORD_CTYPES:

@@ -14,6 +14,7 @@ import numpy as np
 
 from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
 from eden.engine.correct import correct_segments
+from eden.engine.events import line_event_bits
 from eden.engine.plan import Plan
 
 # The oracle's weak-line maps: this backend's ``weak_lines`` for compile_plan.
@@ -72,6 +73,8 @@ def sample_flips(plan: Plan, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             thr = plan.sp_A[s][cls, stored.astype(np.int64)]
             tbit = tbit[v < thr]
         flat.append(tbit)
+    if plan.has_events:  # line events (events.py): data-independent groups of bits
+        flat.append(line_event_bits(plan))
     if not flat:
         return np.zeros(0, np.int64), np.zeros(0, udt)
     bits = np.unique(np.concatenate(flat))
