@@ -102,7 +102,8 @@ class Plan:
     expected_candidates: float      # upper bound on the mean number of kept candidates
     # Line events (``events.py``; none unless a component has ``line_events``), E passes:
     ev_key: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.uint32))  # uint32[E, 2]
-    ev_thr: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.uint64))  # uint64[E]: event iff U53 < thr
+    # uint64[E]: an event iff U53 < thr
+    ev_thr: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.uint64))
     ev_wl: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # int32[E]: weak-row map
     ev_block: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # int32[E]: block bits
     ev_blk_off: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 1), np.int64))  # [E, n_groups+1]

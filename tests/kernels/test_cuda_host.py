@@ -281,7 +281,16 @@ def host_gpu(lib, monkeypatch):
 GLUE_DTYPES = (("float32", "zero"), ("float16", "clamp"), ("bfloat16", "zero"), ("int8", None), ("int4", None))
 
 
-@pytest.mark.parametrize("name", ["em0", "em0_low", "em1", "em3", "composite", "composite_low", "emc"])
+#: Line-event models (eml): the kernels draw their sub-passes, cuda.py adds the events on the host
+#: (events.line_event_bits) and merges them on the device: the glue test covers them.
+EVENT_SPECS = {
+    "eml": "eml:line_fraction=0.3,wl_fraction=0.5,bit_fraction=0.02,e=0.4,p_else=1e-4",
+    "eml_only": "eml:line_fraction=0.3,wl_fraction=0.5,bit_fraction=0.02,e=0.4,p_else=0",
+}
+
+
+@pytest.mark.parametrize("name", ["em0", "em0_low", "em1", "em3", "composite", "composite_low", "emc", "eml",
+                                  "eml_only"])
 def test_gpu_module_glue_matches_cpu_backend(host_gpu, name):
     """gpu.inject and gpu.correct, with the kernels on the host, give the CPU backend's
     tensor, log and correction counts (fp32 and bf16 with zero correction, fp16 with clamp,
@@ -302,10 +311,11 @@ def test_gpu_module_glue_matches_cpu_backend(host_gpu, name):
             x = (torch.randn(n, generator=g) * 3).to(getattr(torch, dname))
         clean = x.clone()
         ref = x.clone()
-        log = inject_(ref, SPECS[name], seed=7, access=2, base_address=8192 + 64, backend="cpu", correction=mode)
+        spec = {**SPECS, **EVENT_SPECS}[name]
+        log = inject_(ref, spec, seed=7, access=2, base_address=8192 + 64, backend="cpu", correction=mode)
         fmt = get_format("int4") if dname == "int4" else format_of(x.dtype)
         flat = x.view(torch.uint8)
-        plan = compile_plan(ErrorModel.from_spec(SPECS[name]), word_bits=fmt.word.itemsize * 8,
+        plan = compile_plan(ErrorModel.from_spec(spec), word_bits=fmt.word.itemsize * 8,
                             nbytes=x.numel() * x.element_size(), seed=7, access=2, base_address=8192 + 64,
                             address_map=DEFAULT_ADDRESS_MAP)
         words, idx, mask, off, cnt = host_gpu.inject(plan, flat, fmt)

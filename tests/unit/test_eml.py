@@ -14,7 +14,7 @@ from eden.dram.address import DEFAULT_ADDRESS_MAP, DramOrganization
 from eden.dram.fit import RecordStats, fit, simulate_records, unit_stats
 from eden.dram.raw import RawCharacterization
 from eden.engine.backends import reference
-from eden.engine.events import line_event_bits, merge_events
+from eden.engine.events import merge_events
 from eden.engine.lean import lean_injection
 from eden.engine.ops import Injector, inject_
 from eden.engine.plan import cached_plan, compile_plan
