@@ -70,6 +70,9 @@ def _plan_ber(model: ErrorModel, ones_fraction: float) -> float:
                         continue
                     rate = -math.expm1(plan.sp_L[s, cls])
                     keep *= 1.0 - rate * float(plan.sp_A[s, cls, stored]) / TWO53
+                if weak_b and weak_w:  # line events: a cell of a weak tile-line is a member with member_fraction
+                    for e, ev in enumerate(comp.line_events()):
+                        keep *= 1.0 - float(plan.ev_thr[e]) / TWO53 * ev.member_fraction
                 total += pb * pw * pv * (1.0 - keep)
     return total
 
@@ -83,7 +86,7 @@ def test_expected_ber_matches_the_compiled_sub_passes(kind):
 
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(EdenConfigError,
-                       match=r"unknown error model 'em9'; known: em0, em1, em2, em3, emc; did you mean"):
+                       match=r"unknown error model 'em9'; known: em0, em1, em2, em3, emc, eml; did you mean"):
         ErrorModel.from_spec("em9:p=1e-3")
     with pytest.raises(EdenConfigError, match=r"unknown error model 'emm1'.*did you mean 'em1'"):
         component_class("emm1")
@@ -95,8 +98,8 @@ def test_unknown_names_list_the_known_ones():
 
 def test_fit_candidates_come_from_the_registry_in_order():
     # the order seeds each candidate's goodness-of-fit Monte Carlo: the goldens depend on it
-    assert MODELS == ("em0", "em1", "em2", "em3", "em1+em2", "emc")
-    assert N_PARAMS == {"em0": 1, "em1": 3, "em2": 3, "em3": 2, "em1+em2": 5, "emc": 4}
+    assert MODELS == ("em0", "em1", "em2", "em3", "em1+em2", "emc", "eml")
+    assert N_PARAMS == {"em0": 1, "em1": 3, "em2": 3, "em3": 2, "em1+em2": 5, "emc": 4, "eml": 5}
     assert fit_model("em1+em2").fit_parts == ("em1", "em2")
 
 

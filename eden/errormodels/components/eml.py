@@ -149,7 +149,7 @@ def _log1m(x):
 
 #: Largest member count of a weak line the fit's posteriors consider (the prior's mass above it is
 #: left out: the bound stays valid; the fit notes posterior mass found at the cap).
-K_CAP = 96
+K_CAP = 64
 
 
 class _Events:
@@ -176,6 +176,12 @@ class _Events:
         self.xv, self.rec_xi = np.unique(st.rec_x, return_inverse=True)
         self.n_nz = st.nz_group.size
         self.cells = float(st.n_rows) * st.C
+
+    def per_unit_count(self, weights):
+        """Sparse (units with errors, distinct counts) sums of ``weights`` over the records."""
+        from scipy import sparse
+
+        return sparse.csr_matrix((weights, (self.st.rec_nz, self.rec_xi)), shape=(self.n_nz, self.xv.size))
 
     def log_p1(self, e, pe):
         """ln P(x | weak row, k) for the distinct counts x (rows) and k = 0..K (columns)."""
@@ -256,11 +262,10 @@ class _Events:
             rz = np.full(st.n_bs, p_pos)
         lp1 = self.log_p1(e, pe) if lp1 is None else lp1
         lp0 = self.log_p0(pe)
-        wx = np.zeros((self.n_nz, self.xv.size))
-        np.add.at(wx, (st.rec_nz, self.rec_xi), rho[st.rec_row])
+        wx = self.per_unit_count(rho[st.rec_row])
         rec_rho = np.bincount(st.rec_nz, weights=rho[st.rec_row], minlength=self.n_nz)
         logit = (lpr[None, :] + (rho_bs[st.nz_bs] - rec_rho)[:, None] * (d * self.pos)[None, :]
-                 + wx @ (lp1 - lp0[:, None]))
+                 + np.asarray(wx @ (lp1 - lp0[:, None])))
         logit = np.where(np.isfinite(logit), logit, -np.inf)
         pi = np.exp(logit - special.logsumexp(logit, axis=1, keepdims=True))
         return pi, rz
@@ -298,8 +303,7 @@ class _Events:
         rk_all = float(rho @ pz_bs[st.row_bs])
         rr = rho[st.rec_row]
         rk_rec = float(rr @ pz[st.rec_nz])
-        wk = np.zeros((self.xv.size, self.K + 1))
-        np.add.at(wk, self.rec_xi, rr[:, None] * pi[st.rec_nz])
+        wk = np.asarray(self.per_unit_count(rr).T @ pi)  # sum over records with count x of rho pi(k)
         w0 = np.bincount(self.rec_xi, weights=1.0 - rr, minlength=self.xv.size)
         n_zero_cells = self.cells - st.rec_x.size
 
