@@ -15,6 +15,7 @@ from eden.dram.fit import RecordStats, fit, simulate_records, unit_stats
 from eden.dram.raw import RawCharacterization
 from eden.engine.backends import reference
 from eden.engine.events import merge_events
+from eden.engine.group import InjectorGroup
 from eden.engine.lean import lean_injection
 from eden.engine.ops import Injector, inject_
 from eden.engine.plan import cached_plan, compile_plan
@@ -155,8 +156,16 @@ def test_merge_keeps_the_union_and_the_packed_paths_step_aside():
     # the packed CPU paths (lean.py, group.py) do not draw events: an eml Injector takes cpu.inject
     inj = Injector(ErrorModel.from_spec(SPEC), get_format("fp32"), 1 << 20, seed=1, base_address=0)
     assert inj.compiled.plan.has_events and lean_injection(inj) is None
-    assert not Injector(ErrorModel.from_spec("em0:p=1e-3"), get_format("fp32"), 1 << 20, seed=1,
-                        base_address=0).compiled.plan.has_events
+    plain = Injector(ErrorModel.from_spec("em0:p=1e-3"), get_format("fp32"), 1 << 20, seed=1, base_address=1 << 20)
+    assert not plain.compiled.plan.has_events
+    # InjectorGroup: the eml Injector runs alone, with the same bits as on its own
+    group = InjectorGroup([inj, plain])
+    x = [torch.randn(1 << 18, generator=torch.Generator().manual_seed(i)) for i in (1, 2)]
+    y = [t.clone() for t in x]
+    logs = group(y, [inj.words(y[0]), plain.words(y[1])], 4)
+    z = x[0].clone()
+    alone = inj(z, inj.words(z), 4)
+    assert logs[0].n_bits == alone.n_bits > 0 and torch.equal(y[0].view(torch.int32), z.view(torch.int32))
 
 
 def test_spec_and_hdf5_round_trip(tmp_path):
