@@ -187,7 +187,7 @@ def eml_reading(results) -> list[str]:
         sw = r.sweeps
         if sw is None or "eml" not in sw["predicted"]:
             continue
-        c = r.candidate("eml").components[0]
+        c = r.candidate("eml").model.components[0]
         d, obs = sw["predicted"]["eml"], sw["observed"]
         emc = sw["predicted"].get("emc", {}).get("errors_per_faulty_unit")
         parts.append(f"at {trcd:g} ns it predicts {d['errors_per_faulty_unit']:.3g} errors per faulty line (observed "
