@@ -14,7 +14,7 @@ from eden.dram.address import DEFAULT_ADDRESS_MAP, DramOrganization
 from eden.dram.fit import RecordStats, fit, simulate_records, unit_stats
 from eden.dram.raw import RawCharacterization
 from eden.engine.backends import reference
-from eden.engine.events import merge_events
+from eden.engine.events import line_event_bits, merge_events
 from eden.engine.group import InjectorGroup
 from eden.engine.lean import lean_injection
 from eden.engine.ops import Injector, inject_
@@ -143,6 +143,13 @@ def test_oracle_equals_numba(persistence):
     assert outs[0][1] > 1000
     assert np.array_equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]
     assert np.array_equal(outs[0][2], outs[1][2]) and np.array_equal(outs[0][3], outs[1][3])
+    # the event bits alone: the numba kernel against the oracle, tensors cut anywhere in a line
+    from eden.engine.backends import cpu
+
+    for access, base in ((0, 0), (1, 8192 * 3 + 40), (2, 8192 * 7 + 4)):
+        plan = _plan(spec, nbytes=300_000, access=access, base_address=base)
+        want = line_event_bits(plan)
+        assert len(want) > 100 and np.array_equal(cpu.line_event_bits(plan), want)
 
 
 def test_merge_keeps_the_union_and_the_packed_paths_step_aside():

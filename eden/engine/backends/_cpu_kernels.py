@@ -1136,3 +1136,41 @@ def minmax_keys_parallel(a, maxpos, chunks):
     for c in nb.prange(chunks):
         lo[c], hi[c] = minmax_keys(a[c * n // chunks:(c + 1) * n // chunks], maxpos)
     return lo.min(), hi.max()
+
+
+@nb.njit(**JIT)
+def line_event_bits(row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl, stream, ev_key, ev_thr, ev_wl,
+                    ev_block, ev_blk_off, ev_blk, ev_mem_off, ev_mem, out):
+    """``events.line_event_bits`` before its union: the tensor bits of every event's members, per
+    pass in (tile, block, member) order, written to ``out`` (the caller sizes it: every member
+    of every weak tile-line); returns how many. One Philox draw per weak tile-line that meets
+    the tensor, counter ``(block, row id, stream, 0)``."""
+    n = 0
+    nbits = bit_hi - bit_lo
+    zero = np.uint32(0)
+    for e in range(ev_thr.shape[0]):
+        k0 = np.uint32(ev_key[e, 0])
+        k1 = np.uint32(ev_key[e, 1])
+        block = np.int64(ev_block[e])
+        thr = ev_thr[e]
+        wl = ev_wl[e]
+        for t in range(tile_row_id.shape[0]):
+            if tile_wl[wl, t] != 1:
+                continue
+            g = tile_group[t]
+            base = np.int64(t) * row_bits - bit_lo
+            rid = np.uint32(tile_row_id[t])
+            for j in range(ev_blk_off[e, g], ev_blk_off[e, g + 1]):
+                b = np.int64(ev_blk[j])
+                first = base + b * block
+                if first + block <= 0 or first >= nbits:
+                    continue
+                x0, x1, _, _ = philox(np.uint32(b), rid, stream, zero, k0, k1)
+                if u53(x0, x1) >= thr:
+                    continue
+                for m in range(ev_mem_off[j], ev_mem_off[j + 1]):
+                    bit = base + np.int64(ev_mem[m])
+                    if bit >= 0 and bit < nbits:
+                        out[n] = bit
+                        n += 1
+    return n

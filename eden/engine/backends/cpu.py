@@ -29,9 +29,9 @@ import numpy as np
 from eden.engine import rng
 from eden.engine.contract import Op, host_read_log, register_backend, register_kernel
 from eden.engine.correct import CorrectionMode, correct_segments
-from eden.engine.events import line_event_bits, merge_events
+from eden.engine.events import merge_events
 from eden.engine.plan import Plan
-from eden.engine.sampling import STREAM_BITLINES, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53
+from eden.engine.sampling import STREAM_BITLINES, STREAM_EVENTS, STREAM_WORDLINES, TAG_BITLINE, TAG_WORDLINE, TWO53
 from eden.engine.sampling import fixed_bands as _fixed_bands
 
 _KERNELS = None
@@ -284,6 +284,26 @@ def xor_segments(words: np.ndarray, idx, mask, off, cnt) -> None:
     parallel = _parallel(int(np.sum(cnt)), _XOR_PARALLEL_MIN, _XOR_PARALLEL_ALWAYS)
     run = k.xor_segments if parallel else k.xor_segments_serial
     run(words, idx, mask, np.ascontiguousarray(off), cnt)
+
+
+# ------------------------------------------------------------ line events
+def line_event_bits(plan: Plan) -> np.ndarray:
+    """``events.line_event_bits`` (the same sorted bits), compiled."""
+    bound = plan.derived.get("cpu.ev_bound")
+    if bound is None:  # every member of every weak tile-line (the same for every access)
+        bound = 0
+        for e in range(len(plan.ev_thr)):
+            tiles = np.flatnonzero(plan.tile_wlclass[plan.ev_wl[e]] == 1)
+            g = plan.tile_group[tiles].astype(np.int64)
+            per_group = plan.ev_mem_off[plan.ev_blk_off[e, 1:]] - plan.ev_mem_off[plan.ev_blk_off[e, :-1]]
+            bound += int(per_group[g].sum())
+        plan.derived["cpu.ev_bound"] = bound
+    out = np.empty(bound, np.int64)
+    n = kernels().line_event_bits(np.int64(plan.row_bits), np.int64(plan.bit_lo), np.int64(plan.bit_hi),
+                                  plan.tile_row_id, plan.tile_group, plan.tile_wlclass, np.uint32(STREAM_EVENTS),
+                                  plan.ev_key, plan.ev_thr, plan.ev_wl, plan.ev_block, plan.ev_blk_off, plan.ev_blk,
+                                  plan.ev_mem_off, plan.ev_mem, out)
+    return np.unique(out[:n])
 
 
 # ------------------------------------------------------------ weak-line maps
