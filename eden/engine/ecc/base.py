@@ -87,6 +87,9 @@ class Code:
         layout: the codeword's bytes in the address space.
         signals_due: whether a detected error reaches the controller (rank-level ECC); on-die
             SEC detects nothing it can report: its uncorrectable errors pass silently.
+        on_die: the check bits are cells of each device's own array (on-die ECC), not extra
+            devices of the rank on extra bus lanes (rank-level ECC): what the power model charges
+            for them (:mod:`eden.power.ecc`).
         source: where the code and its matrix come from.
         symbols: the bit positions of each symbol (equal widths, every bit in exactly one); the
             decoder corrects any non-zero pattern within one symbol. ``None``: one-bit symbols
@@ -101,6 +104,7 @@ class Code:
     signals_due: bool
     source: str
     symbols: tuple[tuple[int, ...], ...] | None = None
+    on_die: bool = False
 
     def __post_init__(self) -> None:
         n, r = len(self.columns), len(self.columns) - self.k
@@ -167,11 +171,11 @@ class Code:
             sb = np.array(self.symbols, np.int64)
         n_sym, w = sb.shape
         pats = np.arange(1, 1 << w, dtype=np.int64)
-        syn = np.zeros((n_sym, pats.size), np.int64)
+        grid = np.zeros((n_sym, pats.size), np.int64)
         cols = self.column_array[sb]  # (S, w)
         for j in range(w):
-            syn ^= np.where(((pats >> j) & 1)[None, :] == 1, cols[:, j:j + 1], 0)
-        syn = syn.reshape(-1)
+            grid ^= np.where(((pats >> j) & 1)[None, :] == 1, cols[:, j:j + 1], 0)
+        syn = grid.reshape(-1)
         if np.unique(syn).size != syn.size or (syn == 0).any():
             raise ValueError(f"code {self.name}: two correctable patterns share a syndrome (or one is a codeword)")
         table = np.full(1 << self.r, -1, np.int64)
