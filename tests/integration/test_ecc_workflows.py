@@ -173,3 +173,30 @@ def test_cli_map_ecc(tmp_path):
                                   "-o", str(tmp_path / "m2.json")])
     assert r.exit_code == 1 and "characterized with ECC 'secded72'" in r.output
     assert not (tmp_path / "m2.json").exists()
+
+
+# ------------------------------------------------------------------ eden run
+def test_cli_run_with_ecc(tmp_path):
+    """`eden run --ecc secded72`: characterization, retraining and validation with the code, every record
+    names it, the energy carries its check bits (x 9/8 exactly), another code in the same directory is refused."""
+    run_dir = tmp_path / "run"
+    fast = ["--seeds", "1", "--resolution", "0.5", "--retrain-epochs", "2", "--no-progress"]
+    res = CliRunner().invoke(main, ["run", "--run-dir", str(run_dir), "--ecc", "secded72", *fast])
+    assert res.exit_code == 0, res.output
+    assert "ECC secded72 (BERs are raw, before ECC)" in res.output and "ECC: secded72 on the memory" in res.output
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["config"]["ecc"] == "secded72"
+    for name in ("tolerance_before.json", "tolerance_after.json"):
+        assert json.loads((run_dir / name).read_text())["ecc"] == "secded72", name
+    assert json.loads((run_dir / "retrain_report.json").read_text())["config"]["ecc"] == "secded72"
+    for name in ("mapping.json", "mapping_baseline.json"):
+        m = json.loads((run_dir / name).read_text())
+        assert m["assumptions"]["ecc"]["code"] == "secded72" and m["options"]["ecc"] == "secded72"
+        rec = json.loads((run_dir / ("tolerance_after.json" if name == "mapping.json" else
+                                     "tolerance_before.json")).read_text())
+        rec.pop("ecc")
+        plain = deploy(rec, load_profile(m["profile"]), options=DeployOptions(policy="milp"))
+        assert m["totals"]["energy_nominal_j"] == pytest.approx(1.125 * plain["totals"]["energy_nominal_j"],
+                                                                rel=1e-12)
+    res = CliRunner().invoke(main, ["run", "--run-dir", str(run_dir), "--ecc", "ondie136", *fast])
+    assert res.exit_code == 1 and "other settings" in res.output and "ecc" in res.output
