@@ -1001,7 +1001,8 @@ def _report(model_id, data_id, train_data_id, n_train, config, tolerance, curric
         "clean_accuracy": {"before": clean_before, "after": clean_after, "drop_pp": drop_pp},
         "tolerance": None if tolerance is None else {
             "settings": tolerance.to_dict(), "error_model": config.error_model.to_spec(),
-            "format": str(config.format), "correction": config.correction, "ecc": config.ecc,
+            "format": str(config.format), "correction": config.correction,
+            **({"ecc": config.ecc} if config.ecc != "none" else {}),  # reports without ECC keep their keys
             "before": before, "after": after, "gain": gain},
         "history": history, "diverged_epochs": _diverged_epochs(history, clean_before),
         "train_seconds": seconds,

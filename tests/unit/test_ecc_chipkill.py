@@ -299,3 +299,42 @@ def test_multi_bit_symbol_errors_count_as_corrected():
     """At a high BER many single-symbol codewords hold 2+ raw bit errors: corrected, not miscorrected."""
     st = inject_(np.zeros(1 << 16, np.float32), "em0:p=3e-2", seed=3, ecc="chipkill144").ecc
     assert st.by_raw_errors[2]["corrected"] > 0 and st.by_raw_symbols[1]["corrected"] > st.by_raw_errors[1]["corrected"]
+
+
+def test_cli_inject_chipkill_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from eden.cli import main
+
+    src = tmp_path / "in.npy"
+    np.save(src, np.random.default_rng(0).standard_normal(1 << 12).astype(np.float32))
+    res = CliRunner().invoke(main, ["inject", str(src), "-o", str(tmp_path / "out.npy"), "-m", "em0:p=1e-2",
+                                    "--ecc", "chipkill144", "--ecc-policy", "zero", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["codewords"] == 1024 and d["corrected"] > 0 and d["zeroed_bytes"] == 16 * d["detected"]
+    assert sum(sum(v.values()) for v in d["by_raw_symbols"].values()) == d["codewords_with_errors"]
+
+
+def test_device_branch_with_a_stand_in_array_module(monkeypatch):
+    """The branch a CUDA log takes, with a NumPy stand-in for CuPy: multi-bit symbol corrections and zeroed
+    codewords written back give the host branch's bits, counts and undo."""
+    import types
+
+    import eden.engine.ecc.apply as ap
+
+    fake = types.SimpleNamespace(asnumpy=lambda a: np.array(a, copy=True), asarray=np.asarray)
+    clean = np.random.default_rng(9).standard_normal(5000).astype(np.float32)
+    for spec in ("em0:p=2e-2", "em3:p10=3e-2,p01=1e-3"):
+        want = clean.copy()
+        lw = inject_(want, spec, seed=2, base_address=48, ecc="chipkill144", ecc_policy="zero", backend="cpu")
+        monkeypatch.setattr(ap, "_array_module", lambda a: fake)
+        got = clean.copy()
+        lg = inject_(got, spec, seed=2, base_address=48, ecc="chipkill144", ecc_policy="zero", backend="cpu")
+        monkeypatch.undo()
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and lg.ecc == lw.ecc
+        assert lw.ecc.by_raw_symbols[1]["corrected"] > lw.ecc.by_raw_errors[1]["corrected"]
+        lg.undo()
+        assert np.array_equal(got.view(np.uint32), clean.view(np.uint32))
