@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--codes", default=",".join(CODES),
                     help="codes of the table (default: all); each (model, format, code) is characterized once and "
                          "cached")
-    ap.add_argument("--cache", type=Path, default=Path("ecc_tolerance.cache.json"),
+    ap.add_argument("--cache", type=Path, default=Path(__file__).with_name("ecc_tolerance.cache.json"),
                     help="tolerable BERs found so far (the run resumes from it; delete it to start over)")
     args = ap.parse_args(argv)
     import json
@@ -73,8 +73,19 @@ def main(argv=None) -> int:
              "every data type at one raw BER of the em0 shape (i.i.d. raw errors over data and check bits), "
              "target: mean top-1 over the seeds within 1 percentage point of the same-format model without "
              "errors, bisection in log10 BER to 0.1 decade. BERs are raw (before ECC). Detected, uncorrectable "
-             "words are left as read (SECDED's `zero` policy is not used here); no implausible-value correction. The "
-             "first run's characterization results (same code) are kept in a cache file and reused by reruns.", "",
+             "words are left as read (the `zero` policy of SECDED and chipkill is not used here); no implausible-value "
+             "correction. The first run's characterization results (same code) are kept in a cache file and reused by "
+             "reruns.", "",
+             "Against independent bit errors a code's weakness is how often a codeword collects more errors than it "
+             "corrects: SECDED fails at two errors in 72 bits (about C(72,2) p^2 = 2556 p^2 per 64 data bits), "
+             "chipkill SSC at two erroneous symbols in 18 (about C(18,2) (8p)^2 = 9792 p^2 per 128 data bits, 1.9x "
+             "SECDED's rate per data bit), and a chipkill miscorrection (16/255 of double-symbol errors) corrupts a "
+             "third symbol. So chipkill144 tolerates no higher raw BER than secded72 here: its strength, a whole "
+             "failed device (any pattern in one symbol), is not what these i.i.d. models draw.", "",
+             "The voltages below apply each code's tolerable raw BER to every profile. SECDED (72,64) and chipkill "
+             "need a 72-bit ECC DIMM, which DDR3/DDR4 have and DDR5 (40-bit sub-channels), LPDDR and HBM do not: "
+             "their secded72/chipkill144 cells for those profiles are hypothetical (`eden map` refuses the "
+             "combination when it charges the check bits' energy, docs/power.md).", "",
              "| model | format | " + " | ".join(f"tolerable raw BER, {c}" for c in codes) + " |",
              "|---|---|" + "---|" * len(codes)]
     for model_id, fmt, corr in CASES:
