@@ -102,21 +102,25 @@ def main(argv=None) -> int:
             "shown makes it equal to the observed one.", "",
             "## DIVA DDR3, DIMM A-10 (reduced tRCD)", "", *diva_section(args.raw, args.seed),
             "## Reading it", "",
-            "- Every fitted candidate spreads the errors over 3-5x as many lines as the device has, at 1-1.6 "
-            "errors each, where the device puts 4.6-4.8 in each faulty line: the union of independent weak "
+            "- Every union candidate (em0 .. em1+em2) spreads the errors over 3-5x as many lines as the device has, "
+            "at 1-1.6 errors each, where the device puts 4.6-4.8 in each faulty line: the union of independent weak "
             "bitlines and weak rows cannot make errors coincide inside a line. The BER is right; the number of "
             "bits in error per 64-bit word, which decides what ECC does (docs/ecc.md), is not.",
             "- Persistence is identified by the per-sweep records. At 12.5 ns neither `fixed` (100%) nor "
-            "`access` (the column) matches the observed 16.9%; the two-level q of each candidate does, by "
-            "construction (0.05 for the selected em1+em2). At 10 ns the selected em1+em2 already predicts 63% "
-            "repeats with independent sweeps (its weak rows fail in both), more than the observed 34%: no "
-            "q >= 0 fits (shown as 0), a second sign that its errors sit in the wrong places. q depends on the "
+            "`access` (the column) matches the observed 16.9%; the two-level q of each union candidate does, by "
+            "construction (0.05 for em1+em2). At 10 ns em1+em2 already predicts 63% repeats with independent "
+            "sweeps (its weak rows fail in both), more than the observed 34%, and emc (selected by BIC at both "
+            "tRCDs) predicts more repeats than observed at both: no q >= 0 fits (shown as 0), a sign that their "
+            "errors sit in fixed places where the device's move from access to access. q depends on the "
             "candidate because the records are per line: a repeat can be the same cell or another cell of the "
             "line.",
-            "- Not built here: a clustered component (errors where weak rows and weak line positions intersect, "
-            "or a per-line event model) in the engine. The engine's sub-passes walk all cells or one "
-            "component's weak bitlines with rates per its weak-row class; a component cannot declare both weak "
-            "maps (`eden/engine/plan.py`), which an intersection needs.", "",
+            "- The clustered component `emc` (errors where weak rows and weak 64-byte line positions intersect; "
+            "`eden/errormodels/components/emc.py`) has by far the best likelihood and moves the errors per faulty "
+            "line towards the data, but not to it: with cells failing independently, several errors per faulty "
+            "line and few repeats across sweeps exclude each other. The data's faulty lines hold 1-3 errors or "
+            "exactly 7 or 14, in lines of a weak row that change from sweep to sweep: a per-access line event "
+            "(several bits failing together in one access), which the engine cannot draw yet (a candidate flips "
+            "one bit).", "",
             "## Voltron DDR3L (reduced VDD): saturated faulty-line shares", "",
             "The Voltron release gives one number per DIMM and VDD, the share of 64-byte lines with at least one "
             "error; no counts per line and no sweeps, so neither errors per faulty line nor persistence can be "

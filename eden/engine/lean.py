@@ -28,7 +28,7 @@ than a low-rate injection inside a forward pass. :class:`LeanGroup` packs severa
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def _pack(inj: Injector, row: np.ndarray) -> list:
     row[:] = 0
     for i, name in enumerate(k.PK_ARRAYS):
         a, dt = arrays[name]
-        a = np.ascontiguousarray(a, dtype=dt)
+        a = np.ascontiguousarray(a, dtype=cast(Any, dt))
         if name == "sp_key" and a is not keys:  # pragma: no cover - keys are made uint32 and contiguous
             raise ValueError("internal error: the packed key buffer is not the plan's layout")
         keep.append(a)
@@ -157,7 +157,8 @@ class LeanInjection:
                 if not low <= high:
                     raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
                 nan_to = min(max(np.float32(0), low), high)
-                words = self.injector.format.from_float32(np.array([0.0, low, high, nan_to], np.float32))
+                fmt = cast(FloatFormat, self.injector.format)
+                words = fmt.from_float32(np.array([0.0, low, high, nan_to], np.float32))
                 rep = self._rep = (plausible, (low, high, words))
             low, high, words = rep[1]
             n, bits, self.n_corrected = self._correct(address, access, self._hdr, self._proto, self._shift, low, high,
