@@ -280,7 +280,8 @@ def test_fast_path_equals_dense_oracle(fmt_name):
     clean = _clean(fmt_name, 3001, rng)
     base = 4096 * 5 + 4  # not codeword-aligned: partial first and last codewords
     for model in ("em0:p=2e-2", "em1:fraction=0.05,p=0.3,p_else=1e-3+em2:fraction=0.02,p=0.2",
-                  "em3:p10=3e-2,p01=1e-3", "em0:p=1e-2;persistence=fixed"):
+                  "em3:p10=3e-2,p01=1e-3", "em0:p=1e-2;persistence=fixed",
+                  "emc:line_fraction=0.1,wl_fraction=0.1,p=0.05,p_else=1e-3"):  # clustered: several per line
         for policy in ("leave", "zero"):
             want = _oracle(clean, model, 7, base, policy).view(np.uint8)
             for be in ("reference", "cpu"):
