@@ -77,6 +77,9 @@ class RunConfig:
     prompt_tokens: int = 64
     new_tokens: int = 64
     decode_memory_bound_fraction: float = 0.9
+    # ECC of the memory (eden.engine.ecc): characterization, retraining and validation all inject post-ECC
+    # errors (BERs are raw, before ECC); the mapping's energy includes the check bits (eden.power.ecc)
+    ecc: str = "none"
 
     def __post_init__(self):
         check_number("target_drop_pp", self.target_drop_pp, lo=0.0, hi=100.0, lo_open=True, hi_open=True)
@@ -91,6 +94,18 @@ class RunConfig:
         from eden.workflows.deploy import Workload
 
         Workload.coerce(self.workload, "workload")
+        if self.ecc != "none":
+            from eden.engine.ecc import get_code
+
+            get_code(self.ecc)  # an unknown code fails now, naming the known ones
+
+
+def config_dict(cfg: RunConfig) -> dict:
+    """The settings as recorded (run.json, summary.json); without ECC the keys runs always had."""
+    d = dataclasses.asdict(cfg)
+    if d["ecc"] == "none":
+        del d["ecc"]
+    return d
 
 
 def shape_model(cfg: RunConfig, profile):
@@ -147,7 +162,7 @@ class Run:
         self.cfg = cfg
         self.progress = progress
         self.log = log
-        meta: dict[str, Any] = {"format": RUN_FORMAT, "format_version": 1, "config": dataclasses.asdict(cfg)}
+        meta: dict[str, Any] = {"format": RUN_FORMAT, "format_version": 1, "config": config_dict(cfg)}
         run_json = self.dir / "run.json"
         if run_json.exists() and restart:
             shutil.rmtree(self.dir)
@@ -158,7 +173,8 @@ class Run:
                 raise EdenFileError(run_json, "/", f"unreadable ({exc}); remove the run directory or pass "
                                     "--restart") from None
             if old.get("config") != meta["config"]:
-                diff = sorted(k for k in meta["config"] if old.get("config", {}).get(k) != meta["config"][k])
+                diff = sorted(k for k in set(meta["config"]) | set(old.get("config", {}))
+                              if old.get("config", {}).get(k) != meta["config"].get(k))
                 raise EdenConfigError(f"run directory {self.dir} holds a run with other settings (differs in "
                                       f"{', '.join(diff)}); use another --run-dir, or --restart to discard it")
         elif self.dir.exists() and any(self.dir.iterdir()):
@@ -227,7 +243,7 @@ class Run:
         return DeployOptions(policy=cfg.policy, batch_size=cfg.inference_batch, alpha=cfg.alpha,
                              memory_bound_fraction=cfg.memory_bound_fraction, workload=cfg.workload,
                              prompt_tokens=cfg.prompt_tokens, new_tokens=cfg.new_tokens,
-                             decode_memory_bound_fraction=cfg.decode_memory_bound_fraction)
+                             decode_memory_bound_fraction=cfg.decode_memory_bound_fraction, ecc=cfg.ecc)
 
     def _stage_clean(self, inputs: _Inputs) -> dict:
         """1. Clean accuracy of the model -> clean.done.json."""
@@ -251,7 +267,7 @@ class Run:
                                mode="both", target_drop_pp=cfg.target_drop_pp, seeds=inputs.seeds,
                                resolution_decades=cfg.resolution_decades, model_id=model_id, data_id=cfg.data,
                                cache_path=partial, progress=self.progress, device=inputs.device,
-                               executor=self.executor)
+                               executor=self.executor, ecc=cfg.ecc)
             rec["error_model_label"] = inputs.em_label
             save_tolerance(rec, out, overwrite=True)
             plot_tolerance(rec, self.path(f"{name}.png"), overwrite=True)
@@ -279,7 +295,7 @@ class Run:
             rcfg = RetrainConfig(error_model=inputs.em, target_ber=target, format=cfg.format,
                                  correction=cfg.correction, epochs=cfg.retrain_epochs,
                                  schedule=cfg.retrain_schedule, lr=cfg.retrain_lr,
-                                 batch_size=cfg.retrain_batch_size, seed=cfg.seed)
+                                 batch_size=cfg.retrain_batch_size, seed=cfg.seed, ecc=cfg.ecc)
             train = zoo.build_data(cfg.data, "train", 64, model=retrained)
             res = retrain(retrained, train, inputs.loader, rcfg, tolerance=None,
                           checkpoint=self.path("retrain.ckpt"), resume=True, model_id=inputs.model_id,
@@ -357,7 +373,7 @@ def summarize(cfg, clean, tol_b, tol_a, map_b, map_r, em_label, retrain_report) 
         share = (r["energy_saving_fraction"] - b["energy_saving_fraction"]) / r["energy_saving_fraction"]
     share_note = _share_note(map_b, share)
     return {"format": "eden-run-summary", "format_version": 1, "eden_version": __version__,
-            "config": dataclasses.asdict(cfg), "error_model_shape": em_label,
+            "config": config_dict(cfg), "error_model_shape": em_label,
             "clean_accuracy": clean["accuracy"], "threshold": tol_b["baseline"]["threshold"],
             "without_retraining": b, "with_retraining": r, "retraining_share_of_saving": share,
             "retraining_share_note": share_note,
@@ -386,7 +402,9 @@ def summary_text(s: dict) -> str:
     cfg = s["config"]
     unit = "generation" if cfg.get("workload") == "generation" else "inference"
     lines = [
-        f"model {cfg['model']} on {s['profile']}; {cfg['format']} with correction {cfg['correction']}; error-model "
+        f"model {cfg['model']} on {s['profile']}; {cfg['format']} with correction {cfg['correction']}"
+        + (f"; ECC {cfg['ecc']} (BERs are raw, before ECC)" if cfg.get("ecc", "none") != "none" else "")
+        + "; error-model "
         f"shape {s['error_model_shape']}; target: at most {cfg['target_drop_pp']:g} pp below clean "
         f"(>= {s['threshold'] * 100:.2f}%)",
         f"VDD law: {s['vdd_law']}",
