@@ -80,6 +80,12 @@ class RunConfig:
     # ECC of the memory (eden.engine.ecc): characterization, retraining and validation all inject post-ECC
     # errors (BERs are raw, before ECC); the mapping's energy includes the check bits (eden.power.ecc)
     ecc: str = "none"
+    # The correction's plausible range (eden.workflows.characterize.CorrectionBounds): each IFM's own
+    # per-batch min/max, or each data type's range calibrated in advance on the first
+    # calibration_batches batches of the train split (what a deployed system would have), stored in
+    # the tolerance records and used by their mappings' validation
+    correction_bounds: str = "batch"
+    calibration_batches: int = 4
 
     def __post_init__(self):
         check_number("target_drop_pp", self.target_drop_pp, lo=0.0, hi=100.0, lo_open=True, hi_open=True)
@@ -90,6 +96,13 @@ class RunConfig:
         # Names that stage 1 would only meet after minutes of work are checked now.
         NumericFormat.parse(self.format)
         CorrectionMode.coerce(self.correction, "correction")
+        from eden.workflows.characterize import CorrectionBounds
+
+        if CorrectionBounds.coerce(self.correction_bounds, "correction_bounds") is CorrectionBounds.CALIBRATED:
+            if self.correction == "none":
+                raise EdenConfigError("correction_bounds 'calibrated' is the range of a correction: set correction "
+                                      "to zero or clamp")
+        check_int("calibration_batches", self.calibration_batches, lo=1)
         Schedule.coerce(self.retrain_schedule, "retrain_schedule")
         from eden.workflows.deploy import Workload
 
@@ -105,6 +118,8 @@ def config_dict(cfg: RunConfig) -> dict:
     d = dataclasses.asdict(cfg)
     if d["ecc"] == "none":
         del d["ecc"]
+    if d["correction_bounds"] == "batch":  # (and the calibration set size, which then plays no part)
+        del d["correction_bounds"], d["calibration_batches"]
     return d
 
 
@@ -263,11 +278,17 @@ class Run:
         cfg = self.cfg
         out, partial = self.path(f"{name}.json"), self.path(f"{name}.partial.json")
         if not self._begin(name):
+            calibration = None
+            if cfg.correction_bounds == "calibrated":  # profiled on this network (the retrained one: after training)
+                from eden.nn import zoo
+
+                calibration = zoo.build_data(cfg.data, "train", cfg.eval_batch_size, model=net)
             rec = characterize(net, inputs.loader, inputs.em, format=cfg.format, correction=cfg.correction,
                                mode="both", target_drop_pp=cfg.target_drop_pp, seeds=inputs.seeds,
                                resolution_decades=cfg.resolution_decades, model_id=model_id, data_id=cfg.data,
                                cache_path=partial, progress=self.progress, device=inputs.device,
-                               executor=self.executor, ecc=cfg.ecc)
+                               executor=self.executor, ecc=cfg.ecc, correction_bounds=cfg.correction_bounds,
+                               calibration_loader=calibration, calibration_batches=cfg.calibration_batches)
             rec["error_model_label"] = inputs.em_label
             save_tolerance(rec, out, overwrite=True)
             plot_tolerance(rec, self.path(f"{name}.png"), overwrite=True)

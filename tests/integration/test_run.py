@@ -48,3 +48,12 @@ def test_run_refuses_foreign_directory(tmp_path):
         RunConfig(target_drop_pp=0)
     with pytest.raises(ValueError, match="retrain_batch_size"):
         RunConfig(retrain_batch_size=0)
+    with pytest.raises(ValueError, match="range of a correction"):
+        RunConfig(correction="none", correction_bounds="calibrated")
+    with pytest.raises(ValueError, match="correction_bounds"):
+        RunConfig(correction_bounds="sometimes")
+    with pytest.raises(ValueError, match="calibration_batches"):
+        RunConfig(correction_bounds="calibrated", calibration_batches=0)
+    res = CliRunner().invoke(main, ["run", "--run-dir", str(tmp_path / "r"), "--correction", "none",
+                                    "--correction-bounds", "calibrated"])
+    assert res.exit_code == 2 and "range of a correction" in res.output
