@@ -29,10 +29,11 @@ from eden.cli._deploy import generation_options
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="zero", show_default=True)
 @click.option("--correction-bounds", type=mode_choice("eden.workflows.characterize", "CorrectionBounds"),
-              default="batch", show_default=True,
-              help="The correction's plausible range: each IFM's own min/max per batch (batch), or each data type's "
-                   "range calibrated in advance on the first --calibration-batches batches of the train split "
-                   "(calibrated: what a deployed system has), stored in the tolerance records.")
+              default=None,
+              help="The correction's plausible range: each data type's range calibrated in advance on the first "
+                   "--calibration-batches batches of the train split (calibrated: what a deployed system has; the "
+                   "default with a correction), or each IFM's own min/max per batch (batch); stored in the "
+                   "tolerance records.")
 @click.option("--calibration-batches", type=click.IntRange(min=1), default=4, show_default=True,
               help="Batches of the train split that --correction-bounds calibrated profiles.")
 @ecc_option

@@ -80,11 +80,12 @@ class RunConfig:
     # ECC of the memory (eden.engine.ecc): characterization, retraining and validation all inject post-ECC
     # errors (BERs are raw, before ECC); the mapping's energy includes the check bits (eden.power.ecc)
     ecc: str = "none"
-    # The correction's plausible range (eden.workflows.characterize.CorrectionBounds): each IFM's own
-    # per-batch min/max, or each data type's range calibrated in advance on the first
-    # calibration_batches batches of the train split (what a deployed system would have), stored in
-    # the tolerance records and used by their mappings' validation
-    correction_bounds: str = "batch"
+    # The correction's plausible range (eden.workflows.characterize.CorrectionBounds): each data type's
+    # range calibrated in advance on the first calibration_batches batches of the train split (what a
+    # deployed system has; the default when there is a correction), or each IFM's own per-batch
+    # min/max; stored in the tolerance records and used by their mappings' validation. None: calibrated
+    # with a correction, batch (no range at all is used) without one.
+    correction_bounds: str | None = None
     calibration_batches: int = 4
 
     def __post_init__(self):
@@ -98,10 +99,13 @@ class RunConfig:
         CorrectionMode.coerce(self.correction, "correction")
         from eden.workflows.characterize import CorrectionBounds
 
-        if CorrectionBounds.coerce(self.correction_bounds, "correction_bounds") is CorrectionBounds.CALIBRATED:
-            if self.correction == "none":
-                raise EdenConfigError("correction_bounds 'calibrated' is the range of a correction: set correction "
-                                      "to zero or clamp")
+        if self.correction_bounds is None:
+            object.__setattr__(self, "correction_bounds", "batch" if self.correction == "none" else "calibrated")
+        bounds = CorrectionBounds.coerce(self.correction_bounds, "correction_bounds")
+        object.__setattr__(self, "correction_bounds", bounds.value)
+        if bounds is CorrectionBounds.CALIBRATED and self.correction == "none":
+            raise EdenConfigError("correction_bounds 'calibrated' is the range of a correction: set correction "
+                                  "to zero or clamp")
         check_int("calibration_batches", self.calibration_batches, lo=1)
         Schedule.coerce(self.retrain_schedule, "retrain_schedule")
         from eden.workflows.deploy import Workload
@@ -114,7 +118,8 @@ class RunConfig:
 
 
 def config_dict(cfg: RunConfig) -> dict:
-    """The settings as recorded (run.json, summary.json); without ECC the keys runs always had."""
+    """The settings as recorded (run.json, summary.json); without ECC and with per-batch bounds the keys runs
+    always had."""
     d = dataclasses.asdict(cfg)
     if d["ecc"] == "none":
         del d["ecc"]
@@ -287,7 +292,7 @@ class Run:
                                mode="both", target_drop_pp=cfg.target_drop_pp, seeds=inputs.seeds,
                                resolution_decades=cfg.resolution_decades, model_id=model_id, data_id=cfg.data,
                                cache_path=partial, progress=self.progress, device=inputs.device,
-                               executor=self.executor, ecc=cfg.ecc, correction_bounds=cfg.correction_bounds,
+                               executor=self.executor, ecc=cfg.ecc, correction_bounds=cfg.correction_bounds or "batch",
                                calibration_loader=calibration, calibration_batches=cfg.calibration_batches)
             rec["error_model_label"] = inputs.em_label
             save_tolerance(rec, out, overwrite=True)

@@ -179,19 +179,17 @@ def test_cli_map_ecc(tmp_path):
 def test_cli_run_with_ecc(tmp_path):
     """`eden run --ecc secded72`: characterization, retraining and validation with the code, every record
     names it, the energy carries its check bits (x 9/8 exactly), another code in the same directory is refused.
-    The same run takes calibrated correction bounds (`--correction-bounds calibrated`): each characterization
-    profiles its own network's ranges (before and after retraining), and the mappings state them."""
+    The same run takes per-batch correction bounds (`--correction-bounds batch`, not the default): no record
+    carries calibrated ranges, and the mappings say so."""
     run_dir = tmp_path / "run"
     fast = ["--seeds", "1", "--resolution", "0.5", "--retrain-epochs", "2", "--no-progress",
-            "--correction-bounds", "calibrated", "--calibration-batches", "2"]
+            "--correction-bounds", "batch"]
     res = CliRunner().invoke(main, ["run", "--run-dir", str(run_dir), "--ecc", "secded72", *fast])
     assert res.exit_code == 0, res.output
-    cbs = [json.loads((run_dir / n).read_text())["correction_bounds"] for n in ("tolerance_before.json",
-                                                                              "tolerance_after.json")]
-    assert all(cb["source"] == "calibrated" and cb["batches"] == 2 and cb["bounds"] for cb in cbs)
-    assert cbs[0]["bounds"] != cbs[1]["bounds"]  # the retrained network's own ranges
-    assert "calibrated" in json.loads((run_dir / "mapping.json").read_text())["assumptions"]["correction_bound"]
-    assert json.loads((run_dir / "run.json").read_text())["config"]["correction_bounds"] == "calibrated"
+    for n in ("tolerance_before.json", "tolerance_after.json"):
+        assert "correction_bounds" not in json.loads((run_dir / n).read_text())
+    assert "each batch's own" in json.loads((run_dir / "mapping.json").read_text())["assumptions"]["correction_bound"]
+    assert json.loads((run_dir / "run.json").read_text())["config"]["correction_bounds"] == "batch"
     assert "ECC secded72 (BERs are raw, before ECC)" in res.output and "ECC: secded72 on the memory" in res.output
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["config"]["ecc"] == "secded72"
