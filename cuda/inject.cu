@@ -425,6 +425,76 @@ __global__ void eden_xor_segments(W* words, const I* idx, const W* mask, long lo
     }
 }
 
+// ------------------------------------------------------------------ line events
+// eden/engine/events.py: per tile (one lane each), every weak block of every line-event pass whose row
+// is weak draws one Philox block, counter (block, row id, stream, 0) under the pass's key; an event
+// (u53 < ev_thr) emits the block's member bits that lie in the tensor. Pass 1 counts them per tile,
+// pass 2 writes them at the tile's offset, in (pass, block, member) order; backends/cuda.py unites
+// them with the sub-passes' positions. Data-independent: the words are not read.
+#define EDEN_EVENT_PARAMS                                                                             \
+    long long row_bits, long long bit_lo, long long bit_hi, long long n_tiles, long long blk_stride,  \
+        const unsigned int* tile_row_id, const int* tile_group, const unsigned char* tile_wl,         \
+        unsigned int stream, long long n_ev, const unsigned int* ev_key,                              \
+        const unsigned long long* ev_thr, const int* ev_wl, const int* ev_block,                      \
+        const long long* ev_blk_off, const int* ev_blk, const long long* ev_mem_off, const int* ev_mem
+#define EDEN_EVENT_ARGS                                                                               \
+    row_bits, bit_lo, bit_hi, n_tiles, blk_stride, tile_row_id, tile_group, tile_wl, stream, n_ev,    \
+        ev_key, ev_thr, ev_wl, ev_block, ev_blk_off, ev_blk, ev_mem_off, ev_mem
+
+namespace eden {
+
+template <bool EMIT>
+__host__ __device__ __forceinline__ i64 tile_events(i64 t, EDEN_EVENT_PARAMS, i64* out) {
+    i64 n = 0;
+    const i64 nbits = bit_hi - bit_lo;
+    const i64 base = t * row_bits - bit_lo;
+    const i64 g = tile_group[t];
+    for (i64 e = 0; e < n_ev; ++e) {
+        if (tile_wl[(i64)ev_wl[e] * n_tiles + t] != 1) continue;
+        const i64 block = ev_block[e];
+        const i64 j1 = ev_blk_off[e * blk_stride + g + 1];
+        for (i64 j = ev_blk_off[e * blk_stride + g]; j < j1; ++j) {
+            const i64 b = ev_blk[j];
+            const i64 first = base + b * block;
+            if (first + block <= 0 || first >= nbits) continue;
+            u32 x0, x1, x2, x3;
+            philox4x32_10((u32)b, tile_row_id[t], stream, 0u, ev_key[2 * e], ev_key[2 * e + 1], x0, x1, x2, x3);
+            if (u53(x0, x1) >= ev_thr[e]) continue;
+            for (i64 m = ev_mem_off[j]; m < ev_mem_off[j + 1]; ++m) {
+                const i64 bit = base + (i64)ev_mem[m];
+                if (bit >= 0 && bit < nbits) {
+                    if (EMIT) out[n] = bit;
+                    ++n;
+                }
+            }
+        }
+    }
+    return n;
+}
+
+__host__ __device__ __forceinline__ void count_events_body(long long lane, EDEN_EVENT_PARAMS, long long* counts) {
+    if (lane >= n_tiles) return;
+    counts[lane] = tile_events<false>(lane, EDEN_EVENT_ARGS, (i64*)0);
+}
+
+__host__ __device__ __forceinline__ void emit_events_body(long long lane, EDEN_EVENT_PARAMS,
+                                                         const long long* offsets, long long* out) {
+    if (lane >= n_tiles) return;
+    tile_events<true>(lane, EDEN_EVENT_ARGS, out + offsets[lane]);
+}
+
+}  // namespace eden
+
+// Pass 1: counts[t] = event bits of tile t in the tensor.
+__global__ void eden_count_events(EDEN_EVENT_PARAMS, long long* counts) {
+    eden::count_events_body((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_EVENT_ARGS, counts);
+}
+
+// Pass 2: tile t writes its event bits at offsets[t] (exclusive scan of the counts).
+__global__ void eden_emit_events(EDEN_EVENT_PARAMS, const long long* offsets, long long* out) {
+    eden::emit_events_body((long long)blockIdx.x * blockDim.x + threadIdx.x, EDEN_EVENT_ARGS, offsets, out);
+}
+
 #ifdef EDEN_NVCC_CHECK
 // Every instantiation backends/cuda.py asks NVRTC for (its name_expressions).
 #define EDEN_INSTANTIATE_W(WT)                                                                        \

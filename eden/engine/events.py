@@ -80,30 +80,38 @@ def pack_bits(bits: np.ndarray, word_bits: int, dtype) -> tuple[np.ndarray, np.n
 
 
 def merge_events(xp, words, idx, mask, bits: np.ndarray, word_bits: int):
-    """Add the event ``bits`` to an injection already applied: flip the event bits no sub-pass
-    flipped, and return the merged log ``(idx, mask)`` (unique increasing word indices; arrays of
-    ``xp``, NumPy or CuPy, like ``words``, ``idx`` and ``mask``). ``idx``/``mask``: the
-    sub-passes' log, flattened, word indices increasing."""
+    """Add the event ``bits`` (host, sorted unique) to an injection already applied: flip the
+    event bits no sub-pass flipped, and return the merged log ``(idx, mask)`` (see
+    :func:`merge_words`)."""
     ew, em = pack_bits(bits, word_bits, words.dtype)
     if not len(ew):
         return idx, mask
-    ew_x, em_x = xp.asarray(ew.astype(idx.dtype)), xp.asarray(em)
+    return merge_words(xp, words, idx, mask, xp.asarray(ew.astype(idx.dtype)), xp.asarray(em))
+
+
+def merge_words(xp, words, idx, mask, ew, em):
+    """Merge event log entries ``(ew, em)`` (unique increasing words, arrays of ``xp``, NumPy or
+    CuPy, like the rest) into an injection already applied: XOR into ``words`` the event bits
+    no sub-pass flipped; returns the union log ``(idx, mask)`` (unique increasing word indices).
+    ``idx``/``mask``: the sub-passes' log, flattened, word indices increasing."""
     n = int(idx.size)
+    if not int(ew.size):
+        return idx, mask
+    ew = ew.astype(idx.dtype)
     if n:
-        pos = xp.searchsorted(idx, ew_x)
+        pos = xp.searchsorted(idx, ew)
         posc = xp.minimum(pos, n - 1)
-        hit = (pos < n) & (idx[posc] == ew_x)
-        prior = xp.where(hit, mask[posc], xp.zeros_like(em_x))
+        hit = (pos < n) & (idx[posc] == ew)
+        prior = xp.where(hit, mask[posc], xp.zeros_like(em))
     else:
-        hit = xp.zeros(len(ew), bool)
-        prior = xp.zeros_like(em_x)
-    extra = em_x & ~prior
-    words[ew_x] ^= extra
+        hit = xp.zeros(int(ew.size), bool)
+        prior = xp.zeros_like(em)
+    words[ew] ^= em & ~prior
     mask = mask.copy()
     if n:
-        mask[posc[hit]] = mask[posc[hit]] | em_x[hit]
+        mask[posc[hit]] = mask[posc[hit]] | em[hit]
     new = ~hit
-    all_i = xp.concatenate([idx, ew_x[new]])
-    all_m = xp.concatenate([mask, em_x[new]])
+    all_i = xp.concatenate([idx, ew[new]])
+    all_m = xp.concatenate([mask, em[new]])
     order = xp.argsort(all_i, kind="stable") if xp is np else xp.argsort(all_i)
     return all_i[order], all_m[order]

@@ -21,3 +21,10 @@ extern "C" void eden_host_emit_lane_##SUF(long long lane, EDEN_GROUP_PARAMS(WT),
 EDEN_HOST_ENTRY(u8, unsigned char)
 EDEN_HOST_ENTRY(u16, unsigned short)
 EDEN_HOST_ENTRY(u32, unsigned int)
+
+extern "C" void eden_host_count_events(EDEN_EVENT_PARAMS, long long* counts) {
+    for (long long lane = 0; lane < n_tiles; ++lane) eden::count_events_body(lane, EDEN_EVENT_ARGS, counts);
+}
+extern "C" void eden_host_emit_events(EDEN_EVENT_PARAMS, const long long* offsets, long long* out) {
+    for (long long lane = 0; lane < n_tiles; ++lane) eden::emit_events_body(lane, EDEN_EVENT_ARGS, offsets, out);
+}

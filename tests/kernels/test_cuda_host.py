@@ -234,8 +234,29 @@ class _HostCupy:
         return getattr(np, name)
 
 
+def _c_args(args):
+    conv = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            conv.append(_ptr(a))
+        elif isinstance(a, np.floating):
+            conv.append(ctypes.c_double(float(a)))
+        elif isinstance(a, np.uint32):
+            conv.append(ctypes.c_uint32(int(a)))
+        else:
+            conv.append(ctypes.c_longlong(int(a)))
+    return conv
+
+
 def _host_kernel(lib, name):
     """A callable like a CuPy RawKernel: (grid, block, args) -> runs the kernel body."""
+    if name in ("eden_count_events", "eden_emit_events"):
+        fn_ev = getattr(lib, name.replace("eden_", "eden_host_"))
+
+        def run_events(grid, block, args):
+            assert grid[0] * block[0] >= int(args[3])  # every tile gets a thread
+            fn_ev(*_c_args(args))
+        return run_events
     if name.startswith("eden_xor_segments"):
         def xor(grid, block, args):
             words, idx, mask, n = args
@@ -281,16 +302,59 @@ def host_gpu(lib, monkeypatch):
 GLUE_DTYPES = (("float32", "zero"), ("float16", "clamp"), ("bfloat16", "zero"), ("int8", None), ("int4", None))
 
 
-#: Line-event models (eml): the kernels draw their sub-passes, cuda.py adds the events on the host
-#: (events.line_event_bits) and merges them on the device: the glue test covers them.
+#: Line-event models (eml): the event kernels (eden_count_events, eden_emit_events) and cuda.py's
+#: merge of their bits with the sub-passes' flips.
+def host_events(lib, plan):
+    """The event kernels' bits (count pass, scan, emit pass), sorted unique, on the host."""
+    from eden.engine.sampling import STREAM_EVENTS
+
+    keep = []
+
+    def arr(a, dt):
+        a = np.ascontiguousarray(a, dtype=dt)
+        keep.append(a)
+        return a
+
+    T = plan.n_tiles
+    args = (np.int64(plan.row_bits), np.int64(plan.bit_lo), np.int64(plan.bit_hi), np.int64(T),
+            np.int64(plan.ev_blk_off.shape[1]), arr(plan.tile_row_id, np.uint32), arr(plan.tile_group, np.int32),
+            arr(plan.tile_wlclass, np.uint8), np.uint32(STREAM_EVENTS), np.int64(len(plan.ev_thr)),
+            arr(plan.ev_key, np.uint32), arr(plan.ev_thr, np.uint64), arr(plan.ev_wl, np.int32),
+            arr(plan.ev_block, np.int32), arr(plan.ev_blk_off, np.int64), arr(plan.ev_blk, np.int32),
+            arr(plan.ev_mem_off, np.int64), arr(plan.ev_mem, np.int32))
+    counts = np.zeros(T, np.int64)
+    lib.eden_host_count_events(*_c_args(args + (counts,)))
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    out = np.full(int(counts.sum()), -1, np.int64)
+    lib.eden_host_emit_events(*_c_args(args + (offsets, out)))
+    assert (out >= 0).all()  # every slot written
+    return np.unique(out)
+
+
+@pytest.mark.parametrize("persistence", ["", ";persistence=fixed"])
+def test_event_kernels_match_the_oracle(lib, persistence):
+    """cuda/inject.cu's line-event passes (host build) == events.line_event_bits, tensors cut
+    anywhere in a line, several accesses."""
+    from eden.engine.events import line_event_bits
+
+    spec = EVENT_SPECS["eml_two"] + persistence
+    for access, base in ((0, 0), (1, 8192 * 3 + 40), (5, 8192 * 9 + 4)):
+        plan = compile_plan(ErrorModel.from_spec(spec), word_bits=32, nbytes=400_000, seed=3, access=access,
+                            base_address=base, address_map=DEFAULT_ADDRESS_MAP)
+        want = line_event_bits(plan)
+        assert len(want) > 100 and np.array_equal(host_events(lib, plan), want), (access, base)
+
+
 EVENT_SPECS = {
     "eml": "eml:line_fraction=0.3,wl_fraction=0.5,bit_fraction=0.02,e=0.4,p_else=1e-4",
     "eml_only": "eml:line_fraction=0.3,wl_fraction=0.5,bit_fraction=0.02,e=0.4,p_else=0",
+    "eml_two": ("eml:line_fraction=0.3,wl_fraction=0.5,bit_fraction=0.02,e=0.4,p_else=0"
+                "+eml:line_fraction=0.1,wl_fraction=0.2,bit_fraction=0.05,e=0.7,p_else=1e-5"),
 }
 
 
 @pytest.mark.parametrize("name", ["em0", "em0_low", "em1", "em3", "composite", "composite_low", "emc", "eml",
-                                  "eml_only"])
+                                  "eml_only", "eml_two"])
 def test_gpu_module_glue_matches_cpu_backend(host_gpu, name):
     """gpu.inject and gpu.correct, with the kernels on the host, give the CPU backend's
     tensor, log and correction counts (fp32 and bf16 with zero correction, fp16 with clamp,

@@ -24,7 +24,8 @@ import numpy as np
 from eden.engine import rng
 from eden.engine.contract import BackendUnavailableError, Op, register_backend, register_kernel
 from eden.engine.correct import correct_segments
-from eden.engine.events import line_event_bits, merge_events
+from eden.engine.events import merge_words
+from eden.engine.sampling import STREAM_EVENTS
 from eden.engine.plan import Plan
 from eden.errors import EdenConfigError
 
@@ -41,7 +42,7 @@ def _name_expressions() -> list[str]:
         names.append(f"eden_emit_groups<{w}>")
         for i in _INDEX_CTYPES.values():
             names.append(f"eden_xor_segments<{w}, {i}>")
-    return names
+    return names + ["eden_count_events", "eden_emit_events"]
 
 
 def _cupy():
@@ -171,16 +172,45 @@ def inject(plan: Plan, flat, fmt):
         ``fmt.word``; ``idx``/``mask`` are CuPy arrays of the log (word indices
         increasing); ``off``/``cnt`` are NumPy int64 segment arrays (one segment).
 
-    Line events (``plan.has_events``): the kernels run the sub-passes, then the event bits are
-    drawn on the host (``events.line_event_bits``, the oracle's function: the same bits by
-    construction) and merged on the device (``events.merge_events``); no CUDA kernel draws them.
+    Line events (``plan.has_events``, ``eden/engine/events.py``): after the sub-passes, two
+    more passes (``eden_count_events``, ``eden_emit_events``: one thread per tile) list the event
+    bits, which are merged into the flipped words and the log (``events.merge_words``).
     """
     words, idx, mask, off, cnt = _inject_subpasses(plan, flat, fmt)
-    if plan.has_events:
-        with _on_device(int(flat.device.index if flat.device.index is not None else 0)) as cupy:
-            idx, mask = merge_events(cupy, words, idx, mask, line_event_bits(plan), plan.word_bits)
+    if plan.has_events and plan.n_tiles and int(words.size):
+        device_id = int(flat.device.index if flat.device.index is not None else 0)
+        with _on_device(device_id) as cupy:
+            pos = _event_positions(cupy, device_id, plan)
+            if int(pos.size):
+                ew, em = pack_positions(cupy, pos, plan.word_bits, idx.dtype, words.dtype)
+                idx, mask = merge_words(cupy, words, idx, mask, ew, em)
         cnt = np.array([int(idx.size)], np.int64)
     return words, idx, mask, off, cnt
+
+
+def _event_positions(cupy, device_id: int, plan: Plan):
+    """Sorted unique tensor-bit positions of the plan's line events (``events.line_event_bits``),
+    drawn by the event kernels."""
+    (tile_row_id, tile_group, tile_wl, ev_key, ev_thr, ev_wl, ev_block, ev_blk_off, ev_blk, ev_mem_off,
+     ev_mem) = _upload(cupy, [
+        (plan.tile_row_id, np.uint32), (plan.tile_group, np.int32), (plan.tile_wlclass, np.uint8),
+        (plan.ev_key, np.uint32), (plan.ev_thr, np.uint64), (plan.ev_wl, np.int32), (plan.ev_block, np.int32),
+        (plan.ev_blk_off, np.int64), (plan.ev_blk, np.int32), (plan.ev_mem_off, np.int64), (plan.ev_mem, np.int32)])
+    i64 = np.int64
+    T = int(plan.n_tiles)
+    # Must match EDEN_EVENT_PARAMS in cuda/inject.cu.
+    args = (i64(plan.row_bits), i64(plan.bit_lo), i64(plan.bit_hi), i64(T), i64(plan.ev_blk_off.shape[1]),
+            tile_row_id, tile_group, tile_wl, np.uint32(STREAM_EVENTS), i64(len(plan.ev_thr)), ev_key, ev_thr, ev_wl,
+            ev_block, ev_blk_off, ev_blk, ev_mem_off, ev_mem)
+    counts = cupy.empty(T, np.int64)
+    _kernel(device_id, "eden_count_events")(_grid(T), (_BLOCK,), args + (counts,))
+    ends = cupy.cumsum(counts)
+    n = int(ends[-1])
+    if n == 0:
+        return cupy.zeros(0, np.int64)
+    pos = cupy.empty(n, np.int64)
+    _kernel(device_id, "eden_emit_events")(_grid(T), (_BLOCK,), args + (ends - counts, pos))
+    return cupy.unique(pos)
 
 
 def _inject_subpasses(plan: Plan, flat, fmt):
