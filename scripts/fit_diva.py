@@ -160,7 +160,7 @@ def old_vs_new(results, events) -> list[str]:
             out.append(f"| {mark} | {c.n_params} | {_fmt(c.loglik, 8)} | {_fmt(c.bic, 8)} | {_fmt(c.bic - b0, 4)} | "
                        f"{epl} | {100 * d['repeat_error_fraction_access']:.1f}% | {'-' if q is None else f'{q:.3f}'} |")
         out.append("")
-    out += [("- The clustered `emc` is selected by BIC at both tRCDs by a wide margin: errors do sit where weak rows "
+    out += [("- The clustered `emc` beats the union models by BIC at both tRCDs by a wide margin: errors do sit where weak rows "
              "meet weak line positions (its line fraction comes out at the share of line positions that hold "
              "errors). It moves the predicted errors per faulty line from the union models' 1.0-1.6 towards the "
              "data, but not to it: with cells failing independently, many errors per faulty line and few repeats "
@@ -201,7 +201,8 @@ def eml_reading(results) -> list[str]:
         return []
     return [("- The line-event component `eml` (`eden/errormodels/components/eml.py`: fixed weak rows, weak line "
              "positions and member bits; per access, each weak line of a weak row flips all its members with "
-             "probability e) has the best likelihood of all candidates. " + "; ".join(parts) + ". The events give "
+             "probability e) has the best likelihood of all candidates. " + "; ".join(parts)[:1].upper()
+             + "; ".join(parts)[1:] + ". The events give "
              "the groups of about 7 errors and, being redrawn every access over many weak lines of a weak row, few "
              "repeats in the same line but many in the same row, as observed. What remains short: the background "
              "(single errors in other lines) dilutes the mean, and the data's exact 7/14 groups are fixed-size "
