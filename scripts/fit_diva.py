@@ -160,7 +160,8 @@ def old_vs_new(results, events) -> list[str]:
             out.append(f"| {mark} | {c.n_params} | {_fmt(c.loglik, 8)} | {_fmt(c.bic, 8)} | {_fmt(c.bic - b0, 4)} | "
                        f"{epl} | {100 * d['repeat_error_fraction_access']:.1f}% | {'-' if q is None else f'{q:.3f}'} |")
         out.append("")
-    out += [("- The clustered `emc` beats the union models by BIC at both tRCDs by a wide margin: errors do sit where weak rows "
+    out += [("- The clustered `emc` beats the union models by BIC at both tRCDs by a wide margin: errors do sit "
+             "where weak rows "
              "meet weak line positions (its line fraction comes out at the share of line positions that hold "
              "errors). It moves the predicted errors per faulty line from the union models' 1.0-1.6 towards the "
              "data, but not to it: with cells failing independently, many errors per faulty line and few repeats "

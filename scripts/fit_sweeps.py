@@ -110,7 +110,8 @@ def main(argv=None) -> int:
             "`access` (the column) matches the observed 16.9%; the two-level q of each union candidate does, by "
             "construction (0.05 for em1+em2). At 10 ns em1+em2 already predicts 63% repeats with independent "
             "sweeps (its weak rows fail in both), more than the observed 34%, and emc (second by BIC at both "
-            "tRCDs, after eml) predicts more repeats than observed at both: no q >= 0 fits (shown as 0), a sign that their "
+            "tRCDs, after eml) predicts more repeats than observed at both: no q >= 0 fits (shown as 0), a sign "
+            "that their "
             "errors sit in fixed places where the device's move from access to access. q depends on the "
             "candidate because the records are per line: a repeat can be the same cell or another cell of the "
             "line.",
