@@ -695,7 +695,8 @@ def save_fit(result: FitResult, path: os.PathLike | str, *, overwrite: bool = Fa
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "x") as f:
-            _h5._write_contents(f, result.model.components, result.model.persistence, provenance_json)
+            _h5._write_contents(f, result.model.components, result.model.persistence, provenance_json,
+                                result.model.q)
             g = f.create_group("fit")
             g.attrs["test"] = result.test
             g.attrs["selected"] = result.selected

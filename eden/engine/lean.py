@@ -98,7 +98,7 @@ class LeanInjection:
 def lean_injection(inj: Injector) -> LeanInjection | None:
     """The :class:`LeanInjection` of ``inj``, or None where the lean path does not apply (see the
     module docstring; the ``Injector`` then does the work)."""
-    if (inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None
+    if (inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None or inj.thin is not None
             or inj.correction is not CorrectionMode.NONE or inj.seed >= 2**64):
         return None
     if inj.nbytes % np.dtype(inj.format.word).itemsize:
