@@ -126,7 +126,7 @@ def main(argv=None) -> int:
             "python scripts/fit_sweeps.py --force", "```", "",
             "Method: `eden.dram.fit.fit(..., sweeps=True)` (the same as `eden errormodel fit`): every candidate "
             "fitted by maximum likelihood to the summed per-line counts (ln L, BIC with n = bit-trials, as in "
-            "[fits.md](fits.md)), then each candidate simulated twice with independent sweeps "
+            "[fits.md](fits.md)), then each candidate simulated with independent sweeps "
             f"(`simulate_records`, 64-byte line records per sweep, {args.reps} simulations per candidate: mean, "
             "and the runs' range in parentheses) and the same statistics computed. Two-level persistence (EDEN's "
             "model, `persistence=two_level,q=Q`, [persistence.md](persistence.md): fixed weak cells, each failing "
