@@ -13,8 +13,8 @@ of its own and returns the bits flipped; :meth:`LeanInjection.undo` is one call 
 Same bits and same log as ``Injector.__call__`` (tested): the same kernel (``run_tiles`` on
 one chunk, the serial path ``cpu.inject`` takes for such a job) on the same plan. It applies
 where that path is fixed at preparation: the ``cpu`` backend on a CPU tensor, no correction,
-no ECC step, a job whose work estimate is below the parallel threshold (so ``cpu.inject``
-never runs it on numba's threads), a seed below 2**64. Anything else keeps the ``Injector``.
+no ECC step, no two-level step (``Injector.thin``), a job whose work estimate is below the
+parallel threshold (so ``cpu.inject`` never runs it on numba's threads), a seed below 2**64. Anything else keeps the ``Injector``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,67 @@ from eden.engine.sampling import TAG_ACCESS
 _H0 = 0x6A09E667F3BCC908  # rng.derive_key's initial state
 
 
+def _pack(inj: Injector, row: np.ndarray) -> list:
+    """Fill header row ``row`` (``_cpu_kernels.PK_*``) with ``inj``'s launch: the plan's arrays,
+    its key buffer and log buffers. Returns the arrays the row points into (keep them alive)."""
+    k = cpu.kernels()
+    plan = inj.compiled.plan
+    word = np.dtype(inj.format.word)
+    nwords = inj.nbytes // word.itemsize
+    rate, n_chunks, _, _, _, off, nd0 = cpu._launch(plan, False, np.int64, k)
+    if n_chunks != 1:  # pragma: no cover - a serial launch is one chunk
+        raise ValueError("internal error: a serial launch of more than one chunk")
+    parts = inj.compiled._access_parts
+    # access persistence: the keys are derived per call into a buffer of this row's own
+    # (the plan's stay untouched); fixed: a copy of the plan's keys, never written
+    keys = np.zeros_like(plan.sp_key) if parts is not None else plan.sp_key.copy()
+    cap = int(off[-1])
+    arrays = dict(
+        tile_row_id=(plan.tile_row_id, np.uint32), tile_group=(plan.tile_group, np.int32),
+        tile_wl=(plan.tile_wlclass, np.uint8), grp_off=(plan.grp_off, np.int64), grp_t0=(plan.grp_t0, np.int64),
+        grp_t1=(plan.grp_t1, np.int64), grp_cls=(plan.grp_cls, np.uint8), sp_key=(keys, np.uint32),
+        sp_thin=(plan.sp_thin, np.uint8), sp_pop=(plan.sp_pop, np.int32), sp_wl=(plan.sp_wl, np.int32),
+        sp_gbits=(plan.sp_gbits, np.int32), sp_active=(plan.sp_active, np.uint8), sp_L=(plan.sp_L, np.float64),
+        sp_rate=(rate, np.float64), sp_nd0=(nd0, np.int64), sp_A=(plan.sp_A, np.uint64),
+        sp_tab=(plan.sp_tab, np.int64), tab_goff=(plan.tab_goff, np.int64), tab_t=(plan.tab_t, np.uint64),
+        guide=(plan.tab_guide, np.int32), bl_off=(plan.bl_offsets, np.int64), bl_cols=(plan.bl_cols, np.int32),
+        pop_cum=(plan.pop_cum, np.int64), parts=(np.array(parts or (), np.int64).reshape(-1, 2), np.int64),
+        out_idx=(np.empty(cap, np.int64), np.int64), out_mask=(np.empty(cap, word), word))
+    keep = []
+    row[:] = 0
+    for i, name in enumerate(k.PK_ARRAYS):
+        a, dt = arrays[name]
+        a = np.ascontiguousarray(a, dtype=dt)
+        if name == "sp_key" and a is not keys:  # pragma: no cover - keys are made uint32 and contiguous
+            raise ValueError("internal error: the packed key buffer is not the plan's layout")
+        keep.append(a)
+        row[k.PK_ARR + 2 * i] = a.ctypes.data
+        row[k.PK_ARR + 2 * i + 1] = a.size
+    S, T = plan.n_subpasses, plan.n_tiles
+    row[k.PK_WB], row[k.PK_ROW_BITS], row[k.PK_BIT_LO], row[k.PK_BIT_HI] = (plan.word_bits, plan.row_bits,
+                                                                          plan.bit_lo, plan.bit_hi)
+    row[k.PK_T], row[k.PK_S] = T, S
+    row[k.PK_NWL], row[k.PK_NBL], row[k.PK_BLS] = (plan.tile_wlclass.shape[0], plan.bl_offsets.shape[0],
+                                                   plan.bl_offsets.shape[1])
+    row[k.PK_NWORDS] = nwords
+    row[k.PK_HSEED] = np.array(rng.splitmix64(_H0 ^ inj.seed), np.uint64).view(np.int64)
+    row[k.PK_TAG] = TAG_ACCESS
+    row[k.PK_NPARTS] = len(parts or ())
+    row[k.PK_CAP] = cap
+    row[k.PK_N] = -1
+    return keep
+
+
+def _applies(inj: Injector) -> bool:
+    """Whether the packed path gives ``inj``'s bits and log (see the module docstring)."""
+    if (inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None or inj.thin is not None
+            or inj.correction is not CorrectionMode.NONE or inj.seed >= 2**64):
+        return False
+    if inj.nbytes % np.dtype(inj.format.word).itemsize:
+        return False
+    return cpu._work_ns(inj.compiled.plan) < cpu._PARALLEL_MIN_NS  # else it may run on numba's threads
+
+
 class LeanInjection:
     """A prepared :class:`Injector` as one compiled call (see the module docstring).
 
@@ -41,68 +102,110 @@ class LeanInjection:
     as the Injector's ``FlipLog.word_flips()``.
     """
 
-    __slots__ = ("injector", "total_bits", "_call", "_args", "_addr", "_n", "_idx", "_mask", "_nwords", "_proto",
-                 "_xor")
+    __slots__ = ("injector", "total_bits", "_call", "_xor", "_hdr", "_keep", "_proto", "_out", "_n")
 
     def __init__(self, inj: Injector):
         k = cpu.kernels()
-        plan = inj.compiled.plan
         word = np.dtype(inj.format.word)
         self.injector = inj
-        self._nwords = inj.nbytes // word.itemsize
-        self.total_bits = self._nwords * word.itemsize * 8
-        idx_dtype = np.int32 if self._nwords < 2**31 else np.int64
-        rate, n_chunks, _, _, _, off, nd0 = cpu._launch(plan, False, idx_dtype, k)
-        if n_chunks != 1:  # pragma: no cover - a serial launch is one chunk
-            raise ValueError("internal error: a serial launch of more than one chunk")
-        head, tail = plan.derived.get("cpu.args") or cpu._static_args(plan, rate, nd0)
-        parts = inj.compiled._access_parts
-        # access persistence: the keys are derived per call into a buffer of this object's own
-        # (the plan's stay untouched); fixed: the plan's keys, no derivation
-        keys = np.zeros_like(plan.sp_key) if parts is not None else plan.sp_key
-        parts_arr = np.array(parts or (), np.int64).reshape(-1, 2)
-        h_seed = rng.splitmix64(_H0 ^ inj.seed)
-        self._idx = np.empty(int(off[-1]), idx_dtype)
-        self._mask = np.empty(int(off[-1]), word)
+        self.total_bits = inj.nbytes * 8
+        self._hdr = np.zeros(k.PK_WIDTH, np.int64)
+        self._keep = _pack(inj, self._hdr)
+        self._out = self._keep[k.PK_ARRAYS.index("out_idx")], self._keep[k.PK_ARRAYS.index("out_mask")]
         self._proto = np.zeros(0, word)
-        self._call = k.inject_lean
-        self._args = (self._nwords, self._proto, np.uint64(h_seed), parts_arr, TAG_ACCESS, plan.word_bits,
-                      plan.row_bits, plan.bit_lo, plan.bit_hi, plan.n_tiles, *head, keys, *tail, self._idx,
-                      self._mask)
-        self._xor = k.xor_lean
-        self._addr = 0
+        self._call = k.inject_packed
+        self._xor = k.xor_packed
         self._n = -1  # entries of the outstanding log; -1: none
 
     def __call__(self, address: int, access: int) -> int | None:
         if self._n >= 0:
             return None
-        n, bits = self._call(address, access, *self._args)
+        n, bits = self._call(address, access, self._hdr, self._proto)
         if n < 0:
             return None
-        self._addr, self._n = address, n
+        self._n = n
         return bits
 
     def undo(self) -> None:
         """Restore the words of the outstanding injection (XOR is its own inverse). Once only."""
         if self._n < 0:
             raise RuntimeError("this lean injection has no outstanding log to undo")
-        self._xor(self._addr, self._nwords, self._proto, self._idx, self._mask, self._n)
+        self._xor(self._hdr, self._proto)
         self._n = -1
 
     def entries(self) -> tuple[np.ndarray, np.ndarray]:
         """(word index int64[k], xor mask[k]) of the outstanding log (copies)."""
         n = max(self._n, 0)
-        return self._idx[:n].astype(np.int64), self._mask[:n].copy()
+        return self._out[0][:n].copy(), self._out[1][:n].copy()
 
 
 def lean_injection(inj: Injector) -> LeanInjection | None:
     """The :class:`LeanInjection` of ``inj``, or None where the lean path does not apply (see the
     module docstring; the ``Injector`` then does the work)."""
-    if (inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None or inj.thin is not None
-            or inj.correction is not CorrectionMode.NONE or inj.seed >= 2**64):
+    return LeanInjection(inj) if _applies(inj) else None
+
+
+class LeanGroup:
+    """Several prepared :class:`Injector` objects of one word type as one compiled call per
+    access, and one per undo (e.g. every weight of a model on every forward pass).
+
+    ``group(addrs, access, tensors)``: inject into tensor ``j`` at ``addrs[j]`` (int64 array
+    of ``data_ptr()`` values of ``tensors``, in the injectors' order; the group holds
+    ``tensors`` until the undo, so the memory stays theirs) for ``access``; returns int64 bits
+    flipped per tensor, -1 where the tensor's log would overflow (its words untouched: call
+    its ``Injector``). ``undo()`` restores every tensor of the last call; ``outstanding`` says
+    whether one is pending. Same bits and logs as each ``Injector`` (tested).
+    """
+
+    __slots__ = ("injectors", "total_bits", "outstanding", "_hdr", "_keep", "_proto", "_bits", "_call", "_xor",
+                 "_held")
+
+    def __init__(self, injectors):
+        k = cpu.kernels()
+        self.injectors = tuple(injectors)
+        word = np.dtype(self.injectors[0].format.word)
+        self._hdr = np.zeros((len(self.injectors), k.PK_WIDTH), np.int64)
+        self._keep = [_pack(inj, self._hdr[j]) for j, inj in enumerate(self.injectors)]
+        self.total_bits = [inj.nbytes * 8 for inj in self.injectors]
+        self._proto = np.zeros(0, word)
+        self._bits = np.zeros(len(self.injectors), np.int64)
+        self._call = k.inject_packed_many
+        self._xor = k.xor_packed_many
+        self.outstanding = False
+        self._held: object = None
+
+    def __call__(self, addrs: np.ndarray, access: int, tensors) -> np.ndarray:
+        if self.outstanding:
+            raise RuntimeError("this lean group's last injection is not undone")
+        if addrs.dtype != np.int64 or addrs.shape != (len(self.injectors),):
+            raise ValueError(f"internal error: {len(self.injectors)} int64 addresses expected")
+        self._call(addrs, access, self._hdr, self._proto, self._bits)
+        self._held = tensors
+        self.outstanding = True
+        return self._bits
+
+    def undo(self) -> None:
+        """Restore every tensor of the outstanding call (those that overflowed were untouched)."""
+        if not self.outstanding:
+            raise RuntimeError("this lean group has no outstanding injection to undo")
+        self._xor(self._hdr, self._proto)
+        self.outstanding = False
+        self._held = None
+
+    def entries(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """(word index int64[k], xor mask[k]) of tensor ``j``'s outstanding log (copies)."""
+        k = cpu.kernels()
+        n = max(int(self._hdr[j, k.PK_N]), 0) if self.outstanding else 0
+        keep = self._keep[j]
+        return keep[k.PK_ARRAYS.index("out_idx")][:n].copy(), keep[k.PK_ARRAYS.index("out_mask")][:n].copy()
+
+
+def lean_group(injectors) -> LeanGroup | None:
+    """The :class:`LeanGroup` of ``injectors``, or None unless the packed path applies to every
+    one of them (one word type; see the module docstring)."""
+    injectors = list(injectors)
+    if not injectors or not all(_applies(inj) for inj in injectors):
         return None
-    if inj.nbytes % np.dtype(inj.format.word).itemsize:
+    if len({np.dtype(inj.format.word) for inj in injectors}) != 1:
         return None
-    if cpu._work_ns(inj.compiled.plan) >= cpu._PARALLEL_MIN_NS:  # may run on numba's threads
-        return None
-    return LeanInjection(inj)
+    return LeanGroup(injectors)

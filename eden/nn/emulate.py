@@ -48,13 +48,14 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import nn
 
 from eden.core.validate import Mode, check_int, did_you_mean, unknown_name
 from eden.dram.address import DEFAULT_ADDRESS_MAP, AddressMap
 from eden.engine.group import InjectorGroup
-from eden.engine.lean import lean_injection
+from eden.engine.lean import LeanGroup, lean_group, lean_injection
 from eden.engine.ops import CORRECTIONS, FlipLog, Injector, finite_range
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenInfeasibleError, EdenTypeError
@@ -617,6 +618,9 @@ class Emulation:
         self.forwards = 0
         self._weights: list[_WeightState] = []
         self._weight_group: InjectorGroup | None = None  # the in-place weights' injections, redrawn together
+        self._lean_weights: LeanGroup | None = None  # the same as one packed call, where it applies
+        self._weight_key: list = []  # the storage (address, dtype, size, device) the groups were made for
+        self._redraw: tuple | None = None  # (weights redrawn per access, together, alone), made once
         self._hooks: list = []
         self._active = False
         self._weights_dirty = False
@@ -686,12 +690,18 @@ class Emulation:
             except Exception as e:  # keep restoring the weights
                 errors.append(e)
             self._kv = None
+        try:
+            self._undo_lean_weights()
+        except Exception as e:  # keep restoring the others
+            errors.append(e)
         for w in reversed(self._weights):
             try:
                 w.release()
             except Exception as e:  # keep restoring the others
                 errors.append(e)
         self._weights.clear()
+        self._weight_group = self._lean_weights = self._redraw = None
+        self._weight_key = []
         self._active = False
         if errors:
             raise errors[0]
@@ -716,22 +726,26 @@ class Emulation:
         injects again: redrawn errors for ``access`` persistence, the same weak
         cells for ``fixed``.
         """
+        self._undo_lean_weights()
         for w in self._weights:
             w.release()
         self._weights_dirty = False
 
     def _redraw_weights(self, access: int) -> None:
         """Fresh errors for every weight with access persistence: the in-place ones (the
-        parameter's own storage) in one engine call (``InjectorGroup``: the same bits as one
-        call each), the others one by one."""
-        redraw = [w for w in self._weights
-                  if w.cfg.error_model is not None and w.cfg.error_model.persistence.redraws]
-        together = [w for w in redraw if w.in_place]
-        if len(together) < 2:
-            together = []
-        for w in redraw:
-            if not together or not w.in_place:
-                w.inject(access, self.address_map, self.stats[w.name], self.backend)
+        parameter's own storage) in one engine call (``InjectorGroup``, or ``LeanGroup`` where
+        the packed path applies: the same bits as one call each), the others one by one."""
+        redraw = self._redraw
+        if redraw is None:
+            redraw = [w for w in self._weights
+                      if w.cfg.error_model is not None and w.cfg.error_model.persistence.redraws]
+            together = [w for w in redraw if w.in_place]
+            if len(together) < 2:
+                together = []
+            self._redraw = redraw = (redraw, together, [w for w in redraw if not together or not w.in_place])
+        _, together, alone = redraw
+        for w in alone:
+            w.inject(access, self.address_map, self.stats[w.name], self.backend)
         if not together:
             return
         with torch.no_grad():
@@ -739,13 +753,34 @@ class Emulation:
                 if w.log is not None:
                     w.log.undo()
                     w.log = None
+            lean = self._lean_weights
+            if lean is not None and lean.outstanding:
+                lean.undo()
+            # one key per weight: a weight whose storage changed (dtype, size, device, address)
+            # gets its Injector and the group made again
             datas = [w.param.data for w in together]
-            injectors = [w._injector(d, self.address_map, self.backend) for w, d in zip(together, datas)]
+            key = [(d.data_ptr(), d.dtype, d.numel(), d.is_cuda) for d in datas]
+            if key != self._weight_key:
+                self._weight_key = key
+                injectors = [w._injector(d, self.address_map, self.backend) for w, d in zip(together, datas)]
+                self._weight_group = InjectorGroup(injectors)
+                self._lean_weights = lean = lean_group(injectors) if all(
+                    d.is_contiguous() and not d.requires_grad for d in datas) else None
+            if lean is not None:
+                addrs = np.fromiter((k[0] for k in key), np.int64, len(key))
+                bits = lean(addrs, access, datas)
+                for w, b, total in zip(together, bits.tolist(), lean.total_bits):
+                    if b < 0:  # its log would overflow: words untouched; the Injector's own call
+                        w.inject(access, self.address_map, self.stats[w.name], self.backend)
+                        continue
+                    stats = self.stats[w.name]
+                    stats.injections += 1
+                    stats.flipped_bits += b
+                    stats.bits += total
+                return
             group = self._weight_group
-            if group is None or len(group.injectors) != len(injectors) or any(
-                    a is not b for a, b in zip(group.injectors, injectors)):
-                group = self._weight_group = InjectorGroup(injectors)
-            logs = group(datas, [inj.words(d) for inj, d in zip(injectors, datas)], access,
+            assert group is not None
+            logs = group(datas, [inj.words(d) for inj, d in zip(group.injectors, datas)], access,
                          [w.plausible for w in together])
         for w, log in zip(together, logs):
             w.log = log
@@ -754,6 +789,13 @@ class Emulation:
             stats.flipped_bits += log.n_bits
             stats.bits += log.total_bits
             stats.corrected_values += log.n_corrected
+
+    def _undo_lean_weights(self) -> None:
+        """Restore the weights of the outstanding packed group call (before any other undo)."""
+        lean = self._lean_weights
+        if lean is not None and lean.outstanding:
+            with torch.no_grad():
+                lean.undo()
 
     def _root_hook(self, module, args):
         k = self.forwards
@@ -793,35 +835,46 @@ class Emulation:
 
         itemsize = torch.empty(0, dtype=same_dtype).element_size() if same_dtype is not None else 0
         row = self.address_map.organization.row_bytes
-        # (numel, address, device) of the last fast call, its injection and that one's lean call
+        # (numel, address, device type) of the last fast call, its injection and that one's lean call
         # (eden.engine.lean: one compiled call, or None where it does not apply)
-        last: list = [None, None, None]
+        last: list = [None, None, None, None, None]
         leans: dict = {}  # lean calls of the prepared injections, by Injector
 
         def hook(module, args):
-            access = self._forward_index
-            if fast and len(args) == 1:
+            if len(args) == 1:
                 x = args[0]
+                if cfg is None:  # an unlisted IFM: it only takes its place in DRAM
+                    if type(x) is torch.Tensor and x.is_floating_point():
+                        # self._ifm_address(x.nbytes, name), inlined
+                        nbytes = x.nbytes
+                        start, end = self._ifm_region
+                        if nbytes > end - start:
+                            self._ifm_address(nbytes, name)  # raises the error that says why
+                        cur = self._ifm_cursor
+                        if cur + nbytes > end:
+                            cur = start
+                        self._ifm_cursor = -(-(cur + nbytes) // row) * row
+                    return None
                 # The common case, with no more Python than it needs: one same-format IFM outside
                 # autograd, corrupted in place (what _corrupt_ifm does for it, step for step).
-                if (isinstance(x, torch.Tensor) and x.dtype == same_dtype and not torch.is_grad_enabled()
+                if (fast and type(x) is torch.Tensor and x.dtype == same_dtype and not torch.is_grad_enabled()
                         and x.is_contiguous() and (not x.is_inference() or torch.is_inference_mode_enabled())):
+                    access = self._forward_index
                     n = x.numel()
                     nbytes = n * itemsize
                     # self._ifm_address(nbytes, name), inlined
                     start, end = self._ifm_region
                     if nbytes > end - start:
                         self._ifm_address(nbytes, name)  # raises the error that says why
-                    if self._ifm_cursor + nbytes > end:
-                        self._ifm_cursor = start
                     base = self._ifm_cursor
+                    if base + nbytes > end:
+                        base = start
                     self._ifm_cursor = -(-(base + nbytes) // row) * row
-                    plausible = finite_range(x) if per_batch else bounds
-                    key = (n, base, x.device.type)
-                    if last[0] == key:
-                        inj, lean = last[1], last[2]
+                    dev = "cpu" if x.is_cpu else x.device.type
+                    if last[0] == n and last[1] == base and last[2] == dev:
+                        inj, lean = last[3], last[4]
                     else:
-                        inj = injectors.get((x.dtype, n, x.device.type, base))
+                        inj = injectors.get((x.dtype, n, dev, base))
                         if inj is None:
                             inj = self._ifm_injector(injectors, x, cfg, seed, base)
                         lean = leans.get(inj, False)
@@ -829,7 +882,7 @@ class Emulation:
                             if len(leans) >= 16:
                                 leans.clear()
                             lean = leans[inj] = lean_injection(inj)
-                        last[0], last[1], last[2] = key, inj, lean
+                        last[:] = (n, base, dev, inj, lean)
                     if lean is not None:
                         bits = lean(x.data_ptr(), access)
                         if bits is not None:  # else: its log is outstanding or would overflow
@@ -838,6 +891,7 @@ class Emulation:
                             stats.flipped_bits += bits
                             stats.bits += lean.total_bits
                             return None
+                    plausible = finite_range(x) if per_batch else bounds
                     log = inj(x, inj.words(x), access, plausible)
                     pending.append(log)
                     stats.injections += 1
@@ -845,6 +899,7 @@ class Emulation:
                     stats.bits += log.total_bits
                     stats.corrected_values += log.n_corrected
                     return None
+            access = self._forward_index
             inputs = _float_inputs(args)
             if not inputs:
                 return None

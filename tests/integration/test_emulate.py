@@ -325,3 +325,32 @@ def test_ifm_lean_path_same_outputs_and_stats(lenet, batch, monkeypatch, spec, f
     outs, stats = run()
     assert all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for a, b in zip(lean_outs, outs))
     assert lean_stats == stats and sum(s[1] for s in stats.values()) > 0
+
+
+@pytest.mark.parametrize("spec", ["em0:p=1e-3", "em2:fraction=0.3,p=1e-2,p_else=1e-5"])
+def test_weight_lean_group_same_outputs_and_stats(lenet, batch, monkeypatch, spec):
+    """The weights' packed group call (eden.engine.lean.LeanGroup) gives the outputs and stats of
+    the InjectorGroup path, and the model comes back bit-exactly, also after clear_weights."""
+    import eden.nn.emulate as em
+
+    plan = EmulationPlan.uniform(spec, select="*.weight")
+    model = zoo.load_model("digits-lenet")
+    clean = {k: v.clone() for k, v in model.state_dict().items()}
+    x = batch[0]
+
+    def run():
+        with emulate(model, plan, seed=9) as emu, torch.inference_mode():
+            outs = [model(x).clone() for _ in range(2)]
+            emu.clear_weights()
+            outs += [model(x).clone() for _ in range(2)]
+            lean = emu._lean_weights
+        assert all(torch.equal(v.view(torch.uint8), clean[k].view(torch.uint8)) for k, v in model.state_dict().items())
+        return outs, {k: (s.injections, s.flipped_bits, s.bits) for k, s in emu.stats.items()}, lean
+
+    lean_outs, lean_stats, lean = run()
+    assert lean is not None  # the packed path was taken
+    monkeypatch.setattr(em, "lean_group", lambda injectors: None)
+    outs, stats, none = run()
+    assert none is None
+    assert all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for a, b in zip(lean_outs, outs))
+    assert lean_stats == stats and sum(s[1] for s in stats.values()) > 0

@@ -11,7 +11,7 @@ import torch
 from eden import ErrorModel
 from eden.engine import rng
 from eden.engine.backends import cpu
-from eden.engine.lean import LeanInjection, lean_injection
+from eden.engine.lean import LeanInjection, lean_group, lean_injection
 from eden.engine.ops import Injector
 from eden.engine.sampling import TAG_ACCESS
 from eden.formats import format_of
@@ -93,8 +93,8 @@ def test_lean_log_overflow_leaves_words_untouched():
     inj = _injector("em0:p=1e-3", torch.float32, 50_000)
     lean = lean_injection(inj)
     assert lean is not None
-    small = (np.empty(3, lean._idx.dtype), np.empty(3, lean._mask.dtype))
-    lean._args = (*lean._args[:-2], *small)  # room for 3 entries, ~1600 expected
+    k = cpu.kernels()
+    lean._hdr[k.PK_CAP] = 3  # room for 3 entries, ~1600 expected
     x = _tensor(torch.float32, 50_000, 2)
     clean = _bits(x)
     assert lean(x.data_ptr(), 4) is None
@@ -111,3 +111,62 @@ def test_lean_applies_only_where_the_path_is_fixed():
     big = _injector("em0:p=1e-2", torch.float32, 1 << 22)  # ~1.3 M candidates: a parallel-size job
     assert cpu._work_ns(big.compiled.plan) >= cpu._PARALLEL_MIN_NS
     assert lean_injection(big) is None
+
+
+GROUP_SPECS = ["em0:p=1e-4", "em1:fraction=0.02,p=0.05+em0:p=1e-5", "em3:p10=1e-3,p01=1e-5;persistence=fixed"]
+
+
+@pytest.mark.parametrize("spec", GROUP_SPECS)
+def test_lean_group_same_bits_and_logs_as_each_injector(spec):
+    """One packed call for several tensors: per tensor, the words and the log of its Injector,
+    for several accesses; the undo restores every tensor exactly."""
+    sizes = [70_000, 5, 123_457, 8 * 8192]
+    injs = [_injector(spec, torch.float32, n, seed=100 + j, base=j * (1 << 20)) for j, n in enumerate(sizes)]
+    group = lean_group(injs)
+    assert group is not None
+    xs = [_tensor(torch.float32, n, 40 + j) for j, n in enumerate(sizes)]
+    clean = [_bits(x) for x in xs]
+    seen = 0
+    for access in (0, 1, 2, 17, 2**40 + 3):
+        ys = [x.clone() for x in xs]
+        want = [inj(y, inj.words(y), access) for inj, y in zip(injs, ys)]
+        addrs = np.array([x.data_ptr() for x in xs], np.int64)
+        bits = group(addrs, access, xs).copy()
+        for j, (x, y, log) in enumerate(zip(xs, ys, want)):
+            assert np.array_equal(_bits(x), _bits(y)), (access, j)
+            assert bits[j] == log.n_bits
+            idx, mask = group.entries(j)
+            widx, wmask = log.word_flips()
+            assert np.array_equal(idx, widx) and np.array_equal(mask, wmask)
+            seen += int(bits[j])
+        with pytest.raises(RuntimeError):
+            group(addrs, access + 1, xs)  # the last call is not undone
+        group.undo()
+        assert all(np.array_equal(_bits(x), c) for x, c in zip(xs, clean))
+        with pytest.raises(RuntimeError):
+            group.undo()
+    assert seen > 0
+
+
+def test_lean_group_overflow_is_reported_and_leaves_that_tensor_untouched():
+    injs = [_injector("em0:p=1e-3", torch.float32, 50_000, seed=s, base=s << 20) for s in (1, 2, 3)]
+    group = lean_group(injs)
+    assert group is not None
+    k = cpu.kernels()
+    group._hdr[1, k.PK_CAP] = 3  # room for 3 entries in tensor 1, ~1600 expected
+    xs = [_tensor(torch.float32, 50_000, s) for s in (1, 2, 3)]
+    clean = [_bits(x) for x in xs]
+    bits = group(np.array([x.data_ptr() for x in xs], np.int64), 4, xs)
+    assert bits[1] == -1 and bits[0] > 0 and bits[2] > 0
+    assert np.array_equal(_bits(xs[1]), clean[1])
+    assert not np.array_equal(_bits(xs[0]), clean[0])
+    group.undo()
+    assert all(np.array_equal(_bits(x), c) for x, c in zip(xs, clean))
+
+
+def test_lean_group_applies_only_where_every_member_does():
+    ok = [_injector("em0:p=1e-4", torch.float32, 1000, seed=s) for s in (1, 2)]
+    assert lean_group(ok) is not None
+    assert lean_group([]) is None
+    assert lean_group(ok + [_injector("em0:p=1e-4", torch.float32, 1000, correction="zero")]) is None
+    assert lean_group(ok + [_injector("em0:p=1e-4", torch.float16, 1000)]) is None  # two word types

@@ -848,36 +848,117 @@ def access_keys(h_seed, access, parts, tag, out):
         out[s, 1] = np.uint32(h >> S32)
 
 
+#: A *packed* injection (``eden.engine.lean``): one int64 row holds everything a call needs
+#: but the tensor's address and the access, so the call takes four arguments (numba's
+#: dispatch checks each argument's type on every call, which inside a forward pass costs more
+#: than a low-rate injection itself). Scalars first, then (address, element count) of every
+#: array at ``PK_ARR + 2 * i``, ``i`` in ``PK_ARRAYS`` order; the kernel writes the log's entry
+#: count and the tensor address into ``PK_N`` / ``PK_ADDR`` for the undo.
+(PK_WB, PK_ROW_BITS, PK_BIT_LO, PK_BIT_HI, PK_T, PK_S, PK_NWL, PK_NBL, PK_BLS, PK_NWORDS, PK_HSEED, PK_TAG,
+ PK_NPARTS, PK_CAP, PK_N, PK_ADDR) = range(16)
+PK_ARR = 16
+PK_ARRAYS = ("tile_row_id", "tile_group", "tile_wl", "grp_off", "grp_t0", "grp_t1", "grp_cls", "sp_key", "sp_thin",
+             "sp_pop", "sp_wl", "sp_gbits", "sp_active", "sp_L", "sp_rate", "sp_nd0", "sp_A", "sp_tab", "tab_goff",
+             "tab_t", "guide", "bl_off", "bl_cols", "pop_cum", "parts", "out_idx", "out_mask")
+PK_WIDTH = PK_ARR + 2 * len(PK_ARRAYS)
+# dtype prototypes of the packed arrays (typing only; out_mask takes the call's word proto)
+_P_U8 = np.zeros(0, np.uint8)
+_P_I32 = np.zeros(0, np.int32)
+_P_U32 = np.zeros(0, np.uint32)
+_P_I64 = np.zeros(0, np.int64)
+_P_U64 = np.zeros(0, np.uint64)
+_P_F64 = np.zeros(0, np.float64)
+
+
+@nb.njit(inline="always", cache=True)
+def _pk1(h, i, proto):
+    """Packed array ``i`` (1-D) of header row ``h``."""
+    return nb.carray(_address_as_pointer(h[PK_ARR + 2 * i], proto), (h[PK_ARR + 2 * i + 1],))
+
+
+@nb.njit(inline="always", cache=True)
+def _pk2(h, i, proto, a, b):
+    return nb.carray(_address_as_pointer(h[PK_ARR + 2 * i], proto), (a, b))
+
+
+@nb.njit(inline="always", cache=True)
+def _pk3(h, i, proto, a, b, c):
+    return nb.carray(_address_as_pointer(h[PK_ARR + 2 * i], proto), (a, b, c))
+
+
 @nb.njit(**JIT)
-def inject_lean(addr, access, nwords, proto, h_seed, parts, tag, wb, row_bits, bit_lo, bit_hi, n_tiles, tile_row_id,
-                tile_group, tile_wl, grp_off, grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits,
-                sp_active, sp_L, sp_rate, sp_nd0, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum,
-                out_idx, out_mask):
-    """``inject_chunks_serial`` (one chunk) of one tensor reached by address, its access keys
-    derived here: the ``nwords`` words (dtype of ``proto``) at ``addr``; with rows in
-    ``parts`` (access persistence) ``sp_key`` is first overwritten with the keys of ``access``
-    (``access_keys``), with none it is the plan's. Returns (log entries, bits they flip), or
-    (-1, 0) when the log would overflow ``out_*`` (the words untouched)."""
-    if parts.shape[0] > 0:
-        access_keys(h_seed, access, parts, tag, sp_key)
-    words = nb.carray(_address_as_pointer(addr, proto), (nwords,))
-    n = run_tiles(0, n_tiles, words, wb, row_bits, bit_lo, bit_hi, tile_row_id, tile_group, tile_wl, grp_off,
-                  grp_t0, grp_t1, grp_cls, sp_key, sp_thin, sp_pop, sp_wl, sp_gbits, sp_active, sp_L, sp_rate,
-                  sp_nd0, sp_A, sp_tab, tab_goff, tab_t, guide, bl_off, bl_cols, pop_cum, out_idx, out_mask,
-                  np.int64(0), np.int64(out_idx.shape[0]))
+def _inject_packed_row(addr, access, h, proto):
+    """One packed injection (see ``PK_*``): ``inject_chunks_serial`` (one chunk) of the
+    ``h[PK_NWORDS]`` words (dtype of ``proto``) at ``addr``; with ``h[PK_NPARTS]`` rows of
+    (component, part) (access persistence) the sub-pass keys are first derived for ``access``
+    (``access_keys``). Returns (log entries, bits they flip), or (-1, 0) when the log would
+    overflow (the words untouched)."""
+    T = h[PK_T]
+    S = h[PK_S]
+    n_bl = h[PK_NBL]
+    sp_key = _pk2(h, 7, _P_U32, S, 2)
+    if h[PK_NPARTS] > 0:
+        access_keys(np.uint64(h[PK_HSEED]), access, _pk2(h, 24, _P_I64, h[PK_NPARTS], 2), h[PK_TAG], sp_key)
+    words = nb.carray(_address_as_pointer(addr, proto), (h[PK_NWORDS],))
+    out_idx = _pk1(h, 25, _P_I64)
+    out_mask = _pk1(h, 26, proto)
+    n = run_tiles(0, T, words, h[PK_WB], h[PK_ROW_BITS], h[PK_BIT_LO], h[PK_BIT_HI], _pk1(h, 0, _P_U32),
+                  _pk1(h, 1, _P_I32), _pk2(h, 2, _P_U8, h[PK_NWL], T), _pk1(h, 3, _P_I64), _pk1(h, 4, _P_I64),
+                  _pk1(h, 5, _P_I64), _pk1(h, 6, _P_U8), sp_key, _pk1(h, 8, _P_U8), _pk1(h, 9, _P_I32),
+                  _pk1(h, 10, _P_I32), _pk2(h, 11, _P_I32, S, 2), _pk2(h, 12, _P_U8, S, 2),
+                  _pk2(h, 13, _P_F64, S, 2), _pk2(h, 14, _P_F64, S, 2), _pk1(h, 15, _P_I64),
+                  _pk3(h, 16, _P_U64, S, 2, 2), _pk3(h, 17, _P_I64, S, 2, 2), _pk2(h, 18, _P_I64, S, 2),
+                  _pk1(h, 19, _P_U64), _pk1(h, 20, _P_I32), _pk2(h, 21, _P_I64, n_bl, h[PK_BLS]),
+                  _pk1(h, 22, _P_I32), _pk2(h, 23, _P_I64, n_bl, T + 1), out_idx, out_mask, np.int64(0),
+                  h[PK_CAP])
     if n < 0:
+        h[PK_N] = -1
         return np.int64(-1), np.int64(0)
     bits = np.int64(0)
     for i in range(n):
         bits += popcount64(np.uint64(out_mask[i]))
+    h[PK_N] = n
+    h[PK_ADDR] = addr
     return np.int64(n), bits
 
 
 @nb.njit(**JIT)
-def xor_lean(addr, nwords, proto, idx, mask, n):
-    """words[idx[:n]] ^= mask[:n] for the ``nwords`` words at ``addr`` (undo of ``inject_lean``)."""
-    words = nb.carray(_address_as_pointer(addr, proto), (nwords,))
-    xor_range(words, idx, mask, np.int64(0), np.int64(n))
+def inject_packed(addr, access, h, proto):
+    """``_inject_packed_row`` of one tensor: (log entries, bits flipped), or (-1, 0)."""
+    return _inject_packed_row(addr, access, h, proto)
+
+
+@nb.njit(**JIT)
+def inject_packed_many(addrs, access, hdr, proto, bits):
+    """``_inject_packed_row`` for every row ``j`` of ``hdr`` with the tensor at ``addrs[j]``
+    (one call for, e.g., all the weights of a model); ``bits[j]``: the bits flipped, or -1
+    when that tensor's log would overflow (its words untouched)."""
+    for j in range(addrs.shape[0]):
+        n, b = _inject_packed_row(addrs[j], access, hdr[j], proto)
+        bits[j] = b if n >= 0 else -1
+
+
+@nb.njit(**JIT)
+def _xor_packed_row(h, proto):
+    n = h[PK_N]
+    if n > 0:
+        words = nb.carray(_address_as_pointer(h[PK_ADDR], proto), (h[PK_NWORDS],))
+        xor_range(words, _pk1(h, 25, _P_I64), _pk1(h, 26, proto), np.int64(0), n)
+    h[PK_N] = -1
+
+
+@nb.njit(**JIT)
+def xor_packed(h, proto):
+    """Undo the packed injection logged in ``h`` (XOR is its own inverse); once: it marks the log
+    undone (``h[PK_N] = -1``)."""
+    _xor_packed_row(h, proto)
+
+
+@nb.njit(**JIT)
+def xor_packed_many(hdr, proto):
+    """``xor_packed`` for every row of ``hdr``."""
+    for j in range(hdr.shape[0]):
+        _xor_packed_row(hdr[j], proto)
 
 
 @nb.njit(**JIT)
@@ -1006,3 +1087,32 @@ def weak_rows(k0, k1, row_id, stream, thr, out):
     for i in range(row_id.shape[0]):
         x0, x1, _, _ = philox(zero, np.uint32(row_id[i]), stream, zero, k0, k1)
         out[i] = 1 if u53(x0, x1) < thr else 0
+
+
+@nb.njit(**JIT)
+def minmax_keys(a, maxpos):
+    """(min, max) of the order keys ``b ^ ((b >> (w - 1)) & maxpos)`` of the IEEE words ``a``
+    (signed ints of width ``w``, ``maxpos = 2**(w-1) - 1``): the keys sort as the floats do
+    (-0.0 just below +0.0, infinities and NaNs beyond every finite value), and integer
+    min/max vectorize where float min/max with NaN semantics do not. One read pass."""
+    sh = a.dtype.type(a.itemsize * 8 - 1)
+    m = a.dtype.type(maxpos)
+    lo = m
+    hi = a.dtype.type(-maxpos - 1)
+    for i in range(a.shape[0]):
+        b = a[i]
+        k = b ^ ((b >> sh) & m)
+        lo = min(lo, k)
+        hi = max(hi, k)
+    return lo, hi
+
+
+@nb.njit(parallel=True, **JIT)
+def minmax_keys_parallel(a, maxpos, chunks):
+    """``minmax_keys`` over ``chunks`` slices of ``a`` on numba's threads (large tensors)."""
+    n = a.shape[0]
+    lo = np.empty(chunks, a.dtype)
+    hi = np.empty(chunks, a.dtype)
+    for c in nb.prange(chunks):
+        lo[c], hi[c] = minmax_keys(a[c * n // chunks:(c + 1) * n // chunks], maxpos)
+    return lo.min(), hi.max()
