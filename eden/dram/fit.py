@@ -233,7 +233,8 @@ class FitResult:
             "confidence": self.confidence, "ci_method": CI_METHOD, "gof_seed": self.seed,
             "identifiability": list(self.identifiability), "excluded": dict(self.excluded),
             "candidates": cands, "selected": self.selected, "forced": self.forced,
-            "model_spec": self.model.to_spec(), "persistence": self.model.persistence, "q": self.model.q,
+            "model_spec": self.model.to_spec(), "persistence": self.model.persistence,
+            **({"q": self.model.q} if self.model.q is not None else {}),  # (two_level only: older reports unchanged)
             **({"sweeps": dict(self.sweeps)} if self.sweeps is not None else {}),
         })
 
