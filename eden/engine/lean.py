@@ -14,7 +14,8 @@ Same bits and same log as ``Injector.__call__`` (tested): the same kernel (``run
 one chunk, the serial path ``cpu.inject`` takes for such a job) on the same plan. It applies
 where that path is fixed at preparation: the ``cpu`` backend on a CPU tensor, no correction,
 no ECC step, no two-level step (``Injector.thin``), a job whose work estimate is below the
-parallel threshold (so ``cpu.inject`` never runs it on numba's threads), a seed below 2**64. Anything else keeps the ``Injector``.
+parallel threshold (so ``cpu.inject`` never runs it on numba's threads), a seed below 2**64.
+Anything else keeps the ``Injector``.
 """
 
 from __future__ import annotations
