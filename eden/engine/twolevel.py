@@ -43,15 +43,38 @@ def fails(bit_address: np.ndarray, *, seed: int, access: int, q: float) -> np.nd
     return rng.u53(w0, w1) < np.uint64(threshold(q))
 
 
+def _numba_kernel():
+    """The numba kernel of :func:`split_entries` (``backends/_twolevel_kernels.py``), or None
+    without numba (the NumPy path then runs: the same bits)."""
+    try:
+        from eden.engine.backends import _twolevel_kernels
+    except ImportError:
+        return None
+    return _twolevel_kernels.kept_bits
+
+
 def split_entries(idx: np.ndarray, mask: np.ndarray, itemsize: int, *, base_address: int, seed: int,
-                  access: int, q: float) -> tuple[np.ndarray, np.ndarray]:
+                  access: int, q: float, impl: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(kept, dropped) masks of host (word index, xor mask) entries of a weak map: each set bit of
-    ``mask`` kept iff its cell fails on ``access`` (:func:`fails`); ``kept ^ dropped == mask``."""
+    ``mask`` kept iff its cell fails on ``access`` (:func:`fails`); ``kept ^ dropped == mask``.
+
+    ``impl``: ``"numpy"`` (the specification), ``"numba"`` (one compiled loop, bit-identical), or
+    ``"auto"`` (numba where it is installed)."""
     idx = np.asarray(idx, np.int64)
     mask = np.asarray(mask)
     if idx.size == 0:
         return mask.copy(), np.zeros_like(mask)
     wb = itemsize * 8
+    kernel = _numba_kernel() if impl != "numpy" else None
+    if impl == "numba" and kernel is None:
+        raise ImportError("split_entries(impl='numba') needs numba")
+    if kernel is not None:
+        k0, k1 = rng.derive_key(int(seed), int(access), TAG_TWO_LEVEL)
+        out = np.empty(idx.size, np.uint64)
+        kernel(idx, mask.astype(np.uint64), np.uint64(wb), np.uint64(base_address * 8), np.uint32(k0),
+               np.uint32(k1), np.uint64(threshold(q)), out)
+        kept_k = out.astype(mask.dtype)
+        return kept_k, mask ^ kept_k
     m = mask.astype(np.uint64)
     single = (m & (m - np.uint64(1))) == 0  # one flipped bit: most entries at realistic rates
     kept = np.zeros(idx.size, np.uint64)

@@ -294,3 +294,20 @@ def test_group_and_injector_paths_equal_inject():
             assert np.array_equal(_raw(y), _raw(z))
             assert np.array_equal(log.word_flips()[0], ref.word_flips()[0])
             assert log.n_bits == ref.n_bits > 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+def test_numba_draws_equal_the_numpy_specification(dtype):
+    rng = np.random.default_rng(1)
+    n = 50_000
+    full = rng.integers(0, 2**63, n, dtype=np.uint64) | (rng.integers(0, 2, n, dtype=np.uint64) << np.uint64(63))
+    single = np.uint64(1) << rng.integers(0, 64, n, dtype=np.uint64)
+    m = np.where(rng.random(n) < 0.7, single, full).astype(dtype)
+    m = m[m != 0]
+    idx = np.sort(rng.choice(10**9, m.size, replace=False)).astype(np.int64)
+    size = np.dtype(dtype).itemsize
+    a = twolevel.split_entries(idx, m, size, base_address=1 << 31, seed=3, access=5, q=0.3, impl="numpy")
+    b = twolevel.split_entries(idx, m, size, base_address=1 << 31, seed=3, access=5, q=0.3, impl="numba")
+    assert a[0].dtype == b[0].dtype == dtype
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert np.array_equal(a[0] ^ a[1], m) and 0 < np.count_nonzero(a[0]) < m.size
