@@ -137,8 +137,8 @@ def main(argv=None) -> int:
             "from the model, against the observed one.", "",
             "## DIVA DDR3, DIMM A-10 (reduced tRCD)", "", *diva,
             "## Reading it", "",
-            "- Every fitted candidate spreads the errors over 3-5x as many lines as the device has, at 1-1.6 "
-            "errors each, where the device puts 4.6-4.8 in each faulty line: the union of independent weak "
+            "- Every union candidate (em0 .. em1+em2) spreads the errors over 3-5x as many lines as the device has, "
+            "at 1-1.6 errors each, where the device puts 4.6-4.8 in each faulty line: the union of independent weak "
             "bitlines and weak rows cannot make errors coincide inside a line. The BER is right; the number of "
             "bits in error per 64-bit word, which decides what ECC does (docs/ecc.md), is not.",
             "- Persistence is identified by the per-sweep records. Neither `fixed` (100%) nor `access` (the "
@@ -149,10 +149,13 @@ def main(argv=None) -> int:
             "sign that its errors sit in the wrong places. q depends on the candidate because the records are per "
             "line: a repeat can be the same cell or another cell of the line, which the records cannot tell "
             "apart.",
-            "- Not built here: a clustered component (errors where weak rows and weak line positions intersect, "
-            "or a per-line event model) in the engine. The engine's sub-passes walk all cells or one "
-            "component's weak bitlines with rates per its weak-row class; a component cannot declare both weak "
-            "maps (`eden/engine/plan.py`), which an intersection needs.", "",
+            "- The clustered component `emc` (errors where weak rows and weak 64-byte line positions intersect; "
+            "`eden/errormodels/components/emc.py`) has by far the best likelihood and moves the errors per faulty "
+            "line towards the data, but not to it: with cells failing independently, several errors per faulty "
+            "line and few repeats across sweeps exclude each other. The data's faulty lines hold 1-3 errors or "
+            "exactly 7 or 14, in lines of a weak row that change from sweep to sweep: a per-access line event "
+            "(several bits failing together in one access), which the engine cannot draw yet (a candidate flips "
+            "one bit).", "",
             "## Voltron DDR3L (reduced VDD): saturated faulty-line shares", "",
             "The Voltron release gives one number per DIMM and VDD, the share of 64-byte lines with at least one "
             "error; no counts per line and no sweeps, so neither errors per faulty line nor persistence can be "

@@ -1038,6 +1038,8 @@ def sweep_analysis(test: RecordTest, organization: DramOrganization, models: Map
                                             per_iteration=True, record_direction=False), organization)
                 for k in range(reps)]
         d: dict[str, Any] = {"errors_per_faulty_unit": float(np.mean([r["errors_per_faulty_unit"] for r in runs])),
+                             "errors_per_faulty_unit_range": [float(min(r["errors_per_faulty_unit"] for r in runs)),
+                                                              float(max(r["errors_per_faulty_unit"] for r in runs))],
                              "faulty_units_per_iteration": float(np.mean([np.mean(r["faulty_units_per_iteration"])
                                                                           for r in runs]))}
         reps_o = [r["repeat_error_fraction"] for r in runs if r["repeat_error_fraction"] is not None]

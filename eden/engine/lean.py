@@ -1,4 +1,4 @@
-"""One compiled call per injection: the lean path of a small, uncorrected numba injection.
+"""One compiled call per injection: the lean path of a small numba injection.
 
 An emulated forward pass injects into every IFM once and undoes it after the layer ran. Right
 after a convolution every piece of Python runs cold (10-20x slower than in a loop,
@@ -11,14 +11,24 @@ tensor's words by address, derives the access keys itself (SplitMix64 in numba,
 of its own and returns the bits flipped; :meth:`LeanInjection.undo` is one call too.
 
 Same bits and same log as ``Injector.__call__`` (tested): the same kernel (``run_tiles`` on
-one chunk, the serial path ``cpu.inject`` takes for such a job) on the same plan. It applies
-where that path is fixed at preparation: the ``cpu`` backend on a CPU tensor, no correction,
-no ECC step, no two-level step (``Injector.thin``), a job whose work estimate is below the
-parallel threshold (so ``cpu.inject`` never runs it on numba's threads), a seed below 2**64.
+one chunk, the serial path ``cpu.inject`` takes for such a job) on the same plan, and for a
+correcting fp32/bf16 injection the same correction kernel (``correct_log``) in the same call.
+It applies where that path is fixed at preparation: the ``cpu`` backend on a CPU tensor, no
+ECC step, no two-level step (``Injector.thin``), a job whose work estimate is below the parallel threshold (so ``cpu.inject`` never
+runs it on numba's threads), a seed below 2**64, no correction or one of fp32/bf16 words.
 Anything else keeps the ``Injector``.
+
+*Packed* calls: everything a call needs but the address and the access sits in one int64
+header row (``_cpu_kernels.PK_*``: scalars, then the address and length of every plan array,
+the key buffer and the log buffers), so each call passes four arguments: numba's dispatcher
+checks every argument's type on every call, and with the ~38 arrays of a plan that cost more
+than a low-rate injection inside a forward pass. :class:`LeanGroup` packs several injections
+(every in-place weight of a model) into one call and one undo.
 """
 
 from __future__ import annotations
+
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,6 +37,7 @@ from eden.engine.backends import cpu
 from eden.engine.correct import CorrectionMode
 from eden.engine.ops import Injector
 from eden.engine.sampling import TAG_ACCESS
+from eden.formats.base import FloatFormat
 
 _H0 = 0x6A09E667F3BCC908  # rng.derive_key's initial state
 
@@ -61,7 +72,7 @@ def _pack(inj: Injector, row: np.ndarray) -> list:
     row[:] = 0
     for i, name in enumerate(k.PK_ARRAYS):
         a, dt = arrays[name]
-        a = np.ascontiguousarray(a, dtype=dt)
+        a = np.ascontiguousarray(a, dtype=cast(Any, dt))
         if name == "sp_key" and a is not keys:  # pragma: no cover - keys are made uint32 and contiguous
             raise ValueError("internal error: the packed key buffer is not the plan's layout")
         keep.append(a)
@@ -85,7 +96,10 @@ def _pack(inj: Injector, row: np.ndarray) -> list:
 def _applies(inj: Injector) -> bool:
     """Whether the packed path gives ``inj``'s bits and log (see the module docstring)."""
     if (inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None or inj.thin is not None
-            or inj.correction is not CorrectionMode.NONE or inj.seed >= 2**64):
+            or inj.seed >= 2**64):
+        return False
+    # correction: where the cpu backend corrects in numba (fp32, bf16: cpu.correct)
+    if inj.correction is not CorrectionMode.NONE and getattr(inj.format, "view", "") not in ("float32", None):
         return False
     if inj.nbytes % np.dtype(inj.format.word).itemsize:
         return False
@@ -103,7 +117,8 @@ class LeanInjection:
     as the Injector's ``FlipLog.word_flips()``.
     """
 
-    __slots__ = ("injector", "total_bits", "_call", "_xor", "_hdr", "_keep", "_proto", "_out", "_n")
+    __slots__ = ("injector", "total_bits", "n_corrected", "_call", "_xor", "_hdr", "_keep", "_proto", "_out", "_n",
+                 "_correct", "_shift", "_fmax", "_rep")
 
     def __init__(self, inj: Injector):
         k = cpu.kernels()
@@ -117,11 +132,38 @@ class LeanInjection:
         self._call = k.inject_packed
         self._xor = k.xor_packed
         self._n = -1  # entries of the outstanding log; -1: none
+        self.n_corrected = 0  # values the last call's correction replaced
+        # correction (Injector.log, cpu.correct): the range pulled in to the format's finite
+        # values, replacement words from the format's rounding, memoized for the last range
+        self._correct = None if inj.correction is CorrectionMode.NONE else k.inject_packed_correct
+        if self._correct is not None:
+            fmt = cast(FloatFormat, inj.format)
+            self._shift = np.uint32(32 - fmt.bits)
+            self._fmax = fmt.max_finite
+        self._rep: tuple = (None, None)
 
-    def __call__(self, address: int, access: int) -> int | None:
+    def __call__(self, address: int, access: int, plausible: tuple[float, float] | None = None) -> int | None:
+        """Inject (and correct, when the Injector corrects: ``plausible`` is then its range)."""
         if self._n >= 0:
             return None
-        n, bits = self._call(address, access, self._hdr, self._proto)
+        if self._correct is None:
+            n, bits = self._call(address, access, self._hdr, self._proto)
+        else:
+            if plausible is None:
+                raise ValueError("internal error: a correcting lean injection needs the plausible range")
+            rep = self._rep
+            if rep[0] != plausible:
+                fmax = self._fmax
+                low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
+                if not low <= high:
+                    raise ValueError(f"internal error: plausible range ({low}, {high}) is empty")
+                nan_to = min(max(np.float32(0), low), high)
+                fmt = cast(FloatFormat, self.injector.format)
+                words = fmt.from_float32(np.array([0.0, low, high, nan_to], np.float32))
+                rep = self._rep = (plausible, (low, high, words))
+            low, high, words = rep[1]
+            n, bits, self.n_corrected = self._correct(address, access, self._hdr, self._proto, self._shift, low, high,
+                                                      self.injector.correction is CorrectionMode.CLAMP, words)
         if n < 0:
             return None
         self._n = n
@@ -203,9 +245,9 @@ class LeanGroup:
 
 def lean_group(injectors) -> LeanGroup | None:
     """The :class:`LeanGroup` of ``injectors``, or None unless the packed path applies to every
-    one of them (one word type; see the module docstring)."""
+    one of them, none corrects, and all have one word type (see the module docstring)."""
     injectors = list(injectors)
-    if not injectors or not all(_applies(inj) for inj in injectors):
+    if not injectors or not all(_applies(inj) and inj.correction is CorrectionMode.NONE for inj in injectors):
         return None
     if len({np.dtype(inj.format.word) for inj in injectors}) != 1:
         return None

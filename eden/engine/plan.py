@@ -8,8 +8,11 @@ The sampling scheme every backend implements (the NumPy oracle in ``sampling.py`
 * Each error-model component becomes one or more *sub-passes* (its ``sub_passes()``). A sub-pass
   draws candidates from a *population* of positions of each tile, either all ``row_bits``
   bitlines (``pop = -1``) or the sorted list of weak bitlines of the row's
-  subarray for em1 component ``m`` (``pop = m``), at rate ``c[cls]``, where ``cls`` is the
-  row's weak-wordline class for em2 component ``wl`` (0 when ``wl = -1``).
+  subarray of weak-bitline map ``m`` (``pop = m``), at rate ``c[cls]``, where ``cls`` is the
+  row's weak-wordline class of weak-wordline map ``wl`` (0 when ``wl = -1``). A component
+  draws a weak-bitline map (em1), a weak-wordline map (em2) or both (emc, whose weak-bitline
+  sub-pass is by weak-wordline class: the cells where the maps intersect); maps are keyed by
+  (seed, component index, map tag), so a component's two maps are independent.
 * *Stream groups* (what makes a sweep cost O(candidates + runs), not O(tiles)): the tiles of
   a sub-pass are cut into runs of consecutive tiles of one class, and each run into groups of
   at most ``2**k`` tiles, ``k = sp_gbits[s, cls]``, at tile indices that are multiples of
@@ -53,14 +56,14 @@ import dataclasses
 import functools
 import math
 import threading
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from eden.dram.address import AddressMap
 from eden.engine import rng, sampling
 from eden.engine.sampling import TAG_ACCESS, TAG_FIXED, TWO53, fixed_bands
-from eden.errormodels.component import Persistence, Population, WeakLineComponent, WeakLines
+from eden.errormodels.component import Persistence, Population, WeakLines
 from eden.errormodels.model import ErrorModel
 
 
@@ -75,11 +78,11 @@ class Plan:
     bit_hi: int                     # tensor end (exclusive), same origin
     tile_row_id: np.ndarray         # uint32[n_tiles]
     tile_group: np.ndarray          # int32[n_tiles]: (bank, subarray) group of the tile
-    tile_wlclass: np.ndarray        # uint8[n_wl, n_tiles]: weak-wordline class per em2 component
+    tile_wlclass: np.ndarray        # uint8[n_wl, n_tiles]: weak-wordline class per weak-wordline map
     sp_key: np.ndarray              # uint32[S, 2]
     sp_thin: np.ndarray             # uint8[S]
     sp_pop: np.ndarray              # int32[S]: -1 = all bitlines, m = weak-bitline list m
-    sp_wl: np.ndarray               # int32[S]: -1 = no wordline classes, m = em2 component m
+    sp_wl: np.ndarray               # int32[S]: -1 = no wordline classes, m = weak-wordline map m
     sp_active: np.ndarray           # uint8[S, 2]
     sp_L: np.ndarray                # float64[S, 2]: log1p(-c) per class
     sp_A: np.ndarray                # uint64[S, 2, 2]: acceptance thresholds [class, stored bit]
@@ -215,16 +218,27 @@ _WEAK_BITLINES_LOCK = threading.Lock()
 
 
 def _weak_bitlines(weak_lines, seed: int, component: int, fraction: float, groups: np.ndarray,
-                   row_bits: int) -> list:
+                   row_bits: int, block: int = 1) -> list:
     """weak_lines.weak_bitlines, memoized (recent maps; they depend on the seed and the
-    placement only, not on the access or the rates). The lists are shared: read only."""
-    key = (seed, component, fraction, row_bits, groups.tobytes())
+    placement only, not on the access or the rates). The lists are shared: read only.
+
+    ``block > 1`` (a component's ``bitline_block``): the map draws weak blocks of ``block``
+    aligned bitlines (``weak_bitlines`` over the ``row_bits // block`` block positions, the
+    same nested streams) and lists every bitline of each weak block."""
+    key = (seed, component, fraction, row_bits, block, groups.tobytes())
     with _WEAK_BITLINES_LOCK:
         hit = _WEAK_BITLINES.get(key)
         if hit is not None:
             _WEAK_BITLINES.move_to_end(key)
             return hit[0]
-    lists = weak_lines.weak_bitlines(seed, component, fraction, groups, row_bits)
+    if block == 1:
+        lists = weak_lines.weak_bitlines(seed, component, fraction, groups, row_bits)
+    else:
+        if row_bits % block:
+            raise ValueError(f"weak bitline blocks of {block} bitlines do not divide a row of {row_bits}")
+        span = np.arange(block, dtype=np.int64)
+        lists = [(np.asarray(b, np.int64)[:, None] * block + span[None, :]).reshape(-1)
+                 for b in weak_lines.weak_bitlines(seed, component, fraction, groups, row_bits // block)]
     size = sum(a.nbytes for a in lists)
     with _WEAK_BITLINES_LOCK:
         _WEAK_BITLINES[key] = (lists, size)
@@ -322,21 +336,22 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
     address_map.check_range(base_address, nbytes)
     n_tiles, bit_lo, bit_hi, row_id, groups, tile_group = _placement(
         address_map, int(base_address), int(nbytes),
-        any(c.weak_lines is WeakLines.BITLINES for c in model.components))
+        any(WeakLines.BITLINES in c.weak_fractions() for c in model.components))
 
     sp: list[dict[str, Any]] = []
     access_parts: list[tuple[int, int]] = []  # (component, part) of each access-keyed sub-pass
-    bl_lists: list[list[np.ndarray]] = []  # per em1 component: list of arrays per group
-    wl_classes: list[np.ndarray] = []  # per em2 component: uint8[n_tiles]
+    bl_lists: list[list[np.ndarray]] = []  # per weak-bitline map (component): arrays per group
+    wl_classes: list[np.ndarray] = []  # per weak-wordline map (component): uint8[n_tiles]
     for ci, comp in enumerate(model.components):
         pop, wl = -1, -1
-        if comp.weak_lines is WeakLines.BITLINES:
+        fractions = comp.weak_fractions()
+        if WeakLines.BITLINES in fractions:
             pop = len(bl_lists)
-            fraction = cast(WeakLineComponent, comp).fraction
-            bl_lists.append(_weak_bitlines(weak_lines, seed, ci, fraction, groups, org.row_bits))
-        if comp.weak_lines is WeakLines.WORDLINES:
+            bl_lists.append(_weak_bitlines(weak_lines, seed, ci, fractions[WeakLines.BITLINES], groups,
+                                           org.row_bits, comp.bitline_block))
+        if WeakLines.WORDLINES in fractions:
             wl = len(wl_classes)
-            wl_classes.append(weak_lines.weak_wordlines(seed, ci, cast(WeakLineComponent, comp).fraction, row_id))
+            wl_classes.append(weak_lines.weak_wordlines(seed, ci, fractions[WeakLines.WORDLINES], row_id))
         for pi, sub in enumerate(comp.sub_passes()):
             q = sub.q
             sp_pop = pop if sub.population is Population.WEAK_BITLINES else -1

@@ -8,9 +8,11 @@ everything the rest of eden needs:
   (name, default, range [0, 1], whether :meth:`Component.scaled` scales it, a doc line);
   spec parsing and printing (``"em1:fraction=0.01,p=0.05"``) come from them;
 * the cells it flips: :meth:`Component.rate_table` (flip probability of a cell given its
-  line classes and stored bit) and :attr:`Component.weak_lines` (which weak-line map, if
-  any, its ``fraction`` draws); :meth:`Component.mean_flip_rate` (its expected BER)
-  follows from them;
+  line classes and stored bit) and :attr:`Component.weak_lines` (which weak-line maps, if
+  any, it draws: weak bitlines or weak wordlines with its ``fraction``, or both, each with
+  its own fraction given by :meth:`Component.weak_fractions`; weak bitlines may come in aligned
+  blocks, :attr:`Component.bitline_block`);
+  :meth:`Component.mean_flip_rate` (its expected BER) follows from them;
 * its engine sub-passes, :meth:`Component.sub_passes` (sampling scheme: ``eden/engine/plan.py``);
 * optionally, its maximum-likelihood fit to raw records (``fit_records``), its simulated
   goodness-of-fit margins (``simulate_margins``) and its draws for synthetic records
@@ -73,10 +75,11 @@ def check_repeat_q(persistence: Persistence | str, q) -> float | None:
 
 
 class WeakLines(Mode):
-    """The weak-line map a component draws with its ``fraction`` (per device seed, nested in it)."""
+    """The weak-line maps a component draws (per device seed and component, each nested in its fraction)."""
 
-    BITLINES = "bitlines"    # a fraction of the bitlines of each (bank, subarray)
-    WORDLINES = "wordlines"  # a fraction of the rows
+    BITLINES = "bitlines"    # a fraction of the bitlines of each (bank, subarray): ``fraction``
+    WORDLINES = "wordlines"  # a fraction of the rows: ``fraction``
+    BOTH = "both"            # both maps, drawn independently: fractions from ``weak_fractions()``
 
 
 class Population(Mode):
@@ -94,9 +97,12 @@ class SubPass:
         q: Flip probability ``q[wordline class][stored bit]`` of a cell of the population;
             the class is the row's weak-wordline class of this component when
             ``by_wordline_class``, else always 0.
-        population: Cells walked in each row.
+        population: Cells walked in each row (``WEAK_BITLINES``: the component must draw
+            weak bitlines, ``weak_lines`` BITLINES or BOTH).
         by_wordline_class: Rates depend on whether the row is one of this component's weak
-            wordlines (the component must have ``weak_lines = WeakLines.WORDLINES``).
+            wordlines (the component must draw weak wordlines, ``weak_lines`` WORDLINES or
+            BOTH). With ``population = WEAK_BITLINES`` too, the sub-pass walks the weak
+            bitlines at rates by the row's class: the cells where the two maps intersect.
     """
 
     q: tuple[tuple[float, float], tuple[float, float]]
@@ -115,7 +121,7 @@ def fraction_param(doc: str, default: float = 0.0) -> Any:
 
 
 class WeakLineComponent(Protocol):
-    """A component with weak lines: its ``fraction`` parameter is the share of weak lines."""
+    """A component with one weak-line map: its ``fraction`` parameter is the share of weak lines."""
 
     fraction: float
 
@@ -126,6 +132,9 @@ class Component:
 
     kind: ClassVar[str] = ""
     weak_lines: ClassVar[WeakLines | None] = None
+    #: Weak bitlines come in aligned blocks of this many bitlines (1: each bitline on its own; 512:
+    #: whole 64-byte line positions); the BITLINES fraction is then the fraction of blocks.
+    bitline_block: ClassVar[int] = 1
     # fit-candidate defaults (used when the class defines fit_records; see eden.errormodels.fitting)
     fit_parts: ClassVar[tuple[str, ...]] = ()
     fits_without_errors: ClassVar[bool] = False
@@ -185,11 +194,25 @@ class Component:
         """Flip probability of a cell (stored 0, stored 1) given its line classes."""
         raise NotImplementedError(f"{type(self).__name__} must define rate_table")
 
+    def weak_fractions(self) -> dict[WeakLines, float]:
+        """The fraction of each weak-line map this component draws (``BITLINES`` and/or
+        ``WORDLINES``; empty without weak lines): what the engine draws its maps with."""
+        if self.weak_lines is None:
+            return {}
+        if self.weak_lines is WeakLines.BOTH:
+            raise NotImplementedError(f"{type(self).__name__} draws both weak-line maps: it must define "
+                                      "weak_fractions")
+        return {self.weak_lines: cast(WeakLineComponent, self).fraction}
+
     def mean_flip_rate(self, stored: int) -> float:
         """Flip probability of a cell storing ``stored``, averaged over this component's line classes."""
         strong = self.rate_table(False, False)[stored]
         if self.weak_lines is None:
             return strong
+        if self.weak_lines is WeakLines.BOTH:  # the two maps are drawn independently
+            fb, fw = (self.weak_fractions()[m] for m in (WeakLines.BITLINES, WeakLines.WORDLINES))
+            return sum(pb * pw * self.rate_table(b, w)[stored]
+                       for b, pb in ((False, 1.0 - fb), (True, fb)) for w, pw in ((False, 1.0 - fw), (True, fw)))
         weak = self.rate_table(self.weak_lines is WeakLines.BITLINES,
                                self.weak_lines is WeakLines.WORDLINES)[stored]
         f = cast(WeakLineComponent, self).fraction  # a component with weak lines has a `fraction` parameter

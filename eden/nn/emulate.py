@@ -620,7 +620,7 @@ class Emulation:
         self._weight_group: InjectorGroup | None = None  # the in-place weights' injections, redrawn together
         self._lean_weights: LeanGroup | None = None  # the same as one packed call, where it applies
         self._weight_key: list = []  # the storage (address, dtype, size, device) the groups were made for
-        self._redraw: tuple | None = None  # (weights redrawn per access, together, alone), made once
+        self._redraw: tuple[list[_WeightState], list[_WeightState]] | None = None  # (together, alone), made once
         self._hooks: list = []
         self._active = False
         self._weights_dirty = False
@@ -735,15 +735,14 @@ class Emulation:
         """Fresh errors for every weight with access persistence: the in-place ones (the
         parameter's own storage) in one engine call (``InjectorGroup``, or ``LeanGroup`` where
         the packed path applies: the same bits as one call each), the others one by one."""
-        redraw = self._redraw
-        if redraw is None:
-            redraw = [w for w in self._weights
-                      if w.cfg.error_model is not None and w.cfg.error_model.persistence.redraws]
-            together = [w for w in redraw if w.in_place]
-            if len(together) < 2:
-                together = []
-            self._redraw = redraw = (redraw, together, [w for w in redraw if not together or not w.in_place])
-        _, together, alone = redraw
+        if self._redraw is None:
+            redrawn = [w for w in self._weights
+                       if w.cfg.error_model is not None and w.cfg.error_model.persistence.redraws]
+            both = [w for w in redrawn if w.in_place]
+            if len(both) < 2:
+                both = []
+            self._redraw = (both, [w for w in redrawn if not both or not w.in_place])
+        together, alone = self._redraw
         for w in alone:
             w.inject(access, self.address_map, self.stats[w.name], self.backend)
         if not together:
@@ -756,10 +755,10 @@ class Emulation:
             lean = self._lean_weights
             if lean is not None and lean.outstanding:
                 lean.undo()
-            # one key per weight: a weight whose storage changed (dtype, size, device, address)
-            # gets its Injector and the group made again
+            # one key per weight: a weight whose storage changed (address, hence device; dtype,
+            # size, layout) gets its Injector and the group made again
             datas = [w.param.data for w in together]
-            key = [(d.data_ptr(), d.dtype, d.numel(), d.is_cuda) for d in datas]
+            key = [(d.data_ptr(), d.dtype, d.numel(), d.is_contiguous()) for d in datas]
             if key != self._weight_key:
                 self._weight_key = key
                 injectors = [w._injector(d, self.address_map, self.backend) for w, d in zip(together, datas)]
@@ -883,15 +882,16 @@ class Emulation:
                                 leans.clear()
                             lean = leans[inj] = lean_injection(inj)
                         last[:] = (n, base, dev, inj, lean)
+                    plausible = finite_range(x) if per_batch else bounds
                     if lean is not None:
-                        bits = lean(x.data_ptr(), access)
+                        bits = lean(x.data_ptr(), access, plausible)
                         if bits is not None:  # else: its log is outstanding or would overflow
                             pending.append(lean)
                             stats.injections += 1
                             stats.flipped_bits += bits
                             stats.bits += lean.total_bits
+                            stats.corrected_values += lean.n_corrected
                             return None
-                    plausible = finite_range(x) if per_batch else bounds
                     log = inj(x, inj.words(x), access, plausible)
                     pending.append(log)
                     stats.injections += 1

@@ -300,13 +300,16 @@ def test_a_leading_bang_leaves_data_types_out(lenet, batch):
                                  "entries": [{"select": "!features.0.ifm", "error_model": "em0:p=1e-3"}]})
 
 
-@pytest.mark.parametrize("spec,fmt", [("em0:p=1e-3", "fp32"), ("em3:p10=1e-3,p01=1e-4;persistence=fixed", "fp16"),
-                                      ("em1:fraction=0.05,p=0.02+em0:p=1e-4", "bf16")])
-def test_ifm_lean_path_same_outputs_and_stats(lenet, batch, monkeypatch, spec, fmt):
-    """The IFM hook's lean calls (eden.engine.lean) give the outputs and the stats of its Injectors."""
+@pytest.mark.parametrize("spec,fmt,correction", [
+    ("em0:p=1e-3", "fp32", "none"), ("em3:p10=1e-3,p01=1e-4;persistence=fixed", "fp16", "none"),
+    ("em1:fraction=0.05,p=0.02+em0:p=1e-4", "bf16", "none"), ("em0:p=1e-3", "fp32", "zero"),
+    ("em0:p=2e-3", "bf16", "clamp")])
+def test_ifm_lean_path_same_outputs_and_stats(lenet, batch, monkeypatch, spec, fmt, correction):
+    """The IFM hook's lean calls (eden.engine.lean) give the outputs and the stats of its Injectors
+    (with per-batch correction bounds: the packed inject + correct call)."""
     import eden.nn.emulate as em
 
-    plan = EmulationPlan.uniform(spec, format=fmt, select="*.ifm")
+    plan = EmulationPlan.uniform(spec, format=fmt, select="*.ifm", correction=correction)
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[fmt]
     model = zoo.load_model("digits-lenet").to(dtype)
     x = batch[0].to(dtype)
@@ -314,7 +317,7 @@ def test_ifm_lean_path_same_outputs_and_stats(lenet, batch, monkeypatch, spec, f
     def run():
         with emulate(model, plan, seed=5) as emu, torch.inference_mode():
             outs = [model(x).clone() for _ in range(3)]
-        return outs, {k: (s.injections, s.flipped_bits, s.bits) for k, s in emu.stats.items()}
+        return outs, {k: (s.injections, s.flipped_bits, s.bits, s.corrected_values) for k, s in emu.stats.items()}
 
     made = []
     real = em.lean_injection
@@ -325,6 +328,8 @@ def test_ifm_lean_path_same_outputs_and_stats(lenet, batch, monkeypatch, spec, f
     outs, stats = run()
     assert all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for a, b in zip(lean_outs, outs))
     assert lean_stats == stats and sum(s[1] for s in stats.values()) > 0
+    if correction != "none":
+        assert sum(s[3] for s in stats.values()) > 0  # the correction ran
 
 
 @pytest.mark.parametrize("spec", ["em0:p=1e-3", "em2:fraction=0.3,p=1e-2,p_else=1e-5"])

@@ -38,9 +38,12 @@ SPECS = {
     "em2": "em2:fraction=0.25,p=1e-2,p_else=1e-4",
     "em3": "em3:p10=1e-2,p01=1e-4",
     "composite": "em1:fraction=0.02,p=0.05+em0:p=1e-4+em3:p10=1e-3,p01=1e-5+em2:fraction=0.2,p=3e-3",
+    # both weak-line maps (weak line positions walked in weak rows only)
+    "emc": "emc:line_fraction=0.25,wl_fraction=0.5,p=0.02,p_else=1e-4",
     # low rates: stream groups of several tiles (4 MB tensors)
     "em0_low": "em0:p=1e-6",
     "composite_low": "em1:fraction=0.02,p=1e-3,p_else=1e-7+em0:p=1e-6+em2:fraction=0.2,p=1e-4,p_else=1e-6",
+    "emc_low": "emc:line_fraction=0.3,wl_fraction=0.2,p=2e-3,p_else=1e-7+em1:fraction=0.02,p=1e-3",
 }
 LOW_BYTES = 4 << 20
 # two_level: the weak map on the device, the failing weak cells kept from the log read back (eden.engine.twolevel)

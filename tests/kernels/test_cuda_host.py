@@ -119,6 +119,9 @@ SPECS = {
     "em3_high": "em3:p10=0.3,p01=0.02",
     "composite": "em1:fraction=0.02,p=0.05+em0:p=1e-4+em3:p10=1e-3,p01=1e-5+em2:fraction=0.2,p=3e-3",
     "composite_low": "em1:fraction=0.02,p=1e-3,p_else=1e-7+em0:p=1e-6+em2:fraction=0.2,p=1e-4,p_else=1e-6",
+    # both weak-line maps: the weak lines' bitlines walked in weak rows only (table and log methods)
+    "emc": "emc:line_fraction=0.25,wl_fraction=0.5,p=0.02,p_else=1e-4",
+    "emc_low": "emc:line_fraction=0.3,wl_fraction=0.2,p=2e-3,p_else=1e-7+em1:fraction=0.02,p=1e-3",
 }
 #: The oracle walks whole rows one draw at a time (vectorized across rows only), so
 #: rates near 1/2 get short rows: 1 KiB instead of 8 KiB.
@@ -278,7 +281,7 @@ def host_gpu(lib, monkeypatch):
 GLUE_DTYPES = (("float32", "zero"), ("float16", "clamp"), ("bfloat16", "zero"), ("int8", None), ("int4", None))
 
 
-@pytest.mark.parametrize("name", ["em0", "em0_low", "em1", "em3", "composite", "composite_low"])
+@pytest.mark.parametrize("name", ["em0", "em0_low", "em1", "em3", "composite", "composite_low", "emc"])
 def test_gpu_module_glue_matches_cpu_backend(host_gpu, name):
     """gpu.inject and gpu.correct, with the kernels on the host, give the CPU backend's
     tensor, log and correction counts (fp32 and bf16 with zero correction, fp16 with clamp,

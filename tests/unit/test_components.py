@@ -20,7 +20,7 @@ from eden.dram.raw import RawCharacterization
 from eden.engine.ops import inject_
 from eden.engine.plan import compile_plan
 from eden.errormodels import component as registry
-from eden.errormodels.component import Component, Persistence, SubPass, rate_param, register
+from eden.errormodels.component import Component, Persistence, SubPass, WeakLines, rate_param, register
 from eden.errormodels.components import component_class, component_kinds, fit_model
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError
@@ -54,8 +54,9 @@ def _plan_ber(model: ErrorModel, ones_fraction: float) -> float:
     (comp,) = model.components
     plan = compile_plan(model, word_bits=32, nbytes=1 << 16, seed=1, access=0, base_address=0,
                         address_map=DEFAULT_ADDRESS_MAP)
-    f_bl = comp.fraction if comp.weak_lines == "bitlines" else 0.0
-    f_wl = comp.fraction if comp.weak_lines == "wordlines" else 0.0
+    fractions = comp.weak_fractions()
+    f_bl = fractions.get(WeakLines.BITLINES, 0.0)
+    f_wl = fractions.get(WeakLines.WORDLINES, 0.0)
     total = 0.0
     for weak_b, pb in ((False, 1 - f_bl), (True, f_bl)):
         for weak_w, pw in ((False, 1 - f_wl), (True, f_wl)):
@@ -81,7 +82,8 @@ def test_expected_ber_matches_the_compiled_sub_passes(kind):
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(EdenConfigError, match=r"unknown error model 'em9'; known: em0, em1, em2, em3; did you mean"):
+    with pytest.raises(EdenConfigError,
+                       match=r"unknown error model 'em9'; known: em0, em1, em2, em3, emc; did you mean"):
         ErrorModel.from_spec("em9:p=1e-3")
     with pytest.raises(EdenConfigError, match=r"unknown error model 'emm1'.*did you mean 'em1'"):
         component_class("emm1")
@@ -93,8 +95,8 @@ def test_unknown_names_list_the_known_ones():
 
 def test_fit_candidates_come_from_the_registry_in_order():
     # the order seeds each candidate's goodness-of-fit Monte Carlo: the goldens depend on it
-    assert MODELS == ("em0", "em1", "em2", "em3", "em1+em2")
-    assert N_PARAMS == {"em0": 1, "em1": 3, "em2": 3, "em3": 2, "em1+em2": 5}
+    assert MODELS == ("em0", "em1", "em2", "em3", "em1+em2", "emc")
+    assert N_PARAMS == {"em0": 1, "em1": 3, "em2": 3, "em3": 2, "em1+em2": 5, "emc": 4}
     assert fit_model("em1+em2").fit_parts == ("em1", "em2")
 
 

@@ -101,9 +101,47 @@ def test_lean_log_overflow_leaves_words_untouched():
     assert np.array_equal(_bits(x), clean)
 
 
+CORRECT_CASES = [  # (spec, dtype, elements, correction, range): exponent flips make most values implausible
+    ("em0:p=1e-3", torch.float32, 60_000, "zero", (-1.5, 1.5)),
+    ("em0:p=1e-3", torch.float32, 60_000, "clamp", (-1.5, 1.5)),
+    ("em0:p=2e-3", torch.bfloat16, 40_000, "clamp", (-0.7, 2.5)),
+    ("em2:fraction=0.3,p=1e-2,p_else=1e-5", torch.bfloat16, 50_000, "zero", (-3.0, 3.0)),
+    ("em0:p=1e-3", torch.float32, 30_000, "clamp", (-1e39, 1e39)),  # pulled in to the largest finite value
+]
+
+
+@pytest.mark.parametrize("case", CORRECT_CASES, ids=[f"{c[0]}-{c[1]}-{c[3]}" for c in CORRECT_CASES])
+def test_lean_with_correction_equals_injector(case):
+    """The packed inject + correct call: the words, the corrected log, the bits and the count of
+    corrected values of the Injector, for several accesses and two ranges (the memoized
+    replacement words follow the range)."""
+    spec, dtype, n, mode, rng_ = case
+    inj = _injector(spec, dtype, n, correction=mode)
+    lean = lean_injection(inj)
+    assert isinstance(lean, LeanInjection)
+    x = _tensor(dtype, n, 3)
+    y = x.clone()
+    clean = _bits(x)
+    corrected = 0
+    for access, plausible in [(0, rng_), (1, rng_), (5, (rng_[0] / 2, rng_[1] / 3)), (5, rng_), (2**33, rng_)]:
+        bits = lean(x.data_ptr(), access, plausible)
+        ref = inj(y, inj.words(y), access, plausible)
+        assert np.array_equal(_bits(x), _bits(y))
+        gi, gm = lean.entries()
+        ri, rm = ref.word_flips()
+        assert np.array_equal(gi, ri) and np.array_equal(gm, rm)
+        assert bits == ref.n_bits and lean.n_corrected == ref.n_corrected
+        corrected += lean.n_corrected
+        lean.undo()
+        ref.undo()
+        assert np.array_equal(_bits(x), clean) and np.array_equal(_bits(y), clean)
+    assert corrected > 0  # the correction ran
+
+
 def test_lean_applies_only_where_the_path_is_fixed():
     assert lean_injection(_injector("em0:p=1e-4", torch.float32, 1000)) is not None
-    assert lean_injection(_injector("em0:p=1e-4", torch.float32, 1000, correction="zero")) is None
+    assert lean_injection(_injector("em0:p=1e-4", torch.float32, 1000, correction="zero")) is not None
+    assert lean_injection(_injector("em0:p=1e-4", torch.float16, 1000, correction="zero")) is None  # NumPy's
     assert lean_injection(_injector("em0:p=1e-4", torch.float32, 1000, ecc="secded72")) is None
     ref = Injector(ErrorModel.from_spec("em0:p=1e-4"), format_of(torch.float32), 4000, seed=1, base_address=0,
                    backend="reference")

@@ -929,6 +929,26 @@ def inject_packed(addr, access, h, proto):
 
 
 @nb.njit(**JIT)
+def inject_packed_correct(addr, access, h, proto, shift, low, high, clamp, rep):
+    """``inject_packed`` then ``correct_log`` (write, one segment) on its log: the words' upper
+    bits are a float32 (``shift``: 0 for fp32, 16 for bf16); ``rep`` = replacement words
+    (zero, low, high, NaN's), the format's rounding of (0, low, high, clamp(0)). Returns (log
+    entries, bits flipped after the correction, values corrected), or (-1, 0, 0) when the log
+    would overflow (the words untouched)."""
+    n, bits = _inject_packed_row(addr, access, h, proto)
+    if n < 0:
+        return np.int64(-1), np.int64(0), np.int64(0)
+    if n == 0:
+        return n, bits, np.int64(0)
+    words = nb.carray(_address_as_pointer(addr, proto), (h[PK_NWORDS],))
+    off = np.zeros(1, np.int64)
+    cnt = np.full(1, n, np.int64)
+    n_bad, delta = correct_log(words, shift, _pk1(h, 25, _P_I64), _pk1(h, 26, proto), off, cnt, low, high, True,
+                               clamp, rep[0], rep[1], rep[2], rep[3])
+    return n, bits - delta, np.int64(n_bad)
+
+
+@nb.njit(**JIT)
 def inject_packed_many(addrs, access, hdr, proto, bits):
     """``_inject_packed_row`` for every row ``j`` of ``hdr`` with the tensor at ``addrs[j]``
     (one call for, e.g., all the weights of a model); ``bits[j]``: the bits flipped, or -1

@@ -15,12 +15,15 @@ from eden.errormodels.components.em1 import WeakBitlines
 from eden.errormodels.components.em1_em2 import WeakBitlinesAndWordlines
 from eden.errormodels.components.em2 import WeakWordlines
 from eden.errormodels.components.em3 import DataDependent
+from eden.errormodels.components.emc import ClusteredIntersections
 
 register(Uniform)
 register(WeakBitlines)
 register(WeakWordlines)
 register(DataDependent)
 register_fit_model(WeakBitlinesAndWordlines)
+register(ClusteredIntersections)
 
 __all__ = ["component_class", "component_kinds", "fit_model", "fit_model_names", "Uniform", "WeakBitlines",
-           "WeakWordlines", "DataDependent", "WeakBitlinesAndWordlines"]
+           "WeakWordlines", "DataDependent", "WeakBitlinesAndWordlines",
+           "ClusteredIntersections"]
