@@ -168,7 +168,8 @@ def test_per_access_rates_of_a_data_dependent_model():
 
 
 @pytest.mark.parametrize("spec,q", [("em0:p=2e-3", 0.05), ("em0:p=2e-3", 0.3),
-                                    ("em1:fraction=0.05,p=0.01,p_else=1e-4+em2:fraction=0.1,p=2e-3", 0.169)])
+                                    ("em1:fraction=0.05,p=0.01,p_else=1e-4+em2:fraction=0.1,p=2e-3", 0.169),
+                                    ("emc:line_fraction=0.1,wl_fraction=0.1,p=0.01,p_else=1e-4", 0.2)])
 def test_repeat_fraction_is_q(spec, q):
     """Given access 1's errors, each is a weak cell that failed on access 0 with probability q
     (independent draws): the number that repeat is binomial(|errors of access 1|, q)."""
@@ -242,6 +243,7 @@ CASES = [
     ("int8", "em3:p10=1e-3,p01=1e-4+em0:p=1e-5" + TL + "0.5", 1024 * 7 + 5, 1),
     ("int32", "em0:p=1e-5" + TL + "0.169", 4 * 5, 9),  # low rates: multi-tile stream groups
     ("bfloat16", "em0:p=0.3" + TL + "0.6", 0, 2),  # dense: single-tile groups
+    ("float32", "emc:line_fraction=0.1,wl_fraction=0.1,p=0.01,p_else=1e-5" + TL + "0.3", 4 * 3, 2),
 ]
 
 
