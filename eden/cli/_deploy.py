@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import (LazyChoice, build_model_and_data, executor_from_options, executor_options, fail,
-                              load_profile_or_fail, mapping_policies)
+from eden.cli._common import (LazyChoice, build_model_and_data, ecc_codes, executor_from_options, executor_options,
+                              fail, load_profile_or_fail, mapping_policies)
 
 
 def _objectives() -> tuple[str, ...]:
@@ -83,14 +83,14 @@ def generation_options(f):
 
 def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks, objective,
                  tolerance_source, lower_bounds="use", workload="inference", prompt_tokens=64, new_tokens=64,
-                 decode_memory_bound_fraction=0.9):
+                 decode_memory_bound_fraction=0.9, ecc=None):
     from eden.workflows.deploy import DeployOptions
 
     return DeployOptions(policy=policy, batch_size=inference_batch, alpha=alpha,
                          memory_bound_fraction=memory_bound_fraction, hit_rate=hit_rate,
                          partition_banks=partition_banks, tolerance=tolerance_source, objective=objective,
                          lower_bounds=lower_bounds, workload=workload, prompt_tokens=prompt_tokens,
-                         new_tokens=new_tokens, decode_memory_bound_fraction=decode_memory_bound_fraction)
+                         new_tokens=new_tokens, decode_memory_bound_fraction=decode_memory_bound_fraction, ecc=ecc)
 
 
 @main.command("map")
@@ -101,6 +101,9 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
               help="DRAM profile name or file.")
 @deploy_options
 @generation_options
+@click.option("--ecc", "ecc", type=LazyChoice(ecc_codes), default=None,
+              help="ECC of the memory (default: the code the tolerance file was characterized with); another code "
+                   "than the tolerance file's is refused: its tolerable BERs are raw BERs behind that code.")
 @click.option("--validate/--no-validate", default=True, show_default=True,
               help="Check the mapping by emulation (needs the model the tolerance file belongs to).")
 @click.option("--model", "model_spec", default=None,
@@ -117,7 +120,7 @@ def make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate
 @executor_options
 def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory_bound_fraction, hit_rate,
             partition_banks, objective, tolerance_source, lower_bounds, workload, prompt_tokens, new_tokens,
-            decode_memory_bound_fraction, validate, model_spec, weights, data_spec, batch_size, device,
+            decode_memory_bound_fraction, ecc, validate, model_spec, weights, data_spec, batch_size, device,
             seeds, output, force, as_json, executor, workers, address, gpus_per_worker):
     """Map each data type to the most aggressive DRAM partition it tolerates; report energy/latency."""
     from eden.core.io import write_json
@@ -130,7 +133,7 @@ def map_cmd(tolerance_path, profile_name, policy, inference_batch, alpha, memory
     profile = load_profile_or_fail(profile_name)
     opts = make_options(policy, inference_batch, alpha, memory_bound_fraction, hit_rate, partition_banks,
                         objective, tolerance_source, lower_bounds, workload, prompt_tokens, new_tokens,
-                        decode_memory_bound_fraction)
+                        decode_memory_bound_fraction, ecc)
     model = loader = dev = None
     if validate:
         model, _, loader, dev = build_model_and_data(model_spec or record["model"]["id"], weights,

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import (apply_metadata_errors, build_model_and_data, error_model_options, fail,
+from eden.cli._common import (apply_metadata_errors, build_model_and_data, ecc_option, error_model_options, fail,
                               metadata_errors_option, mode_choice, model_options, resolve_model_choice)
 from eden.errors import EdenError
 
@@ -76,6 +76,7 @@ def _init_distributed(device: str | None):
 @metadata_errors_option
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="none", show_default=True)
+@ecc_option
 @click.option("--select", multiple=True, metavar="PATTERN",
               help="Data types with errors (glob; repeatable; a leading '!' leaves matches out, e.g. "
                    "'!stem.0.ifm': all but the input). Default: all.")
@@ -129,8 +130,8 @@ def _init_distributed(device: str | None):
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report instead of the table.")
 def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model, profile, op, train_spec, fmt,
-                no_metadata_errors, correction, select, target_ber, schedule, start_ber, ramp_epochs, steps, epochs,
-                optimizer, lr,
+                no_metadata_errors, correction, ecc, select, target_ber, schedule, start_ber, ramp_epochs, steps,
+                epochs, optimizer, lr,
                 lr_schedule, weight_decay, freeze_norm_stats, clip_grad_norm, train_batch_size, seed, tolerance,
                 tolerance_seeds, before_path, target_drop, tolerance_baseline, resolution, output, report_path,
                 checkpoint, resume, force, progress, as_json):
@@ -159,7 +160,7 @@ def retrain_cmd(model_spec, weights, data_spec, batch_size, device, error_model,
     choice = resolve_model_choice(error_model, profile, op, required=False)
     shape = choice.model if choice is not None else DEFAULT_SHAPE
     try:
-        config = RetrainConfig(shape, target_ber=target, format=fmt, correction=correction,
+        config = RetrainConfig(shape, target_ber=target, format=fmt, correction=correction, ecc=ecc,
                                select=tuple(select) or ("*",), epochs=epochs, schedule=schedule,
                                start_ber=start_ber, ramp_epochs=ramp_epochs, steps=steps, optimizer=optimizer, lr=lr,
                                lr_schedule=lr_schedule, weight_decay=weight_decay,

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from eden.cli import main
-from eden.cli._common import (LazyChoice, apply_metadata_errors, executor_from_options, executor_options,
-                              mapping_policies, metadata_errors_option, mode_choice)
+from eden.cli._common import (LazyChoice, apply_metadata_errors, ecc_option, executor_from_options,
+                              executor_options, mapping_policies, metadata_errors_option, mode_choice)
 from eden.cli._deploy import generation_options
 
 
@@ -28,6 +28,15 @@ from eden.cli._deploy import generation_options
 @metadata_errors_option
 @click.option("--correction", type=mode_choice("eden.engine.correct", "CorrectionMode"),
               default="zero", show_default=True)
+@click.option("--correction-bounds", type=mode_choice("eden.workflows.characterize", "CorrectionBounds"),
+              default=None,
+              help="The correction's plausible range: each data type's range calibrated in advance on the first "
+                   "--calibration-batches batches of the train split (calibrated: what a deployed system has; the "
+                   "default with a correction), or each IFM's own min/max per batch (batch); stored in the "
+                   "tolerance records.")
+@click.option("--calibration-batches", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Batches of the train split that --correction-bounds calibrated profiles.")
+@ecc_option
 @click.option("--target-drop", type=float, default=1.0, show_default=True, help="Accuracy drop allowed (pp).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--resolution", type=click.FloatRange(min=0.01, max=2), default=0.1, show_default=True)
@@ -47,7 +56,8 @@ from eden.cli._deploy import generation_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @executor_options
-def run_cmd(run_dir, model, data, profile, error_model, fmt, no_metadata_errors, correction, target_drop, seeds,
+def run_cmd(run_dir, model, data, profile, error_model, fmt, no_metadata_errors, correction, correction_bounds,
+            calibration_batches, ecc, target_drop, seeds,
             resolution, retrain_epochs, retrain_batch_size, retrain_gain, policy, memory_bound_fraction,
             inference_batch, workload, prompt_tokens, new_tokens, decode_memory_bound_fraction, seed, restart,
             progress, as_json, executor, workers, address, gpus_per_worker):
@@ -57,12 +67,16 @@ def run_cmd(run_dir, model, data, profile, error_model, fmt, no_metadata_errors,
     if not (0 < target_drop < 100):
         raise click.BadParameter(f"must be in (0, 100), got {target_drop}", param_hint="--target-drop")
     fmt = apply_metadata_errors(fmt, no_metadata_errors)
+    if correction_bounds == "calibrated" and correction == "none":
+        raise click.BadParameter("calibrated bounds are the range of a correction: give --correction zero|clamp",
+                                 param_hint="--correction-bounds")
     cfg = RunConfig(model=model, data=data, profile=profile, error_model=error_model, format=fmt,
                     correction=correction, target_drop_pp=target_drop, seeds=seeds, resolution_decades=resolution,
                     retrain_epochs=retrain_epochs, retrain_batch_size=retrain_batch_size, retrain_gain=retrain_gain,
                     policy=policy, memory_bound_fraction=memory_bound_fraction, seed=seed,
                     inference_batch=inference_batch, workload=workload, prompt_tokens=prompt_tokens,
-                    new_tokens=new_tokens, decode_memory_bound_fraction=decode_memory_bound_fraction)
+                    new_tokens=new_tokens, decode_memory_bound_fraction=decode_memory_bound_fraction, ecc=ecc,
+                    correction_bounds=correction_bounds, calibration_batches=calibration_batches)
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     with executor_from_options(executor, workers, address, gpus_per_worker) as ex:
         summary = run_pipeline(run_dir, cfg, restart=restart, progress=progress, log=log, executor=ex)

@@ -243,6 +243,9 @@ class AccessModel:
         idle_rows_open: open page: rows stay open outside access time
             (active standby); False: precharged standby when idle.
         refresh: charge refresh (needs tREFI in the memspec).
+        ecc: the ECC code of the memory ("none" or a registered code, ``eden.engine.ecc``): its check
+            bits' energy is charged per :mod:`eden.power.ecc` (rank-level: every component x n/k;
+            on-die: array activity x n/k); no extra commands or time.
     """
 
     policy: RowBufferPolicy = RowBufferPolicy()
@@ -252,6 +255,7 @@ class AccessModel:
     timing_granularity: TimingGranularity = TimingGranularity.CYCLE
     idle_rows_open: bool = True
     refresh: bool = True
+    ecc: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy, RowBufferPolicy):
@@ -265,10 +269,16 @@ class AccessModel:
         for name in ("idle_rows_open", "refresh"):
             if not isinstance(getattr(self, name), bool):
                 raise EdenTypeError(f"AccessModel.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.ecc != "none":
+            from eden.engine.ecc import get_code
+
+            get_code(self.ecc)  # an unknown code fails here, naming the known ones
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["policy"]["description"] = self.policy.describe()
+        if self.ecc == "none":  # reports without ECC keep their keys
+            del out["ecc"]
         return out
 
 
@@ -679,7 +689,8 @@ class EnergyReport:
                  f"assumptions: {self.model.policy.describe()}, {self.model.scheme} map, {self.model.layout} layout, "
                  f"miss overlap {self.model.miss_overlap:g}, tRCD in {self.model.timing_granularity}s, "
                  f"idle rows {'open' if self.model.idle_rows_open else 'closed'}, "
-                 f"refresh {'on' if self.model.refresh else 'off'}",
+                 f"refresh {'on' if self.model.refresh else 'off'}"
+                 + (f", ECC {self.model.ecc} (check bits charged: eden.power.ecc)" if self.model.ecc != "none" else ""),
                  f"  {'data type':<28}{'RD':>10}{'WR':>10}{'ACT':>12}{'hit rate':>10}"
                  f"{'E_nom [uJ]':>14}{'E_op [uJ]':>14}{'saving':>11}"]
         for d in self.data_types:
@@ -787,6 +798,16 @@ def energy_report(traffic: Iterable[DataTypeTraffic], memspec: MemSpec, organiza
         nominal_spec, {k: v[0] for k, v in latency.per_data_type.items()}, t_nom)
     op_total, ref_op, op_types = breakdown(
         op_spec, {k: v[1] for k, v in latency.per_data_type.items()}, t_op)
+    if model.ecc != "none":  # the check bits' energy (eden.power.ecc)
+        from eden.power.ecc import ecc_energy
+
+        ef = ecc_energy(model.ecc, nominal_spec.standard)
+
+        def with_ecc(b: EnergyBreakdown) -> EnergyBreakdown:
+            return EnergyBreakdown(*(getattr(b, c).scaled(ef.factor(c)) for c in EnergyBreakdown.COMPONENTS))
+
+        nom_total, op_total = with_ecc(nom_total), with_ecc(op_total)
+        nom_types, op_types = [with_ecc(b) for b in nom_types], [with_ecc(b) for b in op_types]
     data_types = tuple(DataTypeEnergy(name, counts[name], a, b)
                        for name, a, b in zip(counts, nom_types, op_types, strict=True))
     return EnergyReport(

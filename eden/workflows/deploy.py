@@ -95,6 +95,11 @@ class DeployOptions:
         lower_bounds: operating points whose BER is only a lower bound (``measured.lower_bound``
             in the profile: saturated measurements) are used at that BER (``"use"``) or left
             out of the mapping (``"avoid"``: the conservative choice).
+        ecc: the ECC code of the memory the model is deployed on (``eden.engine.ecc``), or None:
+            the code the tolerance record was characterized with. Tolerable BERs measured with one
+            code are raw BERs *behind that code*: mapping them onto memory with another code (or
+            none) is refused (:func:`device_ecc`). Validation emulates the code, and the energy
+            includes its check bits (``eden.power.ecc``).
 
     Raises:
         EdenConfigError, EdenTypeError: a field out of range or of the wrong type, an unknown
@@ -114,6 +119,7 @@ class DeployOptions:
     new_tokens: int = 64
     decode_memory_bound_fraction: float = 0.9
     lower_bounds: str = "use"
+    ecc: str | None = None
 
     def __post_init__(self):
         # Checked, not converted: the report records the values as given.
@@ -130,6 +136,10 @@ class DeployOptions:
         check_number("decode_memory_bound_fraction", self.decode_memory_bound_fraction, lo=0.0, hi=1.0, lo_open=True)
         if self.lower_bounds not in LOWER_BOUND_POLICIES:
             raise unknown_name("lower-bound policy", self.lower_bounds, LOWER_BOUND_POLICIES)
+        if self.ecc is not None and self.ecc != "none":
+            from eden.engine.ecc import get_code
+
+            get_code(self.ecc)  # an unknown code fails here, naming the known ones
 
     @property
     def generation(self):
@@ -140,7 +150,30 @@ class DeployOptions:
 
     @property
     def access_model(self) -> AccessModel:
-        return AccessModel(policy=RowBufferPolicy(PageKind.OPEN_PAGE, self.hit_rate))
+        """The traffic model's assumptions; its ECC is ``ecc`` (None: no check bits charged; :func:`deploy`
+        resolves None to the tolerance record's code first, :func:`device_ecc`)."""
+        return AccessModel(policy=RowBufferPolicy(PageKind.OPEN_PAGE, self.hit_rate), ecc=self.ecc or "none")
+
+
+def device_ecc(record: dict, options: DeployOptions) -> str:
+    """The ECC code of the deployed memory: ``options.ecc``, or the tolerance record's code when None.
+
+    Raises:
+        EdenDataError: the record was characterized with another code than the memory has: its tolerable
+            BERs are raw BERs behind that code (with ECC a model tolerates a far higher raw BER), so they
+            do not apply; characterize with the memory's code (``--ecc``) instead.
+    """
+    measured = record.get("ecc", "none")
+    if options.ecc is None or options.ecc == measured:
+        return measured
+    raise EdenDataError(f"the tolerance record was characterized with ECC {measured!r}, the memory has "
+                        f"{options.ecc!r}: its tolerable BERs are raw BERs behind {measured!r} and do not apply to "
+                        f"memory with {options.ecc!r}; characterize with --ecc {options.ecc}, or map with the "
+                        f"record's code (--ecc {measured})")
+
+
+def _with_device_ecc(record: dict, options: DeployOptions) -> DeployOptions:
+    return dataclasses.replace(options, ecc=device_ecc(record, options))
 
 
 # ------------------------------------------------------------------ partitions
@@ -248,6 +281,7 @@ def cost_matrix(record: dict, profile, partitions: Sequence[Partition], options:
     """(cost [D, P], per-partition energy reports): energy (J) or access time (s) per inference."""
     import numpy as np
 
+    options = _with_device_ecc(record, options)
     memspec = memspec_of(profile)
     org = profile.organization.to_address()
     generation = options.workload is Workload.GENERATION
@@ -365,6 +399,7 @@ def deploy(record: dict, profile, *, options: DeployOptions = DeployOptions(), m
         EdenConfigError: no seeds for validation, bad profile fields.
     """
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    options = _with_device_ecc(record, options)  # the memory's code is the record's (or refused)
     if model is not None:
         check_model_matches(record, model)
         if record.get("kv_semantics"):  # a language model: its KV cache as characterized
@@ -458,7 +493,8 @@ def assumptions(record: dict, profile, parts: Sequence[Partition], assignment: d
                 options: DeployOptions) -> dict:
     """What an energy/latency result rests on: the saving at both ends of the VDD law's alpha range,
     which operating points of the mapping are measured and which transferred (or lower bounds), and
-    the partition model. Printed with every report (``eden map``, ``report``, ``run``)."""
+    the partition model, and the ECC code. Printed with every report (``eden map``, ``report``, ``run``)."""
+    options = _with_device_ecc(record, options)
     saving = {}
     for a in sorted({*ALPHA_RANGE, float(options.alpha)}):
         e_nom, e_map = _mapped_energy(record, profile, parts, assignment, options, a)
@@ -488,7 +524,18 @@ def assumptions(record: dict, profile, parts: Sequence[Partition], assignment: d
     return {"alpha": float(options.alpha), "alpha_range": list(ALPHA_RANGE), "energy_saving_by_alpha": saving,
             "vdd_law": "IDD(V) = IDD_nominal * (V / V_nominal) ** alpha (VDD domain); VPP unchanged",
             "operating_points": points, "partition_model": PARTITION_MODEL,
-            "correction_bound": _bound_note(record) if record.get("correction", "none") != "none" else None}
+            "correction_bound": _bound_note(record) if record.get("correction", "none") != "none" else None,
+            "ecc": _ecc_note(record, profile, options)}
+
+
+def _ecc_note(record: dict, profile, options: DeployOptions) -> dict:
+    """Which ECC the result assumes: the tolerance's code, the memory's (the same: :func:`device_ecc`), and
+    what its check bits add to the energy."""
+    from eden.power.ecc import ecc_energy
+
+    code = options.ecc or "none"
+    energy = ecc_energy(code, memspec_of(profile).standard)
+    return {"code": code, "tolerance_measured_with": record.get("ecc", "none"), "energy": energy.to_dict()}
 
 
 def _bound_note(record: dict) -> str:
@@ -518,6 +565,13 @@ def assumptions_text(a: dict) -> list[str]:
                    f"BER {p['ber']:.3g}{rng}{lb}): "
                    f"{how}")
     out.append(f"  partitions: {a['partition_model']}")
+    e = a.get("ecc")
+    if e is not None:
+        if e["code"] == "none":
+            out.append("  ECC: none (raw errors reach the data; the tolerable BERs were measured without ECC)")
+        else:
+            out.append(f"  ECC: {e['code']} on the memory, as in the tolerance measurement (BERs are raw, before "
+                       f"ECC; validation emulates it); energy: {e['energy']['note']}")
     if a.get("correction_bound"):
         out.append(f"  correction: {a['correction_bound']}")
     return out
@@ -566,8 +620,8 @@ def _report(record, profile, parts, result, reports, options, validation) -> dic
         "model": record["model"], "profile": profile.name, "memspec": nominal_rep.memspec,
         "metric": record.get("metric", "top1"),
         "tolerance": {"error_model": record["error_model"], "format": record["format_spec"],
-                      "correction": record["correction"], "target_drop_pp": record["target_drop_pp"],
-                      "source": options.tolerance},
+                      "correction": record["correction"], "ecc": record.get("ecc", "none"),
+                      "target_drop_pp": record["target_drop_pp"], "source": options.tolerance},
         "options": dataclasses.asdict(options), "law": nominal_rep.law,
         "vdd_law": _vdd_law(profile, options.alpha),
         "access_model": options.access_model.to_dict(),
@@ -631,7 +685,9 @@ def report_table(rep: dict) -> str:
     lines = [f"model {rep['model']['id']} on {rep['profile']} ({rep['memspec']}), policy {rep['options']['policy']}, "
              f"batch {rep['options']['batch_size']}",
              f"tolerance: {rep['tolerance']['error_model']} shape, {rep['tolerance']['format']}, correction "
-             f"{rep['tolerance']['correction']}, target {rep['tolerance']['target_drop_pp']:g} pp "
+             f"{rep['tolerance']['correction']}"
+             + (f", ECC {rep['tolerance']['ecc']} (raw BERs)" if rep["tolerance"].get("ecc", "none") != "none" else "")
+             + f", target {rep['tolerance']['target_drop_pp']:g} pp "
              f"({rep['tolerance']['source']} BERs)",
              f"law: {rep['vdd_law']}",
              "",

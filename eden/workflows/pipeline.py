@@ -77,6 +77,16 @@ class RunConfig:
     prompt_tokens: int = 64
     new_tokens: int = 64
     decode_memory_bound_fraction: float = 0.9
+    # ECC of the memory (eden.engine.ecc): characterization, retraining and validation all inject post-ECC
+    # errors (BERs are raw, before ECC); the mapping's energy includes the check bits (eden.power.ecc)
+    ecc: str = "none"
+    # The correction's plausible range (eden.workflows.characterize.CorrectionBounds): each data type's
+    # range calibrated in advance on the first calibration_batches batches of the train split (what a
+    # deployed system has; the default when there is a correction), or each IFM's own per-batch
+    # min/max; stored in the tolerance records and used by their mappings' validation. None: calibrated
+    # with a correction, batch (no range at all is used) without one.
+    correction_bounds: str | None = None
+    calibration_batches: int = 4
 
     def __post_init__(self):
         check_number("target_drop_pp", self.target_drop_pp, lo=0.0, hi=100.0, lo_open=True, hi_open=True)
@@ -87,10 +97,35 @@ class RunConfig:
         # Names that stage 1 would only meet after minutes of work are checked now.
         NumericFormat.parse(self.format)
         CorrectionMode.coerce(self.correction, "correction")
+        from eden.workflows.characterize import CorrectionBounds
+
+        if self.correction_bounds is None:
+            object.__setattr__(self, "correction_bounds", "batch" if self.correction == "none" else "calibrated")
+        bounds = CorrectionBounds.coerce(self.correction_bounds, "correction_bounds")
+        object.__setattr__(self, "correction_bounds", bounds.value)
+        if bounds is CorrectionBounds.CALIBRATED and self.correction == "none":
+            raise EdenConfigError("correction_bounds 'calibrated' is the range of a correction: set correction "
+                                  "to zero or clamp")
+        check_int("calibration_batches", self.calibration_batches, lo=1)
         Schedule.coerce(self.retrain_schedule, "retrain_schedule")
         from eden.workflows.deploy import Workload
 
         Workload.coerce(self.workload, "workload")
+        if self.ecc != "none":
+            from eden.engine.ecc import get_code
+
+            get_code(self.ecc)  # an unknown code fails now, naming the known ones
+
+
+def config_dict(cfg: RunConfig) -> dict:
+    """The settings as recorded (run.json, summary.json); without ECC and with per-batch bounds the keys runs
+    always had."""
+    d = dataclasses.asdict(cfg)
+    if d["ecc"] == "none":
+        del d["ecc"]
+    if d["correction_bounds"] == "batch":  # (and the calibration set size, which then plays no part)
+        del d["correction_bounds"], d["calibration_batches"]
+    return d
 
 
 def shape_model(cfg: RunConfig, profile):
@@ -147,7 +182,7 @@ class Run:
         self.cfg = cfg
         self.progress = progress
         self.log = log
-        meta: dict[str, Any] = {"format": RUN_FORMAT, "format_version": 1, "config": dataclasses.asdict(cfg)}
+        meta: dict[str, Any] = {"format": RUN_FORMAT, "format_version": 1, "config": config_dict(cfg)}
         run_json = self.dir / "run.json"
         if run_json.exists() and restart:
             shutil.rmtree(self.dir)
@@ -158,7 +193,8 @@ class Run:
                 raise EdenFileError(run_json, "/", f"unreadable ({exc}); remove the run directory or pass "
                                     "--restart") from None
             if old.get("config") != meta["config"]:
-                diff = sorted(k for k in meta["config"] if old.get("config", {}).get(k) != meta["config"][k])
+                diff = sorted(k for k in set(meta["config"]) | set(old.get("config", {}))
+                              if old.get("config", {}).get(k) != meta["config"].get(k))
                 raise EdenConfigError(f"run directory {self.dir} holds a run with other settings (differs in "
                                       f"{', '.join(diff)}); use another --run-dir, or --restart to discard it")
         elif self.dir.exists() and any(self.dir.iterdir()):
@@ -227,7 +263,7 @@ class Run:
         return DeployOptions(policy=cfg.policy, batch_size=cfg.inference_batch, alpha=cfg.alpha,
                              memory_bound_fraction=cfg.memory_bound_fraction, workload=cfg.workload,
                              prompt_tokens=cfg.prompt_tokens, new_tokens=cfg.new_tokens,
-                             decode_memory_bound_fraction=cfg.decode_memory_bound_fraction)
+                             decode_memory_bound_fraction=cfg.decode_memory_bound_fraction, ecc=cfg.ecc)
 
     def _stage_clean(self, inputs: _Inputs) -> dict:
         """1. Clean accuracy of the model -> clean.done.json."""
@@ -247,11 +283,17 @@ class Run:
         cfg = self.cfg
         out, partial = self.path(f"{name}.json"), self.path(f"{name}.partial.json")
         if not self._begin(name):
+            calibration = None
+            if cfg.correction_bounds == "calibrated":  # profiled on this network (the retrained one: after training)
+                from eden.nn import zoo
+
+                calibration = zoo.build_data(cfg.data, "train", cfg.eval_batch_size, model=net)
             rec = characterize(net, inputs.loader, inputs.em, format=cfg.format, correction=cfg.correction,
                                mode="both", target_drop_pp=cfg.target_drop_pp, seeds=inputs.seeds,
                                resolution_decades=cfg.resolution_decades, model_id=model_id, data_id=cfg.data,
                                cache_path=partial, progress=self.progress, device=inputs.device,
-                               executor=self.executor)
+                               executor=self.executor, ecc=cfg.ecc, correction_bounds=cfg.correction_bounds or "batch",
+                               calibration_loader=calibration, calibration_batches=cfg.calibration_batches)
             rec["error_model_label"] = inputs.em_label
             save_tolerance(rec, out, overwrite=True)
             plot_tolerance(rec, self.path(f"{name}.png"), overwrite=True)
@@ -279,7 +321,7 @@ class Run:
             rcfg = RetrainConfig(error_model=inputs.em, target_ber=target, format=cfg.format,
                                  correction=cfg.correction, epochs=cfg.retrain_epochs,
                                  schedule=cfg.retrain_schedule, lr=cfg.retrain_lr,
-                                 batch_size=cfg.retrain_batch_size, seed=cfg.seed)
+                                 batch_size=cfg.retrain_batch_size, seed=cfg.seed, ecc=cfg.ecc)
             train = zoo.build_data(cfg.data, "train", 64, model=retrained)
             res = retrain(retrained, train, inputs.loader, rcfg, tolerance=None,
                           checkpoint=self.path("retrain.ckpt"), resume=True, model_id=inputs.model_id,
@@ -357,7 +399,7 @@ def summarize(cfg, clean, tol_b, tol_a, map_b, map_r, em_label, retrain_report) 
         share = (r["energy_saving_fraction"] - b["energy_saving_fraction"]) / r["energy_saving_fraction"]
     share_note = _share_note(map_b, share)
     return {"format": "eden-run-summary", "format_version": 1, "eden_version": __version__,
-            "config": dataclasses.asdict(cfg), "error_model_shape": em_label,
+            "config": config_dict(cfg), "error_model_shape": em_label,
             "clean_accuracy": clean["accuracy"], "threshold": tol_b["baseline"]["threshold"],
             "without_retraining": b, "with_retraining": r, "retraining_share_of_saving": share,
             "retraining_share_note": share_note,
@@ -386,7 +428,9 @@ def summary_text(s: dict) -> str:
     cfg = s["config"]
     unit = "generation" if cfg.get("workload") == "generation" else "inference"
     lines = [
-        f"model {cfg['model']} on {s['profile']}; {cfg['format']} with correction {cfg['correction']}; error-model "
+        f"model {cfg['model']} on {s['profile']}; {cfg['format']} with correction {cfg['correction']}"
+        + (f"; ECC {cfg['ecc']} (BERs are raw, before ECC)" if cfg.get("ecc", "none") != "none" else "")
+        + "; error-model "
         f"shape {s['error_model_shape']}; target: at most {cfg['target_drop_pp']:g} pp below clean "
         f"(>= {s['threshold'] * 100:.2f}%)",
         f"VDD law: {s['vdd_law']}",

@@ -260,6 +260,10 @@ class RetrainConfig:
             profile's operating point).
         format: numeric format of every data type (e.g. "fp32", "int8").
         correction: implausible-value correction ("none", "zero", "clamp"; float formats).
+        ecc: an ECC code (``eden.engine.ecc``: "none", "secded72", "ondie136", "chipkill144") applied
+            per codeword after raw injection in every training batch, validation and tolerance
+            measurement: the network trains on post-ECC errors, and every BER (the curriculum's, the
+            target, the tolerable BERs) is a raw BER, before ECC.
         select: data-type names/patterns that get errors (the others are stored
             in the format without errors); default all. ``"!KEY"`` takes KEY's
             matches out again: ``"!stem.0.ifm"`` is everything but the input.
@@ -297,11 +301,12 @@ class RetrainConfig:
     clip_grad_norm: float | None = None
     batch_size: int = 128
     seed: int = 0
+    ecc: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "error_model", ErrorModel.coerce(self.error_model))
         object.__setattr__(self, "format", NumericFormat.parse(self.format))
-        DataTypeConfig(None, self.format, self.correction)  # validates the combination
+        DataTypeConfig(None, self.format, self.correction, self.ecc)  # validates the combination (and the code)
         object.__setattr__(self, "select", selection(self.select))
         t = self.target_ber
         if isinstance(t, str):
@@ -356,7 +361,7 @@ class RetrainConfig:
         """Every data type in the format; the selected ones with errors at ``ber``."""
         fmt = cast(NumericFormat, self.format)  # parsed by __post_init__
         clean = DataTypeConfig(None, fmt, self.correction)
-        bad = DataTypeConfig(self.error_model.at_ber(ber), fmt, self.correction)
+        bad = DataTypeConfig(self.error_model.at_ber(ber), fmt, self.correction, self.ecc)
         # a data type taken out of the selection ("!key") is still stored in the format
         entries = [("*", clean)] + [(s[1:], clean) if s.startswith("!") else (s, bad) for s in self.select]
         return EmulationPlan(tuple(entries))
@@ -364,6 +369,8 @@ class RetrainConfig:
     def to_dict(self) -> dict:
         d = _plain(dataclasses.asdict(self))
         d.update(error_model=self.error_model.to_spec(), format=str(self.format), select=list(self.select))
+        if self.ecc == "none":  # reports and checkpoints without ECC keep their keys
+            del d["ecc"]
         return d
 
 
@@ -417,7 +424,7 @@ class ToleranceCheck:
                             seeds=self.seeds, criterion=self.criterion,
                             resolution_decades=self.resolution_decades, ber_min=self.ber_min, select=select,
                             model_id=model_id, data_id=data_id, progress=progress, device=device,
-                            reference_accuracy=reference)
+                            reference_accuracy=reference, ecc=config.ecc)
 
     def to_dict(self) -> dict:
         d = _plain(dataclasses.asdict(self))
@@ -535,7 +542,8 @@ def _check_before(record: dict, fingerprint: str, config: RetrainConfig, toleran
             "criterion": (record.get("criterion"), cast(Criterion, tolerance.criterion).value),
             "resolution_decades": (record.get("resolution_decades"), tolerance.resolution_decades),
             "ber_min": (record.get("ber_range", [None])[0], tolerance.ber_min),
-            "select": (record.get("select", ["*"]), list(config.select))}
+            "select": (record.get("select", ["*"]), list(config.select)),
+            "ecc": (record.get("ecc", "none"), config.ecc)}
     bad = [f"{k} {got!r} (expected {exp!r})" for k, (got, exp) in want.items() if got != exp]
     if bad:
         raise EdenDataError(f"the tolerance record before retraining does not match this run: {'; '.join(bad)}")
@@ -994,6 +1002,7 @@ def _report(model_id, data_id, train_data_id, n_train, config, tolerance, curric
         "tolerance": None if tolerance is None else {
             "settings": tolerance.to_dict(), "error_model": config.error_model.to_spec(),
             "format": str(config.format), "correction": config.correction,
+            **({"ecc": config.ecc} if config.ecc != "none" else {}),  # reports without ECC keep their keys
             "before": before, "after": after, "gain": gain},
         "history": history, "diverged_epochs": _diverged_epochs(history, clean_before),
         "train_seconds": seconds,
@@ -1029,7 +1038,8 @@ def retrain_table(report: dict) -> str:
     """Readable summary of a retraining report."""
     cfg, cur = report["config"], report["curriculum"]
     lines = [f"model {report['model']['id']}  error model {cfg['error_model']}  format {cfg['format']}  "
-             f"correction {cfg['correction']}",
+             f"correction {cfg['correction']}" + (f"  ECC {cfg['ecc']} (BERs are raw, before ECC)"
+                                                  if cfg.get("ecc", "none") != "none" else ""),
              f"curriculum {cur['schedule']} to BER {cur['target_ber']:.3g} over {cur['epochs']} epochs "
              f"(ramp {cur['ramp_epochs']}), {cfg['optimizer']} lr {cfg['lr']:g} ({cfg['lr_schedule']}), "
              f"batch {cfg['batch_size']} x {report['world_size']} process(es), seed {cfg['seed']}",

@@ -25,6 +25,14 @@ def test_run_end_to_end_and_resume(tmp_path):
         assert row["energy_mapped_j"] < row["energy_nominal_j"]
         assert row["accuracy_under_mapping"]["values"] and len(row["accuracy_under_mapping"]["values"]) == 2
     assert "energy saved vs nominal" in res.output and "EDEN (MICRO 2019)" in res.output
+    # calibrated correction bounds, the default with a correction: each characterization profiles its
+    # own network's ranges (before and after retraining); the mapping states them
+    cbs = [json.loads((run_dir / n).read_text())["correction_bounds"] for n in ("tolerance_before.json",
+                                                                              "tolerance_after.json")]
+    assert all(cb["source"] == "calibrated" and cb["batches"] == 4 and cb["bounds"] for cb in cbs)
+    assert cbs[0]["bounds"] != cbs[1]["bounds"]  # the retrained network's own ranges
+    assert "calibrated" in json.loads((run_dir / "mapping.json").read_text())["assumptions"]["correction_bound"]
+    assert json.loads((run_dir / "run.json").read_text())["config"]["correction_bounds"] == "calibrated"
 
     # resume: every stage is found finished, nothing is recomputed, the summary is the same
     logs = []
@@ -48,3 +56,13 @@ def test_run_refuses_foreign_directory(tmp_path):
         RunConfig(target_drop_pp=0)
     with pytest.raises(ValueError, match="retrain_batch_size"):
         RunConfig(retrain_batch_size=0)
+    with pytest.raises(ValueError, match="range of a correction"):
+        RunConfig(correction="none", correction_bounds="calibrated")
+    with pytest.raises(ValueError, match="correction_bounds"):
+        RunConfig(correction_bounds="sometimes")
+    with pytest.raises(ValueError, match="calibration_batches"):
+        RunConfig(correction_bounds="calibrated", calibration_batches=0)
+    assert RunConfig().correction_bounds == "calibrated" and RunConfig(correction="none").correction_bounds == "batch"
+    res = CliRunner().invoke(main, ["run", "--run-dir", str(tmp_path / "r"), "--correction", "none",
+                                    "--correction-bounds", "calibrated"])
+    assert res.exit_code == 2 and "range of a correction" in res.output

@@ -24,7 +24,7 @@ def _bits(t):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int8])
-@pytest.mark.parametrize("ecc", ["secded72", "ondie136"])
+@pytest.mark.parametrize("ecc", ["secded72", "ondie136", "chipkill144"])
 @pytest.mark.parametrize("spec", ["em0:p=2e-2", "em3:p10=2e-2,p01=1e-3", "em0:p=1e-2;persistence=fixed"])
 def test_cuda_ecc_equals_cpu(dtype, ecc, spec):
     g = torch.Generator().manual_seed(0)

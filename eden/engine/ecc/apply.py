@@ -57,7 +57,9 @@ class EccStats:
     that differ from the original after decoding (before the DUE policy's zeroing, which is in
     ``zeroed_bytes``). ``sdc`` counts codewords whose data are wrong after ECC and not signalled
     to the controller; ``due`` the signalled ones (0 for on-die codes, which signal nothing).
-    ``by_raw_errors[k]`` holds the outcome counts of codewords with ``k`` raw errors.
+    ``by_raw_errors[k]`` holds the outcome counts of codewords with ``k`` raw errors;
+    ``by_raw_symbols[k]`` (symbol codes only, else None) those of codewords with ``k`` erroneous
+    symbols (a symbol with any raw error counts once).
     """
 
     code: str
@@ -77,6 +79,7 @@ class EccStats:
     due: int
     zeroed_bytes: int
     by_raw_errors: dict[int, dict[str, int]]
+    by_raw_symbols: dict[int, dict[str, int]] | None = None
 
     @property
     def post_ecc_ber(self) -> float:
@@ -95,6 +98,10 @@ class EccStats:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["by_raw_errors"] = {str(k): v for k, v in sorted(self.by_raw_errors.items())}
+        if self.by_raw_symbols is None:  # bit codes: the keys they always had
+            del d["by_raw_symbols"]
+        else:
+            d["by_raw_symbols"] = {str(k): v for k, v in sorted(self.by_raw_symbols.items())}
         d.update(post_ecc_ber=self.post_ecc_ber, sdc_rate=self.sdc_rate, due_rate=self.due_rate)
         return d
 
@@ -227,6 +234,7 @@ def apply_ecc(code: Code, policy: DuePolicy, words, idx, mask, off, cnt, *, back
     cw, pos = cw[order], pos[order]
     counts = {o: 0 for o in OUTCOMES}
     by_k: dict[int, dict[str, int]] = {}
+    by_sym: dict[int, dict[str, int]] | None = {} if code.symbol_width > 1 else None
     flip_byte = zero_byte = due_cw = np.zeros(0, np.int64)
     flip_val = zero_val = np.zeros(0, np.uint8)
     if cw.size:
@@ -234,19 +242,34 @@ def apply_ecc(code: Code, policy: DuePolicy, words, idx, mask, off, cnt, *, back
         ucw = cw[starts]
         n_err = np.diff(np.append(starts, cw.size))
         syn = np.bitwise_xor.reduceat(code.column_array[pos], starts)
-        out, flip = code.decode(syn, n_err, pos[starts])
+        out, entry = code.decode(syn)
+        # the decoder's flips (one bit, or a symbol's pattern): (codeword row, bit position)
+        frow, fpos = code.correction_bits(entry)
+        # the codeword's error pattern after decoding: raw XOR flips, over data and check bits (both
+        # lists hold each (codeword, bit) once: keys occurring twice cancel)
+        rkeys = cw * code.n + pos  # sorted (lexsort above)
+        fkeys = ucw[frow] * code.n + fpos
+        at = np.minimum(np.searchsorted(rkeys, fkeys), rkeys.size - 1)
+        undid = rkeys[at] == fkeys  # the flip undid a raw error
+        m = ucw.size
+        left = (n_err - np.bincount(frow[undid], minlength=m)  # wrong bits of each codeword after decoding
+                + np.bincount(frow[~undid], minlength=m))
+        out[(entry >= 0) & (left > 0)] = OUTCOMES.index(Outcome.MISCORRECTED)
         for oi, o in enumerate(OUTCOMES):
             counts[o] = int(np.count_nonzero(out == oi))
-        no = len(OUTCOMES)
-        tab = np.bincount(n_err * no + out, minlength=(int(n_err.max()) + 1) * no).reshape(-1, no)
-        by_k = {int(k): {str(o): int(tab[k, j]) for j, o in enumerate(OUTCOMES)}
-                for k in np.flatnonzero(tab.sum(axis=1))}
+        by_k = _by_count(n_err, out)
+        if by_sym is not None:  # erroneous symbols per codeword
+            sym_of = np.empty(code.n, np.int64)
+            sym_of[code.symbol_bits] = np.arange(code.symbol_bits.shape[0])[:, None]
+            row = np.repeat(np.arange(m), n_err)
+            u = np.unique(row * code.symbol_bits.shape[0] + sym_of[pos])
+            by_sym = _by_count(np.bincount(u // code.symbol_bits.shape[0], minlength=m), out)
         # the decoder's flips of data bits -> tensor bytes
-        f = np.flatnonzero((flip >= 0) & (flip < code.k))
-        fb = _codeword_bytes(code, ucw[f])[np.arange(f.size), flip[f] // 8] - base_address
+        f = np.flatnonzero(fpos < code.k)
+        fb = _codeword_bytes(code, ucw[frow[f]])[np.arange(f.size), fpos[f] // 8] - base_address
         inside = (fb >= 0) & (fb < nbytes)
         flip_byte = fb[inside]
-        flip_val = np.left_shift(1, flip[f][inside] % 8).astype(np.uint8)
+        flip_val = np.left_shift(1, fpos[f][inside] % 8).astype(np.uint8)
         due_cw = ucw[out == OUTCOMES.index(Outcome.DETECTED)]
         if policy is DuePolicy.ZERO and code.signals_due and due_cw.size:  # on-die: nothing signalled
             zb = (_codeword_bytes(code, due_cw) - base_address).reshape(-1)
@@ -261,15 +284,11 @@ def apply_ecc(code: Code, policy: DuePolicy, words, idx, mask, off, cnt, *, back
     didx, dmask = _merge((ridx, rmask.astype(wdt)), (fidx, fmask))
     signalled = due_cw if code.signals_due else np.zeros(0, np.int64)
     sdc = 0
-    if cw.size:  # codewords whose data are wrong after decoding and not signalled
-        n_data = np.add.reduceat((pos < code.k).astype(np.int64), starts)
-        keys = cw * code.n + pos  # sorted (lexsort above)
-        fk = ucw * code.n + np.maximum(flip, 0)
-        at = np.minimum(np.searchsorted(keys, fk), keys.size - 1)
-        hit = (flip >= 0) & (keys[at] == fk)  # the decoder undid one raw error
-        flip_data = np.zeros(ucw.size, bool)  # the decoder flipped a clean data bit of this tensor
-        flip_data[f[inside]] = True
-        residual = n_data - (hit & (flip < code.k)) + (flip_data & ~hit)
+    if cw.size:  # codewords whose data in this tensor are wrong after decoding and not signalled
+        n_data = np.add.reduceat((pos < code.k).astype(np.int64), starts)  # raw data errors (all in the tensor)
+        fd = f[inside]  # flips of this tensor's data bits
+        residual = (n_data - np.bincount(frow[fd][undid[fd]], minlength=m)
+                    + np.bincount(frow[fd][~undid[fd]], minlength=m))
         wrong = residual > 0
         if code.signals_due:
             wrong &= out != OUTCOMES.index(Outcome.DETECTED)
@@ -287,11 +306,18 @@ def apply_ecc(code: Code, policy: DuePolicy, words, idx, mask, off, cnt, *, back
         codewords_with_errors=sum(counts.values()), corrected=counts[Outcome.CORRECTED],
         detected=counts[Outcome.DETECTED], miscorrected=counts[Outcome.MISCORRECTED],
         undetected=counts[Outcome.UNDETECTED], post_ecc_bit_errors=_popcount(dmask), sdc=sdc,
-        due=int(signalled.size), zeroed_bytes=int(zero_byte.size), by_raw_errors=by_k)
+        due=int(signalled.size), zeroed_bytes=int(zero_byte.size), by_raw_errors=by_k, by_raw_symbols=by_sym)
     new_idx = uidx.astype(np.asarray(ridx).dtype if xp is np else idx.dtype)
     if xp is not np:
         return xp.asarray(new_idx), xp.asarray(umask), np.zeros(1, np.int64), np.array([uidx.size], np.int64), stats
     return new_idx, umask, np.zeros(1, np.int64), np.array([uidx.size], np.int64), stats
+
+
+def _by_count(k: np.ndarray, out: np.ndarray) -> dict[int, dict[str, int]]:
+    """{k: outcome counts} of codewords with ``k`` (raw errors, or erroneous symbols)."""
+    no = len(OUTCOMES)
+    tab = np.bincount(k * no + out, minlength=(int(k.max()) + 1) * no).reshape(-1, no)
+    return {int(i): {str(o): int(tab[i, j]) for j, o in enumerate(OUTCOMES)} for i in np.flatnonzero(tab.sum(axis=1))}
 
 
 def _word_entries(byte: np.ndarray, val: np.ndarray, itemsize: int, wdt) -> tuple[np.ndarray, np.ndarray]:

@@ -27,5 +27,6 @@ CODE = register(Code(
     columns=_DATA + tuple(1 << j for j in range(8)),
     layout=Layout(line_bytes=64),
     signals_due=False,
+    on_die=True,
     source="JESD79-5 (DDR5) on-die ECC shape; matrix: a shortened Hamming code (vendors' matrices differ)",
 ))
