@@ -17,6 +17,7 @@ import torch
 
 from eden import AddressMap, DramOrganization, ErrorModel, inject_
 from eden.engine import twolevel
+from eden.engine.ecc import get_code
 from eden.engine.group import InjectorGroup
 from eden.engine.lean import lean_injection
 from eden.engine.ops import Injector
@@ -262,7 +263,7 @@ def test_numba_equals_reference(name, spec, base, access):
     assert np.array_equal(ia, ib) and np.array_equal(ma, mb)
 
 
-@pytest.mark.parametrize("ecc", ["secded72", "ondie136"])
+@pytest.mark.parametrize("ecc", ["secded72", "ondie136", "chipkill144"])
 def test_ecc_on_two_level_numba_equals_reference(ecc):
     spec = "em0:p=2e-3" + TL + "0.2"
     x = _tensor(1 << 20, seed=17)
@@ -272,7 +273,8 @@ def test_ecc_on_two_level_numba_equals_reference(ecc):
     assert np.array_equal(_raw(a), _raw(b)) and la.ecc == lb.ecc
     assert la.ecc.raw_check_bit_errors > 0
     # the check bits follow the two-level model too: per-access rate p
-    assert_binomial(la.ecc.raw_check_bit_errors, la.ecc.codewords * 8, 2e-3, "raw check-bit errors")
+    r = get_code(ecc).r
+    assert_binomial(la.ecc.raw_check_bit_errors, la.ecc.codewords * r, 2e-3, "raw check-bit errors")
     la.undo()
     assert np.array_equal(_raw(a), _raw(x))
 
