@@ -54,7 +54,7 @@ def errormodel_show(model, profile, op, as_json):
         path = choice.profile.error_model_path(choice.op)
         model = str(path) if path is not None else em.to_spec()
     info = {
-        "spec": em.to_spec(), "persistence": em.persistence, "expected_ber": em.expected_ber(),
+        "spec": em.to_spec(), "persistence": em.persistence, "q": em.q, "expected_ber": em.expected_ber(),
         "components": [{"kind": c.kind, **c.params()} for c in em.components],
     }
     if model.endswith((".h5", ".hdf5")):
@@ -71,7 +71,11 @@ def errormodel_show(model, profile, op, as_json):
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    click.echo(f"{em.to_spec()}\n  persistence: {em.persistence}\n  expected BER (half ones): "
+    persistence = str(em.persistence)
+    if em.q is not None:
+        persistence += (f" (q = {em.q:g}: a fixed map of weak cells per device seed, at every rate / q, each "
+                        f"failing with probability q per access; weak map: {em.weak_map().to_spec()})")
+    click.echo(f"{em.to_spec()}\n  persistence: {persistence}\n  expected BER per access (half ones): "
                f"{em.expected_ber():.4g}")
     for c in em.components:
         params = ", ".join(f"{k}={v:g}" for k, v in c.params().items())
@@ -99,7 +103,11 @@ def errormodel_show(model, profile, op, as_json):
               help="fit only this model instead of selecting by BIC")
 @click.option("--persistence", type=LazyChoice(_persistence_modes), default="access", show_default=True,
               help="persistence of the saved model (summed counts cannot identify it; per-iteration records "
-                   "can: see the report's clustering and persistence section)")
+                   "can: see the report's clustering and persistence section). two_level: q is identified "
+                   "from records per iteration (or given with --q)")
+@click.option("--q", "q", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="Q",
+              help="with --persistence two_level: the per-access failure probability of a weak cell, given "
+                   "instead of identified")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.99,
               show_default=True, help="confidence level of the intervals")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the goodness-of-fit Monte Carlo")
@@ -108,7 +116,7 @@ def errormodel_show(model, profile, op, as_json):
                    "(simulated; records only)")
 @click.option("--force", is_flag=True, help="replace MODEL.h5 if it exists")
 @click.option("--json", "as_json", is_flag=True, help="print the full report as JSON")
-def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence, seed, sweeps, force, as_json):
+def errormodel_fit(raw_path, output, test_name, forced, persistence, q, confidence, seed, sweeps, force, as_json):
     """Fit the registered models (em0..em3, em1+em2) to profiled bit errors; save the best model.
 
     RAW.h5 is a raw characterization file (docs/raw-format.md). Every model the
@@ -122,6 +130,8 @@ def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence,
 
     if output.exists() and not force:
         fail(f"{output} exists; pass --force to overwrite it")
+    if q is not None and persistence != "two_level":
+        raise click.BadParameter("--q applies only with --persistence two_level", param_hint="--q")
     try:
         raw = load_raw(raw_path)
     except RawFileError as exc:
@@ -131,7 +141,7 @@ def errormodel_fit(raw_path, output, test_name, forced, persistence, confidence,
     except KeyError as exc:
         raise click.BadParameter(exc.args[0], param_hint="--test") from None
     try:
-        result = fit(raw, test.name, models=[forced] if forced else None, persistence=persistence,
+        result = fit(raw, test.name, models=[forced] if forced else None, persistence=persistence, q=q,
                      confidence=confidence, seed=seed, sweeps=sweeps)
     except FitError as exc:
         fail(str(exc))

@@ -56,7 +56,7 @@ from eden.core.validate import check_int
 from eden.dram.address import DramOrganization
 from eden.dram.raw import MeasurementConditions, RawCharacterization, RecordTest, SummaryTest
 from eden.errormodels import fitting as mle
-from eden.errormodels.component import Persistence
+from eden.errormodels.component import Persistence, check_repeat_q
 from eden.errormodels.components import Uniform, fit_model, fit_model_names
 from eden.errormodels.fitting import ParameterEstimate
 from eden.errormodels.model import ErrorModel
@@ -234,6 +234,7 @@ class FitResult:
             "identifiability": list(self.identifiability), "excluded": dict(self.excluded),
             "candidates": cands, "selected": self.selected, "forced": self.forced,
             "model_spec": self.model.to_spec(), "persistence": self.model.persistence,
+            **({"q": self.model.q} if self.model.q is not None else {}),  # (two_level only: older reports unchanged)
             **({"sweeps": dict(self.sweeps)} if self.sweeps is not None else {}),
         })
 
@@ -436,8 +437,11 @@ def fit(raw: RawCharacterization, test: str | None = None, **kwargs) -> FitResul
     Args:
         raw: The data (see :mod:`eden.dram.raw`).
         test: Test name; None if the file holds exactly one test.
-        **kwargs: Passed to :func:`fit_test` (``models``, ``persistence``,
-            ``confidence``, ``seed``, ``gof``); ``sweeps=True`` adds :func:`sweep_analysis`
+        **kwargs: Passed to :func:`fit_test` (``models``, ``persistence``, ``q``,
+            ``confidence``, ``seed``, ``gof``); ``persistence="two_level"`` without ``q``
+            identifies each candidate's q from records per iteration (:func:`sweep_analysis`;
+            FitError when the records cannot, or no q fits the selected candidate);
+            ``sweeps=True`` adds :func:`sweep_analysis` (``sweep_reps`` simulations per candidate, 2 by default)
             of the records (errors per faulty unit, persistence across iterations) for every
             candidate (``result.sweeps``).
 
@@ -459,18 +463,82 @@ def fit(raw: RawCharacterization, test: str | None = None, **kwargs) -> FitResul
     """
     t = raw.test(test)
     sweeps = kwargs.pop("sweeps", False)
+    reps = kwargs.pop("sweep_reps", 2)
+    persistence = Persistence.coerce(kwargs.get("persistence", Persistence.ACCESS))
+    q = kwargs.get("q")
+    identify = persistence is Persistence.TWO_LEVEL and q is None
+    if identify:  # q from the per-iteration records (below); the rates are fitted as per-access rates
+        kwargs = dict(kwargs, persistence=Persistence.ACCESS)
     result = fit_test(t, raw.organization, subarray_rows_known=raw.subarray_rows_known, **kwargs)
-    if sweeps and isinstance(t, RecordTest) and raw.organization is not None:
+    if (sweeps or identify) and isinstance(t, RecordTest) and raw.organization is not None:
         analysis = sweep_analysis(t, raw.organization, {c.name: c.model for c in result.candidates},
-                                  selected=result.selected, seed=result.seed)
+                                  selected=result.selected, seed=result.seed, reps=reps)
         result = dataclasses.replace(result, sweeps=analysis)
+    if identify:
+        result = identify_two_level(result)
     return result
+
+
+def identify_two_level(result: FitResult) -> FitResult:
+    """The two-level version of a fit with a sweep analysis (``fit(..., sweeps=True)``; what
+    ``fit(..., persistence="two_level")`` without q returns): each candidate's q from the repeat
+    fraction of the per-iteration records (:func:`sweep_analysis`), its model made two-level with it,
+    the report's persistence note replaced by what was identified and what was not.
+
+    Raises:
+        FitError: the records are not per iteration, or no q in (0, 1] fits the selected candidate
+            (the message names the candidates that have one).
+    """
+    sw = result.sweeps
+    obs = sw["observed"] if sw is not None else {}
+    if sw is None or obs.get("repeat_error_fraction") is None:
+        raise FitError(f"test {result.test!r}: two_level persistence's q is identified only from records per "
+                       "iteration with at least 2 iterations (the share of a later iteration's errors that repeat "
+                       "the first's); these records are not, so give q (eden errormodel fit --q Q) or choose "
+                       "persistence access or fixed")
+    r = float(obs["repeat_error_fraction"])
+    qs = {name: d.get("two_level_q") or None for name, d in sw["predicted"].items()}
+    if qs.get(result.selected) is None:
+        ok = ", ".join(f"{n} (q = {v:.3g})" for n, v in qs.items() if v is not None) or "none"
+        o = sw["predicted"][result.selected].get("repeat_error_fraction_access")
+        raise FitError(f"test {result.test!r}: no two_level q in (0, 1] fits the selected {result.selected}: "
+                       f"with independent accesses it already repeats {100 * o:.1f}% of its errors in the "
+                       f"{obs['column_bits']}-bit units that failed before (its weak lines fail again), more than "
+                       f"the observed {100 * r:.1f}%. Candidates with a q: {ok} (force one with --model), or "
+                       "choose persistence access or fixed")
+    cands = tuple(dataclasses.replace(c, model=ErrorModel(c.model.components, Persistence.TWO_LEVEL, qs[c.name]))
+                  if qs.get(c.name) is not None else c for c in result.candidates)
+    d = sw["predicted"][result.selected]
+    q = cast(float, qs[result.selected])
+    r2 = d.get("repeat_error_fraction_two_level")
+    w = obs["column_bits"]
+    note = (f"persistence two_level, q = {q:.4g} identified from the per-iteration records: {100 * r:.1f}% of the "
+            f"later iterations' errors fall in {w}-bit units that failed in the first (r); {result.selected} "
+            f"simulated with independent accesses repeats {100 * d['repeat_error_fraction_access']:.1f}% (o, from "
+            f"its weak lines); q = 1 - (1 - r)/(1 - o). The two-level model simulated the same way repeats "
+            f"{'-' if r2 is None else f'{100 * r2:.1f}%'}. The rates are per-access rates (per bit per iteration); "
+            "the weak map holds rate/q of the cells, fixed per device seed. Not identified: whether a repeat is "
+            f"the same cell or another cell of the {w}-bit unit (the records are per unit, so q is tied to "
+            f"{result.selected}'s spatial model and differs between candidates), whether q varies between cells, "
+            "and how the weak map grows with the operating point")
+    others = [f"{n}: q = {v:.4g}" if v is not None else f"{n}: no q fits (kept with access persistence)"
+              for n, v in qs.items() if n != result.selected]
+    if others:
+        note += "; other candidates: " + ", ".join(others)
+    ident = tuple(_two_level_note(n, note) for n in result.identifiability)
+    return dataclasses.replace(result, candidates=cands, identifiability=ident)
+
+
+def _two_level_note(note: str, two_level: str) -> str:
+    """The records fit's persistence note with the two-level identification in its place."""
+    head, sep, _ = note.partition("; whether failures persist across accesses")
+    return f"{head}; {two_level}" if sep else note
 
 
 def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | None, *,
              subarray_rows_known: bool = True, models: Sequence[str] | None = None,
              persistence: Persistence | str = Persistence.ACCESS, confidence: float = 0.99, seed: int = 0,
-             gof: bool = True) -> FitResult:
+             gof: bool = True, q: float | None = None) -> FitResult:
     """Fit error models to one test (see :func:`fit`).
 
     Args:
@@ -481,7 +549,11 @@ def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | No
         models: Candidates to fit (names from :data:`MODELS`); None: every model
             the data identifies. A single name forces that model.
         persistence: Persistence of the fitted models (a :class:`Persistence` or its
-            spelling, ``"access"`` or ``"fixed"``); aggregated counts cannot tell them apart.
+            spelling, ``"access"``, ``"fixed"`` or ``"two_level"``); aggregated counts cannot tell
+            them apart. ``two_level`` needs ``q`` here; :func:`fit` identifies it from records
+            per iteration when ``q`` is None.
+        q: ``two_level`` persistence's per-access failure probability of a weak cell (given,
+            not identified: the report says so).
         confidence: Confidence level of the intervals, in (0, 1).
         seed: Seed of the goodness-of-fit Monte Carlo (recorded in the report).
         gof: Compute goodness of fit (Monte Carlo; off to save time in tests).
@@ -494,6 +566,10 @@ def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | No
         FitError: A forced model is not identifiable from this data.
     """
     persistence = Persistence.coerce(persistence)
+    if persistence is Persistence.TWO_LEVEL and q is None:
+        raise EdenConfigError("fitting with persistence two_level needs q here: eden.dram.fit.fit identifies it "
+                              "from records per iteration (or give q)")
+    q = check_repeat_q(persistence, q)
     if not (isinstance(confidence, float) and 0 < confidence < 1):
         raise EdenConfigError(f"confidence must be a float in (0, 1), got {confidence!r}")
     if models is not None:
@@ -503,10 +579,22 @@ def fit_test(test: RecordTest | SummaryTest, organization: DramOrganization | No
         if not models:
             raise EdenConfigError("models must name at least one model")
     if isinstance(test, SummaryTest):
-        return _fit_summary(test, models, persistence, confidence, seed)
-    if organization is None:
+        result = _fit_summary(test, models, persistence if q is None else Persistence.ACCESS, confidence, seed)
+    elif organization is None:
         raise FitError(f"test {test.name!r} has records but no organization (tested region) was given")
-    return _fit_records(test, organization, subarray_rows_known, models, persistence, confidence, seed, gof)
+    else:
+        result = _fit_records(test, organization, subarray_rows_known, models,
+                              persistence if q is None else Persistence.ACCESS, confidence, seed, gof)
+    if q is None:
+        return result
+    note = (f"persistence two_level with q = {q:.4g} as given, not identified by this fit; the rates are per-access "
+            "rates (per bit per iteration) and the weak map holds rate/q of the cells, fixed per device seed")
+    ident = tuple(_two_level_note(n, note) for n in result.identifiability)
+    if ident == tuple(result.identifiability):  # (no persistence note to replace: a summary fit)
+        ident += (note,)
+    return dataclasses.replace(
+        result, candidates=tuple(dataclasses.replace(c, model=ErrorModel(c.model.components, persistence, q))
+                                 for c in result.candidates), identifiability=ident)
 
 
 def _fit_records(test, org, sub_known, models, persistence, confidence, seed, gof) -> FitResult:
@@ -695,7 +783,8 @@ def save_fit(result: FitResult, path: os.PathLike | str, *, overwrite: bool = Fa
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "x") as f:
-            _h5._write_contents(f, result.model.components, result.model.persistence, provenance_json)
+            _h5._write_contents(f, result.model.components, result.model.persistence, provenance_json,
+                                result.model.q)
             g = f.create_group("fit")
             g.attrs["test"] = result.test
             g.attrs["selected"] = result.selected
@@ -740,7 +829,9 @@ def simulate_records(model: ErrorModel | str, organization: DramOrganization, *,
         seed: NumPy seed; same seed, same records.
         iterations: Test iterations. With ``access`` persistence every
             iteration is an independent draw; with ``fixed`` the same cells
-            fail in every iteration.
+            fail in every iteration; with ``two_level`` the weak cells (the
+            ``fixed`` cells of ``model.weak_map()``) are drawn once and each
+            fails in each iteration with probability ``model.q``.
         column_bits: Record granularity (1 = per cell; 512 = 64-byte lines).
         per_iteration: One record per (unit, iteration) instead of summed counts.
         pattern: uint8[P, row_bytes] written data (row ``r`` holds
@@ -762,7 +853,10 @@ def simulate_records(model: ErrorModel | str, organization: DramOrganization, *,
     rng = np.random.default_rng(seed)
     cells = CellSpace.of(organization, pattern)
     t_draw = 1 if model.persistence is Persistence.FIXED else iterations
-    trial = _failing_trials(model, cells, rng, t_draw)
+    if model.persistence is Persistence.TWO_LEVEL:
+        trial = _two_level_trials(model, cells, rng, iterations)
+    else:
+        trial = _failing_trials(model, cells, rng, t_draw)
     return _records(trial, cells, t_draw, iterations=iterations, persistence=model.persistence,
                     column_bits=column_bits, per_iteration=per_iteration, record_direction=record_direction,
                     name=name, operating_point=operating_point, device=device)
@@ -827,6 +921,14 @@ def _failing_trials(model: ErrorModel, cells: CellSpace, rng: np.random.Generato
         else:
             fails.append(p.cells(idx // t_draw) * t_draw + idx % t_draw)
     return np.unique(np.concatenate(fails)) if fails else np.zeros(0, np.int64)
+
+
+def _two_level_trials(model: ErrorModel, cells: CellSpace, rng: np.random.Generator, iterations: int) -> np.ndarray:
+    """Sorted failing bit-trials ``cell * iterations + iteration`` of a two-level model: the weak
+    cells of its weak map, once, then each (weak cell, iteration) failing with probability q."""
+    weak = _failing_trials(model.weak_map(), cells, rng, 1)
+    pick = np.flatnonzero(rng.random(weak.size * iterations) < cast(float, model.q))  # O(weak cells x iterations)
+    return weak[pick // iterations] * iterations + pick % iterations  # sorted: weak is
 
 
 def _records(trial: np.ndarray, cells: CellSpace, t_draw: int, *, iterations: int, persistence: Persistence,
@@ -925,7 +1027,11 @@ def sweep_analysis(test: RecordTest, organization: DramOrganization, models: Map
     often (weak lines). EDEN's two-level model, fixed weak cells each failing with probability
     ``q`` per access, gives ``1 - (1 - q)(1 - o)`` (the cell itself recurs with ``q``; the other
     cells of its unit as under ``access``), so the observed repeat fraction ``r`` identifies
-    ``q = 1 - (1 - r) / (1 - o)`` given a model's ``o``: that ``q`` is reported per model.
+    ``q = 1 - (1 - r) / (1 - o)`` given a model's ``o``: that ``q`` is reported per model
+    (:func:`two_level_q`; 0 where ``o >= r``: no q in (0, 1] fits), and the two-level model with it
+    (``ErrorModel(components, "two_level", q)``) is simulated ``reps`` times the same way: its
+    repeat fraction (``repeat_error_fraction_two_level``, each run in ``..._runs``) checks the
+    identification against the data.
     """
     obs = unit_stats(test, organization)
     pred: dict[str, Any] = {}
@@ -946,7 +1052,19 @@ def sweep_analysis(test: RecordTest, organization: DramOrganization, models: Map
             r = obs["repeat_error_fraction"]
             d["repeat_error_fraction_access"] = o
             d["repeat_error_fraction_fixed"] = 1.0
-            d["two_level_q"] = float(min(max(1.0 - (1.0 - r) / (1.0 - o), 0.0), 1.0)) if o < 1 else None
+            d["repeat_error_fraction_access_runs"] = [float(v) for v in reps_o]
+            q = two_level_q(r, o)
+            d["two_level_q"] = 0.0 if q is None and o < 1 else q
+            if q is not None:  # the fitted two-level model, simulated the same way
+                tl = ErrorModel(model.components, Persistence.TWO_LEVEL, q)
+                runs2 = [unit_stats(simulate_records(tl, organization, seed=seed + 1000 * i + 500 + k,
+                                                     iterations=test.iterations, column_bits=test.column_bits,
+                                                     per_iteration=True, record_direction=False), organization)
+                         for k in range(reps)]
+                rr = [float(x["repeat_error_fraction"]) for x in runs2 if x["repeat_error_fraction"] is not None]
+                d["repeat_error_fraction_two_level"] = float(np.mean(rr)) if rr else None
+                d["repeat_error_fraction_two_level_runs"] = rr
+                d["errors_per_faulty_unit_two_level"] = float(np.mean([x["errors_per_faulty_unit"] for x in runs2]))
         pred[name] = d
     notes = [f"statistics per {test.column_bits}-bit unit and iteration; predictions: each model simulated "
              f"{reps} times with independent iterations (simulate_records), means shown"]
@@ -954,12 +1072,23 @@ def sweep_analysis(test: RecordTest, organization: DramOrganization, models: Map
         notes.append(f"persistence is identified from the per-iteration records: observed repeat fraction "
                      f"{obs['repeat_error_fraction']:.3g}, 'fixed' predicts 1, 'access' each model's o; the "
                      "two-level model (fixed weak cells failing with probability q per access) matches it with "
-                     "the q shown (0: the model's o already exceeds it, no q fits). Not identified: whether a "
+                     "the q shown (0: the model's o already exceeds it, no q fits); 'repeat (two-level)' is that "
+                     "model simulated the same way. Not identified: whether a "
                      "repeat is the same cell or another cell of the unit (the records are per unit, so q is tied "
                      "to each model's spatial clustering), and whether q varies between cells")
     else:
         notes.append("persistence is not identified: the records are not per iteration (or there is one iteration)")
     return {"observed": obs, "predicted": pred, "selected": selected, "notes": notes}
+
+
+def two_level_q(repeat: float, access_repeat: float) -> float | None:
+    """The q of two-level persistence that makes a model whose ``access`` repeat fraction is
+    ``access_repeat`` (o) repeat ``repeat`` (r) of its errors: ``1 - (1 - r) / (1 - o)``; None
+    where no q in (0, 1] does (``o >= r``: the model's weak lines alone already repeat as much)."""
+    if not access_repeat < 1.0:
+        return None
+    q = 1.0 - (1.0 - repeat) / (1.0 - access_repeat)
+    return float(min(q, 1.0)) if q > 0.0 else None
 
 
 def format_sweeps(sweeps: Mapping[str, Any]) -> list[str]:
@@ -974,11 +1103,13 @@ def format_sweeps(sweeps: Mapping[str, Any]) -> list[str]:
                + (f"; {100 * rep:.1f}% of the later iterations' errors in units that failed in the first"
                   if rep is not None else ""))
     out.append(f"  {'model':<9}{'errors/faulty unit':>20}{'faulty units/iter':>19}{'repeat (access)':>17}"
-               f"{'two-level q':>13}")
+               f"{'two-level q':>13}{'repeat (two-level)':>20}")
     for name, d in sweeps["predicted"].items():
         ra = d.get("repeat_error_fraction_access")
         q = d.get("two_level_q")
+        r2 = d.get("repeat_error_fraction_two_level")
         out.append(f"  {name:<9}{d['errors_per_faulty_unit']:>20.3g}{d['faulty_units_per_iteration']:>19.4g}"
-                   f"{'-' if ra is None else f'{100 * ra:.1f}%':>17}{'-' if q is None else f'{q:.3f}':>13}")
+                   f"{'-' if ra is None else f'{100 * ra:.1f}%':>17}{'-' if q is None else f'{q:.3f}':>13}"
+                   f"{'-' if r2 is None else f'{100 * r2:.1f}%':>20}")
     out += [f"  note: {n}" for n in sweeps["notes"]]
     return out

@@ -14,8 +14,9 @@ Same bits and same log as ``Injector.__call__`` (tested): the same kernel (``run
 one chunk, the serial path ``cpu.inject`` takes for such a job) on the same plan, and for a
 correcting fp32/bf16 injection the same correction kernel (``correct_log``) in the same call.
 It applies where that path is fixed at preparation: the ``cpu`` backend on a CPU tensor, no
-ECC step, a job whose work estimate is below the parallel threshold (so ``cpu.inject`` never
-runs it on numba's threads), a seed below 2**64, no correction or one of fp32/bf16 words.
+ECC step, no two-level step (``Injector.thin``), a job whose work estimate is below the
+parallel threshold (so ``cpu.inject`` never runs it on numba's threads), a seed below 2**64, no
+correction or one of fp32/bf16 words.
 Anything else keeps the ``Injector``.
 
 *Packed* calls: everything a call needs but the address and the access sits in one int64
@@ -95,7 +96,8 @@ def _pack(inj: Injector, row: np.ndarray) -> list:
 
 def _applies(inj: Injector) -> bool:
     """Whether the packed path gives ``inj``'s bits and log (see the module docstring)."""
-    if inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None or inj.seed >= 2**64:
+    if (inj.backend != "cpu" or inj.device != "cpu" or inj.ecc is not None or inj.thin is not None
+            or inj.seed >= 2**64):
         return False
     if inj.compiled.plan.has_events:  # line events are added by cpu.inject, not the packed kernel
         return False

@@ -24,6 +24,7 @@ from eden.engine.backends import cpu, cuda, reference  # noqa: F401
 from eden.engine.contract import AUTO, Op, call, kernel, select
 from eden.engine.correct import CorrectionMode, popcount
 from eden.engine.plan import cached_plan
+from eden.engine.twolevel import thin_log
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError, EdenTypeError
 from eden.formats import StorageFormat, format_of
@@ -230,7 +231,8 @@ def inject_(tensor, model, seed: int = 0, *, access: int = 0, base_address: int 
         model: an ErrorModel, a spec string (``"em0:p=1e-4"``) or an ``.h5`` path.
         seed: device/draw seed. Same seed, model, placement and access -> same bits
             on every backend.
-        access: access index; with ``access`` persistence each access redraws errors.
+        access: access index; with ``access`` persistence each access redraws errors (with
+            ``two_level``, which of the fixed weak cells fail).
         base_address: byte address of the tensor in the DRAM partition (must be a
             multiple of the element size).
         address_map: DRAM organization and mapping; default: 16 banks x 64Ki rows x 8 KiB.
@@ -293,7 +295,8 @@ class Injector:
     """
 
     __slots__ = ("model", "format", "nbytes", "seed", "base_address", "correction", "backend", "device",
-                 "compiled", "_inject", "_correct", "_fmax", "_xor", "_word", "_direct", "ecc", "_ecc_args")
+                 "compiled", "_inject", "_correct", "_fmax", "_xor", "_word", "_direct", "ecc", "_ecc_args",
+                 "thin")
 
     def __init__(self, model: ErrorModel, fmt: StorageFormat, nbytes: int, *, seed: int, base_address: int,
                  address_map: AddressMap | None = None, correction: CorrectionMode | str = CorrectionMode.NONE,
@@ -319,6 +322,11 @@ class Injector:
         self._fmax = cast(FloatFormat, fmt).max_finite if mode is not CorrectionMode.NONE else 0.0
         self.ecc, self._ecc_args = ecc_step(ecc, ecc_policy, model, fmt, nbytes, seed, base_address,
                                             address_map or DEFAULT_ADDRESS_MAP)
+        # two_level persistence: the kernel draws the weak map; which weak cells fail on an access
+        # is decided on the log (eden.engine.twolevel), before ECC and correction
+        self.thin = None if model.q is None else functools.partial(
+            thin_log, backend=be.name, itemsize=fmt.word.itemsize, base_address=base_address, seed=seed,
+            q=model.q)
 
     def words(self, tensor):
         """The storage view ``__call__`` takes, of a contiguous torch tensor of this format,
@@ -346,6 +354,8 @@ class Injector:
         logs drawn by several injectors in one call, ``eden.engine.group``)."""
         fmt = self.format
         ecc_stats = None
+        if self.thin is not None:  # two_level: the weak cells that fail on this access, O(weak-map flips)
+            idx, mask, off, cnt = self.thin(words, idx, mask, off, cnt, access=access)
         if self.ecc is not None:  # decode per codeword, O(errors), on the host from the log
             idx, mask, off, cnt, ecc_stats = self.ecc(words, idx, mask, off, cnt, backend=self.backend,
                                                       access=access, **self._ecc_args)

@@ -349,6 +349,7 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
              base_address: int, address_map: AddressMap, weak_lines=None):
     """(plan, (component, part) of each sub-pass's access key, or None under fixed persistence,
     (component, part) of each line-event pass)."""
+    model = model.weak_map()  # two_level: its fixed weak map (eden/engine/twolevel.py); others: itself
     if weak_lines is None:
         weak_lines = sampling
 

@@ -21,8 +21,9 @@ everything the rest of eden needs:
   :func:`eden.dram.fit.fit`; the contract of those three is in :mod:`eden.errormodels.fitting`.
 
 Fit candidates that combine components (``em1+em2``) register with :func:`register_fit_model`.
-Persistence (redraw errors per access, or a fixed map of weak cells) is a property of the
-whole model: :class:`Persistence`.
+Persistence (redraw errors per access, a fixed map of weak cells, or EDEN's two-level model: a
+fixed map of weak cells each failing with probability ``q`` per access) is a property of the
+whole model: :class:`Persistence`, :func:`check_repeat_q`.
 """
 
 from __future__ import annotations
@@ -36,13 +37,42 @@ from eden.errors import EdenConfigError
 
 
 class Persistence(Mode):
-    """Whether errors are redrawn on every access or fixed per device seed (module docs of model.py)."""
+    """Whether errors are redrawn on every access, fixed per device seed, or both: fixed weak
+    cells failing with probability ``q`` per access (module docs of model.py)."""
 
     ACCESS = "access"
     FIXED = "fixed"
+    TWO_LEVEL = "two_level"
+
+    @property
+    def redraws(self) -> bool:
+        """Whether two accesses of one device seed may see different errors."""
+        return self is not Persistence.FIXED
 
 
 DEFAULT_PERSISTENCE = Persistence.ACCESS
+
+#: The spec/HDF5 name of two-level persistence's per-access failure probability of a weak cell.
+REPEAT_Q = "q"
+
+
+def check_repeat_q(persistence: Persistence | str, q) -> float | None:
+    """``q`` of a model with ``persistence``: a number in (0, 1] for ``two_level`` (the
+    probability that a weak cell fails on an access), None otherwise; else EdenConfigError
+    naming the field."""
+    persistence = Persistence.coerce(persistence)
+    if persistence is not Persistence.TWO_LEVEL:
+        if q is not None:
+            raise EdenConfigError(f"error-model option {REPEAT_Q} (the per-access failure probability of a weak "
+                                  f"cell) applies only to persistence={Persistence.TWO_LEVEL.value}, "
+                                  f"not {persistence.value}")
+        return None
+    if q is None:
+        raise EdenConfigError(f"persistence={Persistence.TWO_LEVEL.value} needs option {REPEAT_Q} in (0, 1], "
+                              f"the per-access failure probability of a weak cell "
+                              f"(e.g. ';persistence={Persistence.TWO_LEVEL.value},{REPEAT_Q}=0.05')")
+    return check_number(f"error-model option {REPEAT_Q} (the per-access failure probability of a weak cell "
+                        f"under two_level persistence)", q, lo=0.0, hi=1.0, lo_open=True)
 
 
 class WeakLines(Mode):
@@ -225,12 +255,17 @@ class Component:
         return None
 
 
-def model_spec(components, persistence: Persistence | str) -> str:
+def model_spec(components, persistence: Persistence | str, q: float | None = None) -> str:
     """The spec string of a union of components (``"em1:...+em0:..."``, ``";persistence=fixed"``
-    when not the default): what ``ErrorModel.to_spec`` prints and ``ErrorModel.from_spec`` reads."""
+    when not the default, ``";persistence=two_level,q=0.05"``): what ``ErrorModel.to_spec`` prints
+    and ``ErrorModel.from_spec`` reads."""
     spec = "+".join(c.to_spec() for c in components)
-    if Persistence(persistence) is not DEFAULT_PERSISTENCE:
-        spec += f";persistence={Persistence(persistence).value}"
+    persistence = Persistence(persistence)
+    if persistence is not DEFAULT_PERSISTENCE:
+        spec += f";persistence={persistence.value}"
+    q = check_repeat_q(persistence, q)
+    if q is not None:
+        spec += f",{REPEAT_Q}={q!r}"
     return spec
 
 

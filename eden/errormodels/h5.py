@@ -4,7 +4,8 @@ Layout (format version 1; full description in ``docs/formats.md``)::
 
     /                      attrs: format="eden.error_model", format_version=1,
                                   persistence, eden_version, created_utc,
-                                  provenance (JSON), spec (informational)
+                                  provenance (JSON), spec (informational),
+                                  persistence_q (float64; only with persistence="two_level")
     /components/0          attr kind="em0".."em3"
     /components/0/<param>  scalar float64 dataset, one per parameter
     /components/1 ...
@@ -35,7 +36,7 @@ import numpy as np
 from eden._version import __version__
 from eden.core.hdf5 import as_str, attr_location, check_header, describe, describe_node
 from eden.core.io import write_with
-from eden.errormodels.component import Component, Persistence, model_spec
+from eden.errormodels.component import Component, Persistence, check_repeat_q, model_spec
 from eden.errormodels.components import component_class, component_kinds
 from eden.errors import EdenFileError, EdenFileNotFoundError, EdenTypeError
 
@@ -46,6 +47,9 @@ FORMAT_VERSION = 1
 """Layout version this module writes; it reads versions 1..FORMAT_VERSION."""
 
 COMPONENTS_GROUP = "components"
+
+Q_ATTR = "persistence_q"
+"""Root attribute of ``two_level`` persistence's q (absent for the other modes and in older files)."""
 
 
 
@@ -58,7 +62,7 @@ class ErrorModelFileError(EdenFileError):
 # --------------------------------------------------------------------- writing
 def save_components(path: os.PathLike | str, components: tuple[Component, ...],
                     persistence: Persistence | str, *, provenance: Mapping[str, Any] | None = None,
-                    overwrite: bool = False) -> None:
+                    overwrite: bool = False, q: float | None = None) -> None:
     """Write a model (its components and persistence) to ``path`` in the eden error-model HDF5 layout.
 
     ``ErrorModel.save`` is the usual entry point. The file is written to a temporary file in
@@ -74,6 +78,8 @@ def save_components(path: os.PathLike | str, components: tuple[Component, ...],
             JSON string in the root ``provenance`` attribute; ``{}`` if None.
         overwrite: Replace an existing file at ``path``. Without it an
             existing file is left untouched.
+        q: ``two_level`` persistence's per-access failure probability of a weak cell (root
+            attribute ``persistence_q``); None for the other modes.
 
     Raises:
         EdenTypeError: ``components`` holds something else than components, or
@@ -87,11 +93,12 @@ def save_components(path: os.PathLike | str, components: tuple[Component, ...],
     if not components or not all(isinstance(c, Component) for c in components):
         raise EdenTypeError(f"save_components expects a non-empty sequence of components, got {components!r}")
     persistence = Persistence.coerce(persistence)
+    q = check_repeat_q(persistence, q)
     provenance_json = provenance_text(provenance)
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "x") as f:
-            _write_contents(f, components, persistence, provenance_json)
+            _write_contents(f, components, persistence, provenance_json, q)
 
     write_with(path, write, overwrite=overwrite, what="error-model file")
 
@@ -108,15 +115,17 @@ def provenance_text(provenance: Mapping[str, Any] | None) -> str:
 
 
 def _write_contents(f: h5py.File, components: tuple[Component, ...], persistence: Persistence,
-                    provenance_json: str) -> None:
+                    provenance_json: str, q: float | None = None) -> None:
     """Fill an open, empty HDF5 file with the version-1 layout."""
     f.attrs["format"] = FORMAT
     f.attrs["format_version"] = np.int64(FORMAT_VERSION)
     f.attrs["persistence"] = persistence.value
+    if q is not None:
+        f.attrs[Q_ATTR] = np.float64(q)
     f.attrs["eden_version"] = __version__
     f.attrs["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     f.attrs["provenance"] = provenance_json
-    f.attrs["spec"] = model_spec(components, persistence)
+    f.attrs["spec"] = model_spec(components, persistence, q)
     comps = f.create_group(COMPONENTS_GROUP)
     for i, component in enumerate(components):
         g = comps.create_group(str(i))
@@ -141,11 +150,19 @@ def load_components(path: os.PathLike | str) -> tuple[tuple[Component, ...], Per
             valid eden error-model file; the message names the file, the HDF5
             path inside it, what was expected and what was found.
     """
+    components, persistence, _ = load_model_parts(path)
+    return components, persistence
+
+
+def load_model_parts(path: os.PathLike | str) -> tuple[tuple[Component, ...], Persistence, float | None]:
+    """:func:`load_components` plus ``two_level`` persistence's q (None for the other modes):
+    ``(components, persistence, q)``; ``ErrorModel.load`` uses it."""
     with _open(path) as f:
         _check_header(f, path)
         persistence = _read_persistence(f, path)
+        q = _read_q(f, path, persistence)
         components = _read_components(f, path)
-    return tuple(components), persistence
+    return tuple(components), persistence, q
 
 
 def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
@@ -169,6 +186,7 @@ def read_metadata(path: os.PathLike | str) -> dict[str, Any]:
         meta: dict[str, Any] = {"format_version": int(f.attrs["format_version"])}
         for name in ("persistence", "eden_version", "created_utc", "spec"):
             meta[name] = as_str(f.attrs.get(name))
+        meta["q"] = float(f.attrs[Q_ATTR]) if Q_ATTR in f.attrs else None
         raw = f.attrs.get("provenance")
         text = as_str(raw)
         if raw is None:
@@ -210,6 +228,25 @@ def _read_persistence(f: h5py.File, path) -> Persistence:
     if value not in modes:
         raise ErrorModelFileError(path, loc, f"expected {expected}; found {describe(f.attrs['persistence'])}")
     return Persistence(value)
+
+
+def _read_q(f: h5py.File, path, persistence: Persistence) -> float | None:
+    loc = attr_location("/", Q_ATTR)
+    if persistence is not Persistence.TWO_LEVEL:
+        if Q_ATTR in f.attrs:
+            raise ErrorModelFileError(path, loc, f"expected no such attribute with persistence "
+                                      f"{persistence.value!r} (it belongs to 'two_level'); found "
+                                      f"{describe(f.attrs[Q_ATTR])}")
+        return None
+    expected = "a float64 in (0, 1], the per-access failure probability of a weak cell"
+    if Q_ATTR not in f.attrs:
+        raise ErrorModelFileError(path, loc, f"expected {expected} (persistence is 'two_level'); found no such "
+                                  "attribute")
+    raw = f.attrs[Q_ATTR]
+    value = np.asarray(raw)
+    if value.shape != () or value.dtype.kind not in "fiu" or not 0.0 < float(value) <= 1.0:
+        raise ErrorModelFileError(path, loc, f"expected {expected}; found {describe(raw)}")
+    return float(value)
 
 
 def _read_components(f: h5py.File, path) -> list:

@@ -19,11 +19,22 @@ Persistence (a property of the whole model):
   every access, and the maps are nested across rates (every cell weak at rate
   ``p`` is weak at any ``p' > p``), as reduced-voltage failures behave.
   Weak bitlines/wordlines are always fixed per device seed.
+* ``two_level`` with ``q`` in (0, 1] (EDEN's model): a device seed fixes a map of
+  weak cells exactly as ``fixed`` draws it, at every rate divided by ``q``
+  (``weak_map()``), and each weak cell fails on an access with probability
+  ``q``, independently across accesses. A cell of rate ``r <= q`` is weak with
+  probability ``r / q`` and so fails on an access with probability ``r``;
+  a rate above ``q`` saturates (weak for sure, failing with ``q``), and in a
+  union of components the weak maps overlap, so ``expected_ber`` is
+  ``q`` times the weak map's (exact, within ``O(r_i r_j / q)`` of the
+  ``access`` model's). ``q = 1`` is ``fixed``, bit for bit. Docs:
+  ``docs/persistence.md``.
 
 Spec strings: ``"em0:p=1e-4"``, ``"em1:fraction=0.01,p=0.05"``,
 ``"em3:p10=1e-3,p01=1e-5"``, unions with ``+``
 (``"em1:fraction=0.01,p=0.05+em0:p=1e-7"``), global options after ``;``
-(``"em0:p=1e-4;persistence=fixed"``).
+(``"em0:p=1e-4;persistence=fixed"``, ``"em0:p=1e-4;persistence=two_level,q=0.05"``;
+options are separated by ``;`` or ``,``).
 """
 
 from __future__ import annotations
@@ -31,9 +42,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from typing import cast
 
 from eden.core.validate import check_probability
-from eden.errormodels.component import DEFAULT_PERSISTENCE, Component, Persistence, model_spec
+from eden.errormodels.component import (DEFAULT_PERSISTENCE, REPEAT_Q, Component, Persistence, check_repeat_q,
+                                        model_spec)
 from eden.errormodels.components import Uniform, component_class, component_kinds
 from eden.errors import EdenConfigError, EdenTypeError
 
@@ -50,6 +63,8 @@ class ErrorModel:
 
     components: tuple[Component, ...]
     persistence: Persistence = DEFAULT_PERSISTENCE
+    #: ``two_level`` persistence: the probability that a weak cell fails on an access (None otherwise).
+    q: float | None = None
 
     def __post_init__(self) -> None:
         comps = tuple(self.components)
@@ -61,27 +76,43 @@ class ErrorModel:
                                     f"({', '.join(component_kinds())}), got {c!r}")
         object.__setattr__(self, "components", comps)
         object.__setattr__(self, "persistence", Persistence.coerce(self.persistence))
+        object.__setattr__(self, "q", check_repeat_q(self.persistence, self.q))
 
     # ----------------------------------------------------------------- building
     @classmethod
-    def from_spec(cls, spec: str, persistence: Persistence | str | None = None) -> ErrorModel:
-        """Parse ``"em0:p=1e-4"``-style specs (see module docs)."""
+    def from_spec(cls, spec: str, persistence: Persistence | str | None = None, q: float | None = None
+                  ) -> ErrorModel:
+        """Parse ``"em0:p=1e-4"``-style specs (see module docs); ``persistence``/``q`` override
+        the spec's options."""
         if not isinstance(spec, str) or not spec.strip():
             raise EdenConfigError(f"error-model spec must be a non-empty string, got {spec!r}")
         body, _, opts = spec.partition(";")
-        options = {}
-        for item in filter(None, (s.strip() for s in opts.split(";"))):
+        options: dict[str, str] = {}
+        for item in filter(None, (s.strip() for s in opts.replace(",", ";").split(";"))):
             key, eq, value = item.partition("=")
+            key = key.strip()
             if not eq:
                 raise EdenConfigError(f"error-model option {item!r} in {spec!r} must be key=value")
-            if key.strip() != "persistence":
-                raise EdenConfigError(f"unknown error-model option {key.strip()!r} in {spec!r}; known: persistence")
-            options["persistence"] = value.strip()
+            if key not in ("persistence", REPEAT_Q):
+                raise EdenConfigError(f"unknown error-model option {key!r} in {spec!r}; known: persistence, "
+                                      f"{REPEAT_Q} (with persistence=two_level)")
+            if key in options:
+                raise EdenConfigError(f"error-model option {key!r} given twice in {spec!r}")
+            options[key] = value.strip()
+        if q is None and REPEAT_Q in options:
+            try:
+                q = float(options[REPEAT_Q])
+            except ValueError:
+                raise EdenConfigError(f"error-model option {REPEAT_Q} in {spec!r} must be a number in (0, 1], "
+                                      f"got {options[REPEAT_Q]!r}") from None
         comps = []
         for part in body.split("+"):
             name, _, args = part.strip().partition(":")
             comps.append(component_class(name.strip()).from_params(args, spec))
-        return cls(tuple(comps), Persistence.coerce(persistence or options.get("persistence", DEFAULT_PERSISTENCE)))
+        mode = Persistence.coerce(persistence or options.get("persistence", DEFAULT_PERSISTENCE))
+        if persistence is not None and mode is not Persistence.TWO_LEVEL:
+            q = None  # an overriding persistence drops the spec's q
+        return cls(tuple(comps), mode, q)
 
     @classmethod
     def uniform(cls, p: float, persistence: Persistence | str = DEFAULT_PERSISTENCE) -> ErrorModel:
@@ -99,7 +130,15 @@ class ErrorModel:
         raise EdenTypeError(f"expected an ErrorModel, a spec string or an .h5 path, got {type(value).__name__}")
 
     def to_spec(self) -> str:
-        return model_spec(self.components, self.persistence)
+        return model_spec(self.components, self.persistence, self.q)
+
+    def weak_map(self) -> ErrorModel:
+        """``two_level``: the ``fixed`` model whose failing cells are this model's weak cells
+        (every rate divided by ``q``, capped at 1); any other model: itself."""
+        if self.persistence is not Persistence.TWO_LEVEL:
+            return self
+        q = cast(float, self.q)
+        return ErrorModel(tuple(c.scaled(1.0 / q) for c in self.components), Persistence.FIXED)
 
     def __str__(self) -> str:
         return self.to_spec()
@@ -111,13 +150,17 @@ class ErrorModel:
         n = len(self.components)
         wb = weak_bitline if isinstance(weak_bitline, tuple) else (weak_bitline,) * n
         ww = weak_wordline if isinstance(weak_wordline, tuple) else (weak_wordline,) * n
+        if self.persistence is Persistence.TWO_LEVEL:
+            return cast(float, self.q) * self.weak_map().cell_rate(wb, ww, stored)
         keep = 1.0
         for c, b, w in zip(self.components, wb, ww):
             keep *= 1.0 - c.rate_table(b, w)[stored]
         return 1.0 - keep
 
     def expected_ber(self, ones_fraction: float = 0.5) -> float:
-        """Mean flip probability of a bit, over line classes and stored values."""
+        """Mean flip probability of a bit on one access, over line classes and stored values."""
+        if self.persistence is Persistence.TWO_LEVEL:
+            return cast(float, self.q) * self.weak_map().expected_ber(ones_fraction)
         total = 0.0
         for stored, weight in ((0, 1.0 - ones_fraction), (1, ones_fraction)):
             keep = 1.0
@@ -129,7 +172,7 @@ class ErrorModel:
     def scaled(self, k: float) -> ErrorModel:
         if not (k >= 0 and math.isfinite(k)):
             raise EdenConfigError(f"scale factor must be finite and >= 0, got {k}")
-        return ErrorModel(tuple(c.scaled(k) for c in self.components), self.persistence)
+        return ErrorModel(tuple(c.scaled(k) for c in self.components), self.persistence, self.q)
 
     def at_ber(self, ber: float, ones_fraction: float = 0.5) -> ErrorModel:
         """This model's shape with all probabilities scaled so expected_ber() == ber."""
@@ -159,12 +202,12 @@ class ErrorModel:
         from eden.errormodels import h5 as _h5
 
         _h5.save_components(path, self.components, self.persistence, provenance=provenance,
-                            overwrite=overwrite)
+                            overwrite=overwrite, q=self.q)
 
     @classmethod
     def load(cls, path) -> ErrorModel:
         """Read a model from an HDF5 file; errors name the file and HDF5 path."""
         from eden.errormodels import h5 as _h5
 
-        components, persistence = _h5.load_components(path)
-        return cls(components, persistence)
+        components, persistence, q = _h5.load_model_parts(path)
+        return cls(components, persistence, q)

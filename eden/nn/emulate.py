@@ -21,7 +21,8 @@ type were stored in approximate DRAM:
   parameter temporarily points at a decoded buffer while the original tensor
   object is kept aside untouched.
 * Weight errors follow the error model's persistence: ``fixed`` weak cells are
-  drawn once per device seed; ``access`` errors are redrawn for every forward
+  drawn once per device seed (``two_level``: which of them fail is redrawn for every
+  forward, like ``access``); ``access`` errors are redrawn for every forward
   pass of the model (every batch).
 * IFM errors are drawn for every forward pass (access index = forward count).
   Gradients pass straight through the corruption (for retraining).
@@ -709,7 +710,7 @@ class Emulation:
     def _access(self, w: _WeightState) -> int:
         em = w.cfg.error_model
         assert em is not None  # called only for weights with an error model
-        return self.forwards if em.persistence == "access" else 0
+        return self.forwards if em.persistence.redraws else 0  # access, two_level: per forward
 
     def _acquire_weights(self) -> None:
         for w in self._weights:
@@ -736,7 +737,7 @@ class Emulation:
         the packed path applies: the same bits as one call each), the others one by one."""
         if self._redraw is None:
             redrawn = [w for w in self._weights
-                       if w.cfg.error_model is not None and w.cfg.error_model.persistence == "access"]
+                       if w.cfg.error_model is not None and w.cfg.error_model.persistence.redraws]
             both = [w for w in redrawn if w.in_place]
             if len(both) < 2:
                 both = []

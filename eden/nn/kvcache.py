@@ -22,7 +22,8 @@ emulation is active and puts approximate-DRAM errors into what it returns.
   (retraining) the errors go into a copy with straight-through gradients instead.
 
 With a ``fixed``-persistence error model the weak cells of an address fail on every
-access, so the two semantics differ only in how the draws are keyed.
+access, so the two semantics differ only in how the draws are keyed (with ``two_level``,
+which of those weak cells fail is drawn per access, keyed like ``access``).
 
 **Placement.** The caches take the upper half of the DRAM left after the weights (the
 IFMs the lower half); each attention module gets two equal row-aligned slots (K then V,

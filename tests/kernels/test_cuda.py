@@ -46,7 +46,8 @@ SPECS = {
     "emc_low": "emc:line_fraction=0.3,wl_fraction=0.2,p=2e-3,p_else=1e-7+em1:fraction=0.02,p=1e-3",
 }
 LOW_BYTES = 4 << 20
-PERSISTENCE = {"access": "", "fixed": ";persistence=fixed"}
+# two_level: the weak map on the device, the failing weak cells kept from the log read back (eden.engine.twolevel)
+PERSISTENCE = {"access": "", "fixed": ";persistence=fixed", "two_level": ";persistence=two_level,q=0.3"}
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.uint8, torch.int16]
 ROW = 8192  # default address map: 8 KiB rows
 BASE = 3 * ROW + 1000  # not row-aligned; a multiple of every element size

@@ -395,3 +395,33 @@ def test_gpu_module_glue_matches_cpu_backend(host_gpu, name):
         assert len(gi) > 0
         host_gpu.xor_segments(words, idx, mask, off, cnt)  # undo
         assert torch.equal(x.view(torch.uint8), clean.view(torch.uint8))
+
+
+@pytest.mark.parametrize("name", ["em0", "composite_low"])
+def test_gpu_module_glue_two_level_matches_cpu_backend(host_gpu, name):
+    """Two-level persistence on the CUDA path: the kernels (on the host) draw the weak map's plan,
+    the log step (eden.engine.twolevel, on the log read back) keeps the failing weak cells: the CPU
+    backend's tensor and log, for two accesses."""
+    import torch
+
+    from eden.engine.ops import inject_
+    from eden.engine.twolevel import thin_log
+    from eden.formats import format_of
+
+    spec = SPECS[name] + ";persistence=two_level,q=0.25"
+    n = 1 << 20 if name.endswith("_low") else 40000
+    x = (torch.randn(n, generator=torch.Generator().manual_seed(3))).to(torch.float16)
+    fmt = format_of(x.dtype)
+    for access in (0, 5):
+        ref = x.clone()
+        log = inject_(ref, spec, seed=7, access=access, base_address=8192 + 64, backend="cpu")
+        y = x.clone()
+        plan = compile_plan(ErrorModel.from_spec(spec), word_bits=16, nbytes=2 * n, seed=7, access=access,
+                            base_address=8192 + 64, address_map=DEFAULT_ADDRESS_MAP)
+        words, idx, mask, off, cnt = host_gpu.inject(plan, y.view(torch.uint8), fmt)
+        idx, mask, off, cnt = thin_log(words, idx, mask, off, cnt, backend="reference", itemsize=2,
+                                       base_address=8192 + 64, seed=7, access=access, q=0.25)
+        assert torch.equal(y.view(torch.uint8), ref.view(torch.uint8)), (name, access)
+        gi, gm = host_gpu.to_host_flat(idx, mask, off, cnt)
+        ri, rm = log.word_flips()
+        assert len(gi) > 0 and np.array_equal(gi, ri) and np.array_equal(gm, rm), (name, access)

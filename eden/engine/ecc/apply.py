@@ -8,7 +8,8 @@ The raw errors are drawn over data and check bits:
   check-bit buffer of ``codewords * r`` bits, on the host's CPU path (bit-identical to every
   backend), with a device seed derived from the tensor's seed and the code, at the address
   ``first codeword * r / 8`` of that array. Under ``fixed`` persistence the check cells'
-  weak map is fixed per seed like the data's. The buffer holds zeros unless the model is
+  weak map is fixed per seed like the data's (``two_level``: and each of its cells fails per
+  access as :mod:`eden.engine.twolevel` draws it, under that seed). The buffer holds zeros unless the model is
   data-dependent (em3), in which case it holds the clean data's true check bits (one O(bits)
   encoding pass); a data-independent model flips the same cells whatever they store.
 
@@ -36,6 +37,7 @@ from eden.dram.address import AddressMap
 from eden.engine.contract import Op, call, kernel, select
 from eden.engine.ecc.base import OUTCOMES, Code, DuePolicy, Outcome
 from eden.engine.plan import cached_plan
+from eden.engine.twolevel import split_entries
 from eden.errormodels.model import ErrorModel
 from eden.formats import get_format
 
@@ -179,6 +181,11 @@ def check_bit_errors(code: Code, model: ErrorModel, *, seed: int, access: int, b
                        base_address=first_cw * rb, address_map=address_map, weak_lines=be.weak_lines)
     _, idx, mask, off, cnt = kernel(Op.INJECT, be.name)(plan.at(access), buf, fmt)
     i, m = call(Op.READ_LOG, be.name, idx, mask, off, cnt)
+    if model.q is not None:  # two_level: the check cells of the weak map that fail on this access
+        m = split_entries(np.asarray(i), np.asarray(m), 1, base_address=first_cw * rb,
+                          seed=check_seed(seed, code), access=access, q=model.q)[0]
+        i = np.asarray(i)[m != 0]
+        m = m[m != 0]
     byte, bit = _bits_of(np.asarray(i), np.asarray(m), 1)
     g = byte * 8 + bit
     return first_cw + g // code.r, g % code.r
