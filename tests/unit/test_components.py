@@ -43,7 +43,8 @@ def _example(cls) -> Component:
 def test_spec_round_trip(kind):
     comp = _example(component_class(kind))
     for persistence in Persistence:
-        model = ErrorModel((comp, comp), persistence)
+        q = 0.0625 if persistence is Persistence.TWO_LEVEL else None  # (two_level needs its q)
+        model = ErrorModel((comp, comp), persistence, q)
         again = ErrorModel.from_spec(model.to_spec())
         assert again == model and again.components[0].params() == comp.params()  # exact floats
     assert ErrorModel.from_spec(kind + ":").components == (component_class(kind)(),)  # defaults
