@@ -40,6 +40,9 @@ SPECS = {
     "composite": "em1:fraction=0.02,p=0.05+em0:p=1e-4+em3:p10=1e-3,p01=1e-5+em2:fraction=0.2,p=3e-3",
     # both weak-line maps (weak line positions walked in weak rows only)
     "emc": "emc:line_fraction=0.25,wl_fraction=0.5,p=0.02,p_else=1e-4",
+    # per-access line events (eden_count_events / eden_emit_events), alone and in a union
+    "eml": "eml:line_fraction=0.25,wl_fraction=0.5,bit_fraction=0.02,e=0.3,p_else=1e-5",
+    "eml_union": "eml:line_fraction=0.2,wl_fraction=0.25,bit_fraction=0.014,e=0.3,p_else=0+em0:p=1e-4",
     # low rates: stream groups of several tiles (4 MB tensors)
     "em0_low": "em0:p=1e-6",
     "composite_low": "em1:fraction=0.02,p=1e-3,p_else=1e-7+em0:p=1e-6+em2:fraction=0.2,p=1e-4,p_else=1e-6",
