@@ -29,6 +29,7 @@ than a low-rate injection inside a forward pass. :class:`LeanGroup` packs severa
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 import numpy as np
@@ -121,7 +122,7 @@ class LeanInjection:
     """
 
     __slots__ = ("injector", "total_bits", "n_corrected", "_call", "_xor", "_hdr", "_keep", "_proto", "_out", "_n",
-                 "_correct", "_shift", "_fmax", "_rep")
+                 "_correct", "_shift", "_fmax", "_rep", "_held")
 
     def __init__(self, inj: Injector):
         k = cpu.kernels()
@@ -144,9 +145,12 @@ class LeanInjection:
             self._shift = np.uint32(32 - fmt.bits)
             self._fmax = fmt.max_finite
         self._rep: tuple = (None, None)
+        self._held: object = None
 
-    def __call__(self, address: int, access: int, plausible: tuple[float, float] | None = None) -> int | None:
-        """Inject (and correct, when the Injector corrects: ``plausible`` is then its range)."""
+    def __call__(self, address: int, access: int, plausible: tuple[float, float] | None = None,
+                 hold: object = None) -> int | None:
+        """Inject (and correct, when the Injector corrects: ``plausible`` is then its range). ``hold``:
+        the tensor at ``address``, kept until the undo (its memory must stay the tensor's)."""
         if self._n >= 0:
             return None
         if self._correct is None:
@@ -155,7 +159,9 @@ class LeanInjection:
             if plausible is None:
                 raise ValueError("internal error: a correcting lean injection needs the plausible range")
             rep = self._rep
-            if rep[0] != plausible:
+            # keyed with the ends' signs: -0.0 == 0.0, but their replacement words differ
+            memo = (*plausible, math.copysign(1.0, plausible[0]), math.copysign(1.0, plausible[1]))
+            if rep[0] != memo:
                 fmax = self._fmax
                 low, high = (np.float32(min(max(float(v), -fmax), fmax)) for v in plausible)
                 if not low <= high:
@@ -163,13 +169,14 @@ class LeanInjection:
                 nan_to = min(max(np.float32(0), low), high)
                 fmt = cast(FloatFormat, self.injector.format)
                 words = fmt.from_float32(np.array([0.0, low, high, nan_to], np.float32))
-                rep = self._rep = (plausible, (low, high, words))
+                rep = self._rep = (memo, (low, high, words))
             low, high, words = rep[1]
             n, bits, self.n_corrected = self._correct(address, access, self._hdr, self._proto, self._shift, low, high,
                                                       self.injector.correction is CorrectionMode.CLAMP, words)
         if n < 0:
             return None
         self._n = n
+        self._held = hold
         return bits
 
     def undo(self) -> None:
@@ -178,6 +185,7 @@ class LeanInjection:
             raise RuntimeError("this lean injection has no outstanding log to undo")
         self._xor(self._hdr, self._proto)
         self._n = -1
+        self._held = None
 
     def entries(self) -> tuple[np.ndarray, np.ndarray]:
         """(word index int64[k], xor mask[k]) of the outstanding log (copies)."""

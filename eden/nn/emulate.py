@@ -573,7 +573,7 @@ class _WeightState:
     def _injector(self, t: torch.Tensor, amap: AddressMap, backend: str) -> Injector:
         """The prepared injection for tensor ``t`` (made again if its dtype, size or device
         changed); a non-contiguous ``t`` goes through ``inject_``'s checks, which say why not."""
-        key = (t.dtype, t.numel(), t.device.type, id(amap), backend)
+        key = (t.dtype, t.numel(), t.device.type, t.is_contiguous(), id(amap), backend)
         if self.injector is None or key != self._injector_key:
             self.injector = _prepared(t, self.cfg, self.seed, self.base, amap, backend)
             self._injector_key = key
@@ -760,11 +760,13 @@ class Emulation:
             datas = [w.param.data for w in together]
             key = [(d.data_ptr(), d.dtype, d.numel(), d.is_contiguous()) for d in datas]
             if key != self._weight_key:
-                self._weight_key = key
+                # (nothing of the old groups survives a rebuild that raises: the next forward tries again)
+                self._weight_key, self._weight_group, self._lean_weights = [], None, None
                 injectors = [w._injector(d, self.address_map, self.backend) for w, d in zip(together, datas)]
                 self._weight_group = InjectorGroup(injectors)
                 self._lean_weights = lean = lean_group(injectors) if all(
                     d.is_contiguous() and not d.requires_grad for d in datas) else None
+                self._weight_key = key
             if lean is not None:
                 addrs = np.fromiter((k[0] for k in key), np.int64, len(key))
                 bits = lean(addrs, access, datas)
@@ -843,7 +845,7 @@ class Emulation:
             if len(args) == 1:
                 x = args[0]
                 if cfg is None:  # an unlisted IFM: it only takes its place in DRAM
-                    if type(x) is torch.Tensor and x.is_floating_point():
+                    if isinstance(x, torch.Tensor) and x.is_floating_point():
                         # self._ifm_address(x.nbytes, name), inlined
                         nbytes = x.nbytes
                         start, end = self._ifm_region
@@ -884,7 +886,7 @@ class Emulation:
                         last[:] = (n, base, dev, inj, lean)
                     plausible = finite_range(x) if per_batch else bounds
                     if lean is not None:
-                        bits = lean(x.data_ptr(), access, plausible)
+                        bits = lean(x.data_ptr(), access, plausible, x)
                         if bits is not None:  # else: its log is outstanding or would overflow
                             pending.append(lean)
                             stats.injections += 1

@@ -359,3 +359,54 @@ def test_weight_lean_group_same_outputs_and_stats(lenet, batch, monkeypatch, spe
     assert none is None
     assert all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for a, b in zip(lean_outs, outs))
     assert lean_stats == stats and sum(s[1] for s in stats.values()) > 0
+
+
+def test_weight_storage_change_that_fails_rebuilds_nothing_stale():
+    """A weight replaced by a view the emulation refuses (non-contiguous) fails on every forward with
+    the error that says why, and never writes through the old groups (the memory around the view stays
+    untouched)."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(64, 64, bias=False), nn.Linear(64, 64, bias=False))
+    x = torch.randn(2, 64)
+    with emulate(m, EmulationPlan.uniform("em0:p=1e-2", select="*.weight"), seed=1, backend="cpu") as emu, \
+            torch.no_grad():
+        m(x)
+        m(x)
+        assert emu._lean_weights is not None
+        buf = torch.zeros(64 * 64)
+        m[0].weight.data = buf.view(64, 64)[:, :32]  # non-contiguous, inside buf
+        for _ in range(2):
+            with pytest.raises(EdenConfigError, match="contiguous"):
+                m(x)
+        assert int((buf.view(64, 64)[:, 32:] != 0).sum()) == 0
+
+
+def test_unlisted_ifm_of_a_tensor_subclass_takes_its_place():
+    """An unlisted IFM that is a Parameter (a Tensor subclass) takes its DRAM place like a listed one:
+    the layout does not depend on the plan."""
+    from torch import nn
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lat = nn.Parameter(torch.randn(4, 16))
+            self.norm = nn.LayerNorm(16)
+            self.fc = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.fc(x + self.norm(self.lat).sum())
+
+    m = M().eval()
+    cursors = []
+    for plan in (EmulationPlan({"fc.ifm": DataTypeConfig("em0:p=1e-2")}),
+                 EmulationPlan({"fc.ifm": DataTypeConfig("em0:p=1e-2"), "norm.ifm": DataTypeConfig("em0:p=0.0")})):
+        with emulate(m, plan, seed=1) as emu, torch.no_grad():
+            seen: list = []
+            h = m.fc.register_forward_pre_hook(lambda mod, a, _s=seen, _e=emu: _s.append(_e._ifm_cursor),
+                                               prepend=True)
+            m(torch.randn(2, 16))
+            h.remove()
+        cursors.append(seen)
+    assert cursors[0] == cursors[1] and cursors[0][0] > 0

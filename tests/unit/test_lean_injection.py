@@ -208,3 +208,33 @@ def test_lean_group_applies_only_where_every_member_does():
     assert lean_group([]) is None
     assert lean_group(ok + [_injector("em0:p=1e-4", torch.float32, 1000, correction="zero")]) is None
     assert lean_group(ok + [_injector("em0:p=1e-4", torch.float16, 1000)]) is None  # two word types
+
+
+def test_lean_correction_memo_tells_signed_zeros_apart():
+    """(+0.0, 1.0) and (-0.0, 1.0) are equal floats but give different replacement words (a clamp
+    writes -0.0 in the second): the memoized words follow the sign, as the Injector's do."""
+    n = 50_000
+    inj = _injector("em0:p=1e-2", torch.float32, n, seed=3, base=0, correction="clamp")
+    lean = lean_injection(inj)
+    assert lean is not None
+    x0 = torch.rand(n, generator=torch.Generator().manual_seed(1))
+    x = x0.clone()
+    lean(x.data_ptr(), 0, (0.0, 1.0))
+    lean.undo()
+    x = x0.clone()
+    bits = lean(x.data_ptr(), 1, (-0.0, 1.0))
+    got = _bits(x)
+    lean.undo()
+    y = x0.clone()
+    log = inj(y, inj.words(y), 1, (-0.0, 1.0))
+    assert np.array_equal(got, _bits(y)) and bits == log.n_bits and lean.n_corrected == log.n_corrected > 0
+
+
+def test_lean_holds_its_tensor_until_the_undo():
+    inj = _injector("em0:p=1e-3", torch.float32, 10_000)
+    lean = lean_injection(inj)
+    x = _tensor(torch.float32, 10_000, 1)
+    lean(x.data_ptr(), 0, None, x)
+    assert lean._held is x  # the memory at the address stays x's while the log is outstanding
+    lean.undo()
+    assert lean._held is None
