@@ -62,7 +62,7 @@ import numpy as np
 
 from eden.dram.address import AddressMap
 from eden.engine import rng, sampling
-from eden.engine.sampling import TAG_ACCESS, TAG_EVENT, TAG_FIXED, TAG_MEMBER, TWO53, fixed_bands
+from eden.engine.sampling import TAG_ACCESS, TAG_EVENT, TAG_FIXED, TAG_MEMBER, TAG_SLOT, TWO53, fixed_bands
 from eden.errormodels.component import Persistence, Population, WeakLines
 from eden.errormodels.model import ErrorModel
 
@@ -412,7 +412,7 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
                                    rate=[c if a else 0.0 for a in active], grate=[c, c]))
         if events:
             ev += _event_passes(model, comp, ci, events, seed, access, groups, wl, org.row_bits, weak_lines,
-                                ev_parts)
+                                ev_parts, wl_classes, row_id)
 
     S = len(sp)
     sp_tab = np.zeros((S, 2, 2), np.int64)
@@ -509,9 +509,11 @@ def _compile(model: ErrorModel, *, word_bits: int, nbytes: int, seed: int, acces
     return plan, (tuple(access_parts) if per_access else None), tuple(ev_parts)
 
 
-def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, weak_lines, ev_parts):
+def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, weak_lines, ev_parts,
+                  wl_classes, row_id):
     """The line-event passes of component ``ci`` (see ``events.py``): keys, thresholds, its
-    weak-row map ``wl``, weak blocks and member bitlines per group."""
+    weak-row map ``wl`` (or a pass's share of it, appended to ``wl_classes``), weak blocks and
+    member bitlines per group."""
     fractions = comp.weak_fractions()
     block = comp.bitline_block
     if set(fractions) != {WeakLines.BITLINES, WeakLines.WORDLINES} or block < 1 or row_bits % block:
@@ -520,6 +522,7 @@ def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, w
     blocks = weak_lines.weak_bitlines(seed, ci, fractions[WeakLines.BITLINES], groups, row_bits // block)
     out = []
     n_sub = len(comp.sub_passes())
+    slots: dict[tuple[int, float], tuple[list, list]] = {}
     for ei, e_pass in enumerate(events):
         pi = n_sub + ei
         if model.persistence is Persistence.ACCESS:
@@ -527,10 +530,69 @@ def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, w
             ev_parts.append((ci, pi))
         else:
             key = rng.derive_key(seed, ci, pi, TAG_EVENT)
+        pass_wl = wl
+        lo, hi = e_pass.rows
+        if (lo, hi) != (0.0, 1.0):  # this pass's share of the weak rows (nested uniforms: disjoint shares)
+            fw = fractions[WeakLines.WORDLINES]
+            cls = weak_lines.weak_wordlines(seed, ci, fw * hi, row_id)
+            if lo > 0.0:
+                cls = cls & (1 - weak_lines.weak_wordlines(seed, ci, fw * lo, row_id))
+            pass_wl = len(wl_classes)
+            wl_classes.append(cls.astype(np.uint8))
+        if e_pass.slot_bits:
+            sb = int(e_pass.slot_bits)
+            if not 1 <= sb <= 8 or block % sb or not 1 <= e_pass.members <= sb:
+                raise ValueError(f"{comp.kind}: event slots of 1..8 bits must divide its {block}-bit blocks and hold "
+                                 f"1..slot bits members, got {sb}-bit slots of {e_pass.members}")
+            skey = (sb, e_pass.slot_fraction, e_pass.dense)
+            if skey not in slots:
+                dense_blocks = (weak_lines.weak_bitlines(seed, ci, fractions[WeakLines.BITLINES] * e_pass.dense[0],
+                                                         groups, row_bits // block)
+                                if e_pass.dense[0] > 0 else None)
+                slots[skey] = _weak_slots(seed, ci, n_sub, e_pass.slot_fraction, groups, blocks, block, sb, row_bits,
+                                          dense_blocks, e_pass.dense[1])
+            slot_blocks, ranks = slots[skey]
+            members = [(s[:, None] * sb + r[:, :e_pass.members]).ravel() if len(s) else np.zeros(0, np.int64)
+                       for s, r in zip(slot_blocks, ranks)]
+            members = [np.sort(m) for m in members]
+            out.append(dict(key=key, thr=_threshold(e_pass.rate), wl=pass_wl, block=sb, blocks=slot_blocks,
+                            members=members))
+            continue
         members = sampling.nested_sample(seed, (ci, pi, TAG_MEMBER), e_pass.member_fraction, groups, row_bits,
                                          sampling.STREAM_BITLINES) if len(groups) else []
-        out.append(dict(key=key, thr=_threshold(e_pass.rate), wl=wl, block=block, blocks=blocks, members=members))
+        out.append(dict(key=key, thr=_threshold(e_pass.rate), wl=pass_wl, block=block, blocks=blocks,
+                        members=members))
     return out
+
+
+def _weak_slots(seed, ci, part, fraction, groups, blocks, block, slot_bits, row_bits, dense_blocks=None,
+                dense_fraction=0.0):
+    """Weak slots (``slot_bits``-bitline slots of the weak ``block``-bit blocks, each weak with
+    ``fraction``, or ``dense_fraction`` in ``dense_blocks``; nested in both: one uniform per slot)
+    of each group, and each weak slot's bitline ranking (offsets in the slot, a member set of ``m``
+    bitlines is the first ``m``: nested in ``m``)."""
+    def cand(rate):
+        return sampling.nested_sample(seed, (ci, part, TAG_SLOT), rate, groups, row_bits // slot_bits,
+                                      sampling.STREAM_BITLINES) if len(groups) else []
+
+    sparse = cand(fraction)
+    dense = cand(dense_fraction) if dense_blocks is not None else [np.zeros(0, np.int64)] * len(sparse)
+    dense_blocks = dense_blocks if dense_blocks is not None else [np.zeros(0, np.int64)] * len(sparse)
+    per = block // slot_bits
+    k0, k1 = rng.derive_key(seed, ci, part, TAG_SLOT, 1)
+    out_s, out_r = [], []
+    for g, s, sd, b, bd in zip(np.asarray(groups, np.int64), sparse, dense, blocks, dense_blocks):
+        b, bd = np.asarray(b, np.int64), np.asarray(bd, np.int64)
+        s, sd = np.asarray(s, np.int64), np.asarray(sd, np.int64)
+        s = np.union1d(s[np.isin(s // per, b) & ~np.isin(s // per, bd)], sd[np.isin(sd // per, bd)])
+        # 8 uniform 16-bit keys per slot from one Philox block; ties broken by the bitline offset
+        x = rng.philox4x32_10(s, np.full(len(s), g, np.int64), sampling.STREAM_BITLINES, 0, k0, k1)
+        words = np.stack([np.asarray(w, np.uint64) for w in x], axis=1)
+        u = np.concatenate([words & np.uint64(0xFFFF), words >> np.uint64(16)], axis=1)[:, :slot_bits]
+        order = np.argsort(u.astype(np.int64) * slot_bits + np.arange(slot_bits)[None, :], axis=1, kind="stable")
+        out_s.append(s)
+        out_r.append(order.astype(np.int64))
+    return out_s, out_r
 
 
 def _put_events(plan: Plan, ev: list, n_groups: int) -> None:

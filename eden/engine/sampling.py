@@ -20,6 +20,7 @@ TAG_WORDLINE = 4
 TAG_TWO_LEVEL = 5
 TAG_MEMBER = 6   # line events' member bitlines
 TAG_EVENT = 7    # line events' per-access (or fixed) draws
+TAG_SLOT = 8     # grouped line events' weak slots and member ranking
 STREAM_CELLS = 0
 STREAM_BITLINES = 1
 STREAM_WORDLINES = 2

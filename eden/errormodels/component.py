@@ -121,15 +121,38 @@ class LineEventPass:
     event flips every *member* bit of that line: a fixed map of bitlines of each (bank,
     subarray), each a member with ``member_fraction`` (nested in it), independent of the
     stored bits.
+
+    Grouped events (``slot_bits > 0``, emg): the event blocks are instead the weak *slots* of
+    ``slot_bits`` bitlines inside each weak block (each slot of a weak block weak with
+    ``slot_fraction``, nested in it), every weak slot of a weak row has its own event, and an event
+    flips exactly ``members`` of its slot's bitlines (the same ones in every row of the (bank,
+    subarray), nested in ``members``). ``rows = (lo, hi)`` restricts the pass to the component's
+    weak rows whose wordline uniform lies in ``[lo, hi)`` times the weak-row fraction (passes with
+    disjoint intervals have disjoint rows; the default is every weak row). A ``dense`` share of the
+    weak blocks has its own slot fraction. Passes of one component share its weak slots and member
+    ranking.
     """
 
     rate: float
-    member_fraction: float
+    member_fraction: float = 0.0
+    slot_bits: int = 0
+    slot_fraction: float = 0.0
+    members: int = 0
+    rows: tuple[float, float] = (0.0, 1.0)
+    #: (share, slot fraction) of *dense* weak blocks: a ``share`` of the weak blocks (nested in
+    #: it) whose slots are weak with the second fraction instead of ``slot_fraction``.
+    dense: tuple[float, float] = (0.0, 0.0)
 
 
 def rate_param(doc: str, default: float = 0.0) -> Any:
     """A flip-probability parameter in [0, 1]; :meth:`Component.scaled` multiplies it."""
     return dataclasses.field(default=default, metadata={"range": (0.0, 1.0), "scales": True, "doc": doc})
+
+
+def count_param(doc: str, lo: int, hi: int, default: int) -> Any:
+    """A whole-number parameter in ``[lo, hi]`` (e.g. bits per group); :meth:`Component.scaled` keeps it."""
+    return dataclasses.field(default=default, metadata={"range": (float(lo), float(hi)), "scales": False,
+                                                        "integer": True, "doc": doc})
 
 
 def fraction_param(doc: str, default: float = 0.0) -> Any:
@@ -159,8 +182,12 @@ class Component:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             lo, hi = f.metadata["range"]
-            object.__setattr__(self, f.name, check_number(f"{self.kind}.{f.name}", getattr(self, f.name),
-                                                          lo=lo, hi=hi))
+            value = check_number(f"{self.kind}.{f.name}", getattr(self, f.name), lo=lo, hi=hi)
+            if f.metadata.get("integer"):
+                if not float(value).is_integer():
+                    raise EdenConfigError(f"{self.kind}.{f.name} must be a whole number in [{lo}, {hi}], got {value!r}")
+                value = int(value)
+            object.__setattr__(self, f.name, value)
         self._validate()
 
     def _validate(self) -> None:
@@ -171,7 +198,7 @@ class Component:
     def param_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
 
-    def params(self) -> dict[str, float]:
+    def params(self) -> dict[str, float]:  # (count_param values are ints)
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod

@@ -16,6 +16,7 @@ from eden.errormodels.components.em1_em2 import WeakBitlinesAndWordlines
 from eden.errormodels.components.em2 import WeakWordlines
 from eden.errormodels.components.em3 import DataDependent
 from eden.errormodels.components.emc import ClusteredIntersections
+from eden.errormodels.components.emg import GroupedLineEvents
 from eden.errormodels.components.eml import LineEvents
 
 register(Uniform)
@@ -25,7 +26,8 @@ register(DataDependent)
 register_fit_model(WeakBitlinesAndWordlines)
 register(ClusteredIntersections)
 register(LineEvents)
+register(GroupedLineEvents)
 
 __all__ = ["component_class", "component_kinds", "fit_model", "fit_model_names", "Uniform", "WeakBitlines",
            "WeakWordlines", "DataDependent", "WeakBitlinesAndWordlines",
-           "ClusteredIntersections", "LineEvents"]
+           "ClusteredIntersections", "LineEvents", "GroupedLineEvents"]
