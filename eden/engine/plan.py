@@ -555,8 +555,13 @@ def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, w
             members = [(s[:, None] * sb + r[:, :e_pass.members]).ravel() if len(s) else np.zeros(0, np.int64)
                        for s, r in zip(slot_blocks, ranks)]
             members = [np.sort(m) for m in members]
-            out.append(dict(key=key, thr=_threshold(e_pass.rate), wl=pass_wl, block=sb, blocks=slot_blocks,
-                            members=members))
+            if e_pass.whole_block:  # one event per weak block with weak slots: all their groups
+                per = block // sb
+                out.append(dict(key=key, thr=_threshold(e_pass.rate), wl=pass_wl, block=block,
+                                blocks=[np.unique(s // per) for s in slot_blocks], members=members))
+            else:
+                out.append(dict(key=key, thr=_threshold(e_pass.rate), wl=pass_wl, block=sb, blocks=slot_blocks,
+                                members=members))
             continue
         members = sampling.nested_sample(seed, (ci, pi, TAG_MEMBER), e_pass.member_fraction, groups, row_bits,
                                          sampling.STREAM_BITLINES) if len(groups) else []

@@ -129,8 +129,8 @@ class LineEventPass:
     subarray), nested in ``members``). ``rows = (lo, hi)`` restricts the pass to the component's
     weak rows whose wordline uniform lies in ``[lo, hi)`` times the weak-row fraction (passes with
     disjoint intervals have disjoint rows; the default is every weak row). A ``dense`` share of the
-    weak blocks has its own slot fraction. Passes of one component share its weak slots and member
-    ranking.
+    weak blocks has its own slot fraction; ``whole_block`` events flip every weak slot's group of a
+    block at once. Passes of one component share its weak slots and member ranking.
     """
 
     rate: float
@@ -142,6 +142,9 @@ class LineEventPass:
     #: (share, slot fraction) of *dense* weak blocks: a ``share`` of the weak blocks (nested in
     #: it) whose slots are weak with the second fraction instead of ``slot_fraction``.
     dense: tuple[float, float] = (0.0, 0.0)
+    #: With ``slot_bits``: one event per weak block (of a weak row) that flips the groups of all its
+    #: weak slots at once, instead of one event per weak slot.
+    whole_block: bool = False
 
 
 def rate_param(doc: str, default: float = 0.0) -> Any:

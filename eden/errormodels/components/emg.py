@@ -71,7 +71,9 @@ class GroupedLineEvents(Component):
                                                 "weak")
     group_hi: int = count_param("bits an event flips in a slot of a group_hi row (1..8)", 1, SLOT_BITS, 7)
     group_lo: int = count_param("bits an event flips in a slot of a group_lo row (1..8)", 1, SLOT_BITS, 1)
-    e: float = rate_param("probability per access of an event at a weak slot of a weak row")
+    e: float = rate_param("probability per access of an event at a weak slot of a weak row (flips its group)")
+    e_line: float = rate_param("probability per access of a line event at a weak line position of a weak row (flips "
+                               "the groups of all its weak slots)")
     p_else: float = rate_param("flip probability of every cell on its own (background)")
 
     def weak_fractions(self):
@@ -90,7 +92,8 @@ class GroupedLineEvents(Component):
         # group with K / 8 (the marginal rate over the two row shares)
         r = self.p_else
         if weak_bitline and weak_wordline:
-            r = mle.union(self.p_else, self.mean_slot_fraction() * self.mean_group() / SLOT_BITS * self.e)
+            r = mle.union(self.p_else, self.mean_slot_fraction() * self.mean_group() / SLOT_BITS
+                          * mle.union(self.e, self.e_line))
         return (r, r)
 
     def sub_passes(self):
@@ -100,20 +103,31 @@ class GroupedLineEvents(Component):
     def line_events(self):
         h = self.hi_fraction
         dense = (self.dense_fraction, self.dense_slot_fraction)
-        return tuple(LineEventPass(self.e, slot_bits=SLOT_BITS, slot_fraction=self.slot_fraction, members=K, rows=rows,
-                                   dense=dense)
-                     for K, rows in ((self.group_hi, (0.0, h)), (self.group_lo, (h, 1.0))))
+        return tuple(LineEventPass(rate, slot_bits=SLOT_BITS, slot_fraction=self.slot_fraction, members=K, rows=rows,
+                                   dense=dense, whole_block=whole)
+                     for K, rows in ((self.group_hi, (0.0, h)), (self.group_lo, (h, 1.0)))
+                     for rate, whole in ((self.e, False), (self.e_line, True)))
+
+    def slot_count_prior(self) -> np.ndarray:
+        """P(S = 0..64): the weak slots of a line position (0 unless weak; sparse or dense)."""
+        from scipy import stats
+
+        S = np.arange(SLOTS + 1)
+        p = self.line_fraction * ((1.0 - self.dense_fraction) * stats.binom.pmf(S, SLOTS, self.slot_fraction)
+                                  + self.dense_fraction * stats.binom.pmf(S, SLOTS, self.dense_slot_fraction))
+        p[0] += 1.0 - self.line_fraction
+        return p
 
     def events_per_faulty_line(self) -> float:
         """Mean event errors of a weak line position of a weak row given at least one event in one
-        access: ``K * E[N | N > 0]``, ``N ~ Binomial(S, e)``, ``S ~ Binomial(64, slot fraction)`` of
-        a sparse or dense position (background left out)."""
-        mean = p_any = 0.0
-        for w, f in ((1.0 - self.dense_fraction, self.slot_fraction), (self.dense_fraction, self.dense_slot_fraction)):
-            se = f * self.e
-            mean += w * SLOTS * se
-            p_any += w * (-np.expm1(SLOTS * np.log1p(-se)) if se < 1 else 1.0)
-        return float(self.mean_group() * mean / p_any) if p_any > 0 else 0.0
+        access: ``K * E[N | N > 0]`` with ``N = S`` on a line event (``e_line``), else
+        ``Binomial(S, e)``, over the slot counts ``S`` of :meth:`slot_count_prior` (background left
+        out)."""
+        S = np.arange(SLOTS + 1, dtype=np.float64)
+        p = self.slot_count_prior()
+        n = float(p @ S) * (self.e_line + (1.0 - self.e_line) * self.e)
+        p_any = float(p[1:] @ (self.e_line + (1.0 - self.e_line) * -np.expm1(S[1:] * np.log1p(-min(self.e, 1 - 1e-16)))))
+        return float(self.mean_group() * n / p_any) if p_any > 0 else 0.0
 
     # ------------------------------------------------------------------ simulation
     def _maps(self, org, B, S, nsub, R, rng):
@@ -135,27 +149,40 @@ class GroupedLineEvents(Component):
         start_bit = (w % (nl * SLOTS)) * SLOT_BITS
         rank = np.argsort(rng.random((w.size, SLOT_BITS)), axis=1)
         first = np.searchsorted(bs_of, np.arange(n_bs + 1))
-        return rows, start_bit, rank, first
+        # lines with weak slots: their slot entries are contiguous in w
+        lines, line_start = np.unique(w // SLOTS, return_index=True)
+        line_start = np.append(line_start, w.size).astype(np.int64)
+        first_line = np.searchsorted(lines // nl, np.arange(n_bs + 1))
+        return rows, start_bit, rank, first, line_start, first_line
 
     def simulation_passes(self, cells, rng):
-        """Background at ``p_else`` over every cell, and per row share one event pass over its
-        (weak row, weak slot) pairs whose failure flips the row's group of the slot
-        (:class:`eden.errormodels.fitting.SimPass` with ``members``)."""
+        """Background at ``p_else`` over every cell and, per row share, two event passes: over its
+        (weak row, weak slot) pairs, whose failure flips the row's group of the slot, and over its
+        (weak row, line with weak slots) pairs, whose failure flips the groups of all the line's weak
+        slots (:class:`eden.errormodels.fitting.SimPass` with ``members``)."""
         org, B, S, nsub = cells.org, cells.B, cells.S, cells.nsub
-        rows, start_bit, rank, first = self._maps(org, B, S, nsub, cells.R, rng)
+        rows, start_bit, rank, first, line_start, first_line = self._maps(org, B, S, nsub, cells.R, rng)
         passes = [mle.SimPass(mle.all_cells, cells.R * B, self.p_else)]
         for weak_rows, K in zip(rows, (self.group_hi, self.group_lo)):
             row_bs = (weak_rows // org.rows) * nsub + (weak_rows % org.rows) // S
-            per_row = first[row_bs + 1] - first[row_bs]
-            start = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
+            for rate, fst, size in ((self.e, first, None), (self.e_line, first_line, np.diff(line_start))):
+                per_row = fst[row_bs + 1] - fst[row_bs]
+                start = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
 
-            def members(i, weak_rows=weak_rows, row_bs=row_bs, start=start, K=K):
-                j = np.searchsorted(start, i, side="right") - 1
-                w = first[row_bs[j]] + (i - start[j])  # weak slot entry
-                cell = (weak_rows[j] * B + start_bit[w])[:, None] + rank[w, :K]
-                return cell.ravel(), np.repeat(np.arange(len(i)), K)
+                def members(i, weak_rows=weak_rows, row_bs=row_bs, start=start, K=K, fst=fst, size=size):
+                    j = np.searchsorted(start, i, side="right") - 1
+                    w = fst[row_bs[j]] + (i - start[j])  # weak slot (or line) entry
+                    if size is not None:  # a line: all its weak slots
+                        n = size[w]
+                        owner = np.repeat(np.arange(len(i)), n)
+                        w = np.repeat(line_start[w] - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum()))
+                        j = j[owner]
+                    else:
+                        owner = np.arange(len(i))
+                    cell = (weak_rows[j] * B + start_bit[w])[:, None] + rank[w, :K]
+                    return cell.ravel(), np.repeat(owner, K)
 
-            passes.append(mle.SimPass(None, int(start[-1]), self.e, members=members))
+                passes.append(mle.SimPass(None, int(start[-1]), rate, members=members))
         return passes
 
     # ------------------------------------------------------------------ fitting
@@ -192,7 +219,8 @@ class GroupedLineEvents(Component):
         K = np.repeat(K_row, per_row)
         at = np.repeat(first[st.row_bs[row_weak]] - np.concatenate([[0], np.cumsum(per_row)[:-1]]), per_row)
         g = lines[at + np.arange(int(per_row.sum()))]
-        flips = rng.binomial(T * k[g], c.e) * K  # event bits of each (weak row, weak line) pair
+        j2 = rng.binomial(T, c.e_line, len(g))  # accesses with a line event: all k[g] groups
+        flips = (rng.binomial(k[g] * (T - j2), c.e) + k[g] * j2) * K  # event bits of each (weak row, weak line)
         ev_rows = np.bincount(r, weights=flips, minlength=st.n_rows).astype(np.int64)
         ev_cols = np.bincount(g, weights=flips, minlength=st.n_groups).astype(np.int64)
         rows = ev_rows + rng.binomial(st.C * w * T - ev_rows, c.p_else)
@@ -217,13 +245,15 @@ class _Groups:
 
     Latent: each row's class (strong, ``hi`` or ``lo``; priors ``1 - F_w``, ``F_w h``,
     ``F_w (1 - h)``) and the weak-slot count ``S_g`` of each line position g of a (bank, subarray)
-    (prior ``(1 - F_l) [S = 0] + F_l ((1 - phi) Bin(S; 64, s) + phi Bin(S; 64, s_d))``), shared by the subarray's rows. Given them,
-    the errors of (row r, unit g) summed over ``T`` accesses are, in a row of group size ``K``,
-    ``sum_j Bin(j; S T, e) Bin(x - K j; 512 T - K j, p_else)`` (``j`` events) and
-    ``Bin(x; 512 T, p_else)`` in a strong row. The bound is exact over the row classes and
+    (prior :meth:`GroupedLineEvents.slot_count_prior`), shared by the subarray's rows. Given
+    them, the errors of (row r, unit g) summed over ``T`` accesses are, in a row of group size
+    ``K``, ``sum_{j2, j1} Bin(j2; T, e_line) Bin(j1; S (T - j2), e) Bin(x - K (j1 + S j2); 512 T -
+    K (j1 + S j2), p_else)`` (``j2`` accesses with a line event, ``j1`` slot events in the others)
+    and ``Bin(x; 512 T, p_else)`` in a strong row. The bound is exact over the row classes and
     mean-field over each unit's ``S`` (the error-free units of a subarray are exchangeable and
     share one exact posterior): ``ELBO = sum_r ln sum_c prior_c e^{L_rc} + sum_g E_q[ln prior(S_g)
-    - ln q(S_g)]``. Full binomial log-pmfs. ``theta = (F_l, F_w, h, phi, s, s_d, e, p_else)``.
+    - ln q(S_g)]``. Full binomial log-pmfs. ``theta = (F_l, F_w, h, phi, s, s_d, e, e_line,
+    p_else)``; the M-step is closed form but for the slot-count prior (``j1``, ``j2`` latent).
     """
 
     def __init__(self, st, K_hi: int, K_lo: int) -> None:
@@ -240,48 +270,57 @@ class _Groups:
         x = self.xv.astype(np.float64)
         lc = special.gammaln
         self.lp0_const = lc(n + 1) - lc(x + 1) - lc(n - x + 1)
-        # per class: ln C(S T, j) + ln C(n - K j, x - K j) over (x, S, j) (-inf where impossible)
-        self.jmax = int(max(x.max(initial=0) // min(self.Ks), 0))
-        j = np.arange(self.jmax + 1, dtype=np.float64)
-        self.j = j
-        ST = self.S * T
+        self.j = np.arange(int(x.max(initial=0) // min(self.Ks)) + 1, dtype=np.float64)
+        self.j2 = np.arange(T + 1, dtype=np.float64)
+        self.ln_t = lc(T + 1) - lc(self.j2 + 1) - lc(T - self.j2 + 1)
+        # per class: ln C(S (T - j2), j1) + ln C(n - K b, x - K b), b = j1 + S j2, over (j2, x, S, j1)
+        j2, xx, S, j1 = (a.astype(np.float64) for a in np.meshgrid(self.j2, x, self.S, self.j, indexing="ij"))
+        trials = S * (T - j2)
         self.comb = []
         for K in self.Ks:
-            xr = x[:, None, None] - K * j[None, None, :]
-            nr = n - K * j[None, None, :]
-            ok = (xr >= 0) & (j[None, None, :] <= ST[None, :, None])
-            with np.errstate(invalid="ignore"):
-                a = (lc(ST[None, :, None] + 1) - lc(j + 1)[None, None, :] - lc(np.maximum(ST[None, :, None] - j, 0) + 1)
-                     + lc(nr + 1) - lc(np.maximum(xr, 0) + 1) - lc(np.maximum(nr - xr, 0) + 1))
+            b = K * (j1 + S * j2)
+            ok = (xx >= b) & (j1 <= trials)
+            a = (lc(trials + 1) - lc(j1 + 1) - lc(np.maximum(trials - j1, 0) + 1)
+                 + lc(n - b + 1) - lc(np.maximum(xx - b, 0) + 1) - lc(np.maximum(n - xx, 0) + 1))
             self.comb.append(np.where(ok, a, -np.inf))
 
-    def log_p1(self, e, pe, events: bool = False):
+    @staticmethod
+    def _logs(v):
+        return float(np.log(max(v, 1e-300))), float(np.log1p(-min(v, 1.0 - 1e-16)))
+
+    def log_p1(self, theta, events: bool = False):
         """ln P(x | class K, S) for the distinct counts x (rows) and S = 0..64 (columns), per class;
-        with ``events``, also each class's posterior mean number of events E[j | x, S]."""
+        with ``events``, also each class's posterior means E[j1 | x, S] and E[j2 | x, S]."""
         T = self.T
-        le, l1e = float(np.log(max(e, 1e-300))), float(np.log1p(-min(e, 1.0 - 1e-16)))
-        lpe, l1pe = float(np.log(max(pe, 1e-300))), float(np.log1p(-min(pe, 1.0 - 1e-16)))
-        x = self.xv.astype(np.float64)[:, None]
-        base = self.S[None, :] * T * l1e + x * lpe + (LINE_BITS * T - x) * l1pe
-        out, ej = [], []
+        (le, l1e), (lq, l1q), (lpe, l1pe) = (self._logs(theta[i]) for i in (6, 7, 8))
+        x = self.xv.astype(np.float64)
+        base = (x * lpe + (LINE_BITS * T - x) * l1pe)[:, None]
+        j2, S, j1 = self.j2[:, None, None], self.S[None, :, None], self.j[None, None, :]
+        out, e1, e2 = [], [], []
         for K, comb in zip(self.Ks, self.comb):
-            # the j-th term: j ln e + (S T - j) ln(1 - e) + (x - K j) ln pe + (512 T - x) ln(1 - pe)
-            z = comb + (self.j * (le - l1e - K * lpe))[None, None, :]
-            m = z.max(axis=2)
+            lin = (self.ln_t[:, None, None] + j2 * lq + (T - j2) * l1q + j1 * (le - l1e) + S * (T - j2) * l1e
+                   - K * (j1 + S * j2) * lpe)  # (j2, S, j1)
+            z = comb + lin[:, None, :, :]
+            m = z.max(axis=(0, 3))
             mm = np.where(np.isfinite(m), m, 0.0)
-            w = np.exp(z - mm[:, :, None])
-            tot = w.sum(axis=2)
+            w = np.exp(z - mm[None, :, :, None])
+            tot = w.sum(axis=(0, 3))
             with np.errstate(divide="ignore", invalid="ignore"):
                 s = np.log(tot) + mm
                 if events:
-                    ej.append(np.where(tot > 0, (w @ self.j) / tot, 0.0))
+                    e1.append(np.where(tot > 0, np.einsum("axsj,j->xs", w, self.j) / tot, 0.0))
+                    e2.append(np.where(tot > 0, np.einsum("axsj,a->xs", w, self.j2) / tot, 0.0))
             out.append(np.where(np.isfinite(s), s + base, -np.inf))
-        return (out, ej) if events else out
+        return (out, e1, e2) if events else out
 
     def log_p0(self, pe):
         x = self.xv.astype(np.float64)
-        lpe, l1pe = float(np.log(max(pe, 1e-300))), float(np.log1p(-min(pe, 1.0 - 1e-16)))
+        lpe, l1pe = self._logs(pe)
         return self.lp0_const + x * lpe + (LINE_BITS * self.T - x) * l1pe
+
+    def dvec(self, theta):
+        """ln P(0 | weak row, S) - ln P(0 | strong row): no event in T accesses."""
+        return self.T * (self.S * self._logs(theta[6])[1] + (self.S > 0) * self._logs(theta[7])[1])
 
     def log_prior(self, fl, phi, s, sd):
         """ln prior(S): ``(1 - F_l) [S = 0] + F_l ((1 - phi) Bin(S; 64, s) + phi Bin(S; 64, s_d))``."""
@@ -298,33 +337,31 @@ class _Groups:
 
         return sparse.csr_matrix((weights, (self.st.rec_nz, self.rec_xi)), shape=(self.n_nz, self.xv.size))
 
-    def expected_s(self, pi, qz):
-        """E[S] of each unit with errors and the sum of E[S] over each subarray's units."""
+    def per_bs(self, pi, qz, v):
+        """E[v(S)] of each unit with errors and its sum over each subarray's units."""
         st = self.st
-        es = pi @ self.S
-        es_bs = st.zero_per_bs * (qz @ self.S) + np.bincount(st.nz_bs, weights=es, minlength=st.n_bs)
-        return es, es_bs
+        ev = pi @ v
+        return ev, st.zero_per_bs * (qz @ v) + np.bincount(st.nz_bs, weights=ev, minlength=st.n_bs)
 
     def row_terms(self, theta, pi, qz, lp1=None):
         """(L_hi - B, L_lo - B, B) per row given the unit posteriors."""
         st = self.st
-        e, pe = theta[6], theta[7]
-        d = self.T * float(np.log1p(-e)) if e < 1 else -np.inf
-        zero0 = LINE_BITS * self.T * float(np.log1p(-pe))
-        lp1 = self.log_p1(e, pe) if lp1 is None else lp1
-        lp0 = self.log_p0(pe)
-        es, es_bs = self.expected_s(pi, qz)
+        lp1 = self.log_p1(theta) if lp1 is None else lp1
+        lp0 = self.log_p0(theta[8])
+        zero0 = LINE_BITS * self.T * self._logs(theta[8])[1]
+        ed, ed_bs = self.per_bs(pi, qz, self.dvec(theta))
         out = []
         for lp in lp1:
             m = pi @ np.where(np.isfinite(lp), lp, -1e300).T  # E_q ln P(x | class, S) per (unit, count)
-            corr = m[st.rec_nz, self.rec_xi] - d * es[st.rec_nz] - lp0[self.rec_xi]
-            out.append(d * es_bs[st.row_bs] + np.bincount(st.rec_row, weights=corr, minlength=st.n_rows))
+            corr = m[st.rec_nz, self.rec_xi] - ed[st.rec_nz] - lp0[self.rec_xi]
+            out.append(ed_bs[st.row_bs] + np.bincount(st.rec_row, weights=corr, minlength=st.n_rows))
         b = st.C * zero0 + np.bincount(st.rec_row, weights=lp0[self.rec_xi] - zero0, minlength=st.n_rows)
         return out[0], out[1], b
 
     def row_logits(self, theta, l_hi, l_lo):
         fw, h = theta[1], theta[2]
-        return np.stack([mle.log(1.0 - fw) + np.zeros_like(l_hi), mle.log(fw * h) + l_hi, mle.log(fw * (1.0 - h)) + l_lo])
+        return np.stack([mle.log(1.0 - fw) + np.zeros_like(l_hi), mle.log(fw * h) + l_hi,
+                         mle.log(fw * (1.0 - h)) + l_lo])
 
     def unit_terms(self, theta, pi, qz):
         from scipy import special
@@ -347,32 +384,30 @@ class _Groups:
         from scipy import special
 
         st = self.st
-        e = theta[6]
-        d = self.T * float(np.log1p(-e)) if e < 1 else -np.inf
+        dv = self.dvec(theta)
         lpr = self.log_prior(*theta[[0, 3, 4, 5]])
         rw = rho[1] + rho[2]
         r_bs = np.bincount(st.row_bs, weights=rw, minlength=st.n_bs)
-        with np.errstate(invalid="ignore"):
-            lz = lpr[None, :] + (d * r_bs)[:, None] * self.S[None, :]
+        lz = lpr[None, :] + r_bs[:, None] * dv[None, :]
         lz = np.where(np.isfinite(lz), lz, -np.inf)
         qz = np.exp(lz - special.logsumexp(lz, axis=1, keepdims=True))
-        lp1 = self.log_p1(e, theta[7]) if lp1 is None else lp1
+        lp1 = self.log_p1(theta) if lp1 is None else lp1
         rec_w = np.bincount(st.rec_nz, weights=rw[st.rec_row], minlength=self.n_nz)
-        with np.errstate(invalid="ignore"):
-            logit = lpr[None, :] + ((r_bs[st.nz_bs] - rec_w) * d)[:, None] * self.S[None, :]
-            for c, lp in zip((1, 2), lp1):
-                logit = logit + np.asarray(self.per_unit_count(rho[c][st.rec_row]) @ np.where(np.isfinite(lp), lp,
-                                                                                                  -1e300))
+        logit = lpr[None, :] + (r_bs[st.nz_bs] - rec_w)[:, None] * dv[None, :]
+        for c, lp in zip((1, 2), lp1):
+            logit = logit + np.asarray(self.per_unit_count(rho[c][st.rec_row]) @ np.where(np.isfinite(lp), lp, -1e300))
         logit = np.where(np.isfinite(logit), logit, -np.inf)
         pi = np.exp(logit - special.logsumexp(logit, axis=1, keepdims=True))
         return pi, qz
 
     def theta_step(self, theta, rho, pi, qz):
-        """Maximise the bound over theta given the posteriors (F_w, h, e and p_else in closed form;
-        the slot-count prior's (F_l, phi, s, s_d) numerically on its expected histogram)."""
+        """Maximise the bound over theta given the posteriors: F_w, h, e, e_line and p_else in
+        closed form (the events j1, j2 of each record latent, at their posterior under theta), the
+        slot-count prior's (F_l, phi, s, s_d) numerically on its expected histogram."""
         from scipy import optimize, special
 
         st = self.st
+        T = self.T
         rw = rho[1] + rho[2]
         fw = float(rw.mean())
         h = float(rho[1].sum() / rw.sum()) if rw.sum() > 0 else float(theta[2])
@@ -390,20 +425,24 @@ class _Groups:
             fl, phi, s, sd = (float(v) for v in theta[[0, 3, 4, 5]])
         if sd < s:  # the dense kind is the one with more weak slots (the mixture's labels)
             phi, s, sd = 1.0 - phi, sd, s
-        # (e, p_else): closed form with each record's events j latent (their posterior at theta): e is
-        # the expected events over the weak rows' slot-accesses, p_else the expected background errors
-        # over the cell-trials no event covers
-        es, es_bs = self.expected_s(pi, qz)
-        _, ej = self.log_p1(theta[6], theta[7], events=True)
+        # rates: expected events over their trials (slot events: the weak rows' slot-accesses without
+        # a line event; line events: the weak rows' accesses of lines with weak slots), background:
+        # expected errors not from events over the cell-trials no event covers
+        _, ej1, ej2 = self.log_p1(theta, events=True)
         wk = [np.asarray(self.per_unit_count(rho[c][st.rec_row]).T @ pi) for c in (1, 2)]
-        x = self.xv.astype(np.float64)
-        events = sum(float(np.sum(w * j)) for w, j in zip(wk, ej))
-        event_bits = sum(K * float(np.sum(w * j)) for K, w, j in zip(self.Ks, wk, ej))
-        slot_trials = self.T * float(rw @ es_bs[st.row_bs])
-        e = events / slot_trials if slot_trials > 0 else float(theta[6])
-        pe = (float(st.rec_x.sum()) - event_bits) / (self.pairs * LINE_BITS * self.T - event_bits)
-        e, pe = min(max(e, 0.0), 1.0 - 1e-12), min(max(pe, 0.0), 1.0 - 1e-12)
-        return np.array([fl, fw, h, phi, s, sd, e, pe])
+        _, es_bs = self.per_bs(pi, qz, self.S)
+        _, pos_bs = self.per_bs(pi, qz, (self.S > 0).astype(np.float64))
+        S = self.S[None, :]
+        slot_trials = T * float(rw @ es_bs[st.row_bs]) - sum(float(np.sum(w * S * j)) for w, j in zip(wk, ej2))
+        line_trials = T * float(rw @ pos_bs[st.row_bs])
+        n1 = sum(float(np.sum(w * j)) for w, j in zip(wk, ej1))
+        n2 = sum(float(np.sum((w * j)[:, 1:])) for w, j in zip(wk, ej2))
+        bits = sum(K * float(np.sum(w * (j1 + S * j2))) for K, w, j1, j2 in zip(self.Ks, wk, ej1, ej2))
+        e = n1 / slot_trials if slot_trials > 0 else float(theta[6])
+        el = n2 / line_trials if line_trials > 0 else float(theta[7])
+        pe = (float(st.rec_x.sum()) - bits) / (self.pairs * LINE_BITS * T - bits)
+        e, el, pe = (min(max(v, 0.0), 1.0 - 1e-12) for v in (e, el, pe))
+        return np.array([fl, fw, h, phi, s, sd, e, el, pe])
 
     def run(self, theta, rho, max_iter=400, tol=1e-10):
         from scipy import special
@@ -413,7 +452,7 @@ class _Groups:
         pi, qz = self.unit_step(theta, rho)
         for _ in range(max_iter):
             theta = self.theta_step(theta, rho, pi, qz)
-            lp1 = self.log_p1(theta[6], theta[7])
+            lp1 = self.log_p1(theta)
             l_hi, l_lo, _ = self.row_terms(theta, pi, qz, lp1)
             lg = self.row_logits(theta, l_hi, l_lo)
             rho = np.exp(lg - special.logsumexp(lg, axis=0, keepdims=True))
@@ -454,18 +493,18 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
     fl0 = float(np.clip(st.nz_group.size / max(st.n_groups, 1), 1e-6, 0.9))
     runs = []
     for s0, e0 in ((4.0 / SLOTS, 0.1), (16.0 / SLOTS, 0.02)):
-        theta0 = np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, max(st.errors / st.trials * 1e-2, 1e-12)])
+        theta0 = np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, 0.02, max(st.errors / st.trials * 1e-2, 1e-12)])
         runs.append(fit.run(theta0, rho0))
     ll, theta, rho, pi, qz = max(runs, key=lambda r: r[0])
 
     def fn(t):
         t = np.asarray(t, np.float64)
-        if not np.all((t >= 0) & (t <= 1)) or t[6] >= 1 or t[7] >= 1:
+        if not np.all((t >= 0) & (t <= 1)) or t[6] >= 1 or t[7] >= 1 or t[8] >= 1:
             return -np.inf
         return fit.elbo(t, pi, qz)
 
     names = ("emg.line_fraction", "emg.wl_fraction", "emg.hi_fraction", "emg.dense_fraction", "emg.slot_fraction",
-             "emg.dense_slot_fraction", "emg.e", "emg.p_else")
+             "emg.dense_slot_fraction", "emg.e", "emg.e_line", "emg.p_else")
     est = mle.estimates(names, theta, fn, confidence)
     notes = [("log-likelihood is a variational lower bound (exact over the row classes, mean-field over the "
               "weak-slot count of each line position); intervals are conditional on the fitted posteriors"),
@@ -474,7 +513,7 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
               f"records (eden puts each group in one {SLOT_BITS}-bit slot)"),
              ("a weak slot of a weak line position in a weak row has an event with probability e per access that "
               "flips its row's group; other cells fail with p_else")]
-    fl, fw, h, phi, s, sd, e, pe = (mle.clip01(float(v)) for v in theta)
+    fl, fw, h, phi, s, sd, e, el, pe = (mle.clip01(float(v)) for v in theta)
     component = cls(line_fraction=fl, wl_fraction=fw, hi_fraction=h, dense_fraction=phi, slot_fraction=s,
-                    dense_slot_fraction=sd, group_hi=K_hi, group_lo=K_lo, e=e, p_else=pe)
+                    dense_slot_fraction=sd, group_hi=K_hi, group_lo=K_lo, e=e, e_line=el, p_else=pe)
     return mle.CandidateFit((component,), float(ll), est, tuple(notes), tuple(float(v) for v in theta))
