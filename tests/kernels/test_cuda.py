@@ -43,6 +43,9 @@ SPECS = {
     # per-access line events (eden_count_events / eden_emit_events), alone and in a union
     "eml": "eml:line_fraction=0.25,wl_fraction=0.5,bit_fraction=0.02,e=0.3,p_else=1e-5",
     "eml_union": "eml:line_fraction=0.2,wl_fraction=0.25,bit_fraction=0.014,e=0.3,p_else=0+em0:p=1e-4",
+    # grouped line events: slot and whole-line event blocks, two row shares (four event passes)
+    "emg": ("emg:line_fraction=0.25,wl_fraction=0.5,hi_fraction=0.5,dense_fraction=0.3,slot_fraction=0.05,"
+            "dense_slot_fraction=0.3,group_hi=7,group_lo=1,e=0.2,e_line=0.3,p_else=1e-5"),
     # low rates: stream groups of several tiles (4 MB tensors)
     "em0_low": "em0:p=1e-6",
     "composite_low": "em1:fraction=0.02,p=1e-3,p_else=1e-7+em0:p=1e-6+em2:fraction=0.2,p=1e-4,p_else=1e-6",

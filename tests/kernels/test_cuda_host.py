@@ -337,12 +337,13 @@ def test_event_kernels_match_the_oracle(lib, persistence):
     anywhere in a line, several accesses."""
     from eden.engine.events import line_event_bits
 
-    spec = EVENT_SPECS["eml_two"] + persistence
-    for access, base in ((0, 0), (1, 8192 * 3 + 40), (5, 8192 * 9 + 4)):
-        plan = compile_plan(ErrorModel.from_spec(spec), word_bits=32, nbytes=400_000, seed=3, access=access,
-                            base_address=base, address_map=DEFAULT_ADDRESS_MAP)
-        want = line_event_bits(plan)
-        assert len(want) > 100 and np.array_equal(host_events(lib, plan), want), (access, base)
+    for name in ("eml_two", "emg"):
+        spec = EVENT_SPECS[name] + persistence
+        for access, base in ((0, 0), (1, 8192 * 3 + 40), (5, 8192 * 9 + 4)):
+            plan = compile_plan(ErrorModel.from_spec(spec), word_bits=32, nbytes=400_000, seed=3, access=access,
+                                base_address=base, address_map=DEFAULT_ADDRESS_MAP)
+            want = line_event_bits(plan)
+            assert len(want) > 100 and np.array_equal(host_events(lib, plan), want), (name, access, base)
 
 
 EVENT_SPECS = {
@@ -350,11 +351,14 @@ EVENT_SPECS = {
     "eml_only": "eml:line_fraction=0.3,wl_fraction=0.5,bit_fraction=0.02,e=0.4,p_else=0",
     "eml_two": ("eml:line_fraction=0.3,wl_fraction=0.5,bit_fraction=0.02,e=0.4,p_else=0"
                 "+eml:line_fraction=0.1,wl_fraction=0.2,bit_fraction=0.05,e=0.7,p_else=1e-5"),
+    # grouped events: 8-bit slot blocks, whole-line blocks, row shares (four event passes)
+    "emg": ("emg:line_fraction=0.3,wl_fraction=0.5,hi_fraction=0.4,dense_fraction=0.3,slot_fraction=0.05,"
+            "dense_slot_fraction=0.3,group_hi=7,group_lo=1,e=0.2,e_line=0.3,p_else=1e-5"),
 }
 
 
 @pytest.mark.parametrize("name", ["em0", "em0_low", "em1", "em3", "composite", "composite_low", "emc", "eml",
-                                  "eml_only", "eml_two"])
+                                  "eml_only", "eml_two", "emg"])
 def test_gpu_module_glue_matches_cpu_backend(host_gpu, name):
     """gpu.inject and gpu.correct, with the kernels on the host, give the CPU backend's
     tensor, log and correction counts (fp32 and bf16 with zero correction, fp16 with clamp,

@@ -34,6 +34,8 @@ def _example(cls) -> Component:
     for f in dataclasses.fields(cls):
         if f.metadata["scales"]:
             values[f.name], rate = rate, rate / 7
+        elif f.metadata.get("integer"):  # a count parameter: inside its range
+            values[f.name] = int(f.metadata["range"][1]) - 1
         else:
             values[f.name] = 0.125
     return cls(**values)
@@ -87,7 +89,7 @@ def test_expected_ber_matches_the_compiled_sub_passes(kind):
 
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(EdenConfigError,
-                       match=r"unknown error model 'em9'; known: em0, em1, em2, em3, emc, eml; did you mean"):
+                       match=r"unknown error model 'em9'; known: em0, em1, em2, em3, emc, eml, emg; did you mean"):
         ErrorModel.from_spec("em9:p=1e-3")
     with pytest.raises(EdenConfigError, match=r"unknown error model 'emm1'.*did you mean 'em1'"):
         component_class("emm1")
@@ -99,8 +101,8 @@ def test_unknown_names_list_the_known_ones():
 
 def test_fit_candidates_come_from_the_registry_in_order():
     # the order seeds each candidate's goodness-of-fit Monte Carlo: the goldens depend on it
-    assert MODELS == ("em0", "em1", "em2", "em3", "em1+em2", "emc", "eml")
-    assert N_PARAMS == {"em0": 1, "em1": 3, "em2": 3, "em3": 2, "em1+em2": 5, "emc": 4, "eml": 5}
+    assert MODELS == ("em0", "em1", "em2", "em3", "em1+em2", "emc", "eml", "emg")
+    assert N_PARAMS == {"em0": 1, "em1": 3, "em2": 3, "em3": 2, "em1+em2": 5, "emc": 4, "eml": 5, "emg": 11}
     assert fit_model("em1+em2").fit_parts == ("em1", "em2")
 
 
