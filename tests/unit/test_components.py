@@ -73,8 +73,22 @@ def _plan_ber(model: ErrorModel, ones_fraction: float) -> float:
                         continue
                     rate = -math.expm1(plan.sp_L[s, cls])
                     keep *= 1.0 - rate * float(plan.sp_A[s, cls, stored]) / TWO53
-                if weak_b and weak_w:  # line events: a cell of a weak tile-line is a member with member_fraction
-                    for e, ev in enumerate(comp.line_events()):
+                events = comp.line_events()
+                if weak_b and weak_w and any(ev.slot_bits for ev in events):
+                    # grouped events: per row share, a cell is in a weak slot's group with (slot fraction)
+                    # * K / slot bits, and flips if any of the share's passes (slot, whole line) fires
+                    shares: dict = {}
+                    for e, ev in enumerate(events):
+                        shares.setdefault(ev.rows, []).append(e)
+                    p_event = 0.0
+                    for (lo, hi), idx in shares.items():
+                        ev = events[idx[0]]
+                        slot = (1 - ev.dense[0]) * ev.slot_fraction + ev.dense[0] * ev.dense[1]
+                        quiet = math.prod(1.0 - float(plan.ev_thr[e]) / TWO53 for e in idx)
+                        p_event += (hi - lo) * slot * ev.members / ev.slot_bits * (1.0 - quiet)
+                    keep *= 1.0 - p_event
+                elif weak_b and weak_w:  # line events: a cell of a weak tile-line is a member with member_fraction
+                    for e, ev in enumerate(events):
                         keep *= 1.0 - float(plan.ev_thr[e]) / TWO53 * ev.member_fraction
                 total += pb * pw * pv * (1.0 - keep)
     return total

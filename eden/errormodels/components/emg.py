@@ -74,6 +74,9 @@ class GroupedLineEvents(Component):
     e: float = rate_param("probability per access of an event at a weak slot of a weak row (flips its group)")
     e_line: float = rate_param("probability per access of a line event at a weak line position of a weak row (flips "
                                "the groups of all its weak slots)")
+    faint_fraction: float = fraction_param("share of the weak rows that are faint: slot events at e_faint, no line "
+                                           "events")
+    e_faint: float = rate_param("probability per access of an event at a weak slot of a faint weak row")
     p_else: float = rate_param("flip probability of every cell on its own (background)")
 
     def weak_fractions(self):
@@ -82,6 +85,15 @@ class GroupedLineEvents(Component):
     def mean_group(self) -> float:
         """Mean group size over the weak rows."""
         return self.hi_fraction * self.group_hi + (1.0 - self.hi_fraction) * self.group_lo
+
+    def row_shares(self):
+        """((lo, hi) share of the weak rows' uniform, group size, slot rate, line rate) of the four
+        kinds of weak row: main hi, main lo, faint hi, faint lo (disjoint, nested in each fraction)."""
+        m, h = 1.0 - self.faint_fraction, self.hi_fraction
+        return (((0.0, m * h), self.group_hi, self.e, self.e_line),
+                ((m * h, m), self.group_lo, self.e, self.e_line),
+                ((m, m + (1.0 - m) * h), self.group_hi, self.e_faint, 0.0),
+                ((m + (1.0 - m) * h, 1.0), self.group_lo, self.e_faint, 0.0))
 
     def mean_slot_fraction(self) -> float:
         """Fraction of the slots of a weak line position that are weak, over both kinds of position."""
@@ -92,8 +104,8 @@ class GroupedLineEvents(Component):
         # group with K / 8 (the marginal rate over the two row shares)
         r = self.p_else
         if weak_bitline and weak_wordline:
-            r = mle.union(self.p_else, self.mean_slot_fraction() * self.mean_group() / SLOT_BITS
-                          * mle.union(self.e, self.e_line))
+            ev = sum((hi - lo) * K / SLOT_BITS * mle.union(e, el) for (lo, hi), K, e, el in self.row_shares())
+            r = mle.union(self.p_else, self.mean_slot_fraction() * ev)
         return (r, r)
 
     def sub_passes(self):
@@ -101,12 +113,13 @@ class GroupedLineEvents(Component):
         return (SubPass(((pe, pe), (pe, pe))),)
 
     def line_events(self):
-        h = self.hi_fraction
         dense = (self.dense_fraction, self.dense_slot_fraction)
-        return tuple(LineEventPass(rate, slot_bits=SLOT_BITS, slot_fraction=self.slot_fraction, members=K, rows=rows,
-                                   dense=dense, whole_block=whole)
-                     for K, rows in ((self.group_hi, (0.0, h)), (self.group_lo, (h, 1.0)))
-                     for rate, whole in ((self.e, False), (self.e_line, True)))
+        passes = []
+        for i, (rows, K, e, el) in enumerate(self.row_shares()):
+            kinds = ((e, False), (el, True)) if i < 2 else ((e, False),)  # faint rows: no line events
+            passes += [LineEventPass(rate, slot_bits=SLOT_BITS, slot_fraction=self.slot_fraction, members=K,
+                                     rows=rows, dense=dense, whole_block=whole) for rate, whole in kinds]
+        return tuple(passes)
 
     def slot_count_prior(self) -> np.ndarray:
         """P(S = 0..64): the weak slots of a line position (0 unless weak; sparse or dense)."""
@@ -121,13 +134,15 @@ class GroupedLineEvents(Component):
     def events_per_faulty_line(self) -> float:
         """Mean event errors of a weak line position of a weak row given at least one event in one
         access: ``K * E[N | N > 0]`` with ``N = S`` on a line event (``e_line``), else
-        ``Binomial(S, e)``, over the slot counts ``S`` of :meth:`slot_count_prior` (background left
-        out)."""
+        ``Binomial(S, e)`` (faint rows: ``e_faint``, no line events), over the slot counts ``S`` of
+        :meth:`slot_count_prior` and the kinds of weak row (background left out)."""
         S = np.arange(SLOTS + 1, dtype=np.float64)
         p = self.slot_count_prior()
-        n = float(p @ S) * (self.e_line + (1.0 - self.e_line) * self.e)
-        p_any = float(p[1:] @ (self.e_line + (1.0 - self.e_line) * -np.expm1(S[1:] * np.log1p(-min(self.e, 1 - 1e-16)))))
-        return float(self.mean_group() * n / p_any) if p_any > 0 else 0.0
+        errors = faulty = 0.0
+        for (lo, hi), K, e, el in self.row_shares():
+            errors += (hi - lo) * K * float(p @ S) * (el + (1.0 - el) * e)
+            faulty += (hi - lo) * float(p[1:] @ (el + (1.0 - el) * -np.expm1(S[1:] * np.log1p(-min(e, 1 - 1e-16)))))
+        return errors / faulty if faulty > 0 else 0.0
 
     # ------------------------------------------------------------------ simulation
     def _maps(self, org, B, S, nsub, R, rng):
@@ -137,9 +152,8 @@ class GroupedLineEvents(Component):
             raise EdenConfigError(f"emg needs rows of whole {LINE_BITS}-bit lines, got {B} bits per row")
         nl = B // LINE_BITS
         n_bs = org.banks * nsub
-        u = rng.random(R)
-        rows = (np.flatnonzero(u < self.wl_fraction * self.hi_fraction),
-                np.flatnonzero((u >= self.wl_fraction * self.hi_fraction) & (u < self.wl_fraction)))
+        u = rng.random(R) / max(self.wl_fraction, 1e-300)  # weak rows: u < 1
+        rows = tuple(np.flatnonzero((u >= lo) & (u < hi) & (u < 1.0)) for (lo, hi), *_ in self.row_shares())
         up = rng.random(n_bs * nl)
         weak_pos = up < self.line_fraction
         frac = np.where(up < self.line_fraction * self.dense_fraction, self.dense_slot_fraction, self.slot_fraction)
@@ -163,9 +177,9 @@ class GroupedLineEvents(Component):
         org, B, S, nsub = cells.org, cells.B, cells.S, cells.nsub
         rows, start_bit, rank, first, line_start, first_line = self._maps(org, B, S, nsub, cells.R, rng)
         passes = [mle.SimPass(mle.all_cells, cells.R * B, self.p_else)]
-        for weak_rows, K in zip(rows, (self.group_hi, self.group_lo)):
+        for weak_rows, (_, K, e, el) in zip(rows, self.row_shares()):
             row_bs = (weak_rows // org.rows) * nsub + (weak_rows % org.rows) // S
-            for rate, fst, size in ((self.e, first, None), (self.e_line, first_line, np.diff(line_start))):
+            for rate, fst, size in ((e, first, None), (el, first_line, np.diff(line_start))):
                 per_row = fst[row_bs + 1] - fst[row_bs]
                 start = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
 
@@ -206,9 +220,10 @@ class GroupedLineEvents(Component):
         (c,) = components
         st = data
         T, w = st.T, st.w
-        u = rng.random(st.n_rows)
-        row_weak = np.flatnonzero(u < c.wl_fraction)
-        K_row = np.where(u[row_weak] < c.wl_fraction * c.hi_fraction, c.group_hi, c.group_lo)
+        u = rng.random(st.n_rows) / max(c.wl_fraction, 1e-300)  # weak rows: u < 1
+        row_weak = np.flatnonzero(u < 1.0)
+        share = np.searchsorted([hi for (_, hi), *_ in c.row_shares()], u[row_weak], side="right").clip(0, 3)
+        K_row, e_row, el_row = (np.array([x[i] for x in c.row_shares()])[share] for i in (1, 2, 3))
         up = rng.random(st.n_groups)
         frac = np.where(up < c.line_fraction * c.dense_fraction, c.dense_slot_fraction, c.slot_fraction)
         k = np.where(up < c.line_fraction, rng.binomial(SLOTS, frac), 0)
@@ -216,11 +231,11 @@ class GroupedLineEvents(Component):
         first = np.searchsorted(lines // st.C, np.arange(st.n_bs + 1))
         per_row = first[st.row_bs[row_weak] + 1] - first[st.row_bs[row_weak]]
         r = np.repeat(row_weak, per_row)
-        K = np.repeat(K_row, per_row)
+        K, e, el = (np.repeat(a, per_row) for a in (K_row, e_row, el_row))
         at = np.repeat(first[st.row_bs[row_weak]] - np.concatenate([[0], np.cumsum(per_row)[:-1]]), per_row)
         g = lines[at + np.arange(int(per_row.sum()))]
-        j2 = rng.binomial(T, c.e_line, len(g))  # accesses with a line event: all k[g] groups
-        flips = (rng.binomial(k[g] * (T - j2), c.e) + k[g] * j2) * K  # event bits of each (weak row, weak line)
+        j2 = rng.binomial(T, el)  # accesses with a line event: all k[g] groups
+        flips = (rng.binomial(k[g] * (T - j2), e) + k[g] * j2) * K  # event bits of each (weak row, weak line)
         ev_rows = np.bincount(r, weights=flips, minlength=st.n_rows).astype(np.int64)
         ev_cols = np.bincount(g, weights=flips, minlength=st.n_groups).astype(np.int64)
         rows = ev_rows + rng.binomial(st.C * w * T - ev_rows, c.p_else)
@@ -240,20 +255,29 @@ def group_sizes(counts) -> tuple[int, int]:
     return (max(top), min(top))
 
 
+#: theta of the fit: indices of its entries
+F_L, F_W, H, PHI, S_SPARSE, S_DENSE, E, E_LINE, P_ELSE, FAINT, E_FAINT = range(11)
+#: The fit's weak-row classes (after the strong class 0): (group: 0 hi / 1 lo, faint)
+CLASSES = ((0, False), (1, False), (0, True), (1, True))
+
+
 class _Groups:
     """emg's log-likelihood bound on the records' sufficient statistics (64-byte line records).
 
-    Latent: each row's class (strong, ``hi`` or ``lo``; priors ``1 - F_w``, ``F_w h``,
-    ``F_w (1 - h)``) and the weak-slot count ``S_g`` of each line position g of a (bank, subarray)
-    (prior :meth:`GroupedLineEvents.slot_count_prior`), shared by the subarray's rows. Given
-    them, the errors of (row r, unit g) summed over ``T`` accesses are, in a row of group size
-    ``K``, ``sum_{j2, j1} Bin(j2; T, e_line) Bin(j1; S (T - j2), e) Bin(x - K (j1 + S j2); 512 T -
-    K (j1 + S j2), p_else)`` (``j2`` accesses with a line event, ``j1`` slot events in the others)
-    and ``Bin(x; 512 T, p_else)`` in a strong row. The bound is exact over the row classes and
-    mean-field over each unit's ``S`` (the error-free units of a subarray are exchangeable and
-    share one exact posterior): ``ELBO = sum_r ln sum_c prior_c e^{L_rc} + sum_g E_q[ln prior(S_g)
-    - ln q(S_g)]``. Full binomial log-pmfs. ``theta = (F_l, F_w, h, phi, s, s_d, e, e_line,
-    p_else)``; the M-step is closed form but for the slot-count prior (``j1``, ``j2`` latent).
+    Latent: each row's class (strong, or weak: main or faint, with groups of ``group_hi`` or
+    ``group_lo`` bits; priors ``1 - F_w`` and ``F_w (1 - a) h``, ``F_w (1 - a) (1 - h)``,
+    ``F_w a h``, ``F_w a (1 - h)``, ``a`` the faint share) and the weak-slot count ``S_g`` of each
+    line position g of a (bank, subarray) (prior :meth:`GroupedLineEvents.slot_count_prior`),
+    shared by the subarray's rows. Given them, the errors of (row r, unit g) summed over ``T``
+    accesses are, in a row of group size ``K`` with slot and line event rates ``(e1, e2)`` (main
+    rows ``(e, e_line)``, faint rows ``(e_faint, 0)``), ``sum_{j2, j1} Bin(j2; T, e2) Bin(j1; S
+    (T - j2), e1) Bin(x - K (j1 + S j2); 512 T - K (j1 + S j2), p_else)`` (``j2`` accesses with a
+    line event, ``j1`` slot events in the others) and ``Bin(x; 512 T, p_else)`` in a strong row.
+    The bound is exact over the row classes and mean-field over each unit's ``S`` (the error-free
+    units of a subarray are exchangeable and share one exact posterior): ``ELBO = sum_r ln sum_c
+    prior_c e^{L_rc} + sum_g E_q[ln prior(S_g) - ln q(S_g)]``. Full binomial log-pmfs. ``theta``:
+    see :data:`F_L` ...; the M-step is closed form (``j1``, ``j2`` latent) but for the slot-count
+    prior.
     """
 
     def __init__(self, st, K_hi: int, K_lo: int) -> None:
@@ -273,8 +297,8 @@ class _Groups:
         self.j = np.arange(int(x.max(initial=0) // min(self.Ks)) + 1, dtype=np.float64)
         self.j2 = np.arange(T + 1, dtype=np.float64)
         self.ln_t = lc(T + 1) - lc(self.j2 + 1) - lc(T - self.j2 + 1)
-        # per class: ln C(S (T - j2), j1) + ln C(n - K b, x - K b), b = j1 + S j2, over (j2, x, S, j1)
-        j2, xx, S, j1 = (a.astype(np.float64) for a in np.meshgrid(self.j2, x, self.S, self.j, indexing="ij"))
+        # per group size: ln C(S (T - j2), j1) + ln C(n - K b, x - K b), b = j1 + S j2, over (j2, x, S, j1)
+        j2, xx, S, j1 = np.meshgrid(self.j2, x, self.S, self.j, indexing="ij")
         trials = S * (T - j2)
         self.comb = []
         for K in self.Ks:
@@ -288,16 +312,23 @@ class _Groups:
     def _logs(v):
         return float(np.log(max(v, 1e-300))), float(np.log1p(-min(v, 1.0 - 1e-16)))
 
+    @staticmethod
+    def rates(theta, faint: bool) -> tuple[float, float]:
+        """(slot event rate, line event rate) of a main or faint weak row."""
+        return (float(theta[E_FAINT]), 0.0) if faint else (float(theta[E]), float(theta[E_LINE]))
+
     def log_p1(self, theta, events: bool = False):
-        """ln P(x | class K, S) for the distinct counts x (rows) and S = 0..64 (columns), per class;
-        with ``events``, also each class's posterior means E[j1 | x, S] and E[j2 | x, S]."""
+        """ln P(x | class, S) for the distinct counts x (rows) and S = 0..64 (columns), per weak
+        class (:data:`CLASSES`); with ``events``, also the posterior means E[j1 | x, S], E[j2 | x, S]."""
         T = self.T
-        (le, l1e), (lq, l1q), (lpe, l1pe) = (self._logs(theta[i]) for i in (6, 7, 8))
+        lpe, l1pe = self._logs(theta[P_ELSE])
         x = self.xv.astype(np.float64)
         base = (x * lpe + (LINE_BITS * T - x) * l1pe)[:, None]
         j2, S, j1 = self.j2[:, None, None], self.S[None, :, None], self.j[None, None, :]
         out, e1, e2 = [], [], []
-        for K, comb in zip(self.Ks, self.comb):
+        for k, faint in CLASSES:
+            K, comb = self.Ks[k], self.comb[k]
+            (le, l1e), (lq, l1q) = (self._logs(v) for v in self.rates(theta, faint))
             lin = (self.ln_t[:, None, None] + j2 * lq + (T - j2) * l1q + j1 * (le - l1e) + S * (T - j2) * l1e
                    - K * (j1 + S * j2) * lpe)  # (j2, S, j1)
             z = comb + lin[:, None, :, :]
@@ -318,9 +349,13 @@ class _Groups:
         lpe, l1pe = self._logs(pe)
         return self.lp0_const + x * lpe + (LINE_BITS * self.T - x) * l1pe
 
-    def dvec(self, theta):
-        """ln P(0 | weak row, S) - ln P(0 | strong row): no event in T accesses."""
-        return self.T * (self.S * self._logs(theta[6])[1] + (self.S > 0) * self._logs(theta[7])[1])
+    def dvecs(self, theta):
+        """Per weak class: ln P(0 | class, S) - ln P(0 | strong): no event in T accesses."""
+        out = []
+        for _, faint in CLASSES:
+            e1, e2 = self.rates(theta, faint)
+            out.append(self.T * (self.S * self._logs(e1)[1] + (self.S > 0) * self._logs(e2)[1]))
+        return out
 
     def log_prior(self, fl, phi, s, sd):
         """ln prior(S): ``(1 - F_l) [S = 0] + F_l ((1 - phi) Bin(S; 64, s) + phi Bin(S; 64, s_d))``."""
@@ -344,29 +379,33 @@ class _Groups:
         return ev, st.zero_per_bs * (qz @ v) + np.bincount(st.nz_bs, weights=ev, minlength=st.n_bs)
 
     def row_terms(self, theta, pi, qz, lp1=None):
-        """(L_hi - B, L_lo - B, B) per row given the unit posteriors."""
+        """(L_c - B for each weak class, B) per row given the unit posteriors."""
         st = self.st
         lp1 = self.log_p1(theta) if lp1 is None else lp1
-        lp0 = self.log_p0(theta[8])
-        zero0 = LINE_BITS * self.T * self._logs(theta[8])[1]
-        ed, ed_bs = self.per_bs(pi, qz, self.dvec(theta))
+        lp0 = self.log_p0(theta[P_ELSE])
+        zero0 = LINE_BITS * self.T * self._logs(theta[P_ELSE])[1]
         out = []
-        for lp in lp1:
+        for lp, dv in zip(lp1, self.dvecs(theta)):
+            ed, ed_bs = self.per_bs(pi, qz, dv)
             m = pi @ np.where(np.isfinite(lp), lp, -1e300).T  # E_q ln P(x | class, S) per (unit, count)
             corr = m[st.rec_nz, self.rec_xi] - ed[st.rec_nz] - lp0[self.rec_xi]
             out.append(ed_bs[st.row_bs] + np.bincount(st.rec_row, weights=corr, minlength=st.n_rows))
         b = st.C * zero0 + np.bincount(st.rec_row, weights=lp0[self.rec_xi] - zero0, minlength=st.n_rows)
-        return out[0], out[1], b
+        return out, b
 
-    def row_logits(self, theta, l_hi, l_lo):
-        fw, h = theta[1], theta[2]
-        return np.stack([mle.log(1.0 - fw) + np.zeros_like(l_hi), mle.log(fw * h) + l_hi,
-                         mle.log(fw * (1.0 - h)) + l_lo])
+    @staticmethod
+    def class_priors(theta):
+        fw, h, a = float(theta[F_W]), float(theta[H]), float(theta[FAINT])
+        return [1.0 - fw] + [fw * (a if faint else 1.0 - a) * (h if k == 0 else 1.0 - h) for k, faint in CLASSES]
+
+    def row_logits(self, theta, ls):
+        return np.stack([mle.log(p) + (np.zeros(self.st.n_rows) if c == 0 else ls[c - 1])
+                         for c, p in enumerate(self.class_priors(theta))])
 
     def unit_terms(self, theta, pi, qz):
         from scipy import special
 
-        lpr = self.log_prior(*theta[[0, 3, 4, 5]])
+        lpr = self.log_prior(*theta[[F_L, PHI, S_SPARSE, S_DENSE]])
         lpr = np.where(np.isfinite(lpr), lpr, -1e300)
         nz = float(np.sum(-special.xlogy(pi, pi) + pi * lpr))
         z = np.sum(-special.xlogy(qz, qz) + qz * lpr[None, :], axis=1)
@@ -375,74 +414,86 @@ class _Groups:
     def elbo(self, theta, pi, qz, lp1=None) -> float:
         from scipy import special
 
-        l_hi, l_lo, b = self.row_terms(theta, pi, qz, lp1)
-        r = special.logsumexp(self.row_logits(theta, l_hi, l_lo), axis=0) + b
+        ls, b = self.row_terms(theta, pi, qz, lp1)
+        r = special.logsumexp(self.row_logits(theta, ls), axis=0) + b
         return float(np.sum(r)) + self.unit_terms(theta, pi, qz)
 
     def unit_step(self, theta, rho, lp1=None):
-        """Optimal unit posteriors given the row posteriors ``rho`` (3 x rows: strong, hi, lo)."""
+        """Optimal unit posteriors given the row posteriors ``rho`` (classes x rows)."""
         from scipy import special
 
         st = self.st
-        dv = self.dvec(theta)
-        lpr = self.log_prior(*theta[[0, 3, 4, 5]])
-        rw = rho[1] + rho[2]
-        r_bs = np.bincount(st.row_bs, weights=rw, minlength=st.n_bs)
-        lz = lpr[None, :] + r_bs[:, None] * dv[None, :]
+        lpr = self.log_prior(*theta[[F_L, PHI, S_SPARSE, S_DENSE]])
+        lp1 = self.log_p1(theta) if lp1 is None else lp1
+        lz = np.repeat(lpr[None, :], st.n_bs, axis=0)
+        logit = np.repeat(lpr[None, :], self.n_nz, axis=0)
+        for c, (lp, dv) in enumerate(zip(lp1, self.dvecs(theta)), start=1):
+            r_bs = np.bincount(st.row_bs, weights=rho[c], minlength=st.n_bs)
+            rec_w = np.bincount(st.rec_nz, weights=rho[c][st.rec_row], minlength=self.n_nz)
+            lz = lz + r_bs[:, None] * dv[None, :]
+            logit = logit + (r_bs[st.nz_bs] - rec_w)[:, None] * dv[None, :]
+            logit = logit + np.asarray(self.per_unit_count(rho[c][st.rec_row]) @ np.where(np.isfinite(lp), lp, -1e300))
         lz = np.where(np.isfinite(lz), lz, -np.inf)
         qz = np.exp(lz - special.logsumexp(lz, axis=1, keepdims=True))
-        lp1 = self.log_p1(theta) if lp1 is None else lp1
-        rec_w = np.bincount(st.rec_nz, weights=rw[st.rec_row], minlength=self.n_nz)
-        logit = lpr[None, :] + (r_bs[st.nz_bs] - rec_w)[:, None] * dv[None, :]
-        for c, lp in zip((1, 2), lp1):
-            logit = logit + np.asarray(self.per_unit_count(rho[c][st.rec_row]) @ np.where(np.isfinite(lp), lp, -1e300))
         logit = np.where(np.isfinite(logit), logit, -np.inf)
         pi = np.exp(logit - special.logsumexp(logit, axis=1, keepdims=True))
         return pi, qz
 
     def theta_step(self, theta, rho, pi, qz):
-        """Maximise the bound over theta given the posteriors: F_w, h, e, e_line and p_else in
-        closed form (the events j1, j2 of each record latent, at their posterior under theta), the
-        slot-count prior's (F_l, phi, s, s_d) numerically on its expected histogram."""
+        """Maximise the bound over theta given the posteriors: the row shares, event rates and
+        p_else in closed form (the events j1, j2 of each record latent, at their posterior under
+        theta), the slot-count prior's (F_l, phi, s, s_d) numerically on its expected histogram."""
         from scipy import optimize, special
 
         st = self.st
         T = self.T
-        rw = rho[1] + rho[2]
-        fw = float(rw.mean())
-        h = float(rho[1].sum() / rw.sum()) if rw.sum() > 0 else float(theta[2])
+        new = np.array(theta, np.float64)
+        tot = rho.sum(axis=1)
+        weak = float(tot[1:].sum())
+        new[F_W] = weak / st.n_rows
+        if weak > 0:
+            new[H] = float(tot[1] + tot[3]) / weak
+            new[FAINT] = float(tot[3] + tot[4]) / weak
         hist = pi.sum(axis=0) + st.zero_per_bs @ qz
 
         def neg_prior(z):
             lp = self.log_prior(*special.expit(z))
             return -float(np.sum(np.where(hist > 0, hist * lp, 0.0)))
 
-        z0 = special.logit(np.clip(theta[[0, 3, 4, 5]], 1e-9, 1 - 1e-9))
+        idx = [F_L, PHI, S_SPARSE, S_DENSE]
+        z0 = special.logit(np.clip(theta[idx], 1e-9, 1 - 1e-9))
         res = optimize.minimize(neg_prior, z0, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-8,
                                                                                "maxiter": 2000})
-        fl, phi, s, sd = (float(v) for v in special.expit(res.x))
-        if res.fun > neg_prior(z0):
-            fl, phi, s, sd = (float(v) for v in theta[[0, 3, 4, 5]])
-        if sd < s:  # the dense kind is the one with more weak slots (the mixture's labels)
-            phi, s, sd = 1.0 - phi, sd, s
-        # rates: expected events over their trials (slot events: the weak rows' slot-accesses without
-        # a line event; line events: the weak rows' accesses of lines with weak slots), background:
-        # expected errors not from events over the cell-trials no event covers
+        if res.fun <= neg_prior(z0):
+            new[idx] = special.expit(res.x)
+        if new[S_DENSE] < new[S_SPARSE]:  # the dense kind is the one with more weak slots (the mixture's labels)
+            new[PHI], new[S_SPARSE], new[S_DENSE] = 1.0 - new[PHI], new[S_DENSE], new[S_SPARSE]
+        # rates: expected events over their trials (slot events: a class's slot-accesses without a
+        # line event; line events: its accesses of lines with weak slots), background: expected
+        # errors not from events over the cell-trials no event covers
         _, ej1, ej2 = self.log_p1(theta, events=True)
-        wk = [np.asarray(self.per_unit_count(rho[c][st.rec_row]).T @ pi) for c in (1, 2)]
         _, es_bs = self.per_bs(pi, qz, self.S)
         _, pos_bs = self.per_bs(pi, qz, (self.S > 0).astype(np.float64))
         S = self.S[None, :]
-        slot_trials = T * float(rw @ es_bs[st.row_bs]) - sum(float(np.sum(w * S * j)) for w, j in zip(wk, ej2))
-        line_trials = T * float(rw @ pos_bs[st.row_bs])
-        n1 = sum(float(np.sum(w * j)) for w, j in zip(wk, ej1))
-        n2 = sum(float(np.sum((w * j)[:, 1:])) for w, j in zip(wk, ej2))
-        bits = sum(K * float(np.sum(w * (j1 + S * j2))) for K, w, j1, j2 in zip(self.Ks, wk, ej1, ej2))
-        e = n1 / slot_trials if slot_trials > 0 else float(theta[6])
-        el = n2 / line_trials if line_trials > 0 else float(theta[7])
-        pe = (float(st.rec_x.sum()) - bits) / (self.pairs * LINE_BITS * T - bits)
-        e, el, pe = (min(max(v, 0.0), 1.0 - 1e-12) for v in (e, el, pe))
-        return np.array([fl, fw, h, phi, s, sd, e, el, pe])
+        stats = {False: np.zeros(4), True: np.zeros(4)}  # (slot events, slot trials, line events, line trials)
+        bits = 0.0
+        for c, (k, faint) in enumerate(CLASSES, start=1):
+            w = np.asarray(self.per_unit_count(rho[c][st.rec_row]).T @ pi)
+            j1, j2 = ej1[c - 1], ej2[c - 1]
+            stats[faint] += [float(np.sum(w * j1)),
+                             T * float(rho[c] @ es_bs[st.row_bs]) - float(np.sum(w * S * j2)),
+                             float(np.sum((w * j2)[:, 1:])), T * float(rho[c] @ pos_bs[st.row_bs])]
+            bits += self.Ks[k] * float(np.sum(w * (j1 + S * j2)))
+        for faint, (ie, il) in ((False, (E, E_LINE)), (True, (E_FAINT, None))):
+            n1, t1, n2, t2 = stats[faint]
+            if t1 > 0:
+                new[ie] = n1 / t1
+            if il is not None and t2 > 0:
+                new[il] = n2 / t2
+        new[P_ELSE] = (float(st.rec_x.sum()) - bits) / (self.pairs * LINE_BITS * T - bits)
+        for i in (E, E_LINE, E_FAINT, P_ELSE):
+            new[i] = min(max(new[i], 0.0), 1.0 - 1e-12)
+        return new
 
     def run(self, theta, rho, max_iter=400, tol=1e-10):
         from scipy import special
@@ -453,8 +504,8 @@ class _Groups:
         for _ in range(max_iter):
             theta = self.theta_step(theta, rho, pi, qz)
             lp1 = self.log_p1(theta)
-            l_hi, l_lo, _ = self.row_terms(theta, pi, qz, lp1)
-            lg = self.row_logits(theta, l_hi, l_lo)
+            ls, _ = self.row_terms(theta, pi, qz, lp1)
+            lg = self.row_logits(theta, ls)
             rho = np.exp(lg - special.logsumexp(lg, axis=0, keepdims=True))
             pi, qz = self.unit_step(theta, rho, lp1)
             new = self.elbo(theta, pi, qz, lp1)
@@ -466,20 +517,21 @@ class _Groups:
 
 
 def _initial_rows(st, K_hi: int, K_lo: int) -> np.ndarray:
-    """Row posteriors to start from: rows with errors by whether all their counts are multiples of
-    ``K_hi`` (hi) or not (lo); error-free rows mostly strong."""
-    rho = np.zeros((3, st.n_rows))
+    """Row posteriors to start from (strong, main hi, main lo, faint hi, faint lo): rows with
+    errors by whether all their counts are multiples of ``K_hi`` (hi) or not (lo), main when
+    their errors span more than one record; error-free rows mostly strong."""
+    rho = np.full((5, st.n_rows), 0.0005)
     rho[0] = 0.998
-    rho[1] = rho[2] = 0.001
     with_err = st.row_z > 0
     if K_hi != K_lo:
         bad = np.bincount(st.rec_row, weights=(st.rec_x % K_hi != 0).astype(np.float64), minlength=st.n_rows) > 0
     else:
         bad = np.zeros(st.n_rows, bool)
-    hi = with_err & ~bad
-    lo = with_err & bad
-    rho[:, hi] = np.array([0.01, 0.98, 0.01])[:, None]
-    rho[:, lo] = np.array([0.01, 0.01, 0.98])[:, None]
+    many = np.bincount(st.rec_row, minlength=st.n_rows) > 1
+    for c, (k, faint) in enumerate(CLASSES, start=1):
+        sel = with_err & (bad if k else ~bad) & (~many if faint else many)
+        rho[:, sel] = 0.01 / 4
+        rho[c, sel] = 0.99
     return rho
 
 
@@ -489,22 +541,27 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
     rho0 = _initial_rows(st, K_hi, K_lo)
     with_err = st.row_z > 0
     fw0 = float(np.clip(with_err.mean(), 1e-6, 1 - 1e-6))
-    h0 = float(np.clip(rho0[1][with_err].sum() / max(with_err.sum(), 1), 1e-3, 1 - 1e-3))
+    weak0 = rho0[1:, with_err].sum(axis=1)
+    h0 = float(np.clip((weak0[0] + weak0[2]) / max(weak0.sum(), 1), 1e-3, 1 - 1e-3))
+    faint0 = float(np.clip((weak0[2] + weak0[3]) / max(weak0.sum(), 1), 1e-3, 1 - 1e-3))
     fl0 = float(np.clip(st.nz_group.size / max(st.n_groups, 1), 1e-6, 0.9))
     runs = []
     for s0, e0 in ((4.0 / SLOTS, 0.1), (16.0 / SLOTS, 0.02)):
-        theta0 = np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, 0.02, max(st.errors / st.trials * 1e-2, 1e-12)])
+        theta0 = np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, 0.02,
+                           max(st.errors / st.trials * 1e-2, 1e-12), faint0, e0 / 10])
         runs.append(fit.run(theta0, rho0))
     ll, theta, rho, pi, qz = max(runs, key=lambda r: r[0])
+    if theta[FAINT] < 1e-9:  # no faint rows: their rate is not identified
+        theta[FAINT] = theta[E_FAINT] = 0.0
 
     def fn(t):
         t = np.asarray(t, np.float64)
-        if not np.all((t >= 0) & (t <= 1)) or t[6] >= 1 or t[7] >= 1 or t[8] >= 1:
+        if not np.all((t >= 0) & (t <= 1)) or max(t[E], t[E_LINE], t[E_FAINT], t[P_ELSE]) >= 1:
             return -np.inf
         return fit.elbo(t, pi, qz)
 
     names = ("emg.line_fraction", "emg.wl_fraction", "emg.hi_fraction", "emg.dense_fraction", "emg.slot_fraction",
-             "emg.dense_slot_fraction", "emg.e", "emg.e_line", "emg.p_else")
+             "emg.dense_slot_fraction", "emg.e", "emg.e_line", "emg.p_else", "emg.faint_fraction", "emg.e_faint")
     est = mle.estimates(names, theta, fn, confidence)
     notes = [("log-likelihood is a variational lower bound (exact over the row classes, mean-field over the "
               "weak-slot count of each line position); intervals are conditional on the fitted posteriors"),
@@ -513,7 +570,8 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
               f"records (eden puts each group in one {SLOT_BITS}-bit slot)"),
              ("a weak slot of a weak line position in a weak row has an event with probability e per access that "
               "flips its row's group; other cells fail with p_else")]
-    fl, fw, h, phi, s, sd, e, el, pe = (mle.clip01(float(v)) for v in theta)
+    fl, fw, h, phi, s, sd, e, el, pe, faint, ef = (mle.clip01(float(v)) for v in theta)
     component = cls(line_fraction=fl, wl_fraction=fw, hi_fraction=h, dense_fraction=phi, slot_fraction=s,
-                    dense_slot_fraction=sd, group_hi=K_hi, group_lo=K_lo, e=e, e_line=el, p_else=pe)
+                    dense_slot_fraction=sd, group_hi=K_hi, group_lo=K_lo, e=e, e_line=el, faint_fraction=faint,
+                    e_faint=ef, p_else=pe)
     return mle.CandidateFit((component,), float(ll), est, tuple(notes), tuple(float(v) for v in theta))
