@@ -64,23 +64,26 @@ def _inside(p, k, n):
 
 
 def test_slot_events_flip_their_rows_group_and_nothing_else():
-    """e_line = p_else = 0: the four passes are (hi slots, hi lines, lo slots, lo lines); every
-    flipped slot of a hi-share row holds exactly its 7 group bits, of a lo-share row its 2, the two
-    shares' rows are disjoint and inside the weak rows, slots lie in weak line positions, and the
-    number of slot events is Binomial(weak tile-slots, e)."""
-    plan = _plan(_spec())
-    assert len(plan.ev_thr) == 4 and plan.ev_block.tolist() == [SLOT_BITS, LINE_BITS, SLOT_BITS, LINE_BITS]
+    """e_line = p_else = 0, e_faint = e: the six passes are (main hi slots, main hi lines, main lo
+    slots, main lo lines, faint hi slots, faint lo slots); every flipped slot of a hi row holds
+    exactly its 7 group bits, of a lo row its 2, the four kinds of weak row are disjoint, slots lie
+    in weak line positions, and the number of slot events is Binomial(weak tile-slots, e)."""
+    plan = _plan(_spec(faint_fraction=0.3, e_faint=0.2))
+    assert plan.ev_block.tolist() == [SLOT_BITS, LINE_BITS, SLOT_BITS, LINE_BITS, SLOT_BITS, SLOT_BITS]
     flips = _flips(plan)
-    rows = [plan.tile_wlclass[plan.ev_wl[e]] == 1 for e in (0, 2)]
-    assert rows[0].any() and rows[1].any() and not (rows[0] & rows[1]).any()
-    assert not flips[~(rows[0] | rows[1])].any()
+    slot_passes = ((0, 7, 1), (2, 2, 3), (4, 7, 1), (5, 2, 3))  # (pass, group bits, its share's line pass)
+    rows = [plan.tile_wlclass[plan.ev_wl[e]] == 1 for e, _, _ in slot_passes]
+    assert all(r.any() for r in rows) and sum(r.astype(int) for r in rows).max() == 1
+    assert not flips[~np.any(rows, axis=0)].any()
+    # the line passes' blocks of each (bank, subarray) group: the lines with weak slots, shared by all rows
+    positions = {g: set(plan.ev_blk[plan.ev_blk_off[1, g]:plan.ev_blk_off[1, g + 1]].tolist())
+                 for g in range(plan.ev_blk_off.shape[1] - 1)}
     n_slots = events = 0
-    for e, K in ((0, 7), (2, 2)):
+    for i, (e, K, _) in enumerate(slot_passes):
         slots = _blocks(plan, e)
-        lines = _blocks(plan, e + 1)
         for (t, s), mem in slots.items():
             assert len(mem) == K and np.all(mem // SLOT_BITS == s)
-            assert (t, s * SLOT_BITS // LINE_BITS) in lines  # inside a weak line position
+            assert s * SLOT_BITS // LINE_BITS in positions[int(plan.tile_group[t])]  # in a line with weak slots
             got = np.flatnonzero(flips[t, s * SLOT_BITS:(s + 1) * SLOT_BITS]) + s * SLOT_BITS
             assert len(got) == 0 or np.array_equal(got, mem), (t, s)
             events += len(got) > 0
@@ -89,7 +92,7 @@ def test_slot_events_flip_their_rows_group_and_nothing_else():
         covered = np.zeros_like(flips)
         for (t, s), mem in slots.items():
             covered[t, mem] = True
-        assert not (flips & ~covered)[rows[e // 2]].any()
+        assert not (flips & ~covered)[rows[i]].any()
     assert n_slots > 1000 and _inside(0.2, events, n_slots), (events, n_slots)
 
 
@@ -208,7 +211,7 @@ def test_simulated_records_hold_whole_groups_of_their_rows_share():
 def test_fit_recovers_a_planted_model_and_is_selected():
     truth = GroupedLineEvents(line_fraction=0.125, wl_fraction=0.1, hi_fraction=0.45, dense_fraction=0.3,
                               slot_fraction=0.05, dense_slot_fraction=0.25, group_hi=7, group_lo=1, e=0.05,
-                              e_line=0.1, p_else=2e-7)
+                              e_line=0.1, faint_fraction=0.2, e_faint=0.01, p_else=2e-7)
     org = DramOrganization(banks=2, rows=4096, row_bytes=8192, subarray_rows=512)
     t = simulate_records(ErrorModel((truth,)), org, seed=21, iterations=2, column_bits=512, per_iteration=True)
     r = fit(RawCharacterization((t,), org), gof=False)
@@ -217,7 +220,7 @@ def test_fit_recovers_a_planted_model_and_is_selected():
     comp = best.model.components[0]
     assert (comp.group_hi, comp.group_lo) == (7, 1)
     for name in ("line_fraction", "wl_fraction", "hi_fraction", "dense_fraction", "slot_fraction",
-                 "dense_slot_fraction", "e", "e_line", "p_else"):
+                 "dense_slot_fraction", "e", "e_line", "faint_fraction", "e_faint", "p_else"):
         est = best.estimate(f"emg.{name}")
         assert est.contains(getattr(truth, name)), (est, getattr(truth, name))
     assert best.loglik > r.candidate("eml").loglik

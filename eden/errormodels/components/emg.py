@@ -244,6 +244,14 @@ class GroupedLineEvents(Component):
 
 
 # ------------------------------------------------------------------ the fit
+def _lse(a, axis):
+    """ln sum exp over ``axis`` (keeping it), -inf where every term is -inf."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+
+
 def group_sizes(counts) -> tuple[int, int]:
     """(group_hi, group_lo): the two most frequent error counts in 1..8 of the records (the larger
     first; both the same when one count in 1..8 occurs)."""
@@ -289,11 +297,13 @@ class _Groups:
         self.S = np.arange(SLOTS + 1, dtype=np.float64)
         self.xv, self.rec_xi = np.unique(st.rec_x, return_inverse=True)
         self.n_nz = st.nz_group.size
+        self.cell = st.rec_nz.astype(np.int64) * self.xv.size + self.rec_xi
         self.pairs = float(st.n_rows) * st.C
         n = LINE_BITS * T
         x = self.xv.astype(np.float64)
         lc = special.gammaln
         self.lp0_const = lc(n + 1) - lc(x + 1) - lc(n - x + 1)
+        self.ln_c64 = lc(SLOTS + 1) - lc(self.S + 1) - lc(SLOTS - self.S + 1)
         self.j = np.arange(int(x.max(initial=0) // min(self.Ks)) + 1, dtype=np.float64)
         self.j2 = np.arange(T + 1, dtype=np.float64)
         self.ln_t = lc(T + 1) - lc(self.j2 + 1) - lc(T - self.j2 + 1)
@@ -359,18 +369,18 @@ class _Groups:
 
     def log_prior(self, fl, phi, s, sd):
         """ln prior(S): ``(1 - F_l) [S = 0] + F_l ((1 - phi) Bin(S; 64, s) + phi Bin(S; 64, s_d))``."""
-        from scipy import stats
+        def binom(p):
+            a, b = self._logs(p)
+            return self.ln_c64 + self.S * a + (SLOTS - self.S) * b
 
-        with np.errstate(divide="ignore"):
-            lp = mle.log(fl) + np.logaddexp(mle.log(1.0 - phi) + stats.binom.logpmf(self.S, SLOTS, s),
-                                            mle.log(phi) + stats.binom.logpmf(self.S, SLOTS, sd))
+        lp = mle.log(fl) + np.logaddexp(mle.log(1.0 - phi) + binom(s), mle.log(phi) + binom(sd))
         lp[0] = np.logaddexp(mle.log(1.0 - fl), lp[0])
         return lp
 
     def per_unit_count(self, weights):
-        from scipy import sparse
-
-        return sparse.csr_matrix((weights, (self.st.rec_nz, self.rec_xi)), shape=(self.n_nz, self.xv.size))
+        """Dense (units with errors, distinct counts) sums of ``weights`` over the records."""
+        nx = self.xv.size
+        return np.bincount(self.cell, weights=weights, minlength=self.n_nz * nx).reshape(self.n_nz, nx)
 
     def per_bs(self, pi, qz, v):
         """E[v(S)] of each unit with errors and its sum over each subarray's units."""
@@ -415,7 +425,7 @@ class _Groups:
         from scipy import special
 
         ls, b = self.row_terms(theta, pi, qz, lp1)
-        r = special.logsumexp(self.row_logits(theta, ls), axis=0) + b
+        r = _lse(self.row_logits(theta, ls), 0)[0] + b
         return float(np.sum(r)) + self.unit_terms(theta, pi, qz)
 
     def unit_step(self, theta, rho, lp1=None):
@@ -432,11 +442,11 @@ class _Groups:
             rec_w = np.bincount(st.rec_nz, weights=rho[c][st.rec_row], minlength=self.n_nz)
             lz = lz + r_bs[:, None] * dv[None, :]
             logit = logit + (r_bs[st.nz_bs] - rec_w)[:, None] * dv[None, :]
-            logit = logit + np.asarray(self.per_unit_count(rho[c][st.rec_row]) @ np.where(np.isfinite(lp), lp, -1e300))
+            logit = logit + self.per_unit_count(rho[c][st.rec_row]) @ np.where(np.isfinite(lp), lp, -1e300)
         lz = np.where(np.isfinite(lz), lz, -np.inf)
-        qz = np.exp(lz - special.logsumexp(lz, axis=1, keepdims=True))
+        qz = np.exp(lz - _lse(lz, 1))
         logit = np.where(np.isfinite(logit), logit, -np.inf)
-        pi = np.exp(logit - special.logsumexp(logit, axis=1, keepdims=True))
+        pi = np.exp(logit - _lse(logit, 1))
         return pi, qz
 
     def theta_step(self, theta, rho, pi, qz):
@@ -478,7 +488,7 @@ class _Groups:
         stats = {False: np.zeros(4), True: np.zeros(4)}  # (slot events, slot trials, line events, line trials)
         bits = 0.0
         for c, (k, faint) in enumerate(CLASSES, start=1):
-            w = np.asarray(self.per_unit_count(rho[c][st.rec_row]).T @ pi)
+            w = self.per_unit_count(rho[c][st.rec_row]).T @ pi
             j1, j2 = ej1[c - 1], ej2[c - 1]
             stats[faint] += [float(np.sum(w * j1)),
                              T * float(rho[c] @ es_bs[st.row_bs]) - float(np.sum(w * S * j2)),
@@ -506,7 +516,7 @@ class _Groups:
             lp1 = self.log_p1(theta)
             ls, _ = self.row_terms(theta, pi, qz, lp1)
             lg = self.row_logits(theta, ls)
-            rho = np.exp(lg - special.logsumexp(lg, axis=0, keepdims=True))
+            rho = np.exp(lg - _lse(lg, 0))
             pi, qz = self.unit_step(theta, rho, lp1)
             new = self.elbo(theta, pi, qz, lp1)
             done = new - ll <= tol * max(1.0, abs(new))
@@ -546,11 +556,12 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
     faint0 = float(np.clip((weak0[2] + weak0[3]) / max(weak0.sum(), 1), 1e-3, 1 - 1e-3))
     fl0 = float(np.clip(st.nz_group.size / max(st.n_groups, 1), 1e-6, 0.9))
     runs = []
-    for s0, e0 in ((4.0 / SLOTS, 0.1), (16.0 / SLOTS, 0.02)):
+    for s0, e0 in ((4.0 / SLOTS, 0.1), (16.0 / SLOTS, 0.02)):  # two starts, the better one run to convergence
         theta0 = np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, 0.02,
                            max(st.errors / st.trials * 1e-2, 1e-12), faint0, e0 / 10])
-        runs.append(fit.run(theta0, rho0))
-    ll, theta, rho, pi, qz = max(runs, key=lambda r: r[0])
+        runs.append(fit.run(theta0, rho0, max_iter=40))
+    _, theta, rho, _, _ = max(runs, key=lambda r: r[0])
+    ll, theta, rho, pi, qz = fit.run(theta, rho)
     if theta[FAINT] < 1e-9:  # no faint rows: their rate is not identified
         theta[FAINT] = theta[E_FAINT] = 0.0
 
