@@ -211,7 +211,7 @@ def test_simulated_records_hold_whole_groups_of_their_rows_share():
 def test_fit_recovers_a_planted_model_and_is_selected():
     truth = GroupedLineEvents(line_fraction=0.125, wl_fraction=0.1, hi_fraction=0.45, dense_fraction=0.3,
                               slot_fraction=0.05, dense_slot_fraction=0.25, group_hi=7, group_lo=1, e=0.05,
-                              e_line=0.1, faint_fraction=0.2, e_faint=0.01, p_else=2e-7)
+                              e_line=0.1, faint_fraction=0.2, e_faint=0.01, faint_hi_fraction=0.6, p_else=2e-7)
     org = DramOrganization(banks=2, rows=4096, row_bytes=8192, subarray_rows=512)
     t = simulate_records(ErrorModel((truth,)), org, seed=21, iterations=2, column_bits=512, per_iteration=True)
     r = fit(RawCharacterization((t,), org), gof=False)
@@ -220,7 +220,7 @@ def test_fit_recovers_a_planted_model_and_is_selected():
     comp = best.model.components[0]
     assert (comp.group_hi, comp.group_lo) == (7, 1)
     for name in ("line_fraction", "wl_fraction", "hi_fraction", "dense_fraction", "slot_fraction",
-                 "dense_slot_fraction", "e", "e_line", "faint_fraction", "e_faint", "p_else"):
+                 "dense_slot_fraction", "e", "e_line", "faint_fraction", "e_faint", "faint_hi_fraction", "p_else"):
         est = best.estimate(f"emg.{name}")
         assert est.contains(getattr(truth, name)), (est, getattr(truth, name))
     assert best.loglik > r.candidate("eml").loglik

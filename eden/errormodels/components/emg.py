@@ -77,6 +77,7 @@ class GroupedLineEvents(Component):
     faint_fraction: float = fraction_param("share of the weak rows that are faint: slot events at e_faint, no line "
                                            "events")
     e_faint: float = rate_param("probability per access of an event at a weak slot of a faint weak row")
+    faint_hi_fraction: float = fraction_param("share of the faint weak rows whose groups have group_hi bits", 1.0)
     p_else: float = rate_param("flip probability of every cell on its own (background)")
 
     def weak_fractions(self):
@@ -84,16 +85,16 @@ class GroupedLineEvents(Component):
 
     def mean_group(self) -> float:
         """Mean group size over the weak rows."""
-        return self.hi_fraction * self.group_hi + (1.0 - self.hi_fraction) * self.group_lo
+        return sum((hi - lo) * K for (lo, hi), K, _, _ in self.row_shares())
 
     def row_shares(self):
         """((lo, hi) share of the weak rows' uniform, group size, slot rate, line rate) of the four
         kinds of weak row: main hi, main lo, faint hi, faint lo (disjoint, nested in each fraction)."""
-        m, h = 1.0 - self.faint_fraction, self.hi_fraction
+        m, h, hf = 1.0 - self.faint_fraction, self.hi_fraction, self.faint_hi_fraction
         return (((0.0, m * h), self.group_hi, self.e, self.e_line),
                 ((m * h, m), self.group_lo, self.e, self.e_line),
-                ((m, m + (1.0 - m) * h), self.group_hi, self.e_faint, 0.0),
-                ((m + (1.0 - m) * h, 1.0), self.group_lo, self.e_faint, 0.0))
+                ((m, m + (1.0 - m) * hf), self.group_hi, self.e_faint, 0.0),
+                ((m + (1.0 - m) * hf, 1.0), self.group_lo, self.e_faint, 0.0))
 
     def mean_slot_fraction(self) -> float:
         """Fraction of the slots of a weak line position that are weak, over both kinds of position."""
@@ -264,7 +265,7 @@ def group_sizes(counts) -> tuple[int, int]:
 
 
 #: theta of the fit: indices of its entries
-F_L, F_W, H, PHI, S_SPARSE, S_DENSE, E, E_LINE, P_ELSE, FAINT, E_FAINT = range(11)
+F_L, F_W, H, PHI, S_SPARSE, S_DENSE, E, E_LINE, P_ELSE, FAINT, E_FAINT, H_FAINT = range(12)
 #: The fit's weak-row classes (after the strong class 0): (group: 0 hi / 1 lo, faint)
 CLASSES = ((0, False), (1, False), (0, True), (1, True))
 
@@ -405,8 +406,10 @@ class _Groups:
 
     @staticmethod
     def class_priors(theta):
-        fw, h, a = float(theta[F_W]), float(theta[H]), float(theta[FAINT])
-        return [1.0 - fw] + [fw * (a if faint else 1.0 - a) * (h if k == 0 else 1.0 - h) for k, faint in CLASSES]
+        fw, a = float(theta[F_W]), float(theta[FAINT])
+        hs = {False: float(theta[H]), True: float(theta[H_FAINT])}
+        return [1.0 - fw] + [fw * (a if faint else 1.0 - a) * (hs[faint] if k == 0 else 1.0 - hs[faint])
+                             for k, faint in CLASSES]
 
     def row_logits(self, theta, ls):
         return np.stack([mle.log(p) + (np.zeros(self.st.n_rows) if c == 0 else ls[c - 1])
@@ -462,8 +465,11 @@ class _Groups:
         weak = float(tot[1:].sum())
         new[F_W] = weak / st.n_rows
         if weak > 0:
-            new[H] = float(tot[1] + tot[3]) / weak
             new[FAINT] = float(tot[3] + tot[4]) / weak
+        if tot[1] + tot[2] > 0:
+            new[H] = float(tot[1] / (tot[1] + tot[2]))
+        if tot[3] + tot[4] > 0:
+            new[H_FAINT] = float(tot[3] / (tot[3] + tot[4]))
         hist = pi.sum(axis=0) + st.zero_per_bs @ qz
 
         def neg_prior(z):
@@ -552,18 +558,22 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
     with_err = st.row_z > 0
     fw0 = float(np.clip(with_err.mean(), 1e-6, 1 - 1e-6))
     weak0 = rho0[1:, with_err].sum(axis=1)
-    h0 = float(np.clip((weak0[0] + weak0[2]) / max(weak0.sum(), 1), 1e-3, 1 - 1e-3))
+    h0 = float(np.clip(weak0[0] / max(weak0[0] + weak0[1], 1), 1e-3, 1 - 1e-3))
+    hf0 = float(np.clip(weak0[2] / max(weak0[2] + weak0[3], 1), 1e-3, 1 - 1e-3))
     faint0 = float(np.clip((weak0[2] + weak0[3]) / max(weak0.sum(), 1), 1e-3, 1 - 1e-3))
     fl0 = float(np.clip(st.nz_group.size / max(st.n_groups, 1), 1e-6, 0.9))
     runs = []
     for s0, e0 in ((4.0 / SLOTS, 0.1), (16.0 / SLOTS, 0.02)):  # two starts, the better one run to convergence
         theta0 = np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, 0.02,
-                           max(st.errors / st.trials * 1e-2, 1e-12), faint0, e0 / 10])
+                           max(st.errors / st.trials * 1e-2, 1e-12), faint0, e0 / 10, hf0])
         runs.append(fit.run(theta0, rho0, max_iter=40))
     _, theta, rho, _, _ = max(runs, key=lambda r: r[0])
     ll, theta, rho, pi, qz = fit.run(theta, rho)
-    if theta[FAINT] < 1e-9:  # no faint rows: their rate is not identified
-        theta[FAINT] = theta[E_FAINT] = 0.0
+    if theta[FAINT] < 1e-9:  # no faint rows: their rate and groups are not identified
+        theta[FAINT] = theta[E_FAINT] = theta[H_FAINT] = 0.0
+    for i in (E, E_LINE, E_FAINT, P_ELSE):  # a rate the EM drove to the floor is 0 (a one-sided interval)
+        if theta[i] < 1e-15:
+            theta[i] = 0.0
 
     def fn(t):
         t = np.asarray(t, np.float64)
@@ -572,7 +582,8 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
         return fit.elbo(t, pi, qz)
 
     names = ("emg.line_fraction", "emg.wl_fraction", "emg.hi_fraction", "emg.dense_fraction", "emg.slot_fraction",
-             "emg.dense_slot_fraction", "emg.e", "emg.e_line", "emg.p_else", "emg.faint_fraction", "emg.e_faint")
+             "emg.dense_slot_fraction", "emg.e", "emg.e_line", "emg.p_else", "emg.faint_fraction", "emg.e_faint",
+             "emg.faint_hi_fraction")
     est = mle.estimates(names, theta, fn, confidence)
     notes = [("log-likelihood is a variational lower bound (exact over the row classes, mean-field over the "
               "weak-slot count of each line position); intervals are conditional on the fitted posteriors"),
@@ -581,8 +592,8 @@ def _fit(cls, st, confidence: float) -> mle.CandidateFit:
               f"records (eden puts each group in one {SLOT_BITS}-bit slot)"),
              ("a weak slot of a weak line position in a weak row has an event with probability e per access that "
               "flips its row's group; other cells fail with p_else")]
-    fl, fw, h, phi, s, sd, e, el, pe, faint, ef = (mle.clip01(float(v)) for v in theta)
+    fl, fw, h, phi, s, sd, e, el, pe, faint, ef, hf = (mle.clip01(float(v)) for v in theta)
     component = cls(line_fraction=fl, wl_fraction=fw, hi_fraction=h, dense_fraction=phi, slot_fraction=s,
                     dense_slot_fraction=sd, group_hi=K_hi, group_lo=K_lo, e=e, e_line=el, faint_fraction=faint,
-                    e_faint=ef, p_else=pe)
+                    e_faint=ef, faint_hi_fraction=hf, p_else=pe)
     return mle.CandidateFit((component,), float(ll), est, tuple(notes), tuple(float(v) for v in theta))
