@@ -155,11 +155,15 @@ def main(argv=None) -> int:
             "line and few repeats across sweeps exclude each other. The data's faulty lines hold 1-3 errors or "
             "exactly 7 or 14, in lines of a weak row that change from sweep to sweep: a per-access line event "
             "(several bits failing together in one access).",
-            "- The line-event component `eml` (`eden/errormodels/components/eml.py`) draws exactly that: fixed weak "
+            "- The line-event component `eml` (`eden/errormodels/components/eml.py`) draws that: fixed weak "
             "rows, weak line positions and a fixed member group of bits per line position; per access each weak "
-            "line of a weak row has an event with probability e that flips all its members. It has the best "
-            "likelihood at both tRCDs and its predicted errors per faulty line and repeat fraction are in the "
-            "tables above (docs/fits.md discusses them).", "",
+            "line of a weak row has an event with probability e that flips all its members. Its member groups are "
+            "binomial in size and one per line, so it predicts too few errors per faulty line.",
+            "- The grouped line-event component `emg` (`eden/errormodels/components/emg.py`) draws groups of a "
+            "fixed size set by the row (7 or 1 bits on DIVA) in weak byte slots of weak lines, with events per slot "
+            "and per line, main and faint weak rows. It has the best likelihood at both tRCDs and predicts the "
+            "errors per faulty line within 5%; its repeat fraction and two-level q are in the tables above "
+            "(docs/fits.md and docs/line-events.md discuss them).", "",
             "## Voltron DDR3L (reduced VDD): saturated faulty-line shares", "",
             "The Voltron release gives one number per DIMM and VDD, the share of 64-byte lines with at least one "
             "error; no counts per line and no sweeps, so neither errors per faulty line nor persistence can be "

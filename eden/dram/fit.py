@@ -985,7 +985,8 @@ def unit_stats(test: RecordTest, organization: DramOrganization) -> dict[str, An
 
     * ``errors_per_faulty_unit``: errors per (column unit, iteration) with at least one error
       (per iteration when the records are per iteration, else per unit over all iterations);
-    * ``faulty_units_per_iteration`` and ``errors_per_iteration``;
+    * ``faulty_units_per_iteration``, ``errors_per_iteration`` and
+      ``errors_per_faulty_unit_per_iteration`` (the data's own spread of the first statistic);
     * with per-iteration records and at least 2 iterations: ``repeat_error_fraction``, the share
       of the errors of iterations 1.. that fall in units that failed in iteration 0, and
       ``repeat_unit_fraction``, the share of those iterations' faulty units that failed in
@@ -998,12 +999,14 @@ def unit_stats(test: RecordTest, organization: DramOrganization) -> dict[str, An
                            "per_iteration": test.iteration is not None}
     out["errors_per_faulty_unit"] = float(count.sum() / max(count.size, 1))
     if test.iteration is None:
-        out.update(errors_per_iteration=None, faulty_units_per_iteration=None, repeat_error_fraction=None,
-                   repeat_unit_fraction=None)
+        out.update(errors_per_iteration=None, faulty_units_per_iteration=None,
+                   errors_per_faulty_unit_per_iteration=None, repeat_error_fraction=None, repeat_unit_fraction=None)
         return out
     it = np.asarray(test.iteration)
     out["errors_per_iteration"] = [int(count[it == i].sum()) for i in range(test.iterations)]
     out["faulty_units_per_iteration"] = [int(np.count_nonzero(it == i)) for i in range(test.iterations)]
+    out["errors_per_faulty_unit_per_iteration"] = [float(count[it == i].mean()) if np.any(it == i) else None
+                                                   for i in range(test.iterations)]
     later = it > 0
     if test.iterations < 2 or not later.any():
         out.update(repeat_error_fraction=None, repeat_unit_fraction=None)

@@ -65,6 +65,7 @@ from eden.engine import rng, sampling
 from eden.engine.sampling import TAG_ACCESS, TAG_EVENT, TAG_FIXED, TAG_MEMBER, TAG_SLOT, TWO53, fixed_bands
 from eden.errormodels.component import Persistence, Population, WeakLines
 from eden.errormodels.model import ErrorModel
+from eden.errors import EdenConfigError
 
 
 @dataclasses.dataclass
@@ -523,26 +524,31 @@ def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, w
     out = []
     n_sub = len(comp.sub_passes())
     slots: dict[tuple[int, float], tuple[list, list]] = {}
+    shares: dict[tuple[float, float], int] = {}
     for ei, e_pass in enumerate(events):
         pi = n_sub + ei
+        lo, hi = e_pass.rows
+        if e_pass.slot_bits and (e_pass.rate <= 0.0 or hi <= lo):
+            continue  # a grouped pass that cannot fire (the others keep their keys: pi is the pass's index)
         if model.persistence is Persistence.ACCESS:
             key = rng.derive_key(seed, access, ci, pi, TAG_EVENT)
             ev_parts.append((ci, pi))
         else:
             key = rng.derive_key(seed, ci, pi, TAG_EVENT)
         pass_wl = wl
-        lo, hi = e_pass.rows
-        if (lo, hi) != (0.0, 1.0):  # this pass's share of the weak rows (nested uniforms: disjoint shares)
+        if (lo, hi) != (0.0, 1.0) and (lo, hi) in shares:
+            pass_wl = shares[(lo, hi)]
+        elif (lo, hi) != (0.0, 1.0):  # this pass's share of the weak rows (nested uniforms: disjoint shares)
             fw = fractions[WeakLines.WORDLINES]
             cls = weak_lines.weak_wordlines(seed, ci, fw * hi, row_id)
             if lo > 0.0:
                 cls = cls & (1 - weak_lines.weak_wordlines(seed, ci, fw * lo, row_id))
-            pass_wl = len(wl_classes)
+            pass_wl = shares[(lo, hi)] = len(wl_classes)
             wl_classes.append(cls.astype(np.uint8))
         if e_pass.slot_bits:
             sb = int(e_pass.slot_bits)
             if not 1 <= sb <= 8 or block % sb or not 1 <= e_pass.members <= sb:
-                raise ValueError(f"{comp.kind}: event slots of 1..8 bits must divide its {block}-bit blocks and hold "
+                raise EdenConfigError(f"{comp.kind}: event slots of 1..8 bits must divide its {block}-bit blocks and hold "
                                  f"1..slot bits members, got {sb}-bit slots of {e_pass.members}")
             skey = (sb, e_pass.slot_fraction, e_pass.dense)
             if skey not in slots:
@@ -584,7 +590,7 @@ def _weak_slots(seed, ci, part, fraction, groups, blocks, block, slot_bits, row_
     dense = cand(dense_fraction) if dense_blocks is not None else [np.zeros(0, np.int64)] * len(sparse)
     dense_blocks = dense_blocks if dense_blocks is not None else [np.zeros(0, np.int64)] * len(sparse)
     per = block // slot_bits
-    k0, k1 = rng.derive_key(seed, ci, part, TAG_SLOT, 1)
+    k0, k1 = rng.derive_key(seed, ci, part, TAG_SLOT, TAG_MEMBER, 0)  # (six parts: no band key of the slots)
     out_s, out_r = [], []
     for g, s, sd, b, bd in zip(np.asarray(groups, np.int64), sparse, dense, blocks, dense_blocks):
         b, bd = np.asarray(b, np.int64), np.asarray(bd, np.int64)

@@ -20,7 +20,7 @@ from eden.engine.ops import inject_
 from eden.engine.plan import compile_plan
 from eden.errormodels.component import WeakLines
 from eden.errormodels.components import GroupedLineEvents, component_class
-from eden.errormodels.components.emg import LINE_BITS, SLOT_BITS, group_sizes
+from eden.errormodels.components.emg import LINE_BITS, SLOT_BITS, group_size_candidates
 from eden.errormodels.model import ErrorModel
 from eden.errors import EdenConfigError
 
@@ -68,7 +68,7 @@ def test_slot_events_flip_their_rows_group_and_nothing_else():
     slots, main lo lines, faint hi slots, faint lo slots); every flipped slot of a hi row holds
     exactly its 7 group bits, of a lo row its 2, the four kinds of weak row are disjoint, slots lie
     in weak line positions, and the number of slot events is Binomial(weak tile-slots, e)."""
-    plan = _plan(_spec(faint_fraction=0.3, e_faint=0.2))
+    plan = _plan(_spec(faint_fraction=0.3, e_faint=0.2, faint_hi_fraction=0.5, e_line=1e-12))
     assert plan.ev_block.tolist() == [SLOT_BITS, LINE_BITS, SLOT_BITS, LINE_BITS, SLOT_BITS, SLOT_BITS]
     flips = _flips(plan)
     slot_passes = ((0, 7, 1), (2, 2, 3), (4, 7, 1), (5, 2, 3))  # (pass, group bits, its share's line pass)
@@ -100,9 +100,10 @@ def test_line_events_flip_every_slot_of_the_line_at_once():
     """e = 0, e_line = 0.4: a faulty line holds the groups of all its weak slots, and the number of
     faulty lines is Binomial(weak tile-lines with weak slots, e_line)."""
     plan = _plan(_spec(e=0.0, e_line=0.4))
+    assert plan.ev_block.tolist() == [LINE_BITS, LINE_BITS]  # passes that cannot fire are left out
     flips = _flips(plan)
     n_lines = events = 0
-    for e in (1, 3):
+    for e in (0, 1):
         for (t, b), mem in _blocks(plan, e).items():
             assert len(mem) and np.all(mem // LINE_BITS == b)
             got = np.flatnonzero(flips[t, b * LINE_BITS:(b + 1) * LINE_BITS]) + b * LINE_BITS
@@ -184,10 +185,13 @@ def test_bad_parameters_are_refused():
         simulate_records(_spec(), DramOrganization(banks=1, rows=16, row_bytes=32))
 
 
-def test_group_sizes_are_the_two_most_frequent_small_counts():
-    assert group_sizes([1, 7, 7, 14, 1, 1, 2, 21, 7]) == (7, 1)
-    assert group_sizes([3, 3, 3, 9]) == (3, 3)
-    assert group_sizes([20, 30]) == (SLOT_BITS, 1)
+def test_group_size_candidates_cover_multiples_of_a_small_group():
+    assert group_size_candidates([1, 7, 7, 14, 1, 1, 2, 21, 7]) == [(7, 1), (1, 1)]
+    assert group_size_candidates([3, 3, 3, 6, 9]) == [(6, 3), (3, 3)]
+    assert group_size_candidates([20, 30]) == [(SLOT_BITS, 1)]
+    # groups of 2 in most rows: 4, 6 and 8 (two to four events) outnumber the rarer 7
+    counts = np.repeat(np.arange(1, 9), [54, 2862, 0, 718, 0, 381, 325, 274])
+    assert (7, 2) in group_size_candidates(counts)
 
 
 def test_simulated_records_hold_whole_groups_of_their_rows_share():

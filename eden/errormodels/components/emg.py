@@ -253,15 +253,20 @@ def _lse(a, axis):
         return np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
 
 
-def group_sizes(counts) -> tuple[int, int]:
-    """(group_hi, group_lo): the two most frequent error counts in 1..8 of the records (the larger
-    first; both the same when one count in 1..8 occurs)."""
+def group_size_candidates(counts) -> list[tuple[int, int]]:
+    """(group_hi, group_lo) pairs to try, from the error counts in 1..8 of the records: every pair
+    of the two most frequent counts and the two most frequent that no more frequent count of 2 or
+    more divides (a line with two events of a group of K holds 2 K, so a frequent count can be a
+    multiple of a group size), and the most frequent count alone (one group size)."""
     c = np.asarray(counts, np.int64)
     freq = np.bincount(c[(c >= 1) & (c <= SLOT_BITS)], minlength=SLOT_BITS + 1)[1:]
-    if not freq.any():
-        return SLOT_BITS, 1
-    top = [int(i) + 1 for i in np.argsort(-freq, kind="stable")[:2] if freq[i] > 0]
-    return (max(top), min(top))
+    order = [int(i) + 1 for i in np.argsort(-freq, kind="stable") if freq[i] > 0]
+    if not order:
+        return [(SLOT_BITS, 1)]
+    prime = [k for n, k in enumerate(order) if not any(d >= 2 and k % d == 0 for d in order[:n])]
+    values = sorted(set(order[:2]) | set(prime[:2]), key=order.index)
+    pairs = [(max(a, b), min(a, b)) for n, a in enumerate(values) for b in values[n + 1:]]
+    return pairs + [(order[0], order[0])]
 
 
 #: theta of the fit: indices of its entries
@@ -552,46 +557,74 @@ def _initial_rows(st, K_hi: int, K_lo: int) -> np.ndarray:
 
 
 def _fit(cls, st, confidence: float) -> mle.CandidateFit:
-    K_hi, K_lo = group_sizes(st.rec_x)
-    fit = _Groups(st, K_hi, K_lo)
-    rho0 = _initial_rows(st, K_hi, K_lo)
-    with_err = st.row_z > 0
-    fw0 = float(np.clip(with_err.mean(), 1e-6, 1 - 1e-6))
-    weak0 = rho0[1:, with_err].sum(axis=1)
-    h0 = float(np.clip(weak0[0] / max(weak0[0] + weak0[1], 1), 1e-3, 1 - 1e-3))
-    hf0 = float(np.clip(weak0[2] / max(weak0[2] + weak0[3], 1), 1e-3, 1 - 1e-3))
-    faint0 = float(np.clip((weak0[2] + weak0[3]) / max(weak0.sum(), 1), 1e-3, 1 - 1e-3))
-    fl0 = float(np.clip(st.nz_group.size / max(st.n_groups, 1), 1e-6, 0.9))
-    runs = []
-    for s0, e0 in ((4.0 / SLOTS, 0.1), (16.0 / SLOTS, 0.02)):  # two starts, the better one run to convergence
-        theta0 = np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, 0.02,
-                           max(st.errors / st.trials * 1e-2, 1e-12), faint0, e0 / 10, hf0])
-        runs.append(fit.run(theta0, rho0, max_iter=40))
+    def start(fit, rho0, s0, e0):
+        with_err = st.row_z > 0
+        weak0 = rho0[1:, with_err].sum(axis=1)
+        h0 = float(np.clip(weak0[0] / max(weak0[0] + weak0[1], 1), 1e-3, 1 - 1e-3))
+        hf0 = float(np.clip(weak0[2] / max(weak0[2] + weak0[3], 1), 1e-3, 1 - 1e-3))
+        faint0 = float(np.clip((weak0[2] + weak0[3]) / max(weak0.sum(), 1), 1e-3, 1 - 1e-3))
+        fl0 = float(np.clip(st.nz_group.size / max(st.n_groups, 1), 1e-6, 0.9))
+        fw0 = float(np.clip(with_err.mean(), 1e-6, 1 - 1e-6))
+        return np.array([fl0, fw0, h0, 0.2, s0, min(4 * s0, 0.9), e0, 0.02, max(st.errors / st.trials * 1e-2, 1e-12),
+                         faint0, e0 / 10, hf0])
+
+    starts = ((4.0 / SLOTS, 0.1), (16.0 / SLOTS, 0.02))
+    # the group sizes: a short run of each candidate pair, the best bound kept; then two short
+    # starts for it, and the better one run to convergence
+    tried = []
+    for K_hi, K_lo in group_size_candidates(st.rec_x):
+        fit = _Groups(st, K_hi, K_lo)
+        rho0 = _initial_rows(st, K_hi, K_lo)
+        tried.append((fit.run(start(fit, rho0, *starts[0]), rho0, max_iter=40)[0], K_hi, K_lo, fit, rho0))
+    _, K_hi, K_lo, fit, rho0 = max(tried, key=lambda r: r[0])
+    runs = [fit.run(start(fit, rho0, s0, e0), rho0, max_iter=40) for s0, e0 in starts]
     _, theta, rho, _, _ = max(runs, key=lambda r: r[0])
     ll, theta, rho, pi, qz = fit.run(theta, rho)
-    if theta[FAINT] < 1e-9:  # no faint rows: their rate and groups are not identified
-        theta[FAINT] = theta[E_FAINT] = theta[H_FAINT] = 0.0
+
+    # parameters at a bound, and those the data then cannot identify
+    for i in (F_L, F_W, H, PHI, FAINT, H_FAINT):
+        theta[i] = 0.0 if theta[i] < 1e-9 else (1.0 if theta[i] > 1.0 - 1e-9 else theta[i])
     for i in (E, E_LINE, E_FAINT, P_ELSE):  # a rate the EM drove to the floor is 0 (a one-sided interval)
         if theta[i] < 1e-15:
             theta[i] = 0.0
-
-    def fn(t):
-        t = np.asarray(t, np.float64)
-        if not np.all((t >= 0) & (t <= 1)) or max(t[E], t[E_LINE], t[E_FAINT], t[P_ELSE]) >= 1:
-            return -np.inf
-        return fit.elbo(t, pi, qz)
+    why: dict[int, str] = {}
+    if theta[FAINT] == 0.0:
+        theta[E_FAINT] = theta[H_FAINT] = 0.0
+        why[E_FAINT] = why[H_FAINT] = "no faint rows"
+    if theta[PHI] == 0.0:
+        theta[S_DENSE] = theta[S_SPARSE]
+        why[S_DENSE] = "no dense line positions"
+    elif theta[PHI] == 1.0:
+        theta[S_SPARSE] = theta[S_DENSE]
+        why[S_SPARSE] = "no sparse line positions"
+    if theta[H] in (0.0, 1.0) and theta[H_FAINT] in (0.0, 1.0) and theta[H] == theta[H_FAINT]:
+        why.setdefault(H, "one group size")
+    ll = fit.elbo(theta, pi, qz)
 
     names = ("emg.line_fraction", "emg.wl_fraction", "emg.hi_fraction", "emg.dense_fraction", "emg.slot_fraction",
              "emg.dense_slot_fraction", "emg.e", "emg.e_line", "emg.p_else", "emg.faint_fraction", "emg.e_faint",
              "emg.faint_hi_fraction")
-    est = mle.estimates(names, theta, fn, confidence)
+    free = [i for i in range(len(names)) if i not in why and theta[i] < 1.0]
+
+    def fn(t):
+        t = mle.put(theta, free, t)
+        if not np.all((t >= 0) & (t <= 1)) or max(t[E], t[E_LINE], t[E_FAINT], t[P_ELSE]) >= 1:
+            return -np.inf
+        return fit.elbo(t, pi, qz)
+
+    sub = dict(zip(free, mle.estimates([names[i] for i in free], theta[free], fn, confidence)))
+    est = tuple(sub[i] if i in sub else mle.ParameterEstimate(
+        names[i], float(theta[i]), None, None, None,
+        f"not identified ({why[i]})" if i in why else "at its upper bound (not estimated)") for i in range(len(names)))
     notes = [("log-likelihood is a variational lower bound (exact over the row classes, mean-field over the "
               "weak-slot count of each line position); intervals are conditional on the fitted posteriors"),
-             (f"group sizes {K_hi} and {K_lo} bits: the two most frequent error counts (1..8) of the records, "
-              "counted as parameters in the BIC; which bits of a line a group holds is not identified by per-line "
-              f"records (eden puts each group in one {SLOT_BITS}-bit slot)"),
-             ("a weak slot of a weak line position in a weak row has an event with probability e per access that "
-              "flips its row's group; other cells fail with p_else")]
+             (f"group sizes {K_hi} and {K_lo} bits: the best bound of the pairs of the most frequent error counts "
+              f"(1..8) of the records ({', '.join(f'{a}/{b}' for _, a, b, _, _ in tried)}), counted as parameters in "
+              "the BIC; which bits of a line a group holds is not identified by per-line records (eden puts each "
+              f"group in one {SLOT_BITS}-bit slot)"),
+             ("a weak slot of a weak line position in a main weak row has an event with probability e per access "
+              "that flips its row's group, a line event (e_line) flips the groups of all its weak slots; faint weak "
+              "rows have slot events only (e_faint); other cells fail with p_else")]
     fl, fw, h, phi, s, sd, e, el, pe, faint, ef, hf = (mle.clip01(float(v)) for v in theta)
     component = cls(line_fraction=fl, wl_fraction=fw, hi_fraction=h, dense_fraction=phi, slot_fraction=s,
                     dense_slot_fraction=sd, group_hi=K_hi, group_lo=K_lo, e=e, e_line=el, faint_fraction=faint,
