@@ -60,7 +60,7 @@ NOT_SHIPPED = {"emc": ("emc (clustered intersections) has by far the best likeli
                "eml": ("eml (per-access line events, one binomial member group per line) predicts a quarter to a "
                        "third fewer errors per faulty line than observed (table above)"),
                "emg": ("emg (grouped line events) has the best likelihood and predicts the observed errors per "
-                       "faulty line within 5% at both tRCDs, but repeats more than observed across sweeps at 12.5 ns "
+                       "faulty line within 2-6% at both tRCDs, but repeats more than observed across sweeps at 12.5 ns "
                        "(table above); shipping it changes every DIVA profile and emulation (a component with 14 "
                        "parameters where the profiles now hold 5), which is left to a separate decision: "
                        "`eden errormodel fit` writes it on request")}
@@ -226,13 +226,15 @@ def emg_reading(results) -> list[str]:
         c = r.candidate("emg").model.components[0]
         d, obs = sw["predicted"]["emg"], sw["observed"]
         per = [float(v) for v in obs.get("errors_per_faulty_unit_per_iteration") or []]
-        spread = f" (sweeps {' and '.join(f'{v:.3g}' for v in per)})" if per else ""
+        spread = f", sweeps {' and '.join(f'{v:.3g}' for v in per)}" if per else ""
         q = d.get("two_level_q")
+        off = 100 * (d["errors_per_faulty_unit"] / obs["errors_per_faulty_unit"] - 1)
+        no_q = "" if q else "; no two-level q fits: it already repeats more"
         parts.append(
             f"at {trcd:g} ns it predicts {d['errors_per_faulty_unit']:.3g} errors per faulty line (observed "
-            f"{obs['errors_per_faulty_unit']:.3g}{spread}; {100 * (d['errors_per_faulty_unit'] / obs['errors_per_faulty_unit'] - 1):+.1f}%) "
+            f"{obs['errors_per_faulty_unit']:.3g}{spread}: {off:+.1f}%) "
             f"and a repeat fraction of {100 * d['repeat_error_fraction_access']:.1f}% (observed "
-            f"{100 * obs['repeat_error_fraction']:.1f}%{'; no two-level q fits: it already repeats more' if not q else ''}), "
+            f"{100 * obs['repeat_error_fraction']:.1f}%{no_q}), "
             f"with groups of {c.group_hi} and {c.group_lo} bits ({100 * c.hi_fraction:.3g}% of the main weak rows "
             f"have {c.group_hi}), weak rows {100 * c.wl_fraction:.3g}% ({100 * c.faint_fraction:.3g}% of them faint, "
             f"slot events at {c.e_faint:.2g}), main rows' slot events e = {c.e:.3g} and line events "

@@ -162,7 +162,7 @@ def main(argv=None) -> int:
             "- The grouped line-event component `emg` (`eden/errormodels/components/emg.py`) draws groups of a "
             "fixed size set by the row (7 or 1 bits on DIVA) in weak byte slots of weak lines, with events per slot "
             "and per line, main and faint weak rows. It has the best likelihood at both tRCDs and predicts the "
-            "errors per faulty line within 5%; its repeat fraction and two-level q are in the tables above "
+            "errors per faulty line within 2-6%; its repeat fraction and two-level q are in the tables above "
             "(docs/fits.md and docs/line-events.md discuss them).", "",
             "## Voltron DDR3L (reduced VDD): saturated faulty-line shares", "",
             "The Voltron release gives one number per DIMM and VDD, the share of 64-byte lines with at least one "

@@ -548,8 +548,8 @@ def _event_passes(model, comp, ci, events, seed, access, groups, wl, row_bits, w
         if e_pass.slot_bits:
             sb = int(e_pass.slot_bits)
             if not 1 <= sb <= 8 or block % sb or not 1 <= e_pass.members <= sb:
-                raise EdenConfigError(f"{comp.kind}: event slots of 1..8 bits must divide its {block}-bit blocks and hold "
-                                 f"1..slot bits members, got {sb}-bit slots of {e_pass.members}")
+                raise EdenConfigError(f"{comp.kind}: event slots of 1..8 bits must divide its {block}-bit blocks "
+                                      f"and hold 1..slot bits members, got {sb}-bit slots of {e_pass.members}")
             skey = (sb, e_pass.slot_fraction, e_pass.dense)
             if skey not in slots:
                 dense_blocks = (weak_lines.weak_bitlines(seed, ci, fractions[WeakLines.BITLINES] * e_pass.dense[0],

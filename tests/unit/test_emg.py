@@ -90,7 +90,7 @@ def test_slot_events_flip_their_rows_group_and_nothing_else():
         n_slots += len(slots)
         # nothing flips outside the weak slots
         covered = np.zeros_like(flips)
-        for (t, s), mem in slots.items():
+        for (t, _s), mem in slots.items():
             covered[t, mem] = True
         assert not (flips & ~covered)[rows[i]].any()
     assert n_slots > 1000 and _inside(0.2, events, n_slots), (events, n_slots)

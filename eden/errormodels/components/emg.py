@@ -190,7 +190,8 @@ class GroupedLineEvents(Component):
                     if size is not None:  # a line: all its weak slots
                         n = size[w]
                         owner = np.repeat(np.arange(len(i)), n)
-                        w = np.repeat(line_start[w] - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum()))
+                        first_slot = line_start[w] - np.concatenate([[0], np.cumsum(n)[:-1]])
+                        w = np.repeat(first_slot, n) + np.arange(int(n.sum()))
                         j = j[owner]
                     else:
                         owner = np.arange(len(i))
@@ -430,7 +431,6 @@ class _Groups:
         return nz + float(self.st.zero_per_bs @ z)
 
     def elbo(self, theta, pi, qz, lp1=None) -> float:
-        from scipy import special
 
         ls, b = self.row_terms(theta, pi, qz, lp1)
         r = _lse(self.row_logits(theta, ls), 0)[0] + b
@@ -438,7 +438,6 @@ class _Groups:
 
     def unit_step(self, theta, rho, lp1=None):
         """Optimal unit posteriors given the row posteriors ``rho`` (classes x rows)."""
-        from scipy import special
 
         st = self.st
         lpr = self.log_prior(*theta[[F_L, PHI, S_SPARSE, S_DENSE]])
@@ -517,7 +516,6 @@ class _Groups:
         return new
 
     def run(self, theta, rho, max_iter=400, tol=1e-10):
-        from scipy import special
 
         theta = np.array(theta, np.float64)
         ll = -np.inf
