@@ -112,7 +112,7 @@ def voltron_section(csv_path: Path) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", type=Path, default=REPO / "error_models" / "raw" / "diva_ddr3_A10.h5")
-    ap.add_argument("--voltron", type=Path, default=REPO.parent.parent / "shared" / "data" / "voltron-ddr3l"
+    ap.add_argument("--voltron", type=Path, default=REPO.parent / "shared" / "data" / "voltron-ddr3l"
                     / "dimm_faulty_cachelines.csv")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reps", type=int, default=4, help="simulations per candidate and persistence")

@@ -414,8 +414,8 @@ class _Groups:
     def class_priors(theta):
         fw, a = float(theta[F_W]), float(theta[FAINT])
         hs = {False: float(theta[H]), True: float(theta[H_FAINT])}
-        return [1.0 - fw] + [fw * (a if faint else 1.0 - a) * (hs[faint] if k == 0 else 1.0 - hs[faint])
-                             for k, faint in CLASSES]
+        return [max(1.0 - fw, 0.0)] + [max(fw * (a if faint else 1.0 - a) * (hs[faint] if k == 0 else 1.0 - hs[faint]),
+                                           0.0) for k, faint in CLASSES]
 
     def row_logits(self, theta, ls):
         return np.stack([mle.log(p) + (np.zeros(self.st.n_rows) if c == 0 else ls[c - 1])
@@ -513,6 +513,8 @@ class _Groups:
         new[P_ELSE] = (float(st.rec_x.sum()) - bits) / (self.pairs * LINE_BITS * T - bits)
         for i in (E, E_LINE, E_FAINT, P_ELSE):
             new[i] = min(max(new[i], 0.0), 1.0 - 1e-12)
+        for i in (F_W, H, FAINT, H_FAINT):  # shares: rounding may step past a bound
+            new[i] = min(max(new[i], 0.0), 1.0)
         return new
 
     def run(self, theta, rho, max_iter=400, tol=1e-10):
